@@ -1,0 +1,119 @@
+"""Checkpoint in, pictures out.
+
+    python sample.py runs/ddpm/ckpt.pt                          # a grid of 64 samples -> samples.png
+    python sample.py runs/ddpm/ckpt.pt -n 10000 --out fid/      # one PNG per sample (for FID scripts)
+    python sample.py runs/ddpm/ckpt.pt --label 3                # a conditional model: class 3 (or its name)
+    python sample.py runs/vae/ckpt.pt --gif                     # an animation, and a strip of its frames
+    python sample.py runs/ddpm/ckpt.pt --help                   # the model's own sampling knobs
+
+The model is rebuilt from the checkpoint alone; the EMA weights are used when it has them.
+"""
+import argparse, os, sys
+from contextlib import nullcontext
+import numpy as np
+import torch
+from PIL import Image
+from train import Fail, add_flags, build_model, grid, hyperparameters, load_checkpoint, load_image, to_uint8
+
+
+def parse(argv):
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("ckpt", nargs="?")
+    known, _ = first.parse_known_args(argv)
+    if known.ckpt is None:
+        print(__doc__.strip())
+        sys.exit(0 if {"-h", "--help"} & set(argv) else 2)
+    ck = load_checkpoint(known.ckpt)
+    model = build_model(ck["model"], ck["config"])
+    p = argparse.ArgumentParser(prog="sample.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("ckpt")
+    p.add_argument("-n", type=int, default=64, help="how many samples. default: 64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="samples.png", help="a .png grid, or a folder ending in / for one PNG per sample")
+    p.add_argument("--label", help="a class id or name, for a conditional model. default: every class in turn")
+    p.add_argument("--gif", action="store_true", help="write the model's animation (OUT as .gif) and a strip of frames")
+    p.add_argument("--batch-size", type=int, default=256, help="samples generated at once. default: 256")
+    p.add_argument("--no-ema", action="store_true", help="use the raw weights, not their moving average")
+    knobs = {**hyperparameters(model.sample), **(hyperparameters(model.animate) if hasattr(model, "animate") else {})}
+    add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), knobs)
+    return ck, model, p.parse_args(argv)
+
+
+def condition(ck, args, n, device):
+    """--label as a (n,) LongTensor, or None (an unconditional model, or every class in turn)."""
+    if args.label is None:
+        return None
+    names, k = ck.get("class_names") or [], ck["config"].get("num_classes", 0)
+    if not k:
+        raise Fail(f"--label given, but this {ck['model']} was trained without classes")
+    label = names.index(args.label) if args.label in names else int(args.label) if args.label.isdigit() else -1
+    if not 0 <= label < k:
+        raise Fail(f"unknown label '{args.label}': use 0..{k - 1}" + (f" or one of: {', '.join(names)}" if names else ""))
+    return torch.full((n,), label, dtype=torch.long, device=device)
+
+
+def image_knob(path, config, device):
+    """A file given to an image knob (--init photo.png) -> (1, C, H, W) in [-1, 1] at the model's size."""
+    try:
+        im, _ = load_image(path, config["image_size"])
+    except (OSError, ValueError) as e:
+        raise Fail(f"cannot read image {path}: {e}")
+    if config["channels"] == 1:
+        im = im.mean(-1, keepdims=True)
+    return (torch.from_numpy(np.ascontiguousarray(im)).float().permute(2, 0, 1)[None] / 127.5 - 1).to(device)
+
+
+def main(argv):
+    ck, model, args = parse(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else nullcontext()
+    model.load_state_dict(ck["weights"] if args.no_ema or ck.get("ema") is None else ck["ema"])
+    model.to(device).eval()
+    torch.manual_seed(args.seed)
+    accepts = hyperparameters(model.animate if args.gif and hasattr(model, "animate") else model.sample)
+    knobs = {k: image_knob(v, ck["config"], device) if accepts[k].default is None else v      # only the knobs given
+             for k, v in vars(args).items() if k in accepts}
+    names = ck.get("class_names") or [str(i) for i in range(ck["config"].get("num_classes", 0))]
+    y = condition(ck, args, args.n, device)
+
+    if args.gif:
+        if not hasattr(model, "animate"):
+            raise Fail(f"a {ck['model']} has no animation")
+        with autocast:
+            frames = model.animate(args.n, y, **knobs).float().cpu()           # (F, n, C, H, W)
+        stem = os.path.splitext(args.out)[0]
+        pictures = [grid(f) for f in frames]
+        pictures[0].save(stem + ".gif", save_all=True, append_images=pictures[1:], duration=60, loop=0)
+        picks = torch.linspace(0, len(frames) - 1, 8).round().long()
+        strip = frames[picks, :8].transpose(0, 1).flatten(0, 1)         # rows: samples, columns: frames
+        grid(strip, nrow=len(picks)).save(stem + "_strip.png")
+        print(f"wrote {stem}.gif ({len(frames)} frames) and {stem}_strip.png")
+        return
+
+    samples = []
+    for lo in range(0, args.n, args.batch_size):
+        b = min(args.batch_size, args.n - lo)
+        yb = y[lo:lo + b] if y is not None else None
+        with autocast:
+            samples.append(model.sample(b, yb, **knobs).float().cpu())
+    x = torch.cat(samples)                                               # (n, C, H, W) in [-1, 1]
+    k = ck["config"].get("num_classes", 0)
+    labels = (y.cpu() if y is not None else torch.arange(args.n) % k) if k else None
+    if args.out.endswith(os.sep) or os.path.isdir(args.out):
+        for i, im in enumerate(x):
+            folder = os.path.join(args.out, names[labels[i]]) if k else args.out
+            os.makedirs(folder, exist_ok=True)
+            a = to_uint8(im)                                             # (H, W, C)
+            Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(os.path.join(folder, f"{i:05d}.png"))
+        print(f"wrote {args.n} images to {args.out}" + (" in class subfolders" if k else ""))
+    else:
+        grid(x, nrow=k if k and y is None and args.n >= k else None).save(args.out)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except Fail as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,111 @@
+"""Variational autoencoder (Kingma & Welling, 2014), and the conditional VAE (Sohn et al., 2015).
+
+An encoder q_phi(z | x) and a decoder p_theta(x | z) trained together by maximising the
+evidence lower bound, here minimised as its negative:
+
+    1. encoder       q_phi(z | x) = N(mu, diag(sigma^2)); the network outputs mu and logvar = log sigma^2
+    2. reparam.      z = mu + sigma * eps, eps ~ N(0, I): a sample that gradients can flow through
+    3. decoder       p_theta(x | z) = N(x_hat, s^2 I), x_hat = decoder(z)
+    4. ELBO          log p(x) >= E_q[log p(x | z)] - KL(q(z | x) || p(z))
+    5. loss          L = recon + beta * KL, recon = ||x - x_hat||^2 / (2 s^2) (the Gaussian NLL
+                     without its constant), KL in closed form; summed over pixels and latent
+                     dimensions, averaged over the batch
+    6. sampling      z ~ p(z) = N(0, I), x = decoder(z)
+
+Conditional (CVAE): a class label y enters both q(z | x, y) and p(x | z, y).
+
+    python train.py vae                          # the built-in shapes, 32x32
+    python train.py vae --data ./celeba          # a folder of images, 64x64
+"""
+import torch
+import torch.nn as nn
+
+
+def down(c_in, c_out):
+    """Conv 4x4 stride 2 halves the resolution: (c_in, H, W) -> (c_out, H/2, W/2)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2))
+
+
+def up(c_in, c_out):
+    """ConvTranspose 4x4 stride 2 doubles it: (c_in, H, W) -> (c_out, 2H, 2W)."""
+    return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class VAE(nn.Module):
+    batch_size = 64          # train.py's default for this model
+
+    def __init__(self, image_size=32, channels=3, num_classes=0, *,
+                 latent_dim=128, ch=32, beta=1.0, sigma=0.1, lr=1e-3):
+        super().__init__()
+        levels = image_size.bit_length() - 3                    # halvings from image_size down to 4x4
+        if image_size < 8 or image_size != 4 << levels:
+            raise ValueError(f"image size must be a power of two, at least 8 (got {image_size})")
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.beta, self.sigma, self.lr = beta, sigma, lr
+        widths = [min(ch << i, 512) for i in range(levels)]     # e.g. 32, 64, 128 for 32x32
+        self.feat = (widths[-1], 4, 4)
+        emb = 16 if num_classes else 0
+        self.embed = nn.Embedding(num_classes, emb) if num_classes else None
+
+        # encoder: (C, S, S) -> (w0, S/2, S/2) -> ... -> (w_last, 4, 4) -> 2 * latent_dim
+        self.encoder = nn.Sequential(*[down(c_in, c_out) for c_in, c_out in zip([channels] + widths, widths)],
+                                     nn.Flatten())
+        self.to_stats = nn.Linear(widths[-1] * 16 + emb, 2 * latent_dim)           # -> (mu, logvar)
+        # decoder: latent_dim -> (w_last, 4, 4) -> ... -> (w0, S/2, S/2) -> (C, S, S)
+        self.from_z = nn.Linear(latent_dim + emb, widths[-1] * 16)
+        rev = widths[::-1]
+        self.decoder = nn.Sequential(*[up(c_in, c_out) for c_in, c_out in zip(rev, rev[1:])],
+                                     nn.ConvTranspose2d(widths[0], channels, 4, 2, 1), nn.Tanh())
+
+    def condition(self, h, y):
+        """CVAE: append the label's embedding to the features (encoder) or to z (decoder)."""
+        return h if self.embed is None else torch.cat([h, self.embed(y)], 1)
+
+    def encode(self, x, y=None):
+        """Eq. 1: q_phi(z | x, y) = N(mu, diag(exp(logvar)))."""
+        h = self.condition(self.encoder(x), y)                   # (B, w_last * 16 [+ emb])
+        mu, logvar = self.to_stats(h).chunk(2, dim=1)           # (B, latent_dim) each
+        return mu, logvar
+
+    def reparameterize(self, mu, logvar):
+        """Eq. 2: z = mu + sigma * eps, so z is a differentiable function of (mu, sigma)."""
+        eps = torch.randn_like(mu)
+        return mu + (0.5 * logvar).exp() * eps                  # sigma = exp(logvar / 2)
+
+    def decode(self, z, y=None):
+        """Eq. 3: the mean x_hat of p_theta(x | z, y), in [-1, 1]."""
+        h = self.from_z(self.condition(z, y)).view(-1, *self.feat)   # (B, w_last, 4, 4)
+        return self.decoder(h)                                   # (B, C, S, S)
+
+    def loss(self, x, y=None):
+        """Eq. 5: the negative ELBO, L = recon + beta * KL, per image."""
+        mu, logvar = self.encode(x, y)
+        z = self.reparameterize(mu, logvar)
+        x_hat = self.decode(z, y).float()
+        recon = ((x - x_hat) ** 2).sum((1, 2, 3)).mean() / (2 * self.sigma**2)    # -log p(x | z) + const
+        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).float().sum(1).mean()     # KL(q(z|x) || N(0, I)), closed form
+        return {"recon": recon, "kl": self.beta * kl}
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr, fused=True)
+
+    def labels_for(self, n, y):
+        """The labels to decode with: the given ones, or every class in turn for a conditional model."""
+        if y is None and self.num_classes:
+            y = torch.arange(n, device=self.from_z.weight.device) % self.num_classes
+        return y
+
+    @torch.no_grad()
+    def sample(self, n, y=None, *, temperature=1.0):
+        """Eq. 6: z ~ N(0, temperature^2 I), x = decoder(z). Returns (n, C, H, W) in [-1, 1]."""
+        z = temperature * torch.randn(n, self.latent_dim, device=self.from_z.weight.device)
+        return self.decode(z, self.labels_for(n, y))
+
+    @torch.no_grad()
+    def animate(self, n, y=None, *, frames=48, temperature=1.0):
+        """A walk through latent space: from z_a to z_b and back for each of n samples.
+        Returns (frames, n, C, H, W)."""
+        z_a, z_b = temperature * torch.randn(2, n, self.latent_dim, device=self.from_z.weight.device)
+        y = self.labels_for(n, y)
+        w = (1 - torch.cos(torch.linspace(0, 2 * torch.pi, frames))) / 2      # 0 -> 1 -> 0, eased
+        return torch.stack([self.decode(torch.lerp(z_a, z_b, float(t)), y) for t in w])
