@@ -43,16 +43,16 @@ def shapes(n=12_000, size=32, seed=0):
     for lo in range(0, n, 500):
         lab = labels[lo:lo + 500]
         m = len(lab)
-        r = rng.uniform(0.18, 0.35, (m, 1, 1)) * S                             # half the shape's extent
-        cx, cy = (rng.uniform(0, 1, (2, m, 1, 1)) * (S - 2 * r) + r)
+        r = rng.uniform(0.18, 0.35, (m, 1, 1)).astype(np.float32) * S          # half the shape's extent
+        cx, cy = rng.uniform(0, 1, (2, m, 1, 1)).astype(np.float32) * (S - 2 * r) + r
         dx, dy = np.abs(xx - cx), yy - cy
         kind = (lab // len(colours))[:, None, None]
         inside = np.where(kind == 0, dx**2 + dy**2 < r**2,                       # circle
                  np.where(kind == 1, (dx < 0.85 * r) & (np.abs(dy) < 0.85 * r),  # square
                           (np.abs(dy) < r) & (dx < (dy + r) / 2)))               # triangle, apex up
         colour = np.array(list(colours.values()), np.float32)[lab % len(colours)]
-        colour = np.clip(colour + rng.normal(0, 12, (m, 3)), 0, 255)[:, None, None]
-        background = rng.uniform(0, 60, (m, 1, 1, 1))
+        colour = np.clip(colour + rng.normal(0, 12, (m, 3)), 0, 255).astype(np.float32)[:, None, None]
+        background = rng.uniform(0, 60, (m, 1, 1, 1)).astype(np.float32)
         img = np.where(inside[..., None], colour, background)                  # (m, S, S, 3)
         images[lo:lo + m] = img.reshape(m, size, 2, size, 2, 3).mean((2, 4)).round()
     return images, labels, names

@@ -107,5 +107,5 @@ class VAE(nn.Module):
         Returns (frames, n, C, H, W)."""
         z_a, z_b = temperature * torch.randn(2, n, self.latent_dim, device=self.from_z.weight.device)
         y = self.labels_for(n, y)
-        w = (1 - torch.cos(torch.linspace(0, 2 * torch.pi, frames))) / 2      # 0 -> 1 -> 0, eased
+        w = (1 - torch.cos(torch.arange(frames) * 2 * torch.pi / frames)) / 2    # 0 -> 1 -> back, eased, loops
         return torch.stack([self.decode(torch.lerp(z_a, z_b, float(t)), y) for t in w])
