@@ -13,7 +13,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from PIL import Image
-from train import Fail, add_flags, build_model, grid, hyperparameters, load_checkpoint, load_image, to_uint8
+from data import Fail, grid, load_image, to_uint8
+from train import add_flags, build_model, hyperparameters, load_checkpoint
 
 
 def parse(argv):

@@ -5,156 +5,20 @@
     torchrun --nproc_per_node=4 train.py MODEL ...      # data parallel, one process per GPU
     python train.py vae --help                          # every flag of one model, with its default
 
-A model file holds the maths (loss, or d_loss and g_loss; configure_optimizers; sample). This file
-holds the rest: data, device, precision, the loop, EMA, checkpoints, logging and the command line.
+A model file holds the maths (loss, or d_loss and g_loss; configure_optimizers; sample); data.py
+reads the images. This file holds the rest: device, precision, the loop, EMA, checkpoints, logging
+and the command line.
 """
-import argparse, copy, hashlib, importlib, inspect, json, math, os, sys, time
-from concurrent.futures import ProcessPoolExecutor
+import argparse, copy, importlib, inspect, json, math, os, sys, time
 from contextlib import nullcontext
-import numpy as np
 import torch
 import torch.distributed as dist
-from PIL import Image
+from data import Batches, Fail, dataset, grid
 
 MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "ddpm": "DDPM", "ldm": "LDM"}
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False,
                       flip=True, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
                       ckpt_every=1000, grid=64)
-
-
-class Fail(Exception):
-    """An error in the user's input: printed as one line, exit status 1."""
-
-
-# ----------------------------------------------------------------------------- data
-
-def shapes(n=12_000, size=32, seed=0):
-    """The built-in dataset: a coloured circle, square or triangle on a dark background, with its
-    label ("red circle"). Drawn with numpy at 2x and averaged down, so the edges are smooth."""
-    rng = np.random.default_rng(seed)
-    colours = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 90, 235), "yellow": (230, 200, 40)}
-    kinds = ["circle", "square", "triangle"]
-    names = [f"{c} {k}" for k in kinds for c in colours]                       # label = kind * 4 + colour
-    labels = rng.integers(0, len(names), n)
-    S = 2 * size
-    yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5                       # (S, S) pixel centres
-    images = np.empty((n, size, size, 3), np.uint8)
-    for lo in range(0, n, 500):
-        lab = labels[lo:lo + 500]
-        m = len(lab)
-        r = rng.uniform(0.18, 0.35, (m, 1, 1)).astype(np.float32) * S          # half the shape's extent
-        cx, cy = rng.uniform(0, 1, (2, m, 1, 1)).astype(np.float32) * (S - 2 * r) + r
-        dx, dy = np.abs(xx - cx), yy - cy
-        kind = (lab // len(colours))[:, None, None]
-        inside = np.where(kind == 0, dx**2 + dy**2 < r**2,                       # circle
-                 np.where(kind == 1, (dx < 0.85 * r) & (np.abs(dy) < 0.85 * r),  # square
-                          (np.abs(dy) < r) & (dx < (dy + r) / 2)))               # triangle, apex up
-        colour = np.array(list(colours.values()), np.float32)[lab % len(colours)]
-        colour = np.clip(colour + rng.normal(0, 12, (m, 3)), 0, 255).astype(np.float32)[:, None, None]
-        background = rng.uniform(0, 60, (m, 1, 1, 1)).astype(np.float32)
-        img = np.where(inside[..., None], colour, background)                  # (m, S, S, 3)
-        images[lo:lo + m] = img.reshape(m, size, 2, size, 2, 3).mean((2, 4)).round()
-    return images, labels, names
-
-
-def load_image(path, size):
-    """One image -> center-cropped, resized (size, size, 3) uint8, and whether it was grayscale."""
-    with Image.open(path) as im:
-        gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-        im.draft("RGB", (size, size))                          # JPEG: decode at a smaller scale, much faster
-        w, h = im.size
-        s = min(w, h)
-        im = im.convert("RGB").crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-        return np.asarray(im.resize((size, size), Image.Resampling.BICUBIC)), gray
-
-
-def _decode(job):
-    try:
-        return load_image(*job)
-    except Exception as e:                                     # truncated, corrupt, not an image
-        return f"{job[0]}: {type(e).__name__}: {e}"
-
-
-def find_images(root):
-    return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.lower().endswith(EXTENSIONS))
-
-
-def load_folder(root, size, classes):
-    """A folder of images -> (N, S, S, C) uint8, labels or None, class names or None.
-    Decoded once in parallel, then cached as one array; reused while the folder is unchanged."""
-    if not os.path.isdir(root):
-        raise Fail(f"no such folder: {root}")
-    names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) if classes else None
-    if classes and not names:
-        raise Fail(f"--classes needs one subfolder per class in {root}; found none")
-    groups = [find_images(os.path.join(root, d)) for d in names] if classes else [find_images(root)]
-    files = [f for g in groups for f in g]
-    if not files:
-        raise Fail(f"no images found in {root} (looked for {' '.join(EXTENSIONS)}, recursively)")
-    labels = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]) if classes else None
-    stamp = hashlib.sha1(repr((size, classes, [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]))
-                         .encode()).hexdigest()[:16]
-    cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "genmodels",
-                         f"{os.path.basename(os.path.abspath(root))}-{size}px-{stamp}.npz")
-    if os.path.exists(cache):
-        with np.load(cache) as z:
-            return z["images"], (z["labels"] if classes else None), names
-    workers = min(os.cpu_count() or 1, max(1, len(files) // 256))
-    print(f"decoding {len(files)} images from {root} on {workers} process(es); cached for next time")
-    jobs = [(f, size) for f in files]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            out = list(pool.map(_decode, jobs, chunksize=64))
-    else:
-        out = [_decode(j) for j in jobs]
-    bad = [o for o in out if isinstance(o, str)]
-    if bad:
-        print(f"warning: skipped {len(bad)} unreadable image(s), e.g. {bad[0]}")
-    keep = [i for i, o in enumerate(out) if not isinstance(o, str)]
-    if not keep:
-        raise Fail(f"none of the {len(files)} images in {root} could be read")
-    images = np.stack([out[i][0] for i in keep])                                   # (N, S, S, 3)
-    if all(out[i][1] for i in keep):
-        images = images[..., :1]                                                   # grayscale data: 1 channel
-    labels = labels[keep] if classes else None
-    os.makedirs(os.path.dirname(cache), exist_ok=True)
-    tmp = f"{cache}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, images=images, labels=labels if classes else np.zeros(0))
-    os.replace(tmp, cache)
-    return images, labels, names
-
-
-class Batches:
-    """Batches drawn without replacement, reshuffled each epoch. The order is a function of the
-    step alone (epoch e uses the permutation seeded by seed + e), so a resumed run sees the same
-    batches. Each process of a distributed run takes its own slice of every global batch."""
-
-    def __init__(self, images, labels, batch_size, device, seed, rank=0, world=1, flip=True, store=None):
-        self.images = images.to(store or device)                        # (N, S, S, C) uint8, on the GPU if it fits
-        self.labels = None if labels is None else labels.to(store or device)
-        self.B, self.rank, self.world, self.seed, self.flip = batch_size, rank, world, seed, flip
-        self.device = torch.device(device)
-        self.per_epoch = len(images) // (batch_size * world)
-        if self.per_epoch == 0:
-            raise Fail(f"only {len(images)} images, fewer than one batch of {batch_size} x {world} process(es): "
-                       f"lower --batch-size")
-        self.epoch, self.perm = None, None
-
-    def __call__(self, step):
-        epoch, i = divmod(step, self.per_epoch)
-        if epoch != self.epoch:
-            g = torch.Generator().manual_seed(self.seed + epoch)
-            self.epoch, self.perm = epoch, torch.randperm(len(self.images), generator=g).to(self.images.device)
-        lo = (i * self.world + self.rank) * self.B
-        idx = self.perm[lo:lo + self.B]
-        x = self.images[idx].to(self.device, non_blocking=True)            # (B, S, S, C) uint8
-        y = None if self.labels is None else self.labels[idx].to(self.device, non_blocking=True)
-        x = x.permute(0, 3, 1, 2).float() / 127.5 - 1                       # (B, C, S, S) in [-1, 1], channels_last
-        if self.flip:
-            flip = torch.rand(len(idx), 1, 1, 1, device=x.device) < 0.5      # random horizontal flip
-            x = torch.where(flip, x.flip(3), x)
-        return (x if x.is_cuda else x.contiguous()), y
 
 
 # ----------------------------------------------------------------------------- models and checkpoints
@@ -208,23 +72,6 @@ def save_checkpoint(path, state):
     """Atomic: write a temporary file, then rename it over the old one."""
     torch.save(state, path + ".tmp")
     os.replace(path + ".tmp", path)
-
-
-def to_uint8(x):
-    """(..., C, H, W) in [-1, 1] -> (..., H, W, C) uint8 numpy."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1).cpu().numpy()
-
-
-def grid(x, nrow=None):
-    """(n, C, H, W) in [-1, 1] -> one PIL image, nrow images a row, 2-pixel gaps."""
-    n, C, H, W = x.shape
-    nrow = nrow or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / nrow)
-    canvas = np.zeros((rows * (H + 2) + 2, nrow * (W + 2) + 2, C), np.uint8)
-    for i, im in enumerate(to_uint8(x)):
-        r, c = divmod(i, nrow)
-        canvas[2 + r * (H + 2):2 + r * (H + 2) + H, 2 + c * (W + 2):2 + c * (W + 2) + W] = im
-    return Image.fromarray(canvas[..., 0] if C == 1 else canvas)
 
 
 # ----------------------------------------------------------------------------- training
@@ -291,17 +138,10 @@ def main(argv):
         raise Fail(f"--batch-size {args['batch_size']} does not split evenly over {world} processes")
     if rank > 0:
         dist.barrier()                                          # the first process decodes and caches first
-    if args["data"] == "shapes":
-        size = args["image_size"] or 32
-        images, labels, names = shapes(size=size, seed=1234)
-    else:
-        size = args["image_size"] or 64
-        images, labels, names = load_folder(args["data"], size, args["classes"])
+    images, labels, names = dataset(args["data"], args["image_size"], args["classes"])
     if world > 1 and rank == 0:
         dist.barrier()
-    args["image_size"] = size
-    if not args["classes"]:
-        labels, names = None, None
+    args["image_size"] = size = images.shape[1]
     config.update(image_size=size, channels=images.shape[-1], num_classes=len(names) if names else 0)
     if ck and (ck["config"]["image_size"], ck["config"]["channels"]) != (size, images.shape[-1]):
         raise Fail(f"{ckpt_path} was trained on {ck['config']['image_size']}px images with "
@@ -368,7 +208,7 @@ def main(argv):
             torch.manual_seed(args["seed"])
             x = net.sample(args["grid"])
         model.train()
-        grid(x).save(os.path.join(out, f"samples_{step:06d}.png"))
+        grid(x, nrow=config["num_classes"] or None).save(os.path.join(out, f"samples_{step:06d}.png"))   # a column per class
 
     n_critic = getattr(model, "n_critic", 1)
     terms = {}

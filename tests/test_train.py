@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train import load_folder, shapes
 from conftest import ROOT
 
 TINY = ["--image-size", 16, "--ch", 8, "--latent-dim", 8, "--batch-size", 16, "--grid", 4, "--log-every", 5]
@@ -79,33 +78,6 @@ def test_folder_of_images_with_classes(cli, tmp_path):
     assert len(os.listdir(tmp_path / "dogs" / "dogs")) == 4                     # class subfolders
     r = cli("sample.py", out / "ckpt.pt", "--label", "horses")
     assert r.returncode == 1 and "unknown label 'horses'" in r.out and "cats, dogs" in r.out
-
-
-def test_folder_loading_crops_the_centre_and_caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    wide = np.zeros((40, 80, 3), np.uint8)
-    wide[:, :20] = wide[:, 60:] = (0, 0, 255)                  # blue bars left and right
-    wide[:, 20:60] = (255, 0, 0)                               # a red 40x40 centre
-    (tmp_path / "d" / "sub").mkdir(parents=True)
-    Image.fromarray(wide).save(tmp_path / "d" / "sub" / "wide.png")          # found recursively
-    Image.fromarray(np.full((10, 10), 128, np.uint8)).save(tmp_path / "d" / "gray.png")
-    images, labels, names = load_folder(str(tmp_path / "d"), 8, classes=False)
-    assert images.shape == (2, 8, 8, 3) and images.dtype == np.uint8 and labels is None
-    assert (images[1] == (255, 0, 0)).all()                     # only the red centre survives the crop
-    assert len(os.listdir(tmp_path / "cache" / "genmodels")) == 1
-    os.remove(tmp_path / "d" / "sub" / "wide.png")             # the folder changed: decoded again
-    images, _, _ = load_folder(str(tmp_path / "d"), 8, classes=False)
-    assert images.shape == (1, 8, 8, 1)                         # all grayscale now: one channel
-
-
-def test_shapes_dataset_is_labelled_and_varied():
-    images, labels, names = shapes(n=600, size=16, seed=0)
-    assert images.shape == (600, 16, 16, 3) and len(names) == 12 and "red circle" in names
-    assert set(labels) == set(range(12))
-    red = images[labels == names.index("red circle")].reshape(-1, 3).astype(float)
-    bright = red[red.max(1) > 120]
-    assert ((bright[:, 0] > bright[:, 1] + 80) & (bright[:, 0] > bright[:, 2] + 80)).mean() > 0.95   # red
-    assert images.reshape(600, -1).std(0).mean() > 20          # positions and sizes vary
 
 
 @pytest.mark.parametrize("args, message", [

@@ -2,7 +2,7 @@
 import math
 import pytest
 import torch
-from train import shapes
+from data import shapes
 from vae import VAE
 
 

@@ -1,0 +1,59 @@
+"""data.py: the built-in shapes and folders of images."""
+import os
+import numpy as np
+import torch
+from PIL import Image
+from data import Batches, load_folder, shapes
+
+
+def test_folder_loading_crops_the_centre_and_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    wide = np.zeros((40, 80, 3), np.uint8)
+    wide[:, :20] = wide[:, 60:] = (0, 0, 255)                  # blue bars left and right
+    wide[:, 20:60] = (255, 0, 0)                               # a red 40x40 centre
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    Image.fromarray(wide).save(tmp_path / "d" / "sub" / "wide.png")          # found recursively
+    Image.fromarray(np.full((10, 10), 128, np.uint8)).save(tmp_path / "d" / "gray.png")
+    images, labels, names = load_folder(str(tmp_path / "d"), 8, classes=False)
+    assert images.shape == (2, 8, 8, 3) and images.dtype == np.uint8 and labels is None
+    assert (images[1] == (255, 0, 0)).all()                     # only the red centre survives the crop
+    assert len(os.listdir(tmp_path / "cache" / "genmodels")) == 1
+    os.remove(tmp_path / "d" / "sub" / "wide.png")             # the folder changed: decoded again
+    images, _, _ = load_folder(str(tmp_path / "d"), 8, classes=False)
+    assert images.shape == (1, 8, 8, 1)                         # all grayscale now: one channel
+
+
+def test_shapes_dataset_is_labelled_and_varied():
+    images, labels, names = shapes(n=600, size=16, seed=0)
+    assert images.shape == (600, 16, 16, 3) and len(names) == 12 and "red circle" in names
+    assert set(labels) == set(range(12))
+    red = images[labels == names.index("red circle")].reshape(-1, 3).astype(float)
+    bright = red[red.max(1) > 120]
+    assert ((bright[:, 0] > bright[:, 1] + 80) & (bright[:, 0] > bright[:, 2] + 80)).mean() > 0.95   # red
+    assert images.reshape(600, -1).std(0).mean() > 20          # positions and sizes vary
+
+
+def test_batches_cover_an_epoch_and_depend_on_the_step_alone():
+    images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 2, 2, 3).contiguous()   # image i is all i
+    labels = torch.arange(40)
+    b = Batches(images, labels, 8, "cpu", seed=0, flip=False)
+    seen = [b(step) for step in range(5)]                                    # one epoch: 5 batches of 8
+    ids = torch.cat([y for _, y in seen])
+    assert sorted(ids.tolist()) == list(range(40))                           # each image once
+    for x, y in seen:                                                        # scaled to [-1, 1], labels aligned
+        assert x.shape == (8, 3, 2, 2) and torch.allclose(x[:, 0, 0, 0], y.float() / 127.5 - 1)
+    assert not torch.equal(b(5)[1], seen[0][1])                              # the next epoch is reshuffled
+    again = Batches(images, labels, 8, "cpu", seed=0, flip=False)
+    assert torch.equal(again(3)[1], seen[3][1])                              # a fresh instance (a resumed run) agrees
+    ranks = [Batches(images, labels, 4, "cpu", seed=0, rank=r, world=2, flip=False)(1)[1] for r in range(2)]
+    assert torch.equal(torch.cat(ranks), seen[1][1])                         # two processes split the global batch
+
+
+def test_flips_are_horizontal_and_random():
+    img = torch.zeros(1, 4, 4, 3, dtype=torch.uint8)
+    img[0, :, 0] = 255                                                       # a white left column
+    b = Batches(img.expand(64, 4, 4, 3).contiguous(), None, 64, "cpu", seed=0)
+    x, _ = b(0)
+    left = (x[:, 0, :, 0] == 1).all(1)
+    right = (x[:, 0, :, 3] == 1).all(1)
+    assert (left ^ right).all() and 10 < right.sum() < 54                    # each image flipped or not, about half
