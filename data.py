@@ -45,29 +45,66 @@ def shapes(n=12_000, size=32, seed=0):
     return images, labels, names
 
 
+def square(im, size):
+    """A PIL image -> center-cropped to a square, resized to (size, size): RGB uint8 (size, size, 3)."""
+    w, h = im.size
+    s = min(w, h)
+    im = im.convert("RGB").crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    return np.asarray(im.resize((size, size), Image.Resampling.BICUBIC))
+
+
 def load_image(path, size):
-    """One image -> center-cropped, resized (size, size, 3) uint8, and whether it was grayscale."""
+    """One image file -> (size, size, 3) uint8, and whether it was grayscale."""
     with Image.open(path) as im:
         gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
         im.draft("RGB", (size, size))                          # JPEG: decode at a smaller scale, much faster
+        return square(im, size), gray
+
+
+def load_pair(path, size):
+    """A pair -> (size, size, 6) uint8, A's channels then B's. `path` is one side-by-side file A|B,
+    or the two files (A, B) of the A/ and B/ folders."""
+    if isinstance(path, tuple):
+        with Image.open(path[0]) as a, Image.open(path[1]) as b:
+            if a.size != b.size:
+                raise Fail(f"{path[1]} is {b.size[0]}x{b.size[1]} but its partner {path[0]} is {a.size[0]}x{a.size[1]}")
+            return np.concatenate([square(a, size), square(b, size)], -1)
+    with Image.open(path) as im:
         w, h = im.size
-        s = min(w, h)
-        im = im.convert("RGB").crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-        return np.asarray(im.resize((size, size), Image.Resampling.BICUBIC)), gray
+        if w % 2:
+            raise Fail(f"{path} is {w} pixels wide: a side-by-side pair A|B needs an even width")
+        return np.concatenate([square(im.crop((0, 0, w // 2, h)), size), square(im.crop((w // 2, 0, w, h)), size)], -1)
 
 
 def _decode(job):
+    path, size, paired = job
     try:
-        return load_image(*job)
-    except Exception as e:                                     # truncated, corrupt, not an image
-        return f"{job[0]}: {type(e).__name__}: {e}"
+        return (load_pair(path, size), False) if paired else load_image(path, size)
+    except Fail:
+        raise                                                  # a malformed pair stops the run, naming the file
+    except Exception as e:                                     # truncated, corrupt, not an image: skipped
+        return f"{path}: {type(e).__name__}: {e}"
 
 
 def find_images(root):
     return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.lower().endswith(EXTENSIONS))
 
 
-def load_folder(root, size, classes):
+def find_pairs(root):
+    """pix2pix data: matching files in ROOT/A and ROOT/B, else side-by-side files A|B anywhere in ROOT."""
+    a_dir, b_dir = os.path.join(root, "A"), os.path.join(root, "B")
+    if not (os.path.isdir(a_dir) and os.path.isdir(b_dir)):
+        return find_images(root)
+    A, B = ({os.path.relpath(f, d): f for f in find_images(d)} for d in (a_dir, b_dir))
+    lonely = sorted(set(A) ^ set(B))
+    if lonely:
+        f = lonely[0]
+        raise Fail(f"{A.get(f) or B.get(f)} has no partner of the same name in {b_dir if f in A else a_dir}"
+                   f" ({len(lonely)} file(s) without one)")
+    return [(A[f], B[f]) for f in sorted(A)]
+
+
+def load_folder(root, size, classes=False, paired=False):
     """A folder of images -> (N, S, S, C) uint8, labels or None, class names or None.
     Decoded once in parallel, then cached as one array; reused while the folder is unchanged."""
     if not os.path.isdir(root):
@@ -75,26 +112,23 @@ def load_folder(root, size, classes):
     names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) if classes else None
     if classes and not names:
         raise Fail(f"--classes needs one subfolder per class in {root}; found none")
-    groups = [find_images(os.path.join(root, d)) for d in names] if classes else [find_images(root)]
+    groups = [find_images(os.path.join(root, d)) for d in names] if classes else [find_pairs(root) if paired else find_images(root)]
     files = [f for g in groups for f in g]
     if not files:
         raise Fail(f"no images found in {root} (looked for {' '.join(EXTENSIONS)}, recursively)")
     labels = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]) if classes else None
-    stamp = hashlib.sha1(repr((size, classes, [(f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files]))
-                         .encode()).hexdigest()[:16]
+    stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for f in files for p in (f if isinstance(f, tuple) else [f])]
+    stamp = hashlib.sha1(repr((size, classes, paired, stats)).encode()).hexdigest()[:16]
     cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "genmodels",
                          f"{os.path.basename(os.path.abspath(root))}-{size}px-{stamp}.npz")
     if os.path.exists(cache):
         with np.load(cache) as z:
             return z["images"], (z["labels"] if classes else None), names
     workers = min(os.cpu_count() or 1, max(1, len(files) // 256))
-    print(f"decoding {len(files)} images from {root} on {workers} process(es); cached for next time")
-    jobs = [(f, size) for f in files]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            out = list(pool.map(_decode, jobs, chunksize=64))
-    else:
-        out = [_decode(j) for j in jobs]
+    print(f"decoding {len(files)} {'pairs' if paired else 'images'} from {root} on {workers} process(es); "
+          f"cached for next time")
+    with ProcessPoolExecutor(workers) as pool:
+        out = list(pool.map(_decode, [(f, size, paired) for f in files], chunksize=64))
     bad = [o for o in out if isinstance(o, str)]
     if bad:
         print(f"warning: skipped {len(bad)} unreadable image(s), e.g. {bad[0]}")
@@ -112,26 +146,43 @@ def load_folder(root, size, classes):
     return images, labels, names
 
 
-def dataset(source, size=None, classes=False):
-    """--data: 'shapes' (32x32 by default) or a folder (64x64 by default) -> images, labels, names;
-    labels and names are None unless --classes."""
+def edges(images):
+    """The built-in paired task, edges -> shapes: A is each shape's outline in its own colour."""
+    g = images.astype(np.float32).mean(-1)                                         # (N, S, S)
+    gx = np.abs(np.diff(g, axis=2, prepend=g[:, :, :1]))
+    gy = np.abs(np.diff(g, axis=1, prepend=g[:, :1]))
+    return np.where((np.maximum(gx, gy) > 20)[..., None], images, 0).astype(np.uint8)
+
+
+def dataset(source, size=None, classes=False, paired=False, direction="AtoB"):
+    """--data: 'shapes' (32x32 by default) or a folder (64x64 by default) -> images, labels, names, size.
+    Labels and names are None unless --classes. Paired data (pix2pix) holds A and B stacked on the
+    channel axis, loaded at 286/256 of the size for the paper's random-crop jitter."""
+    size = size or (32 if source == "shapes" else 64)
+    load = round(size * 286 / 256) if paired else size          # pix2pix: resize to 286, random crop 256
     if source == "shapes":
-        images, labels, names = shapes(size=size or 32, seed=1234)
+        images, labels, names = shapes(size=load, seed=1234)
+        if paired:
+            images = np.concatenate([edges(images), images], -1)                # (N, L, L, 6): A | B
     else:
-        images, labels, names = load_folder(source, size or 64, classes)
-    return (images, labels, names) if classes else (images, None, None)
+        images, labels, names = load_folder(source, load, classes and not paired, paired)
+    if paired and direction == "BtoA":
+        images = np.concatenate(np.split(images, 2, -1)[::-1], -1)
+    return images, (labels if classes else None), (names if classes else None), size
 
 
 class Batches:
     """Batches drawn without replacement, reshuffled each epoch. The order is a function of the
     step alone (epoch e uses the permutation seeded by seed + e), so a resumed run sees the same
-    batches. Each process of a distributed run takes its own slice of every global batch."""
+    batches. Each process of a distributed run takes its own slice of every global batch.
+    Paired data returns (B, A) as (x, y), both cropped and flipped together."""
 
-    def __init__(self, images, labels, batch_size, device, seed, rank=0, world=1, flip=True, store=None):
-        self.images = images.to(store or device)                        # (N, S, S, C) uint8, on the GPU if it fits
+    def __init__(self, images, labels, batch_size, device, seed, rank=0, world=1, flip=True, store=None,
+                 size=None, paired=False):
+        self.images = images.to(store or device)                        # (N, L, L, C) uint8, on the GPU if it fits
         self.labels = None if labels is None else labels.to(store or device)
         self.B, self.rank, self.world, self.seed, self.flip = batch_size, rank, world, seed, flip
-        self.device = torch.device(device)
+        self.device, self.size, self.paired = torch.device(device), size or images.shape[1], paired
         self.per_epoch = len(images) // (batch_size * world)
         if self.per_epoch == 0:
             raise Fail(f"only {len(images)} images, fewer than one batch of {batch_size} x {world} process(es): "
@@ -144,14 +195,23 @@ class Batches:
             g = torch.Generator().manual_seed(self.seed + epoch)
             self.epoch, self.perm = epoch, torch.randperm(len(self.images), generator=g).to(self.images.device)
         lo = (i * self.world + self.rank) * self.B
-        idx = self.perm[lo:lo + self.B]
-        x = self.images[idx].to(self.device, non_blocking=True)            # (B, S, S, C) uint8
+        return self.batch(self.perm[lo:lo + self.B], augment=True)
+
+    def batch(self, idx, augment=False):
+        x = self.images[idx].to(self.device, non_blocking=True)            # (B, L, L, C) uint8
         y = None if self.labels is None else self.labels[idx].to(self.device, non_blocking=True)
+        S, L = self.size, x.shape[1]
+        if L > S:                                                           # a random (or the centre) S x S crop
+            o = torch.randint(0, L - S + 1, (2, len(idx), 1), device=x.device) if augment else \
+                torch.full((2, len(idx), 1), (L - S) // 2, device=x.device)
+            r = torch.arange(S, device=x.device)
+            x = x[torch.arange(len(idx), device=x.device)[:, None, None], (o[0] + r)[:, :, None], (o[1] + r)[:, None, :]]
         x = x.permute(0, 3, 1, 2).float() / 127.5 - 1                       # (B, C, S, S) in [-1, 1], channels_last
-        if self.flip:
+        if self.flip and augment:
             flip = torch.rand(len(idx), 1, 1, 1, device=x.device) < 0.5      # random horizontal flip
             x = torch.where(flip, x.flip(3), x)
-        return (x if x.is_cuda else x.contiguous()), y
+        x = x if x.is_cuda else x.contiguous()
+        return (x.chunk(2, 1)[::-1]) if self.paired else (x, y)            # pairs: x = B (target), y = A (input)
 
 
 def to_uint8(x):

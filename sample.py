@@ -13,7 +13,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from PIL import Image
-from data import Fail, grid, load_image, to_uint8
+from data import Fail, find_pairs, grid, load_image, load_pair, to_uint8
 from train import add_flags, build_model, hyperparameters, load_checkpoint
 
 
@@ -35,6 +35,9 @@ def parse(argv):
     p.add_argument("--gif", action="store_true", help="write the model's animation (OUT as .gif) and a strip of frames")
     p.add_argument("--batch-size", type=int, default=256, help="samples generated at once. default: 256")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not their moving average")
+    if getattr(model, "paired", False):
+        p.add_argument("--input", action="append", metavar="FILE|DIR", help="pix2pix: an image, a side-by-side "
+                       "pair A|B, or a folder of them (or with A/ and B/) to translate; repeatable")
     knobs = {**hyperparameters(model.sample), **(hyperparameters(model.animate) if hasattr(model, "animate") else {})}
     add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), knobs)
     return ck, model, p.parse_args(argv)
@@ -64,6 +67,61 @@ def image_knob(path, config, device):
     return (torch.from_numpy(np.ascontiguousarray(im)).float().permute(2, 0, 1)[None] / 127.5 - 1).to(device)
 
 
+def as_tensor(im, channels, device):
+    """(S, S, 3) uint8 -> (C, S, S) in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(im)).float().permute(2, 0, 1) / 127.5 - 1
+    return (x.mean(0, keepdim=True) if channels == 1 else x).to(device)
+
+
+def side_by_side(path):
+    """A file twice as wide as high holds a pair A|B."""
+    with Image.open(path) as im:
+        return im.size[0] == 2 * im.size[1]
+
+
+def to_folder(out):
+    return out.endswith(os.sep) or os.path.isdir(out)
+
+
+def translate(ck, model, args, knobs, device, autocast):
+    """pix2pix: each --input -> G(A); with targets, rows of input | output | target and the mean L1
+    and PSNR against them (on the [0, 1] pixel scale)."""
+    if not args.input:
+        raise Fail("pix2pix translates images: give --input FILE or --input FOLDER")
+    size, C = ck["config"]["image_size"], ck["config"]["channels"]
+    A, B, stems = [], [], []
+    for f in [f for p in args.input for f in (find_pairs(p) if os.path.isdir(p) else [p])]:
+        try:
+            pair = isinstance(f, tuple) or side_by_side(f)
+            ims = np.split(load_pair(f, size), 2, -1) if pair else [load_image(f, size)[0]]
+        except (OSError, ValueError) as e:
+            raise Fail(f"cannot read image {f}: {e}")
+        if pair and ck["args"].get("direction") == "BtoA":
+            ims = ims[::-1]
+        A.append(as_tensor(ims[0], C, device))
+        B.append(as_tensor(ims[1], C, device) if pair else None)
+        stems.append(os.path.splitext(os.path.basename(f[0] if isinstance(f, tuple) else f))[0])
+    a = torch.stack(A)
+    with autocast:
+        out = torch.cat([model.sample(len(c), c, **knobs).float() for c in a.split(args.batch_size)])
+    if to_folder(args.out):
+        os.makedirs(args.out, exist_ok=True)
+        for stem, im in zip(stems, to_uint8(out)):
+            Image.fromarray(im[..., 0] if C == 1 else im).save(os.path.join(args.out, stem + ".png"))
+        print(f"wrote {len(out)} translations to {args.out}")
+    if all(b is not None for b in B):
+        b = torch.stack(B)
+        err = (out - b) / 2                                              # on the [0, 1] pixel scale
+        psnr = (-10 * torch.log10((err**2).mean((1, 2, 3)).clamp_min(1e-10))).mean()
+        print(f"{len(b)} pairs: mean L1 {err.abs().mean():.4f}, PSNR {psnr:.2f} dB")
+        rows = torch.stack([a, out, b], 1).flatten(0, 1)
+    else:
+        rows = torch.stack([a, out], 1).flatten(0, 1)
+    if not to_folder(args.out):
+        grid(rows, nrow=len(rows) // len(a)).save(args.out)
+        print(f"wrote {args.out}: rows of input | output" + (" | target" if len(rows) == 3 * len(a) else ""))
+
+
 def main(argv):
     ck, model, args = parse(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,6 +133,8 @@ def main(argv):
     knobs = {k: image_knob(v, ck["config"], device) if accepts[k].default is None else v      # only the knobs given
              for k, v in vars(args).items() if k in accepts}
     names = ck.get("class_names") or [str(i) for i in range(ck["config"].get("num_classes", 0))]
+    if getattr(model, "paired", False):
+        return translate(ck, model, args, knobs, device, autocast)
     y = condition(ck, args, args.n, device)
 
     if args.gif:
@@ -100,7 +160,7 @@ def main(argv):
     x = torch.cat(samples)                                               # (n, C, H, W) in [-1, 1]
     k = ck["config"].get("num_classes", 0)
     labels = (y.cpu() if y is not None else torch.arange(args.n) % k) if k else None
-    if args.out.endswith(os.sep) or os.path.isdir(args.out):
+    if to_folder(args.out):
         for i, im in enumerate(x):
             folder = os.path.join(args.out, names[labels[i]]) if k else args.out
             os.makedirs(folder, exist_ok=True)

@@ -17,7 +17,7 @@ from data import Batches, Fail, dataset, grid
 
 MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "ddpm": "DDPM", "ldm": "LDM"}
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False,
-                      flip=True, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
+                      flip=True, direction="AtoB", ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
                       ckpt_every=1000, grid=64)
 
 
@@ -91,11 +91,15 @@ def parse(argv):
     p.add_argument("--out", help=f"default: runs/{name}")
     p.add_argument("--classes", action="store_true", help="subfolders are classes: train a conditional model")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips. default: on")
+    if getattr(cls, "paired", False):
+        p.add_argument("--direction", choices=["AtoB", "BtoA"], help="translate A to B or B to A. default: AtoB")
     p.add_argument("--ema", type=float, help=f"EMA decay of the weights, 0 = off. default: {getattr(cls, 'ema_decay', 0)}")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    for flag in ("seed", "log-every", "sample-every", "ckpt-every", "grid"):
-        p.add_argument("--" + flag, type=int, help=f"default: {TRAIN_DEFAULTS[flag.replace('-', '_')]}")
+    for flag, what in [("seed", "random seed"), ("log-every", "steps between progress lines"),
+                       ("sample-every", "steps between sample grids"), ("ckpt-every", "steps between checkpoints"),
+                       ("grid", "samples in each grid")]:
+        p.add_argument("--" + flag, type=int, help=f"{what}. default: {TRAIN_DEFAULTS[flag.replace('-', '_')]}")
     add_flags(p.add_argument_group(f"{name} hyperparameters"), hyperparameters(cls.__init__))
     return name, cls, vars(p.parse_args(argv[1:]))
 
@@ -138,19 +142,20 @@ def main(argv):
         raise Fail(f"--batch-size {args['batch_size']} does not split evenly over {world} processes")
     if rank > 0:
         dist.barrier()                                          # the first process decodes and caches first
-    images, labels, names = dataset(args["data"], args["image_size"], args["classes"])
+    paired = getattr(cls, "paired", False)                     # pix2pix: (B, A) pairs instead of (x, label)
+    images, labels, names, size = dataset(args["data"], args["image_size"], args["classes"], paired, args["direction"])
     if world > 1 and rank == 0:
         dist.barrier()
-    args["image_size"] = size = images.shape[1]
-    config.update(image_size=size, channels=images.shape[-1], num_classes=len(names) if names else 0)
-    if ck and (ck["config"]["image_size"], ck["config"]["channels"]) != (size, images.shape[-1]):
+    args["image_size"], channels = size, images.shape[-1] // (2 if paired else 1)
+    config.update(image_size=size, channels=channels, num_classes=len(names) if names else 0)
+    if ck and (ck["config"]["image_size"], ck["config"]["channels"]) != (size, channels):
         raise Fail(f"{ckpt_path} was trained on {ck['config']['image_size']}px images with "
-                   f"{ck['config']['channels']} channel(s); this data gives {size}px with {images.shape[-1]}")
+                   f"{ck['config']['channels']} channel(s); this data gives {size}px with {channels}")
     gpu_fits = cuda and images.nbytes < 0.25 * torch.cuda.mem_get_info(device)[0]
     batches = Batches(torch.from_numpy(images), None if labels is None else torch.from_numpy(labels),
                       args["batch_size"] // world, device, args["seed"], rank, world, args["flip"],
-                      store=device if gpu_fits or not cuda else "cpu")
-    log(f"{name}: {len(images)} images {size}x{size}x{images.shape[-1]}"
+                      store=device if gpu_fits or not cuda else "cpu", size=size, paired=paired)
+    log(f"{name}: {len(images)} {'pairs' if paired else 'images'} {size}x{size}x{channels}"
         f"{f', {len(names)} classes' if names else ''} from {args['data']}, on {device}"
         f"{f' x {world} processes' if world > 1 else ''}")
 
@@ -206,9 +211,13 @@ def main(argv):
         net.eval()
         with torch.random.fork_rng(devices=[device] if cuda else []), autocast:
             torch.manual_seed(args["seed"])
-            x = net.sample(args["grid"])
+            if paired:                                          # rows of input | output | target
+                b, a = batches.batch(torch.arange(min(args["grid"], 8 * 3) // 3, device=batches.images.device))
+                x, nrow = torch.stack([a, net.sample(len(a), a), b], 1).flatten(0, 1), 6
+            else:
+                x, nrow = net.sample(args["grid"]), config["num_classes"] or None     # a column per class
         model.train()
-        grid(x, nrow=config["num_classes"] or None).save(os.path.join(out, f"samples_{step:06d}.png"))   # a column per class
+        grid(x, nrow=nrow).save(os.path.join(out, f"samples_{step:06d}.png"))
 
     n_critic = getattr(model, "n_critic", 1)
     terms = {}

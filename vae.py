@@ -35,7 +35,7 @@ class VAE(nn.Module):
     batch_size = 64          # train.py's default for this model
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *,
-                 latent_dim=128, ch=32, beta=1.0, sigma=0.1, lr=1e-3):
+                 latent_dim=32, ch=32, beta=1.0, sigma=0.5, lr=1e-3):
         super().__init__()
         levels = image_size.bit_length() - 3                    # halvings from image_size down to 4x4
         if image_size < 8 or image_size != 4 << levels:

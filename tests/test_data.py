@@ -3,7 +3,8 @@ import os
 import numpy as np
 import torch
 from PIL import Image
-from data import Batches, load_folder, shapes
+import pytest
+from data import Batches, Fail, dataset, load_folder, shapes
 
 
 def test_folder_loading_crops_the_centre_and_caches(tmp_path, monkeypatch):
@@ -57,3 +58,58 @@ def test_flips_are_horizontal_and_random():
     left = (x[:, 0, :, 0] == 1).all(1)
     right = (x[:, 0, :, 3] == 1).all(1)
     assert (left ^ right).all() and 10 < right.sum() < 54                    # each image flipped or not, about half
+
+
+def test_built_in_pairs_are_edges_and_shapes_cropped_together():
+    images, labels, names, size = dataset("shapes", 16, paired=True)
+    assert size == 16 and images.shape[1:] == (18, 18, 6) and labels is None       # loaded at 286/256 for jitter
+    a, b = images[..., :3].astype(int), images[..., 3:].astype(int)
+    outline = a.max(-1) > 0
+    assert 0.02 < outline.mean() < 0.4 and (a[outline] == b[outline]).all()     # A: B's edges, in B's colours
+    x, y = Batches(torch.from_numpy(images[:32]), None, 8, "cpu", seed=0, size=16, paired=True)(0)
+    assert x.shape == y.shape == (8, 3, 16, 16)
+    edge = (y > -1).any(1)                                                      # A's outline survives the joint crop
+    assert torch.allclose(y.permute(0, 2, 3, 1)[edge], x.permute(0, 2, 3, 1)[edge])
+
+
+def write_pair(path, a, b):
+    Image.fromarray(np.concatenate([a, b], 1)).save(path)
+
+
+def test_paired_folders_side_by_side_and_a_b(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    red, blue = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    (tmp_path / "sbs").mkdir()
+    for i in range(3):
+        write_pair(tmp_path / "sbs" / f"{i}.png", red, blue)
+    images, _, _, size = dataset(str(tmp_path / "sbs"), 8, paired=True)
+    assert images.shape == (3, 9, 9, 6) and (images[:, 4, 4] == (255, 0, 0, 0, 0, 255)).all()
+    flipped, _, _, _ = dataset(str(tmp_path / "sbs"), 8, paired=True, direction="BtoA")
+    assert (flipped[:, 4, 4] == (0, 0, 255, 255, 0, 0)).all()
+    for d, im in [("A", red), ("B", blue)]:
+        (tmp_path / "ab" / d).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(im).save(tmp_path / "ab" / d / f"{i}.png")
+    images, _, _, _ = dataset(str(tmp_path / "ab"), 8, paired=True)
+    assert images.shape == (2, 9, 9, 6) and (images[:, 4, 4] == (255, 0, 0, 0, 0, 255)).all()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("odd", "13 pixels wide"), ("lonely", "1.png has no partner"), ("sizes", "but its partner"),
+])
+def test_malformed_pairs_name_the_file(tmp_path, monkeypatch, case, message):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / case
+    if case == "odd":
+        root.mkdir()
+        Image.fromarray(np.zeros((6, 13, 3), np.uint8)).save(root / "odd.png")
+    else:
+        (root / "A").mkdir(parents=True)
+        (root / "B").mkdir()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "A" / "0.png")
+        Image.fromarray(np.zeros((8, 10 if case == "sizes" else 8, 3), np.uint8)).save(root / "B" / "0.png")
+        if case == "lonely":
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "A" / "1.png")
+    with pytest.raises(Fail, match=message):
+        dataset(str(root), 8, paired=True)

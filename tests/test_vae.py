@@ -30,7 +30,7 @@ def test_kl_matches_monte_carlo():
 def test_recon_is_gaussian_negative_log_likelihood():
     torch.manual_seed(0)
     x, x_hat = torch.rand(5, 3, 8, 8) * 2 - 1, torch.rand(5, 3, 8, 8) * 2 - 1
-    model = with_fixed_posterior(VAE(8, 3, sigma=0.3), torch.zeros(5, 128), torch.zeros(5, 128), x_hat)
+    model = with_fixed_posterior(VAE(8, 3, sigma=0.3), torch.zeros(5, 32), torch.zeros(5, 32), x_hat)
     nll = -torch.distributions.Normal(x_hat, 0.3).log_prob(x).sum((1, 2, 3)).mean()
     const = 0.5 * math.log(2 * math.pi * 0.3**2) * 3 * 8 * 8                  # the dropped constant
     assert model.loss(x)["recon"].item() == pytest.approx(nll.item() - const, rel=1e-4)
@@ -51,7 +51,7 @@ def test_reparameterization_passes_gradients_to_mu_and_sigma():
 def test_conditional_decoder_uses_the_label():
     torch.manual_seed(0)
     model = VAE(16, 3, num_classes=5).eval()
-    z = torch.randn(2, 128)
+    z = torch.randn(2, 32)
     a = model.decode(z, torch.tensor([0, 0]))
     b = model.decode(z, torch.tensor([3, 3]))
     assert (a - b).abs().mean() > 1e-3
