@@ -183,9 +183,10 @@ def main(argv):
             torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
     if rank > 0:
         torch.manual_seed(args["seed"] + 1000 * rank + step)          # other processes draw other noise
-    if args["compile"]:
-        for m in model.children():
-            m.compile()
+    if args["compile"]:                                         # the objectives: networks and loss maths in one graph
+        for objective in ("loss", "d_loss", "g_loss"):
+            if hasattr(model, objective):
+                setattr(model, objective, torch.compile(getattr(model, objective)))
     params = [p for p in model.parameters()]
     log(f"{sum(p.numel() for p in params) / 1e6:.2f}M parameters; config {json.dumps(config)}")
     os.makedirs(out, exist_ok=True)
