@@ -94,7 +94,7 @@ def parse(argv):
     if getattr(cls, "paired", False):
         p.add_argument("--direction", choices=["AtoB", "BtoA"], help="translate A to B or B to A. default: AtoB")
     p.add_argument("--ema", type=float, help=f"EMA decay of the weights, 0 = off. default: {getattr(cls, 'ema_decay', 0)}")
-    p.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    p.add_argument("--compile", action="store_true", help="torch.compile the loss computation (networks included)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     for flag, what in [("seed", "random seed"), ("log-every", "steps between progress lines"),
                        ("sample-every", "steps between sample grids"), ("ckpt-every", "steps between checkpoints"),
@@ -187,7 +187,7 @@ def main(argv):
         for objective in ("loss", "d_loss", "g_loss"):
             if hasattr(model, objective):
                 setattr(model, objective, torch.compile(getattr(model, objective)))
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     log(f"{sum(p.numel() for p in params) / 1e6:.2f}M parameters; config {json.dumps(config)}")
     os.makedirs(out, exist_ok=True)
 
