@@ -1,0 +1,244 @@
+"""Denoising diffusion probabilistic models (Ho et al., 2020), sampled by Algorithm 2 or by DDIM
+(Song et al., 2021); class-conditional with classifier-free guidance (Ho & Salimans, 2022);
+img2img by SDEdit (Meng et al., 2022) and inpainting.
+
+    1. schedule    beta_t from 1e-4 to 0.02 linearly, t = 1..T, T = 1000;
+                   alpha_t = 1 - beta_t, alpha_bar_t = prod_{s <= t} alpha_s
+    2. forward     q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)                    (Eq. 4)
+    3. training    t ~ U{1..T}, eps ~ N(0, I),
+                   L_simple = || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2   (Eq. 14)
+    4. posterior   q(x_{t-1} | x_t, x_0) = N(mu~_t(x_t, x_0), beta~_t I),
+                   beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t                        (Eq. 6, 7)
+    5. sampling    x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta) + sigma_t z,
+                   sigma_t^2 = beta_t or beta~_t                                                  (Eq. 11, Algorithm 2)
+    6. DDIM        x_{t'} = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps_theta + sigma z
+                   on a subsequence of S steps; eta = 0 is deterministic                          (Song et al., Eq. 12)
+    7. guidance    eps = eps_uncond + w (eps_cond - eps_uncond); the label is dropped with p_uncond in training
+
+Index convention: the buffers are indexed 0..T-1 and entry i holds step t = i + 1.
+
+    python train.py ddpm                                   # the built-in shapes, 32x32
+    python train.py ddpm --data ./celeba                   # a folder of images, 64x64
+    python train.py ddpm --ch 128 --ch-mult 1,2,2,2 --dropout 0.1 --data ./cifar10   # the paper's CIFAR-10 network
+"""
+import math
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------- the network eps_theta(x_t, t, y)
+
+def timestep_embedding(t, dim):
+    """Sinusoidal embedding of the step, as the Transformer's positions: (B,) -> (B, dim), in float32."""
+    freqs = torch.exp(-math.log(10_000) * torch.arange(dim // 2, device=t.device) / (dim // 2))
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm, SiLU, conv; plus the step embedding; GroupNorm, SiLU, dropout, conv; plus the input."""
+
+    def __init__(self, c_in, c_out, emb_dim, dropout):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(32, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(32, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.dropout = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]                        # the step (and label) enters here
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class Attention(nn.Module):
+    """Self-attention over the H * W positions, one head, as in the DDPM network."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.norm, self.qkv, self.proj = nn.GroupNorm(32, c), nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1)
+
+    def forward(self, x, emb=None):
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2)[:, None].chunk(3, dim=-1)   # (B, 1, HW, C) each
+        h = F.scaled_dot_product_attention(q, k, v)                             # softmax(q k^T / sqrt(C)) v
+        return x + self.proj(h[:, 0].transpose(1, 2).reshape(B, C, H, W))
+
+
+class UNet(nn.Module):
+    """eps_theta(x_t, t, y): a U-Net whose levels halve the resolution, ResBlocks taking the step
+    embedding, self-attention at the resolutions in attn_res, and skip connections across."""
+
+    def __init__(self, image_size, channels, num_classes, ch, ch_mult, num_res_blocks, attn_res, dropout):
+        super().__init__()
+        emb_dim = 4 * ch
+        self.ch = ch
+        self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None   # + 1: the null label
+        self.conv_in = nn.Conv2d(channels, ch, 3, padding=1)
+        self.down, skips, c, res = nn.ModuleList(), [ch], ch, image_size
+        for i, mult in enumerate(ch_mult):
+            for _ in range(num_res_blocks):
+                self.down.append(nn.ModuleList([ResBlock(c, ch * mult, emb_dim, dropout)] +
+                                               ([Attention(ch * mult)] if res in attn_res else [])))
+                c = ch * mult
+                skips.append(c)
+            if i < len(ch_mult) - 1:
+                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))       # (c, res, res) -> (c, res/2, res/2)
+                skips.append(c)
+                res //= 2
+        self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, dropout), Attention(c), ResBlock(c, c, emb_dim, dropout)])
+        self.up = nn.ModuleList()
+        for i, mult in reversed(list(enumerate(ch_mult))):
+            for _ in range(num_res_blocks + 1):
+                self.up.append(nn.ModuleList([ResBlock(c + skips.pop(), ch * mult, emb_dim, dropout)] +
+                                             ([Attention(ch * mult)] if res in attn_res else [])))
+                c = ch * mult
+            if i > 0:
+                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)))
+                res *= 2
+        self.out = nn.Sequential(nn.GroupNorm(32, c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
+
+    def forward(self, x, t, y=None):
+        emb = self.time_mlp(timestep_embedding(t, self.ch))                    # (B, 4 ch)
+        if self.label is not None:
+            emb = emb + self.label(y)
+        h = self.conv_in(x)
+        hs = [h]
+        for layer in self.down:
+            h = layer(h) if isinstance(layer, nn.Conv2d) else run(layer, h, emb)
+            hs.append(h)
+        h = run(self.mid, h, emb)
+        for layer in self.up:
+            h = layer(h) if isinstance(layer, nn.Sequential) else run(layer, torch.cat([h, hs.pop()], 1), emb)
+        return self.out(h)
+
+
+def run(blocks, h, emb):
+    for block in blocks:
+        h = block(h, emb)
+    return h
+
+
+# ----------------------------------------------------------------------------- the diffusion process
+
+class DDPM(nn.Module):
+    batch_size = 128
+    ema_decay = 0.9999       # the paper's EMA; train.py warms it up so short runs are usable
+
+    def __init__(self, image_size=32, channels=3, num_classes=0, *, T=1000, beta_1=1e-4, beta_T=0.02,
+                 ch=64, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_res=(16,), dropout=0.1,
+                 p_uncond=0.1, lr=2e-4):
+        super().__init__()
+        if image_size % 2 ** (len(ch_mult) - 1):
+            raise ValueError(f"image size {image_size} does not halve {len(ch_mult) - 1} times (--ch-mult {ch_mult})")
+        self.T, self.num_classes, self.p_uncond, self.lr = T, num_classes, p_uncond, lr
+        self.shape = (channels, image_size, image_size)
+        self.net = UNet(image_size, channels, num_classes, ch, ch_mult, num_res_blocks, attn_res, dropout)
+        beta = torch.linspace(beta_1, beta_T, T, dtype=torch.float64)             # 1. linear schedule, t = 1..T
+        alpha = 1 - beta
+        alpha_bar = torch.cumprod(alpha, 0)
+        alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])   # alpha_bar_0 = 1
+        for name, value in dict(beta=beta, alpha=alpha, alpha_bar=alpha_bar, alpha_bar_prev=alpha_bar_prev,
+                                beta_tilde=(1 - alpha_bar_prev) / (1 - alpha_bar) * beta).items():   # Eq. 7
+            self.register_buffer(name, value.float(), persistent=False)
+
+    def eps_theta(self, x_t, t, y=None):
+        return self.net(x_t, t, y)
+
+    def q_sample(self, x0, t, eps):
+        """Eq. 4: draw x_t ~ q(x_t | x_0) in one shot instead of t small steps."""
+        ab = self.alpha_bar[t].view(-1, 1, 1, 1)                                # (B, 1, 1, 1)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+
+    def posterior(self, x0, x_t, t):
+        """Eq. 6, 7: the mean and variance of q(x_{t-1} | x_t, x_0)."""
+        ab, ab_prev = self.alpha_bar[t].view(-1, 1, 1, 1), self.alpha_bar_prev[t].view(-1, 1, 1, 1)
+        beta, alpha = self.beta[t].view(-1, 1, 1, 1), self.alpha[t].view(-1, 1, 1, 1)
+        mean = ab_prev.sqrt() * beta / (1 - ab) * x0 + alpha.sqrt() * (1 - ab_prev) / (1 - ab) * x_t
+        return mean, self.beta_tilde[t].view(-1, 1, 1, 1)
+
+    def loss(self, x0, y=None):
+        """Eq. 14, the simplified objective: predict the noise that was added."""
+        t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device)        # t ~ U{1..T}, as an index
+        eps = torch.randn_like(x0)
+        if y is not None:                                                       # CFG: learn p(x) too, as label "null"
+            y = torch.where(torch.rand(y.shape, device=y.device) < self.p_uncond, self.num_classes, y)
+        return {"mse": F.mse_loss(self.eps_theta(self.q_sample(x0, t, eps), t, y).float(), eps)}
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.0, fused=True)
+
+    def guided_eps(self, x_t, t, y, w):
+        """7. eps = eps_uncond + w (eps_cond - eps_uncond): both branches in one batch, one network call."""
+        if y is None or w == 1:
+            return self.eps_theta(x_t, t, y)
+        e_cond, e_uncond = self.eps_theta(x_t.repeat(2, 1, 1, 1), t.repeat(2),
+                                          torch.cat([y, torch.full_like(y, self.num_classes)])).chunk(2)
+        return e_uncond + w * (e_cond - e_uncond)
+
+    def timesteps(self, steps, strength=1.0):
+        """The descending indices the reverse process visits: `steps` of them, evenly spaced from
+        t = strength * T (SDEdit starts part way; 1.0 is pure noise) down to t = 1."""
+        start = round(strength * self.T)
+        return torch.linspace(start - 1, 0, min(steps, start)).round().long().tolist() if start else []
+
+    def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0, variance="beta", init=None, mask=None):
+        """The reverse process over the indices ts, from x_T (or from the init noised to ts[0]) to x_0;
+        yields each x_t. With sampler="ddpm" and all T indices this is exactly Algorithm 2; with
+        fewer, the same step on the respaced chain (alpha_t = alpha_bar_t / alpha_bar_t')."""
+        if sampler not in ("ddpm", "ddim") or variance not in ("beta", "posterior"):
+            raise ValueError(f"sampler is ddpm or ddim, variance beta or posterior (got {sampler}, {variance})")
+        if mask is not None and init is None:
+            raise ValueError("inpainting needs the known image as init as well as the mask")
+        device = self.beta.device
+        if y is None and self.num_classes:
+            y = torch.arange(n, device=device) % self.num_classes               # every class in turn
+        x = torch.randn(n, *self.shape, device=device)                          # x_T ~ N(0, I)
+        if init is not None:
+            init = init.to(device).expand(n, -1, -1, -1)
+            if ts and ts[0] < self.T - 1:                                       # SDEdit: x_t ~ q(x_t | init)
+                x = self.q_sample(init, torch.full((n,), ts[0], device=device), x)
+        keep = None if mask is None else (mask.to(device) > 0).expand_as(x)    # white in the mask: known pixels
+        for i, t in enumerate(ts):
+            t_prev = ts[i + 1] if i + 1 < len(ts) else -1                       # -1: alpha_bar = 1, i.e. x_0
+            ab = self.alpha_bar[t]
+            ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else torch.ones_like(ab)
+            eps = self.guided_eps(x, torch.full((n,), t, device=device), y, guidance).float()
+            z = torch.randn_like(x) if t_prev >= 0 else torch.zeros_like(x)     # no noise on the last step
+            if sampler == "ddpm":
+                alpha = ab / ab_prev                                            # alpha_t (of the respaced chain)
+                beta = 1 - alpha
+                sigma2 = beta if variance == "beta" else (1 - ab_prev) / (1 - ab) * beta
+                x = (x - beta / (1 - ab).sqrt() * eps) / alpha.sqrt() + sigma2.sqrt() * z   # Eq. 11, Algorithm 2
+            else:
+                x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()                # Eq. 4 solved for x_0
+                sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
+                x = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * z   # DDIM, Eq. 12
+            if keep is not None:                                                # inpainting: the known pixels, noised to t_prev
+                known = self.q_sample(init, torch.full((n,), t_prev, device=device), torch.randn_like(x)) \
+                    if t_prev >= 0 else init
+                x = torch.where(keep, known, x)
+            yield x
+
+    @torch.no_grad()
+    def sample(self, n, y=None, *, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, variance="beta",
+               init: torch.Tensor | None = None, strength=0.8, mask: torch.Tensor | None = None):
+        """x_T ~ N(0, I), then the reverse process. --init alone: img2img from t = strength * T;
+        --init with --mask: inpaint (white = keep). Returns (n, C, H, W) in [-1, 1]."""
+        ts = self.timesteps(steps, strength if init is not None and mask is None else 1.0)
+        x = init.expand(n, -1, -1, -1) if init is not None else None           # strength 0: nothing to undo
+        for x in self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask):
+            pass
+        return x.clamp(-1, 1)
+
+    @torch.no_grad()
+    def animate(self, n, y=None, *, frames=40, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0):
+        """The denoising process: x_t at `frames` evenly spaced steps, ending with x_0. (F, n, C, H, W)."""
+        ts = self.timesteps(steps)
+        picks = set(torch.linspace(0, len(ts) - 1, min(frames, len(ts))).round().long().tolist())
+        xs = self.reverse(n, y, ts, sampler, eta, guidance)
+        return torch.stack([x.clamp(-1, 1) for i, x in enumerate(xs) if i in picks])

@@ -1,0 +1,160 @@
+"""ddpm.py: the forward process, the posterior, the samplers against an oracle, guidance, learning."""
+import math
+import pytest
+import torch
+from ddpm import DDPM
+
+TINY = dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=(4,), dropout=0.0)
+
+
+def test_closed_form_q_matches_iterating_the_chain():
+    """Eq. 4 against x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps, iterated t times."""
+    torch.manual_seed(0)
+    m = DDPM(4, 1, **TINY)
+    x0 = torch.tensor([-0.8, 0.1, 0.9]).repeat(20_000, 1)                    # (20000, 3)
+    for t in (1, 50, 300, 1000):
+        x = x0.clone()
+        for i in range(t):                                                    # index i is step i + 1
+            x = (1 - m.beta[i]).sqrt() * x + m.beta[i].sqrt() * torch.randn_like(x)
+        closed = m.q_sample(x0.view(-1, 3, 1, 1), torch.full((len(x0),), t - 1), torch.randn(len(x0), 3, 1, 1))
+        ab = m.alpha_bar[t - 1]
+        for sample in (x, closed.view(-1, 3)):
+            assert torch.allclose(sample.mean(0), ab.sqrt() * x0[0], atol=0.02)
+            assert torch.allclose(sample.var(0), (1 - ab).expand(3), rtol=0.05, atol=2e-4)
+
+
+def test_posterior_matches_bayes_rule():
+    """Eq. 6, 7 against the product of q(x_t | x_{t-1}) and q(x_{t-1} | x_0), worked out apart."""
+    m = DDPM(4, 1, **TINY)
+    x0, x_t = torch.tensor([0.3]), torch.tensor([-1.2])
+    for i in (1, 10, 500, 999):                                               # steps t = i + 1 >= 2
+        alpha, beta, ab_prev = m.alpha[i].double(), m.beta[i].double(), m.alpha_bar[i - 1].double()
+        # x_t | x_{t-1} ~ N(sqrt(alpha) x_{t-1}, beta): as a function of x_{t-1}, precision alpha / beta
+        precision = alpha / beta + 1 / (1 - ab_prev)
+        mean = (alpha.sqrt() * x_t / beta + ab_prev.sqrt() * x0 / (1 - ab_prev)) / precision
+        got_mean, got_var = m.posterior(x0.view(1, 1, 1, 1), x_t.view(1, 1, 1, 1), torch.tensor([i]))
+        assert got_mean.item() == pytest.approx(mean.item(), rel=1e-3)         # float32 buffers
+        assert got_var.item() == pytest.approx(1 / precision.item(), rel=1e-3)
+    assert m.beta_tilde[0] == 0 and m.alpha_bar_prev[0] == 1                  # t = 1: x_0 is known exactly
+
+
+def oracle(m, mu, s):
+    """For x_0 ~ N(mu, s^2 I) the best noise prediction is E[eps | x_t], in closed form."""
+    def eps_theta(x_t, t, y=None):
+        ab = m.alpha_bar[t].view(-1, 1, 1, 1)
+        return (1 - ab).sqrt() * (x_t - ab.sqrt() * mu) / (ab * s**2 + 1 - ab)
+    return eps_theta
+
+
+@pytest.mark.parametrize("knobs, tol", [(dict(sampler="ddpm"), 0.01), (dict(sampler="ddpm", variance="posterior"), 0.01),
+                                        (dict(sampler="ddim", steps=50), 0.03), (dict(sampler="ddim", eta=1.0), 0.01)])
+def test_samplers_with_the_optimal_denoiser_recover_the_data_distribution(knobs, tol):
+    """1000 DDPM steps land within 4% of s; 50 DDIM steps within 12%: their coarse steps are the
+    price of speed (the next test predicts DDIM's shortfall exactly)."""
+    torch.manual_seed(0)
+    m = DDPM(8, 1, **TINY)
+    mu, s = 0.1, 0.25
+    m.eps_theta = oracle(m, mu, s)
+    x = m.sample(200, **knobs)                                               # 200 x 64 values
+    assert x.mean().item() == pytest.approx(mu, abs=0.01)
+    assert x.std().item() == pytest.approx(s, abs=tol)
+
+
+def test_ddim_with_eta_1_is_ancestral_sampling_with_the_posterior_variance():
+    m = DDPM(8, 1, **TINY)
+    m.eps_theta = oracle(m, 0.1, 0.25)
+    torch.manual_seed(0)
+    a = m.sample(4, sampler="ddim", eta=1.0, steps=30)
+    torch.manual_seed(0)
+    b = m.sample(4, sampler="ddpm", variance="posterior", steps=30)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_ddim_is_euler_on_the_probability_flow_ode():
+    """With eta = 0, DDIM moves x_bar = x_t / sqrt(alpha_bar) by eps * d(sigma_bar), sigma_bar =
+    sqrt((1 - alpha_bar) / alpha_bar): Euler steps. For Gaussian data, eps is linear in x_bar, so the
+    spread after S steps is known exactly: a product of one factor per step."""
+    torch.manual_seed(0)
+    m = DDPM(8, 1, **TINY)
+    mu, s = 0.1, 0.25
+    m.eps_theta = oracle(m, mu, s)
+    ab = m.alpha_bar.double()
+    sigma_bar = lambda i: ((1 - ab[i]) / ab[i]).sqrt() if i >= 0 else 0.0
+    ts = m.timesteps(20)
+    spread = 1 / ab[ts[0]].sqrt()                                            # x_T ~ N(0, I), in x_bar units
+    for t, t_next in zip(ts, ts[1:] + [-1]):
+        spread = spread * (1 + (sigma_bar(t_next) - sigma_bar(t)) * sigma_bar(t) / (s**2 + sigma_bar(t) ** 2))
+    x = m.sample(200, sampler="ddim", steps=20)
+    assert x.std().item() == pytest.approx(spread.item(), rel=0.02) and spread < 0.95 * s
+
+
+def test_guidance_mixes_the_two_predictions_in_one_call():
+    m = DDPM(8, 1, num_classes=3, **TINY)
+    calls = []
+
+    def eps_theta(x_t, t, y):                                                 # a prediction that depends on y
+        calls.append(len(y))
+        return x_t * 0 + y.view(-1, 1, 1, 1).float()
+    m.eps_theta = eps_theta
+    x, t, y = torch.zeros(4, 1, 8, 8), torch.full((4,), 10), torch.tensor([0, 1, 2, 1])
+    assert torch.equal(m.guided_eps(x, t, y, 1.0), eps_theta(x, t, y))       # w = 1: conditional
+    assert torch.equal(m.guided_eps(x, t, y, 0.0), torch.full_like(x, 3))    # w = 0: the null label
+    calls.clear()
+    w3 = m.guided_eps(x, t, y, 3.0)
+    assert calls == [8] and torch.allclose(w3, 3 + 3 * (y.view(-1, 1, 1, 1) - 3.0).expand_as(x))
+
+
+def test_labels_are_dropped_with_p_uncond():
+    torch.manual_seed(0)
+    m = DDPM(8, 1, num_classes=5, **TINY)
+    seen = []
+    m.eps_theta = lambda x_t, t, y: seen.append(y) or torch.zeros_like(x_t)
+    m.loss(torch.zeros(20_000, 1, 8, 8), torch.randint(0, 5, (20_000,)))
+    assert (seen[0] == 5).float().mean().item() == pytest.approx(0.1, abs=0.01)
+
+
+def test_img2img_and_inpainting():
+    torch.manual_seed(0)
+    m = DDPM(8, 1, **TINY).eval()
+    init = torch.rand(1, 1, 8, 8) * 2 - 1
+    assert torch.equal(m.sample(2, init=init, strength=0.0), init.expand(2, -1, -1, -1))   # nothing to undo
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4] = 1                                                         # keep the left half
+    x = m.sample(2, init=init, mask=mask, sampler="ddim", steps=10)
+    assert torch.allclose(x[..., :4], init[..., :4].expand(2, -1, -1, -1))
+    assert not torch.allclose(x[..., 4:], init[..., 4:].expand(2, -1, -1, -1), atol=0.1)
+
+
+def test_cifar10_network_size():
+    """The DDPM paper's CIFAR-10 network (ch 128, mult 1,2,2,2, 2 blocks, attention at 16x16) has
+    35.7M parameters (Ho et al., Appendix B); this implementation's exact count:"""
+    m = DDPM(32, 3, ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_res=(16,), dropout=0.1)
+    assert sum(p.numel() for p in m.parameters()) == 35_746_307
+
+
+def test_a_tiny_unet_learns_to_denoise():
+    torch.manual_seed(0)
+    S = 8
+    yy, xx = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+    centres = torch.randint(2, S - 2, (512, 2))
+    data = ((yy - centres[:, :1, None]).abs() + (xx - centres[:, 1:, None]).abs() < 2).float()   # small diamonds
+    data = (data * 2 - 1)[:, None].repeat(1, 3, 1, 1)                       # (512, 3, 8, 8)
+    m = DDPM(S, 3, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=(), dropout=0.0, lr=1e-3)
+    opt = m.configure_optimizers()
+    losses = []
+    for step in range(300):
+        loss = m.loss(data[torch.randint(0, 512, (64,))])["mse"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    first, last = losses[0], sum(losses[-50:]) / 50
+    assert first > 0.8 and last < 0.25, (first, last)                        # 1.0 is predicting zero
+
+
+def test_bad_configurations():
+    with pytest.raises(ValueError, match="halve"):
+        DDPM(20, 3, ch_mult=(1, 2, 2, 2))
+    with pytest.raises(ValueError, match="sampler"):
+        DDPM(8, 1, **TINY).sample(1, sampler="euler", steps=2)
+    assert math.isclose(DDPM(8, 1, **TINY).beta[-1].item(), 0.02, rel_tol=1e-6)
