@@ -175,6 +175,6 @@ def main(argv):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except Fail as e:
+    except (Fail, ValueError) as e:                         # ValueError: knobs the model rejects (--sampler euler)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -42,7 +42,7 @@ def add_flags(parser, params):
         if isinstance(d, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(d, tuple):
-            parser.add_argument(flag, type=lambda s: tuple(int(v) for v in s.split(",")), metavar="A,B,...", **kw)
+            parser.add_argument(flag, type=lambda s: tuple(int(v) for v in s.split(",") if v), metavar="A,B,...", **kw)
         elif d is None or d is inspect.Parameter.empty:
             parser.add_argument(flag, metavar="PATH", **kw)           # an image file (sample.py)
         else:
