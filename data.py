@@ -147,11 +147,12 @@ def load_folder(root, size, classes=False, paired=False):
 
 
 def edges(images):
-    """The built-in paired task, edges -> shapes: A is each shape's outline in its own colour."""
+    """The built-in paired task, edges -> shapes: A is each shape's outline, in its own colour, on the
+    image's own background (its corner pixel), so what G must learn is to fill the shape in."""
     g = images.astype(np.float32).mean(-1)                                         # (N, S, S)
     gx = np.abs(np.diff(g, axis=2, prepend=g[:, :, :1]))
     gy = np.abs(np.diff(g, axis=1, prepend=g[:, :1]))
-    return np.where((np.maximum(gx, gy) > 20)[..., None], images, 0).astype(np.uint8)
+    return np.where((np.maximum(gx, gy) > 20)[..., None], images, images[:, :1, :1]).astype(np.uint8)
 
 
 def dataset(source, size=None, classes=False, paired=False, direction="AtoB"):
