@@ -104,21 +104,49 @@ def find_pairs(root):
     return [(A[f], B[f]) for f in sorted(A)]
 
 
-def load_folder(root, size, classes=False, paired=False):
-    """A folder of images -> (N, S, S, C) uint8, labels or None, class names or None.
-    Decoded once in parallel, then cached as one array; reused while the folder is unchanged."""
+def read_captions(root, files):
+    """ROOT/captions.txt, one `relative/path<TAB>caption` per line -> (labels, the distinct captions)."""
+    table = {}
+    with open(os.path.join(root, "captions.txt"), encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                if "\t" not in line:
+                    raise Fail(f"{root}/captions.txt line {n}: expected 'filename<TAB>caption'")
+                name, caption = line.rstrip("\n").split("\t", 1)
+                table[name.strip()] = caption.strip()
+    rel = [os.path.relpath(f, root) for f in files]
+    missing = [r for r in rel if r not in table]
+    if missing:
+        raise Fail(f"{os.path.join(root, missing[0])} has no line in {root}/captions.txt ({len(missing)} file(s) without one)")
+    names = sorted(set(table[r] for r in rel))
+    index = {c: i for i, c in enumerate(names)}
+    return np.array([index[table[r]] for r in rel]), names
+
+
+def load_folder(root, size, classes=False, paired=False, captions=False):
+    """A folder of images -> (N, S, S, C) uint8, labels or None, class names (or captions) or None.
+    Decoded once in parallel, then cached as one array; reused while the folder is unchanged.
+    Captions come from ROOT/captions.txt, else from the class folders' names."""
     if not os.path.isdir(root):
         raise Fail(f"no such folder: {root}")
+    table = captions and os.path.isfile(os.path.join(root, "captions.txt"))
+    classes = (classes or captions) and not table
     names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) if classes else None
     if classes and not names:
-        raise Fail(f"--classes needs one subfolder per class in {root}; found none")
+        raise Fail(f"{'--captions needs captions.txt or' if captions else '--classes needs'} one subfolder per "
+                   f"class in {root}; found none")
     groups = [find_images(os.path.join(root, d)) for d in names] if classes else [find_pairs(root) if paired else find_images(root)]
     files = [f for g in groups for f in g]
     if not files:
         raise Fail(f"no images found in {root} (looked for {' '.join(EXTENSIONS)}, recursively)")
     labels = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]) if classes else None
+    if table:
+        labels, names = read_captions(root, files)
+    elif captions:
+        names = [" ".join(n.replace("-", " ").replace("_", " ").split()) for n in names]   # "ankle-boot" -> "ankle boot"
+    classes = classes or table
     stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for f in files for p in (f if isinstance(f, tuple) else [f])]
-    stamp = hashlib.sha1(repr((size, classes, paired, stats)).encode()).hexdigest()[:16]
+    stamp = hashlib.sha1(repr((size, classes, paired, stats, names)).encode()).hexdigest()[:16]
     cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "genmodels",
                          f"{os.path.basename(os.path.abspath(root))}-{size}px-{stamp}.npz")
     if os.path.exists(cache):
@@ -155,10 +183,11 @@ def edges(images):
     return np.where((np.maximum(gx, gy) > 20)[..., None], images, images[:, :1, :1]).astype(np.uint8)
 
 
-def dataset(source, size=None, classes=False, paired=False, direction="AtoB"):
+def dataset(source, size=None, classes=False, paired=False, direction="AtoB", captions=False):
     """--data: 'shapes' (32x32 by default) or a folder (64x64 by default) -> images, labels, names, size.
-    Labels and names are None unless --classes. Paired data (pix2pix) holds A and B stacked on the
-    channel axis, loaded at 286/256 of the size for the paper's random-crop jitter."""
+    Labels and names are None unless --classes or --captions (then names are the captions). Paired
+    data (pix2pix) holds A and B stacked on the channel axis, loaded at 286/256 of the size for the
+    paper's random-crop jitter."""
     size = size or (32 if source == "shapes" else 64)
     load = round(size * 286 / 256) if paired else size          # pix2pix: resize to 286, random crop 256
     if source == "shapes":
@@ -166,10 +195,11 @@ def dataset(source, size=None, classes=False, paired=False, direction="AtoB"):
         if paired:
             images = np.concatenate([edges(images), images], -1)                # (N, L, L, 6): A | B
     else:
-        images, labels, names = load_folder(source, load, classes and not paired, paired)
+        images, labels, names = load_folder(source, load, classes and not paired, paired, captions)
     if paired and direction == "BtoA":
         images = np.concatenate(np.split(images, 2, -1)[::-1], -1)
-    return images, (labels if classes else None), (names if classes else None), size
+    keep = classes or captions
+    return images, (labels if keep else None), (names if keep else None), size
 
 
 class Batches:

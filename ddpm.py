@@ -47,7 +47,7 @@ class ResBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x, emb):
+    def forward(self, x, emb, context=None):
         h = self.conv1(F.silu(self.norm1(x)))
         h = h + self.emb(F.silu(emb))[:, :, None, None]                        # the step (and label) enters here
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
@@ -55,24 +55,35 @@ class ResBlock(nn.Module):
 
 
 class Attention(nn.Module):
-    """Self-attention over the H * W positions, one head, as in the DDPM network."""
+    """Self-attention over the H * W positions, one head, as in the DDPM network. With context_dim,
+    cross-attention follows (ldm.py): queries from the image, keys and values from a caption's tokens."""
 
-    def __init__(self, c):
+    def __init__(self, c, context_dim=0):
         super().__init__()
         self.norm, self.qkv, self.proj = nn.GroupNorm(32, c), nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1)
+        if context_dim:
+            self.norm_x, self.q = nn.GroupNorm(32, c), nn.Conv2d(c, c, 1)
+            self.kv, self.proj_x = nn.Linear(context_dim, 2 * c), nn.Conv2d(c, c, 1)
 
-    def forward(self, x, emb=None):
+    def forward(self, x, emb=None, context=None):
         B, C, H, W = x.shape
         q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2)[:, None].chunk(3, dim=-1)   # (B, 1, HW, C) each
         h = F.scaled_dot_product_attention(q, k, v)                             # softmax(q k^T / sqrt(C)) v
-        return x + self.proj(h[:, 0].transpose(1, 2).reshape(B, C, H, W))
+        x = x + self.proj(h[:, 0].transpose(1, 2).reshape(B, C, H, W))
+        if context is None:
+            return x
+        q = self.q(self.norm_x(x)).flatten(2).transpose(1, 2)[:, None]           # (B, 1, HW, C): from the image
+        k, v = self.kv(context)[:, None].chunk(2, dim=-1)                       # (B, 1, L, C): from the tokens
+        h = F.scaled_dot_product_attention(q, k, v)                             # each pixel reads the caption
+        return x + self.proj_x(h[:, 0].transpose(1, 2).reshape(B, C, H, W))
 
 
 class UNet(nn.Module):
     """eps_theta(x_t, t, y): a U-Net whose levels halve the resolution, ResBlocks taking the step
     embedding, self-attention at the resolutions in attn_res, and skip connections across."""
 
-    def __init__(self, image_size, channels, num_classes, ch, ch_mult, num_res_blocks, attn_res, dropout):
+    def __init__(self, image_size, channels, num_classes, ch, ch_mult, num_res_blocks, attn_res, dropout,
+                 context_dim=0):
         super().__init__()
         emb_dim = 4 * ch
         self.ch = ch
@@ -83,43 +94,44 @@ class UNet(nn.Module):
         for i, mult in enumerate(ch_mult):
             for _ in range(num_res_blocks):
                 self.down.append(nn.ModuleList([ResBlock(c, ch * mult, emb_dim, dropout)] +
-                                               ([Attention(ch * mult)] if res in attn_res else [])))
+                                               ([Attention(ch * mult, context_dim)] if res in attn_res else [])))
                 c = ch * mult
                 skips.append(c)
             if i < len(ch_mult) - 1:
                 self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))       # (c, res, res) -> (c, res/2, res/2)
                 skips.append(c)
                 res //= 2
-        self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, dropout), Attention(c), ResBlock(c, c, emb_dim, dropout)])
+        self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, dropout), Attention(c, context_dim),
+                                  ResBlock(c, c, emb_dim, dropout)])
         self.up = nn.ModuleList()
         for i, mult in reversed(list(enumerate(ch_mult))):
             for _ in range(num_res_blocks + 1):
                 self.up.append(nn.ModuleList([ResBlock(c + skips.pop(), ch * mult, emb_dim, dropout)] +
-                                             ([Attention(ch * mult)] if res in attn_res else [])))
+                                             ([Attention(ch * mult, context_dim)] if res in attn_res else [])))
                 c = ch * mult
             if i > 0:
                 self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)))
                 res *= 2
         self.out = nn.Sequential(nn.GroupNorm(32, c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
 
-    def forward(self, x, t, y=None):
+    def forward(self, x, t, y=None, context=None):
         emb = self.time_mlp(timestep_embedding(t, self.ch))                    # (B, 4 ch)
         if self.label is not None:
             emb = emb + self.label(y)
         h = self.conv_in(x)
         hs = [h]
         for layer in self.down:
-            h = layer(h) if isinstance(layer, nn.Conv2d) else run(layer, h, emb)
+            h = layer(h) if isinstance(layer, nn.Conv2d) else run(layer, h, emb, context)
             hs.append(h)
-        h = run(self.mid, h, emb)
+        h = run(self.mid, h, emb, context)
         for layer in self.up:
-            h = layer(h) if isinstance(layer, nn.Sequential) else run(layer, torch.cat([h, hs.pop()], 1), emb)
+            h = layer(h) if isinstance(layer, nn.Sequential) else run(layer, torch.cat([h, hs.pop()], 1), emb, context)
         return self.out(h)
 
 
-def run(blocks, h, emb):
+def run(blocks, h, emb, context):
     for block in blocks:
-        h = block(h, emb)
+        h = block(h, emb, context)
     return h
 
 
@@ -166,7 +178,8 @@ class DDPM(nn.Module):
         t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device)        # t ~ U{1..T}, as an index
         eps = torch.randn_like(x0)
         if y is not None:                                                       # CFG: learn p(x) too, as label "null"
-            y = torch.where(torch.rand(y.shape, device=y.device) < self.p_uncond, self.num_classes, y)
+            drop = torch.rand(y.shape[0], device=y.device) < self.p_uncond     # (B,): a label, or a whole caption
+            y = torch.where(drop.view(-1, *[1] * (y.dim() - 1)), self.num_classes, y)
         return {"mse": F.mse_loss(self.eps_theta(self.q_sample(x0, t, eps), t, y).float(), eps)}
 
     def configure_optimizers(self):

@@ -17,7 +17,7 @@ from data import Batches, Fail, dataset, grid
 
 MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "ddpm": "DDPM", "ldm": "LDM"}
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False,
-                      flip=True, direction="AtoB", ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
+                      flip=True, direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
                       ckpt_every=1000, grid=64)
 
 
@@ -93,6 +93,9 @@ def parse(argv):
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips. default: on")
     if getattr(cls, "paired", False):
         p.add_argument("--direction", choices=["AtoB", "BtoA"], help="translate A to B or B to A. default: AtoB")
+    if "vocab" in hyperparameters(cls.__init__):
+        p.add_argument("--captions", action="store_true", help="condition on captions: captions.txt in --data "
+                       "(filename<TAB>caption per line), else the class folders' names, or the shapes' names")
     p.add_argument("--ema", type=float, help=f"EMA decay of the weights, 0 = off. default: {getattr(cls, 'ema_decay', 0)}")
     p.add_argument("--compile", action="store_true", help="torch.compile the loss computation (networks included)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -143,20 +146,20 @@ def main(argv):
     if rank > 0:
         dist.barrier()                                          # the first process decodes and caches first
     paired = getattr(cls, "paired", False)                     # pix2pix: (B, A) pairs instead of (x, label)
-    images, labels, names, size = dataset(args["data"], args["image_size"], args["classes"], paired, args["direction"])
+    text = args.get("captions", False)                          # ldm: captions, as token ids, instead of labels
+    images, labels, names, size = dataset(args["data"], args["image_size"], args["classes"], paired,
+                                          args["direction"], text)
     if world > 1 and rank == 0:
         dist.barrier()
     args["image_size"], channels = size, images.shape[-1] // (2 if paired else 1)
-    config.update(image_size=size, channels=channels, num_classes=len(names) if names else 0)
+    config.update(image_size=size, channels=channels, num_classes=len(names) if names and not text else 0)
+    if text:
+        config["vocab"] = config["vocab"] or cls.vocabulary(names)
     if ck and (ck["config"]["image_size"], ck["config"]["channels"]) != (size, channels):
         raise Fail(f"{ckpt_path} was trained on {ck['config']['image_size']}px images with "
                    f"{ck['config']['channels']} channel(s); this data gives {size}px with {channels}")
-    gpu_fits = cuda and images.nbytes < 0.25 * torch.cuda.mem_get_info(device)[0]
-    batches = Batches(torch.from_numpy(images), None if labels is None else torch.from_numpy(labels),
-                      args["batch_size"] // world, device, args["seed"], rank, world, args["flip"],
-                      store=device if gpu_fits or not cuda else "cpu", size=size, paired=paired)
     log(f"{name}: {len(images)} {'pairs' if paired else 'images'} {size}x{size}x{channels}"
-        f"{f', {len(names)} classes' if names else ''} from {args['data']}, on {device}"
+        f"{f', {len(names)} ' + ('captions' if text else 'classes') if names else ''} from {args['data']}, on {device}"
         f"{f' x {world} processes' if world > 1 else ''}")
 
     # model, optimizers, EMA: the same initial weights in every process (same seed)
@@ -166,6 +169,15 @@ def main(argv):
         model = model.to(memory_format=torch.channels_last)
     opts = model.configure_optimizers()
     opts = list(opts) if isinstance(opts, (tuple, list)) else [opts]
+    if config.get("ae") and not ck:                             # ldm: start from another run's autoencoder
+        try:
+            model.load_autoencoder(load_checkpoint(config["ae"]))
+        except (KeyError, RuntimeError):
+            raise Fail(f"{config['ae']} holds no autoencoder of this shape (same --f, --z-channels, --ae-ch)")
+    labels = None if labels is None else model.tokenize(names)[labels] if text else torch.from_numpy(labels)
+    gpu_fits = cuda and images.nbytes < 0.25 * torch.cuda.mem_get_info(device)[0]
+    batches = Batches(torch.from_numpy(images), labels, args["batch_size"] // world, device, args["seed"], rank, world,
+                      args["flip"], store=device if gpu_fits or not cuda else "cpu", size=size, paired=paired)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if args["ema"] > 0 else None
     step = 0
     if ck:
@@ -184,7 +196,7 @@ def main(argv):
     if rank > 0:
         torch.manual_seed(args["seed"] + 1000 * rank + step)          # other processes draw other noise
     if args["compile"]:                                         # the objectives: networks and loss maths in one graph
-        for objective in ("loss", "d_loss", "g_loss"):
+        for objective in getattr(model, "compiled", ("loss", "d_loss", "g_loss")):
             if hasattr(model, objective):
                 setattr(model, objective, torch.compile(getattr(model, objective)))
     params = list(model.parameters())
@@ -215,8 +227,12 @@ def main(argv):
             if paired:                                          # rows of input | output | target
                 b, a = batches.batch(torch.arange(min(args["grid"], 8 * 3) // 3, device=batches.images.device))
                 x, nrow = torch.stack([a, net.sample(len(a), a), b], 1).flatten(0, 1), 6
+            elif batches.labels is not None:                    # a column per class (or caption)
+                y = torch.unique(batches.labels, dim=0)[:args["grid"]].to(device)
+                x = net.sample(args["grid"], y[torch.arange(args["grid"], device=device) % len(y)])
+                nrow = len(y) if len(y) <= 16 else None
             else:
-                x, nrow = net.sample(args["grid"]), config["num_classes"] or None     # a column per class
+                x, nrow = net.sample(args["grid"]), None
         model.train()
         grid(x, nrow=nrow).save(os.path.join(out, f"samples_{step:06d}.png"))
 
@@ -230,7 +246,7 @@ def main(argv):
             x, y = batches(step)
             step += 1
             if len(opts) == 1:
-                groups = [(opts[0], model.loss, "")]
+                groups, terms = [(opts[0], model.loss, "")], {}
             else:                                               # adversarial: D step, then G step on the same batch
                 groups = [(opts[0], model.d_loss, "D.")] + ([(opts[1], model.g_loss, "G.")] if step % n_critic == 0 else [])
             for opt, objective, prefix in groups:

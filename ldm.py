@@ -1,0 +1,231 @@
+"""Latent diffusion (Rombach et al., 2022): the diffusion of ddpm.py, run in the latent space of an
+autoencoder instead of on pixels; conditioned on a class or on a caption read through
+cross-attention, as in Stable Diffusion, at small scale.
+
+    1. first stage   E(x) -> mu, log sigma^2 of z (C x H/f x W/f), z = mu + sigma * eps, x_hat = D(z)
+                     L_AE = ||x - x_hat||_1 + w_KL KL(q(z|x) || N(0, I)), w_KL = 1e-6 (tiny: z stays detailed)
+    2. scaling       z <- z / std(z): the std measured on the first batch the diffusion sees (scale-by-std)
+    3. second stage  ddpm.py's L_simple on z, with E frozen: || eps - eps_theta(z_t, t, c) ||^2
+    4. condition c   a class label (added to the step embedding, as in ddpm.py), or a caption: words ->
+                     tokens -> a small Transformer tau(y) -> (L, d), which every attention block of the
+                     U-Net reads by cross-attention: softmax(Q K^T / sqrt(d)) V, Q from the image,
+                     K and V from tau(y)
+    5. guidance      the empty caption (or the null label) is the unconditional branch of CFG
+    6. sampling      z_T ~ N(0, I) -> DDPM or DDIM in latent space -> x = D(z_0 * std)
+
+One command trains both stages: --ae-steps steps of the autoencoder, then diffusion.
+
+    python train.py ldm --captions                     # the built-in shapes, captioned "red circle", ...
+    python sample.py runs/ldm/ckpt.pt --prompt "blue square" --guidance 4
+    python train.py ldm --ae runs/ldm/ckpt.pt --out runs/ldm2    # reuse that autoencoder, diffusion only
+"""
+import math
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from ddpm import DDPM, UNet
+
+
+# ----------------------------------------------------------------------------- first stage: the autoencoder
+
+class Block(nn.Module):
+    """GroupNorm, SiLU, conv, twice, plus the input: the ResBlock of ddpm.py without a step embedding."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.f = nn.Sequential(nn.GroupNorm(32, c_in), nn.SiLU(), nn.Conv2d(c_in, c_out, 3, padding=1),
+                               nn.GroupNorm(32, c_out), nn.SiLU(), nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x):
+        return self.skip(x) + self.f(x)
+
+
+class Autoencoder(nn.Module):
+    """E: (C, S, S) -> mu, logvar of (z_channels, S/f, S/f); D: back. log2(f) stride-2 levels."""
+
+    def __init__(self, channels, f, z_channels, ch):
+        super().__init__()
+        n = int(math.log2(f))
+        w = [ch * min(2 ** i, 4) for i in range(n + 1)]                         # widths, outermost first
+        self.E = nn.Sequential(nn.Conv2d(channels, w[0], 3, padding=1),
+                               *[m for i in range(n) for m in (Block(w[i], w[i + 1]),
+                                                               nn.Conv2d(w[i + 1], w[i + 1], 3, 2, 1))],  # S -> S/2
+                               Block(w[n], w[n]), nn.GroupNorm(32, w[n]), nn.SiLU(),
+                               nn.Conv2d(w[n], 2 * z_channels, 3, padding=1))          # -> [mu, logvar]
+        self.D = nn.Sequential(nn.Conv2d(z_channels, w[n], 3, padding=1), Block(w[n], w[n]),
+                               *[m for i in reversed(range(n)) for m in (nn.Upsample(scale_factor=2.0),
+                                                                         Block(w[i + 1], w[i]))],    # S/2 -> S
+                               nn.GroupNorm(32, w[0]), nn.SiLU(), nn.Conv2d(w[0], channels, 3, padding=1))
+
+    def encode(self, x):
+        mu, logvar = self.E(x).float().chunk(2, dim=1)                          # (B, z_channels, S/f, S/f) each
+        return mu, logvar.clamp(-30, 20)
+
+    def decode(self, z):
+        return self.D(z)
+
+
+# ----------------------------------------------------------------------------- captions: tokens and tau(y)
+
+PAD, UNK = 0, 1                                      # token ids; words are 2.. in the order of the vocabulary
+
+
+def words(caption):
+    return "".join(c if c.isalnum() else " " for c in caption.lower()).split()
+
+
+class TextEncoder(nn.Module):
+    """tau(y): token ids (B, L) -> (B, L, d). Embeddings plus learned positions, then pre-norm
+    Transformer layers (self-attention over the caption, an MLP). Padding is a token like any other,
+    so the empty caption has an encoding too: the unconditional branch of guidance."""
+
+    def __init__(self, vocab_size, d, layers, max_len, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.tok, self.pos = nn.Embedding(vocab_size, d), nn.Parameter(torch.randn(max_len, d) * 0.02)
+        self.layers = nn.ModuleList(nn.ModuleDict(dict(
+            norm1=nn.LayerNorm(d), qkv=nn.Linear(d, 3 * d), proj=nn.Linear(d, d),
+            norm2=nn.LayerNorm(d), mlp=nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))))
+            for _ in range(layers))
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, tokens):
+        B, L = tokens.shape
+        h = self.tok(tokens) + self.pos[:L]                                     # (B, L, d)
+        for layer in self.layers:
+            q, k, v = layer.qkv(layer.norm1(h)).view(B, L, 3, self.heads, -1).permute(2, 0, 3, 1, 4)   # (B, heads, L, d/heads)
+            a = F.scaled_dot_product_attention(q, k, v)                         # every word reads every word
+            h = h + layer.proj(a.transpose(1, 2).reshape(B, L, -1))
+            h = h + layer.mlp(layer.norm2(h))
+        return self.norm(h)
+
+
+class CaptionUNet(nn.Module):
+    """eps_theta(z_t, t, y) with y a caption: tau(y) becomes the context of ddpm.py's U-Net."""
+
+    def __init__(self, tau, unet):
+        super().__init__()
+        self.tau, self.unet = tau, unet
+
+    def forward(self, z_t, t, y=None):
+        if y is None:                                                            # no prompt: the empty caption
+            y = torch.full((len(z_t), self.tau.pos.shape[0]), PAD, device=z_t.device)
+        return self.unet(z_t, t, context=self.tau(y))
+
+
+# ----------------------------------------------------------------------------- the two stages together
+
+class LDM(nn.Module):
+    batch_size = 64
+    ema_decay = 0.9999
+    compiled = ("ae_loss", "diffusion_loss")     # train.py --compile: each stage's loss (not the switch)
+
+    def __init__(self, image_size=64, channels=3, num_classes=0, *, f=4, z_channels=4, ae_ch=64, kl_weight=1e-6,
+                 ae_steps=5000, ae_lr=1e-4, ae=None, T=1000, beta_1=1e-4, beta_T=0.02, ch=64, ch_mult=(1, 2, 2),
+                 num_res_blocks=2, attn_res=(8, 4), dropout=0.1, p_uncond=0.1, lr=2e-4,
+                 vocab="", max_len=8, text_dim=128, text_layers=2):
+        super().__init__()
+        if f not in (1, 2, 4, 8, 16) or image_size % f:
+            raise ValueError(f"f is a power of two that divides the image size (got f={f}, size {image_size})")
+        self.ae_steps, self.ae_lr, self.kl_weight, self.max_len = ae_steps, ae_lr, kl_weight, max_len
+        self.ae_steps_done = 0                                                   # saved with the weights
+        self.autoencoder = Autoencoder(channels, f, z_channels, ae_ch)
+        self.diffusion = DDPM(image_size // f, z_channels, num_classes, T=T, beta_1=beta_1, beta_T=beta_T, ch=ch,
+                              ch_mult=ch_mult, num_res_blocks=num_res_blocks, attn_res=attn_res, dropout=dropout,
+                              p_uncond=p_uncond, lr=lr)
+        self.vocab = vocab.split()
+        if self.vocab:                                                           # text: the same U-Net, with cross-attention
+            self.diffusion.net = CaptionUNet(TextEncoder(len(self.vocab) + 2, text_dim, text_layers, max_len),
+                                             UNet(image_size // f, z_channels, 0, ch, ch_mult, num_res_blocks,
+                                                  attn_res, dropout, context_dim=text_dim))
+        self.register_buffer("scale", torch.zeros(()))                           # 1 / std(z); 0 until measured
+        self.lr = lr
+
+    # the stage counter is plain Python (no GPU sync to read it), kept in the checkpoint by these two
+    def get_extra_state(self):
+        return {"ae_steps_done": self.ae_steps_done}
+
+    def set_extra_state(self, state):
+        self.ae_steps_done = state["ae_steps_done"]
+
+    @staticmethod
+    def vocabulary(captions):
+        """The words of the training captions, most frequent first: the tokenizer's vocabulary."""
+        counts = {}
+        for c in captions:
+            for w in words(c):
+                counts[w] = counts.get(w, 0) + 1
+        return " ".join(sorted(counts, key=lambda w: (-counts[w], w)))
+
+    def tokenize(self, captions):
+        """Captions -> (N, max_len) token ids: a word's place in the vocabulary + 2, UNK if unknown, PAD after."""
+        ids = {w: i + 2 for i, w in enumerate(self.vocab)}
+        rows = [[ids.get(w, UNK) for w in words(c)][:self.max_len] for c in captions]
+        return torch.tensor([r + [PAD] * (self.max_len - len(r)) for r in rows], dtype=torch.long)
+
+    def detokenize(self, tokens):
+        return [" ".join(self.vocab[i - 2] if i >= 2 else "?" for i in row if i != PAD) for row in tokens.tolist()]
+
+    def loss(self, x, y=None):
+        if self.ae_steps_done < self.ae_steps:                                   # stage 1: the autoencoder
+            self.ae_steps_done += 1
+            return self.ae_loss(x)
+        return self.diffusion_loss(x, y)                                         # stage 2: diffusion on its latents
+
+    def ae_loss(self, x):
+        """1. L1 reconstruction + the KL to N(0, I) in closed form; sums over pixels and latents, mean over the batch."""
+        mu, logvar = self.autoencoder.encode(x)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)                     # reparameterization
+        x_hat = self.autoencoder.decode(z).float()
+        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).flatten(1).sum(1).mean()   # KL(q(z|x) || N(0, I))
+        return {"recon": (x_hat - x).abs().flatten(1).sum(1).mean(), "kl": self.kl_weight * kl}
+
+    def diffusion_loss(self, x, y=None):
+        """2, 3: z from the frozen encoder, scaled to unit std (measured once, no host sync), then L_simple."""
+        with torch.no_grad():
+            mu, logvar = self.autoencoder.encode(x)
+            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+            self.scale.copy_(torch.where(self.scale > 0, self.scale, 1 / z.std()))   # 2. scale-by-std, first batch
+        return self.diffusion.loss(z * self.scale, y)
+
+    def configure_optimizers(self):
+        ae = list(self.autoencoder.parameters())                                 # each stage updates only its part:
+        rest = [p for name, p in self.named_parameters() if not name.startswith("autoencoder.")]   # the other has no grad
+        return torch.optim.AdamW([{"params": ae, "lr": self.ae_lr}, {"params": rest, "lr": self.lr}],
+                                 weight_decay=0.0, fused=True)
+
+    def load_autoencoder(self, ck):
+        """Reuse a trained autoencoder: the autoencoder weights of another ldm checkpoint; stage 1 is done."""
+        prefix = "autoencoder."
+        self.autoencoder.load_state_dict({k[len(prefix):]: v for k, v in (ck["ema"] or ck["weights"]).items()
+                                          if k.startswith(prefix)})
+        self.ae_steps_done = self.ae_steps
+
+    def condition(self, n, y, prompt):
+        if not prompt:
+            return y
+        if not self.vocab:
+            raise ValueError("--prompt given, but this ldm was trained without captions (--captions)")
+        if not any(w in self.vocab for w in words(prompt)):
+            raise ValueError(f"no word of '{prompt}' is in the vocabulary: {' '.join(self.vocab)}")
+        return self.tokenize([prompt] * n).to(self.scale.device)
+
+    def decode(self, z):
+        return self.autoencoder.decode(z / self.scale.clamp_min(1e-8)).float().clamp(-1, 1)
+
+    @torch.no_grad()
+    def sample(self, n, y=None, *, prompt="", sampler="ddpm", steps=1000, eta=0.0, guidance=1.0):
+        """6. z_T ~ N(0, I) -> the reverse process of ddpm.py -> D(z_0 / scale). (n, C, S, S) in [-1, 1]."""
+        for z in self.diffusion.reverse(n, self.condition(n, y, prompt), self.diffusion.timesteps(steps),
+                                        sampler, eta, guidance):
+            pass                                                                 # latents are not clamped
+        return self.decode(z)
+
+    @torch.no_grad()
+    def animate(self, n, y=None, *, prompt="", frames=40, sampler="ddpm", steps=1000, guidance=1.0):
+        """The denoising process, z_t decoded at `frames` evenly spaced steps. (frames, n, C, S, S)."""
+        ts = self.diffusion.timesteps(steps)
+        picks = set(torch.linspace(0, len(ts) - 1, min(frames, len(ts))).round().long().tolist())
+        zs = self.diffusion.reverse(n, self.condition(n, y, prompt), ts, sampler, 0.0, guidance)
+        return torch.stack([self.decode(z) for i, z in enumerate(zs) if i in picks])
