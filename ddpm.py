@@ -7,6 +7,7 @@ img2img by SDEdit (Meng et al., 2022) and inpainting.
     2. forward     q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)                    (Eq. 4)
     3. training    t ~ U{1..T}, eps ~ N(0, I),
                    L_simple = || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2   (Eq. 14)
+                   as a mean over pixels: a network that predicts 0 scores 1
     4. posterior   q(x_{t-1} | x_t, x_0) = N(mu~_t(x_t, x_0), beta~_t I),
                    beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t                        (Eq. 6, 7)
     5. sampling    x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta) + sigma_t z,

@@ -8,8 +8,8 @@ cross-attention, as in Stable Diffusion, at small scale.
     3. second stage  ddpm.py's L_simple on z, with E frozen: || eps - eps_theta(z_t, t, c) ||^2
     4. condition c   a class label (added to the step embedding, as in ddpm.py), or a caption: words ->
                      tokens -> a small Transformer tau(y) -> (L, d), which every attention block of the
-                     U-Net reads by cross-attention: softmax(Q K^T / sqrt(d)) V, Q from the image,
-                     K and V from tau(y)
+                     U-Net reads by cross-attention: softmax(Q K^T / sqrt(C)) V, Q from the image,
+                     K and V from tau(y), both of the block's C channels
     5. guidance      the empty caption (or the null label) is the unconditional branch of CFG
     6. sampling      z_T ~ N(0, I) -> DDPM or DDIM in latent space -> x = D(z_0 * std)
 

@@ -137,7 +137,7 @@ class Pix2Pix(nn.Module):
     @torch.no_grad()
     def sample(self, n, y, *, dropout=True):
         """G(A) for n inputs A = y (n, C, S, S). The paper keeps dropout on at test time as G's noise
-        (Sec. 3.2); --no-dropout gives the deterministic mean translation."""
+        (Sec. 3.1); --no-dropout gives the deterministic mean translation."""
         for m in self.G.modules():
             if isinstance(m, nn.Dropout):
                 m.train(dropout)

@@ -133,13 +133,13 @@ def main(argv):
     knobs = {k: image_knob(v, ck["config"], device) if accepts[k].default is None else v      # only the knobs given
              for k, v in vars(args).items() if k in accepts}
     names = ck.get("class_names") or [str(i) for i in range(ck["config"].get("num_classes", 0))]
+    if args.gif and not hasattr(model, "animate"):
+        raise Fail(f"a {ck['model']} has no animation")
     if getattr(model, "paired", False):
         return translate(ck, model, args, knobs, device, autocast)
     y = condition(ck, args, args.n, device)
 
     if args.gif:
-        if not hasattr(model, "animate"):
-            raise Fail(f"a {ck['model']} has no animation")
         with autocast:
             frames = model.animate(args.n, y, **knobs).float().cpu()           # (F, n, C, H, W)
         stem = os.path.splitext(args.out)[0]

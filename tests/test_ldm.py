@@ -116,7 +116,7 @@ def test_guidance_uses_the_empty_caption():
 
 
 def test_command_line(cli, tmp_path):
-    out, small = tmp_path / "run", ["--image-size", 16, "--ae-ch", 32, "--ch", 32, "--ch-mult", "1,2", "--attn-res", 4,
+    out, small = tmp_path / "run", ["--image-size", 16, "--T", 20, "--ae-ch", 32, "--ch", 32, "--ch-mult", "1,2", "--attn-res", 4,
                                     "--num-res-blocks", 1, "--text-dim", 32, "--batch-size", 8, "--grid", 4]
     r = cli("train.py", "ldm", "--captions", "--steps", 4, "--ae-steps", 2, "--log-every", 1, "--out", out, *small)
     assert r.returncode == 0, r.out
