@@ -64,12 +64,12 @@ def image_knob(path, config, device):
         raise Fail(f"cannot read image {path}: {e}")
     if config["channels"] == 1:
         im = im.mean(-1, keepdims=True)
-    return (torch.from_numpy(np.ascontiguousarray(im)).float().permute(2, 0, 1)[None] / 127.5 - 1).to(device)
+    return (torch.tensor(im).float().permute(2, 0, 1)[None] / 127.5 - 1).to(device)
 
 
 def as_tensor(im, channels, device):
     """(S, S, 3) uint8 -> (C, S, S) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(im)).float().permute(2, 0, 1) / 127.5 - 1
+    x = torch.tensor(im).float().permute(2, 0, 1) / 127.5 - 1
     return (x.mean(0, keepdim=True) if channels == 1 else x).to(device)
 
 
@@ -172,9 +172,15 @@ def main(argv):
         print(f"wrote {args.out}")
 
 
-if __name__ == "__main__":
+def cli(argv):
+    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
     try:
-        main(sys.argv[1:])
+        main(argv)
     except (Fail, ValueError) as e:                         # ValueError: knobs the model rejects (--sampler euler)
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:]))

@@ -304,9 +304,15 @@ def all_reduce_grads(params, world):
         g.copy_(f.view_as(g) / world)
 
 
-if __name__ == "__main__":
+def cli(argv):
+    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
     try:
-        main(sys.argv[1:])
+        main(argv)
     except Fail as e:
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:]))
