@@ -30,6 +30,14 @@ import torch.nn.functional as F
 
 # ----------------------------------------------------------------------------- the network eps_theta(x_t, t, y)
 
+def zero(layer):
+    """The DDPM network's initialisation of each residual branch's last layer and of the output: all
+    zeros, so every block starts as the identity and the network as eps_theta = 0 (loss 1)."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 def timestep_embedding(t, dim):
     """Sinusoidal embedding of the step, as the Transformer's positions: (B,) -> (B, dim), in float32."""
     freqs = torch.exp(-math.log(10_000) * torch.arange(dim // 2, device=t.device) / (dim // 2))
@@ -44,7 +52,7 @@ class ResBlock(nn.Module):
         super().__init__()
         self.norm1, self.conv1 = nn.GroupNorm(32, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, c_out)
-        self.norm2, self.conv2 = nn.GroupNorm(32, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.norm2, self.conv2 = nn.GroupNorm(32, c_out), zero(nn.Conv2d(c_out, c_out, 3, padding=1))
         self.dropout = nn.Dropout(dropout)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
@@ -61,10 +69,10 @@ class Attention(nn.Module):
 
     def __init__(self, c, context_dim=0):
         super().__init__()
-        self.norm, self.qkv, self.proj = nn.GroupNorm(32, c), nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1)
+        self.norm, self.qkv, self.proj = nn.GroupNorm(32, c), nn.Conv2d(c, 3 * c, 1), zero(nn.Conv2d(c, c, 1))
         if context_dim:
             self.norm_x, self.q = nn.GroupNorm(32, c), nn.Conv2d(c, c, 1)
-            self.kv, self.proj_x = nn.Linear(context_dim, 2 * c), nn.Conv2d(c, c, 1)
+            self.kv, self.proj_x = nn.Linear(context_dim, 2 * c), zero(nn.Conv2d(c, c, 1))
 
     def forward(self, x, emb=None, context=None):
         B, C, H, W = x.shape
@@ -113,7 +121,7 @@ class UNet(nn.Module):
             if i > 0:
                 self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)))
                 res *= 2
-        self.out = nn.Sequential(nn.GroupNorm(32, c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(32, c), nn.SiLU(), zero(nn.Conv2d(c, channels, 3, padding=1)))
 
     def forward(self, x, t, y=None, context=None):
         emb = self.time_mlp(timestep_embedding(t, self.ch))                    # (B, 4 ch)

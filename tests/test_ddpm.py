@@ -132,6 +132,16 @@ def test_cifar10_network_size():
     assert sum(p.numel() for p in m.parameters()) == 35_746_307
 
 
+def test_the_untrained_network_predicts_zero():
+    """Ho et al.'s initialisation: each residual branch and the output start at zero, so the untrained
+    eps_theta is 0 and L_simple starts at E||eps||^2 / d = 1, whatever the data."""
+    torch.manual_seed(0)
+    m = DDPM(8, 3, **TINY)
+    x0 = torch.rand(512, 3, 8, 8) * 2 - 1
+    assert m.eps_theta(x0, torch.randint(0, 1000, (512,))).abs().max() == 0
+    assert m.loss(x0)["mse"].item() == pytest.approx(1.0, abs=0.02)
+
+
 def test_a_tiny_unet_learns_to_denoise():
     torch.manual_seed(0)
     S = 8
