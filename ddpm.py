@@ -31,8 +31,8 @@ import torch.nn.functional as F
 # ----------------------------------------------------------------------------- the network eps_theta(x_t, t, y)
 
 def zero(layer):
-    """The DDPM network's initialisation of each residual branch's last layer and of the output: all
-    zeros, so every block starts as the identity and the network as eps_theta = 0 (loss 1)."""
+    """Zeros for the last layer of each residual branch and of the output, as in Ho et al.'s released
+    network: every block starts as its skip connection, and the network as eps_theta = 0 (loss 1)."""
     nn.init.zeros_(layer.weight)
     nn.init.zeros_(layer.bias)
     return layer
