@@ -208,10 +208,12 @@ class DDPM(nn.Module):
         start = round(strength * self.T)
         return torch.linspace(start - 1, 0, min(steps, start)).round().long().tolist() if start else []
 
-    def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0, variance="beta", init=None, mask=None):
+    def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0, variance="beta", init=None, mask=None,
+                clip=False):
         """The reverse process over the indices ts, from x_T (or from the init noised to ts[0]) to x_0;
         yields each x_t. With sampler="ddpm" and all T indices this is exactly Algorithm 2; with
-        fewer, the same step on the respaced chain (alpha_t = alpha_bar_t / alpha_bar_t')."""
+        fewer, the same step on the respaced chain (alpha_t = alpha_bar_t / alpha_bar_t'). clip=True keeps
+        the predicted x_0 in [-1, 1], the data's range, as Ho et al.'s released sampler does."""
         if sampler not in ("ddpm", "ddim") or variance not in ("beta", "posterior"):
             raise ValueError(f"sampler is ddpm or ddim, variance beta or posterior (got {sampler}, {variance})")
         if mask is not None and init is None:
@@ -230,6 +232,10 @@ class DDPM(nn.Module):
             ab = self.alpha_bar[t]
             ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else torch.ones_like(ab)
             eps = self.guided_eps(x, torch.full((n,), t, device=device), y, guidance).float()
+            x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()                    # Eq. 4 solved for x_0
+            if clip:                                                            # x0_hat in [-1, 1], and the eps that
+                x0_hat = x0_hat.clamp(-1, 1)                                    # goes with it: Eq. 11 is then Eq. 7's
+                eps = (x - ab.sqrt() * x0_hat) / (1 - ab).sqrt()                # mean at the clipped x0_hat
             z = torch.randn_like(x) if t_prev >= 0 else torch.zeros_like(x)     # no noise on the last step
             if sampler == "ddpm":
                 alpha = ab / ab_prev                                            # alpha_t (of the respaced chain)
@@ -237,7 +243,6 @@ class DDPM(nn.Module):
                 sigma2 = beta if variance == "beta" else (1 - ab_prev) / (1 - ab) * beta
                 x = (x - beta / (1 - ab).sqrt() * eps) / alpha.sqrt() + sigma2.sqrt() * z   # Eq. 11, Algorithm 2
             else:
-                x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()                # Eq. 4 solved for x_0
                 sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
                 x = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * z   # DDIM, Eq. 12
             if keep is not None:                                                # inpainting: the known pixels, noised to t_prev
@@ -248,19 +253,20 @@ class DDPM(nn.Module):
 
     @torch.no_grad()
     def sample(self, n, y=None, *, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, variance="beta",
-               init: torch.Tensor | None = None, strength=0.8, mask: torch.Tensor | None = None):
+               init: torch.Tensor | None = None, strength=0.8, mask: torch.Tensor | None = None, clip=True):
         """x_T ~ N(0, I), then the reverse process. --init alone: img2img from t = strength * T;
-        --init with --mask: inpaint (white = keep). Returns (n, C, H, W) in [-1, 1]."""
+        --init with --mask: inpaint (white = keep); --no-clip: x0_hat unclipped, Eq. 11 as printed.
+        Returns (n, C, H, W) in [-1, 1]."""
         ts = self.timesteps(steps, strength if init is not None and mask is None else 1.0)
         x = init.expand(n, -1, -1, -1) if init is not None else None           # strength 0: nothing to undo
-        for x in self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask):
+        for x in self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask, clip):
             pass
         return x.clamp(-1, 1)
 
     @torch.no_grad()
-    def animate(self, n, y=None, *, frames=40, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0):
+    def animate(self, n, y=None, *, frames=40, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, clip=True):
         """The denoising process: x_t at `frames` evenly spaced steps, ending with x_0. (F, n, C, H, W)."""
         ts = self.timesteps(steps)
         picks = set(torch.linspace(0, len(ts) - 1, min(frames, len(ts))).round().long().tolist())
-        xs = self.reverse(n, y, ts, sampler, eta, guidance)
+        xs = self.reverse(n, y, ts, sampler, eta, guidance, clip=clip)
         return torch.stack([x.clamp(-1, 1) for i, x in enumerate(xs) if i in picks])

@@ -88,6 +88,26 @@ def test_ddim_is_euler_on_the_probability_flow_ode():
     assert x.std().item() == pytest.approx(spread.item(), rel=0.02) and spread < 0.95 * s
 
 
+def test_clipping_x0_is_the_posterior_mean_at_the_clipped_x0():
+    """clip=True: one step of Eq. 11 equals Eq. 7's mean at x0_hat clamped to [-1, 1], plus sigma_t z;
+    a poor predictor then still ends inside the data's range, where without clipping it blows up."""
+    m = DDPM(8, 1, **TINY)
+    m.eps_theta = lambda x_t, t, y=None: torch.zeros_like(x_t)               # x0_hat = x_t / sqrt(alpha_bar_t)
+    for t in (999, 500, 20):
+        torch.manual_seed(0)
+        x_t = torch.randn(4, 1, 8, 8)                                        # the x_T that reverse draws
+        z = torch.randn_like(x_t)                                            # and its first step's noise
+        torch.manual_seed(0)
+        got = next(m.reverse(4, None, [t, t - 1], clip=True))
+        x0_hat = (x_t / m.alpha_bar[t].sqrt()).clamp(-1, 1)
+        mean, _ = m.posterior(x0_hat, x_t, torch.full((4,), t))
+        assert torch.allclose(got, mean + m.beta[t].sqrt() * z, atol=1e-5)
+    torch.manual_seed(0)
+    *_, clipped = m.reverse(16, None, m.timesteps(100), clip=True)
+    *_, raw = m.reverse(16, None, m.timesteps(100), clip=False)
+    assert clipped.abs().max() <= 1 + 1e-6 and raw.std() > 10
+
+
 def test_guidance_mixes_the_two_predictions_in_one_call():
     m = DDPM(8, 1, num_classes=3, **TINY)
     calls = []
