@@ -12,6 +12,7 @@ img2img by SDEdit (Meng et al., 2022) and inpainting.
                    beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t                        (Eq. 6, 7)
     5. sampling    x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta) + sigma_t z,
                    sigma_t^2 = beta_t or beta~_t                                                  (Eq. 11, Algorithm 2)
+                   by default x0_hat (Eq. 4 solved for x_0) is clipped to [-1, 1] first, as in Ho et al.'s code
     6. DDIM        x_{t'} = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps_theta + sigma z
                    on a subsequence of S steps; eta = 0 is deterministic                          (Song et al., Eq. 12)
     7. guidance    eps = eps_uncond + w (eps_cond - eps_uncond); the label is dropped with p_uncond in training

@@ -6,6 +6,10 @@ cross-attention, as in Stable Diffusion, at small scale.
                      L_AE = ||x - x_hat||_1 + w_KL KL(q(z|x) || N(0, I)), w_KL = 1e-6 (tiny: z stays detailed)
     2. scaling       z <- z / std(z): the std measured on the first batch the diffusion sees (scale-by-std)
     3. second stage  ddpm.py's L_simple on z, with E frozen: || eps - eps_theta(z_t, t, c) ||^2
+                     beta_t linear from 0.00085 to 0.012 (Stable Diffusion's end points, which it spaces
+                     linearly in sqrt(beta); here linear in beta, as in ddpm.py): alpha_bar_T = 0.0016, not
+                     ddpm.py's 4e-5. Latents have no range to clip x0_hat to, and near t = T the reverse
+                     process multiplies the network's error by 1 / sqrt(alpha_bar_t): 25 here, 157 there
     4. condition c   a class label (added to the step embedding, as in ddpm.py), or a caption: words ->
                      tokens -> a small Transformer tau(y) -> (L, d), which every attention block of the
                      U-Net reads by cross-attention: softmax(Q K^T / sqrt(C)) V, Q from the image,
@@ -122,7 +126,7 @@ class LDM(nn.Module):
     compiled = ("ae_loss", "diffusion_loss")     # train.py --compile: each stage's loss (not the switch)
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, f=4, z_channels=4, ae_ch=64, kl_weight=1e-6,
-                 ae_steps=5000, ae_lr=1e-4, ae=None, T=1000, beta_1=1e-4, beta_T=0.02, ch=64, ch_mult=(1, 2, 2),
+                 ae_steps=5000, ae_lr=1e-4, ae=None, T=1000, beta_1=0.00085, beta_T=0.012, ch=64, ch_mult=(1, 2, 2),
                  num_res_blocks=2, attn_res=(8, 4), dropout=0.1, p_uncond=0.1, lr=2e-4,
                  vocab="", max_len=8, text_dim=128, text_layers=2):
         super().__init__()
