@@ -15,7 +15,8 @@ img2img by SDEdit (Meng et al., 2022) and inpainting.
                    by default x0_hat (Eq. 4 solved for x_0) is clipped to [-1, 1] first, as in Ho et al.'s code
     6. DDIM        x_{t'} = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps_theta + sigma z
                    on a subsequence of S steps; eta = 0 is deterministic                          (Song et al., Eq. 12)
-    7. guidance    eps = eps_uncond + w (eps_cond - eps_uncond); the label is dropped with p_uncond in training
+    7. guidance    eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale; the label is dropped
+                   with p_uncond in training so that the network learns eps_uncond too
 
 Index convention: the buffers are indexed 0..T-1 and entry i holds step t = i + 1.
 
@@ -131,15 +132,16 @@ class UNet(nn.Module):
         h = self.conv_in(x)
         hs = [h]
         for layer in self.down:
-            h = layer(h) if isinstance(layer, nn.Conv2d) else run(layer, h, emb, context)
+            h = layer(h) if isinstance(layer, nn.Conv2d) else through(layer, h, emb, context)
             hs.append(h)
-        h = run(self.mid, h, emb, context)
+        h = through(self.mid, h, emb, context)
         for layer in self.up:
-            h = layer(h) if isinstance(layer, nn.Sequential) else run(layer, torch.cat([h, hs.pop()], 1), emb, context)
+            h = layer(h) if isinstance(layer, nn.Sequential) else through(layer, torch.cat([h, hs.pop()], 1), emb, context)
         return self.out(h)
 
 
-def run(blocks, h, emb, context):
+def through(blocks, h, emb, context):
+    """h through a level's blocks (a ResBlock, perhaps an Attention), each given the embedding and context."""
     for block in blocks:
         h = block(h, emb, context)
     return h
@@ -156,7 +158,7 @@ class DDPM(nn.Module):
                  p_uncond=0.1, lr=2e-4):
         super().__init__()
         if image_size % 2 ** (len(ch_mult) - 1):
-            raise ValueError(f"image size {image_size} does not halve {len(ch_mult) - 1} times (--ch-mult {ch_mult})")
+            raise ValueError(f"image size {image_size} does not halve {len(ch_mult) - 1} times (ch_mult {ch_mult})")
         self.T, self.num_classes, self.p_uncond, self.lr = T, num_classes, p_uncond, lr
         self.shape = (channels, image_size, image_size)
         self.net = UNet(image_size, channels, num_classes, ch, ch_mult, num_res_blocks, attn_res, dropout)
@@ -166,7 +168,7 @@ class DDPM(nn.Module):
         alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])   # alpha_bar_0 = 1
         for name, value in dict(beta=beta, alpha=alpha, alpha_bar=alpha_bar, alpha_bar_prev=alpha_bar_prev,
                                 beta_tilde=(1 - alpha_bar_prev) / (1 - alpha_bar) * beta).items():   # Eq. 7
-            self.register_buffer(name, value.float(), persistent=False)
+            self.register_buffer(name, value, persistent=False)                 # float64: see posterior
 
     def eps_theta(self, x_t, t, y=None):
         return self.net(x_t, t, y)
@@ -174,14 +176,25 @@ class DDPM(nn.Module):
     def q_sample(self, x0, t, eps):
         """Eq. 4: draw x_t ~ q(x_t | x_0) in one shot instead of t small steps."""
         ab = self.alpha_bar[t].view(-1, 1, 1, 1)                                # (B, 1, 1, 1)
-        return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+        return ab.sqrt().float() * x0 + (1 - ab).sqrt().float() * eps
 
-    def posterior(self, x0, x_t, t):
-        """Eq. 6, 7: the mean and variance of q(x_{t-1} | x_t, x_0)."""
-        ab, ab_prev = self.alpha_bar[t].view(-1, 1, 1, 1), self.alpha_bar_prev[t].view(-1, 1, 1, 1)
-        beta, alpha = self.beta[t].view(-1, 1, 1, 1), self.alpha[t].view(-1, 1, 1, 1)
-        mean = ab_prev.sqrt() * beta / (1 - ab) * x0 + alpha.sqrt() * (1 - ab_prev) / (1 - ab) * x_t
-        return mean, self.beta_tilde[t].view(-1, 1, 1, 1)
+    def alpha_bar_at(self, t):
+        """alpha_bar at the indices t, where t = -1 is step 0: alpha_bar_0 = 1, x_0 itself."""
+        t = torch.as_tensor(t, device=self.alpha_bar.device)
+        return torch.where(t >= 0, self.alpha_bar[t.clamp(min=0)], 1.0)
+
+    def posterior(self, x0, x_t, t, t_prev=None):
+        """Eq. 6, 7: the mean and variance of q(x_{t-1} | x_t, x_0). With t_prev (a respaced chain; -1 for
+        x_0), of q(x_t' | x_t, x_0), whose beta is 1 - alpha_bar_t / alpha_bar_t'. The coefficients are
+        taken in float64: at t = 1 the weight of x_0 is exactly 1 (0.99983 in float32)."""
+        t = torch.as_tensor(t, device=self.alpha_bar.device)
+        ab, ab_prev = self.alpha_bar_at(t), self.alpha_bar_at(t - 1 if t_prev is None else t_prev)
+        beta = 1 - ab / ab_prev                                                 # beta_t (of the respaced chain)
+        c0 = ab_prev.sqrt() * beta / (1 - ab)                                   # Eq. 7: mu~ = c0 x_0 + c_t x_t
+        c_t = (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab)
+        beta_tilde = (1 - ab_prev) / (1 - ab) * beta                            # Eq. 7
+        c0, c_t, beta_tilde = (c.float().view(-1, 1, 1, 1) for c in (c0, c_t, beta_tilde))
+        return c0 * x0 + c_t * x_t, beta_tilde
 
     def loss(self, x0, y=None):
         """Eq. 14, the simplified objective: predict the noise that was added."""
@@ -190,18 +203,20 @@ class DDPM(nn.Module):
         if y is not None:                                                       # CFG: learn p(x) too, as label "null"
             drop = torch.rand(y.shape[0], device=y.device) < self.p_uncond     # (B,): a label, or a whole caption
             y = torch.where(drop.view(-1, *[1] * (y.dim() - 1)), self.num_classes, y)
-        return {"mse": F.mse_loss(self.eps_theta(self.q_sample(x0, t, eps), t, y).float(), eps)}
+        return {"mse": F.mse_loss(self.eps_theta(self.q_sample(x0, t, eps), t, y), eps)}
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.0, fused=True)
+        fused = self.beta.is_cuda                                               # the fused kernel where there is one
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.0, fused=fused)
 
-    def guided_eps(self, x_t, t, y, w):
-        """7. eps = eps_uncond + w (eps_cond - eps_uncond): both branches in one batch, one network call."""
-        if y is None or w == 1:
+    def guided_eps(self, x_t, t, y, guidance):
+        """7. eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale: both branches in one
+        batch, one network call. s = 1 is the conditional model alone, s = 0 the unconditional one."""
+        if y is None or guidance == 1:
             return self.eps_theta(x_t, t, y)
         e_cond, e_uncond = self.eps_theta(x_t.repeat(2, 1, 1, 1), t.repeat(2),
                                           torch.cat([y, torch.full_like(y, self.num_classes)])).chunk(2)
-        return e_uncond + w * (e_cond - e_uncond)
+        return e_uncond + guidance * (e_cond - e_uncond)
 
     def timesteps(self, steps, strength=1.0):
         """The descending indices the reverse process visits: `steps` of them, evenly spaced from
@@ -209,12 +224,39 @@ class DDPM(nn.Module):
         start = round(strength * self.T)
         return torch.linspace(start - 1, 0, min(steps, start)).round().long().tolist() if start else []
 
+    def predict_x0(self, x_t, eps, t, clip):
+        """Eq. 4 solved for x_0. clip: x0_hat kept in [-1, 1], the data's range, as in Ho et al.'s released
+        sampler, and eps re-derived from it, so that x_t, x0_hat and eps still satisfy Eq. 4."""
+        ab = self.alpha_bar_at(t)
+        x0_hat = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+        if clip:
+            x0_hat = x0_hat.clamp(-1, 1)
+            eps = (x_t - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
+        return x0_hat, eps
+
+    def ddpm_step(self, x_t, eps, t, t_prev, variance="beta", clip=True):
+        """Algorithm 2, line 4: x_{t-1} = mu~_t(x_t, x0_hat) + sigma_t z. Eq. 11's mean is Eq. 7's posterior
+        mean at x0_hat, written so here so that x0_hat can be clipped first. sigma_t^2 = beta_t, or beta~_t."""
+        x0_hat, _ = self.predict_x0(x_t, eps, t, clip)
+        mean, beta_tilde = self.posterior(x0_hat, x_t, t, t_prev)
+        sigma2 = beta_tilde if variance == "posterior" else (1 - self.alpha_bar_at(t) / self.alpha_bar_at(t_prev)).float()
+        z = torch.randn_like(x_t) if t_prev >= 0 else torch.zeros_like(x_t)    # no noise on the last step
+        return mean + sigma2.sqrt() * z
+
+    def ddim_step(self, x_t, eps, t, t_prev, eta=0.0, clip=True):
+        """DDIM (Song et al., Eq. 12): x_t' = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps
+        + sigma z, with sigma = eta sqrt(beta~) of the step t -> t' (their Eq. 16); eta = 0 is deterministic."""
+        ab, ab_prev = self.alpha_bar_at(t), self.alpha_bar_at(t_prev)
+        x0_hat, eps = self.predict_x0(x_t, eps, t, clip)
+        sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
+        z = torch.randn_like(x_t) if t_prev >= 0 else torch.zeros_like(x_t)
+        return ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * z
+
     def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0, variance="beta", init=None, mask=None,
                 clip=False):
-        """The reverse process over the indices ts, from x_T (or from the init noised to ts[0]) to x_0;
-        yields each x_t. With sampler="ddpm" and all T indices this is exactly Algorithm 2; with
-        fewer, the same step on the respaced chain (alpha_t = alpha_bar_t / alpha_bar_t'). clip=True keeps
-        the predicted x_0 in [-1, 1], the data's range, as Ho et al.'s released sampler does."""
+        """The reverse process over the indices ts, from x_T (or from init noised to ts[0]) to x_0, yielding
+        each x_t: guidance, then a DDPM or DDIM step, then (inpainting) the known pixels put back. With
+        sampler="ddpm" and all T indices this is Algorithm 2; with fewer, the same step on the respaced chain."""
         if sampler not in ("ddpm", "ddim") or variance not in ("beta", "posterior"):
             raise ValueError(f"sampler is ddpm or ddim, variance beta or posterior (got {sampler}, {variance})")
         if mask is not None and init is None:
@@ -228,25 +270,13 @@ class DDPM(nn.Module):
             if ts and ts[0] < self.T - 1:                                       # SDEdit: x_t ~ q(x_t | init)
                 x = self.q_sample(init, torch.full((n,), ts[0], device=device), x)
         keep = None if mask is None else (mask.to(device) > 0).expand_as(x)    # white in the mask: known pixels
-        for i, t in enumerate(ts):
-            t_prev = ts[i + 1] if i + 1 < len(ts) else -1                       # -1: alpha_bar = 1, i.e. x_0
-            ab = self.alpha_bar[t]
-            ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else torch.ones_like(ab)
-            eps = self.guided_eps(x, torch.full((n,), t, device=device), y, guidance).float()
-            x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()                    # Eq. 4 solved for x_0
-            if clip:                                                            # x0_hat in [-1, 1], and the eps that
-                x0_hat = x0_hat.clamp(-1, 1)                                    # goes with it: Eq. 11 is then Eq. 7's
-                eps = (x - ab.sqrt() * x0_hat) / (1 - ab).sqrt()                # mean at the clipped x0_hat
-            z = torch.randn_like(x) if t_prev >= 0 else torch.zeros_like(x)     # no noise on the last step
+        for t, t_prev in zip(ts, ts[1:] + [-1]):                                # t_prev = -1: x_0
+            eps = self.guided_eps(x, torch.full((n,), t, device=device), y, guidance)
             if sampler == "ddpm":
-                alpha = ab / ab_prev                                            # alpha_t (of the respaced chain)
-                beta = 1 - alpha
-                sigma2 = beta if variance == "beta" else (1 - ab_prev) / (1 - ab) * beta
-                x = (x - beta / (1 - ab).sqrt() * eps) / alpha.sqrt() + sigma2.sqrt() * z   # Eq. 11, Algorithm 2
+                x = self.ddpm_step(x, eps, t, t_prev, variance, clip)
             else:
-                sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
-                x = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * z   # DDIM, Eq. 12
-            if keep is not None:                                                # inpainting: the known pixels, noised to t_prev
+                x = self.ddim_step(x, eps, t, t_prev, eta, clip)
+            if keep is not None:                                                # inpainting: the known pixels at t_prev
                 known = self.q_sample(init, torch.full((n,), t_prev, device=device), torch.randn_like(x)) \
                     if t_prev >= 0 else init
                 x = torch.where(keep, known, x)

@@ -46,28 +46,29 @@ class Block(nn.Module):
 
 
 class Autoencoder(nn.Module):
-    """E: (C, S, S) -> mu, logvar of (z_channels, S/f, S/f); D: back. log2(f) stride-2 levels."""
+    """The encoder E: (C, S, S) -> mu, logvar of (z_channels, S/f, S/f); the decoder D: back. log2(f)
+    stride-2 levels. (Named encoder and decoder in the code: D is the discriminator in the GAN files.)"""
 
     def __init__(self, channels, f, z_channels, ch):
         super().__init__()
         n = int(math.log2(f))
         w = [ch * min(2 ** i, 4) for i in range(n + 1)]                         # widths, outermost first
-        self.E = nn.Sequential(nn.Conv2d(channels, w[0], 3, padding=1),
+        self.encoder = nn.Sequential(nn.Conv2d(channels, w[0], 3, padding=1),
                                *[m for i in range(n) for m in (Block(w[i], w[i + 1]),
                                                                nn.Conv2d(w[i + 1], w[i + 1], 3, 2, 1))],  # S -> S/2
                                Block(w[n], w[n]), nn.GroupNorm(32, w[n]), nn.SiLU(),
                                nn.Conv2d(w[n], 2 * z_channels, 3, padding=1))          # -> [mu, logvar]
-        self.D = nn.Sequential(nn.Conv2d(z_channels, w[n], 3, padding=1), Block(w[n], w[n]),
+        self.decoder = nn.Sequential(nn.Conv2d(z_channels, w[n], 3, padding=1), Block(w[n], w[n]),
                                *[m for i in reversed(range(n)) for m in (nn.Upsample(scale_factor=2.0),
                                                                          Block(w[i + 1], w[i]))],    # S/2 -> S
                                nn.GroupNorm(32, w[0]), nn.SiLU(), nn.Conv2d(w[0], channels, 3, padding=1))
 
     def encode(self, x):
-        mu, logvar = self.E(x).float().chunk(2, dim=1)                          # (B, z_channels, S/f, S/f) each
+        mu, logvar = self.encoder(x).chunk(2, dim=1)                            # (B, z_channels, S/f, S/f) each
         return mu, logvar.clamp(-30, 20)
 
     def decode(self, z):
-        return self.D(z)
+        return self.decoder(z)
 
 
 # ----------------------------------------------------------------------------- captions: tokens and tau(y)
@@ -133,7 +134,7 @@ class LDM(nn.Module):
         if f not in (1, 2, 4, 8, 16) or image_size % f:
             raise ValueError(f"f is a power of two that divides the image size (got f={f}, size {image_size})")
         self.ae_steps, self.ae_lr, self.kl_weight, self.max_len = ae_steps, ae_lr, kl_weight, max_len
-        self.ae_steps_done = 0                                                   # saved with the weights
+        self.ae_steps_done, self.scale_measured = 0, False                       # saved with the weights
         self.autoencoder = Autoencoder(channels, f, z_channels, ae_ch)
         self.diffusion = DDPM(image_size // f, z_channels, num_classes, T=T, beta_1=beta_1, beta_T=beta_T, ch=ch,
                               ch_mult=ch_mult, num_res_blocks=num_res_blocks, attn_res=attn_res, dropout=dropout,
@@ -150,8 +151,9 @@ class LDM(nn.Module):
     def get_extra_state(self):
         return {"ae_steps_done": self.ae_steps_done}
 
-    def set_extra_state(self, state):
+    def set_extra_state(self, state):                                            # called after the buffers are loaded
         self.ae_steps_done = state["ae_steps_done"]
+        self.scale_measured = bool(self.scale > 0)
 
     @staticmethod
     def vocabulary(captions):
@@ -181,7 +183,7 @@ class LDM(nn.Module):
         """1. L1 reconstruction + the KL to N(0, I) in closed form; sums over pixels and latents, mean over the batch."""
         mu, logvar = self.autoencoder.encode(x)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)                     # reparameterization
-        x_hat = self.autoencoder.decode(z).float()
+        x_hat = self.autoencoder.decode(z)
         kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).flatten(1).sum(1).mean()   # KL(q(z|x) || N(0, I))
         return {"recon": (x_hat - x).abs().flatten(1).sum(1).mean(), "kl": self.kl_weight * kl}
 
@@ -190,14 +192,20 @@ class LDM(nn.Module):
         with torch.no_grad():
             mu, logvar = self.autoencoder.encode(x)
             z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-            self.scale.copy_(torch.where(self.scale > 0, self.scale, 1 / z.std()))   # 2. scale-by-std, first batch
+            if not self.scale_measured:                                          # 2. scale-by-std, on the first batch
+                moments = torch.stack([z.mean(), (z**2).mean()])
+                if torch.distributed.is_initialized():                           # of all processes' slices together
+                    torch.distributed.all_reduce(moments)
+                    moments /= torch.distributed.get_world_size()
+                self.scale.copy_((moments[1] - moments[0] ** 2).rsqrt())          # 1 / std(z)
+                self.scale_measured = True
         return self.diffusion.loss(z * self.scale, y)
 
     def configure_optimizers(self):
         ae = list(self.autoencoder.parameters())                                 # each stage updates only its part:
         rest = [p for name, p in self.named_parameters() if not name.startswith("autoencoder.")]   # the other has no grad
         return torch.optim.AdamW([{"params": ae, "lr": self.ae_lr}, {"params": rest, "lr": self.lr}],
-                                 weight_decay=0.0, fused=True)
+                                 weight_decay=0.0, fused=self.scale.is_cuda)     # the fused kernel where there is one
 
     def load_autoencoder(self, ck):
         """Reuse a trained autoencoder: the autoencoder weights of another ldm checkpoint; stage 1 is done."""
@@ -210,13 +218,13 @@ class LDM(nn.Module):
         if not prompt:
             return y
         if not self.vocab:
-            raise ValueError("--prompt given, but this ldm was trained without captions (--captions)")
+            raise ValueError("a prompt was given, but this ldm was trained without captions (vocab is empty)")
         if not any(w in self.vocab for w in words(prompt)):
             raise ValueError(f"no word of '{prompt}' is in the vocabulary: {' '.join(self.vocab)}")
         return self.tokenize([prompt] * n).to(self.scale.device)
 
     def decode(self, z):
-        return self.autoencoder.decode(z / self.scale.clamp_min(1e-8)).float().clamp(-1, 1)
+        return self.autoencoder.decode(z / self.scale.clamp_min(1e-8)).clamp(-1, 1)
 
     @torch.no_grad()
     def sample(self, n, y=None, *, prompt="", sampler="ddpm", steps=1000, eta=0.0, guidance=1.0):

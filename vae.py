@@ -1,7 +1,8 @@
 """Variational autoencoder (Kingma & Welling, 2014), and the conditional VAE (Sohn et al., 2015).
 
 An encoder q_phi(z | x) and a decoder p_theta(x | z) trained together by maximising the
-evidence lower bound, here minimised as its negative:
+evidence lower bound, here minimised as its negative, in these steps (the code names them "step N";
+"Eq. N" is always the paper's equation N):
 
     1. encoder       q_phi(z | x) = N(mu, diag(sigma^2)); the network outputs mu and logvar = log sigma^2
     2. reparam.      z = mu + sigma * eps, eps ~ N(0, I): a sample that gradients can flow through
@@ -62,32 +63,33 @@ class VAE(nn.Module):
         return h if self.embed is None else torch.cat([h, self.embed(y)], 1)
 
     def encode(self, x, y=None):
-        """Eq. 1: q_phi(z | x, y) = N(mu, diag(exp(logvar)))."""
+        """Step 1: q_phi(z | x, y) = N(mu, diag(exp(logvar)))."""
         h = self.condition(self.encoder(x), y)                   # (B, w_last * 16 [+ emb])
         mu, logvar = self.to_stats(h).chunk(2, dim=1)           # (B, latent_dim) each
         return mu, logvar
 
     def reparameterize(self, mu, logvar):
-        """Eq. 2: z = mu + sigma * eps, so z is a differentiable function of (mu, sigma)."""
+        """Step 2: z = mu + sigma * eps, so z is a differentiable function of (mu, sigma)."""
         eps = torch.randn_like(mu)
         return mu + (0.5 * logvar).exp() * eps                  # sigma = exp(logvar / 2)
 
     def decode(self, z, y=None):
-        """Eq. 3: the mean x_hat of p_theta(x | z, y), in [-1, 1]."""
+        """Step 3: the mean x_hat of p_theta(x | z, y), in [-1, 1]."""
         h = self.from_z(self.condition(z, y)).view(-1, *self.feat)   # (B, w_last, 4, 4)
         return self.decoder(h)                                   # (B, C, S, S)
 
     def loss(self, x, y=None):
-        """Eq. 5: the negative ELBO, L = recon + beta * KL, per image."""
+        """Step 5: the negative ELBO, L = recon + beta * KL, per image."""
         mu, logvar = self.encode(x, y)
         z = self.reparameterize(mu, logvar)
-        x_hat = self.decode(z, y).float()
+        x_hat = self.decode(z, y)
         recon = ((x - x_hat) ** 2).sum((1, 2, 3)).mean() / (2 * self.sigma**2)    # -log p(x | z) + const
-        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).float().sum(1).mean()     # KL(q(z|x) || N(0, I)), closed form
+        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1).mean()             # KL(q(z|x) || N(0, I)), Appendix B
         return {"recon": recon, "kl": self.beta * kl}
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr, fused=True)
+        fused = self.from_z.weight.is_cuda                                    # the fused kernel where there is one
+        return torch.optim.Adam(self.parameters(), lr=self.lr, fused=fused)
 
     def labels_for(self, n, y):
         """The labels to decode with: the given ones, or every class in turn for a conditional model."""
@@ -97,7 +99,7 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n, y=None, *, temperature=1.0):
-        """Eq. 6: z ~ N(0, temperature^2 I), x = decoder(z). Returns (n, C, H, W) in [-1, 1]."""
+        """Step 6: z ~ N(0, temperature^2 I), x = decoder(z). Returns (n, C, H, W) in [-1, 1]."""
         z = temperature * torch.randn(n, self.latent_dim, device=self.from_z.weight.device)
         return self.decode(z, self.labels_for(n, y))
 
@@ -107,5 +109,5 @@ class VAE(nn.Module):
         Returns (frames, n, C, H, W)."""
         z_a, z_b = temperature * torch.randn(2, n, self.latent_dim, device=self.from_z.weight.device)
         y = self.labels_for(n, y)
-        w = (1 - torch.cos(torch.arange(frames) * 2 * torch.pi / frames)) / 2    # 0 -> 1 -> back, eased, loops
-        return torch.stack([self.decode(torch.lerp(z_a, z_b, float(t)), y) for t in w])
+        ease = (1 - torch.cos(torch.arange(frames) * 2 * torch.pi / frames)) / 2   # 0 -> 1 -> back, eased, loops
+        return torch.stack([self.decode(torch.lerp(z_a, z_b, float(s)), y) for s in ease])

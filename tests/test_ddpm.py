@@ -17,7 +17,7 @@ def test_closed_form_q_matches_iterating_the_chain():
         for i in range(t):                                                    # index i is step i + 1
             x = (1 - m.beta[i]).sqrt() * x + m.beta[i].sqrt() * torch.randn_like(x)
         closed = m.q_sample(x0.view(-1, 3, 1, 1), torch.full((len(x0),), t - 1), torch.randn(len(x0), 3, 1, 1))
-        ab = m.alpha_bar[t - 1]
+        ab = m.alpha_bar[t - 1].float()
         for sample in (x, closed.view(-1, 3)):
             assert torch.allclose(sample.mean(0), ab.sqrt() * x0[0], atol=0.02)
             assert torch.allclose(sample.var(0), (1 - ab).expand(3), rtol=0.05, atol=2e-4)
@@ -106,6 +106,31 @@ def test_clipping_x0_is_the_posterior_mean_at_the_clipped_x0():
     *_, clipped = m.reverse(16, None, m.timesteps(100), clip=True)
     *_, raw = m.reverse(16, None, m.timesteps(100), clip=False)
     assert clipped.abs().max() <= 1 + 1e-6 and raw.std() > 10
+
+
+def test_a_ddpm_step_is_eq_11_as_printed():
+    """Algorithm 2, line 4, written as Eq. 7's mean at x0_hat, against Eq. 11 computed by hand in float64:
+    x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) + sqrt(beta_t) z."""
+    m = DDPM(8, 1, **TINY)
+    m.eps_theta = lambda x_t, t, y=None: 0.3 * x_t + 0.1                     # any predictor will do
+    for t in (999, 500, 3, 0):
+        torch.manual_seed(0)
+        x_t, z = torch.randn(2, 4, 1, 8, 8).double()                         # x_T, then the step's noise
+        eps = 0.3 * x_t + 0.1
+        beta, alpha, ab = m.beta[t], m.alpha[t], m.alpha_bar[t]
+        want = (x_t - beta / (1 - ab).sqrt() * eps) / alpha.sqrt() + (beta.sqrt() * z if t > 0 else 0)
+        torch.manual_seed(0)
+        got = next(m.reverse(4, None, [t, t - 1] if t > 0 else [0], clip=False))
+        assert torch.allclose(got.double(), want, atol=1e-5), t
+
+
+def test_posterior_coefficients_are_exact_at_t_1():
+    """At t = 1, alpha_bar_0 = 1: q(x_0 | x_1, x_0) puts all weight on x_0, so the mean is x_0 itself and
+    the variance 0. The float64 coefficients give exactly that (float32 ones weigh x_0 by 0.99983)."""
+    m = DDPM(8, 1, **TINY)
+    x0, x_t = torch.randn(2, 4, 1, 8, 8)
+    mean, var = m.posterior(x0, x_t, torch.zeros(4, dtype=torch.long))
+    assert torch.equal(mean, x0) and torch.equal(var, torch.zeros_like(var))
 
 
 def test_guidance_mixes_the_two_predictions_in_one_call():

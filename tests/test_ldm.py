@@ -31,7 +31,7 @@ def test_kl_term_matches_a_monte_carlo_estimate():
     m = tiny(kl_weight=1.0)
     x = torch.rand(4, 3, 16, 16) * 2 - 1
     with torch.no_grad():
-        for p in m.autoencoder.E[-1].parameters():
+        for p in m.autoencoder.encoder[-1].parameters():
             p.normal_(0, 0.3)                                                  # mu and log sigma^2 away from 0
         mu, logvar = m.autoencoder.encode(x)
         q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
