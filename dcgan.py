@@ -178,7 +178,7 @@ class DCGAN(nn.Module):
         # non-saturating: maximise log D(G(z)); log(1 - D(G(z))) would stall G while D wins
         terms = {"wgan": -fake_logit.float().mean()} if self.loss_type != "bce" else \
             {"gan": F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))}
-        if self.acgan:                                                  # ACGAN, G: maximise L_C for the labels it was given
+        if self.acgan:                                                  # ACGAN, G: maximise L_C for its own labels c
             terms["aux"] = F.cross_entropy(self.D_aux(h).flatten(1), self.y_fake)
         return terms
 

@@ -120,7 +120,8 @@ class Pix2Pix(nn.Module):
         if not (0 <= flip_labels < 1 and 0 <= d_dropout < 1 and n_critic >= 1):
             raise ValueError("flip_labels and d_dropout are probabilities in [0, 1), n_critic >= 1")
         self.lambda_l1, self.lr, self.betas = lambda_l1, lr, (beta1, beta2)
-        self.n_critic, self.soft_labels, self.flip_labels = n_critic, soft_labels, flip_labels   # train.py reads n_critic
+        self.n_critic = n_critic                                         # train.py: a G step every n_critic steps
+        self.soft_labels, self.flip_labels = soft_labels, flip_labels
         self.G = UNet(channels, image_size, ngf, norm, dropout)
         self.D = patchgan(2 * channels, ndf, n_layers, norm, d_dropout)  # conditional: sees [A, B]
         for m in self.modules():                                         # weights ~ N(0, 0.02), as DCGAN

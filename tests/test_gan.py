@@ -166,7 +166,8 @@ def test_loss_options_and_the_hand_off():
 
 
 @pytest.mark.parametrize("extra", [[], ["--loss", "wgan", "--n-critic", 2],
-                                   ["--classes", "--soft-labels", "--flip-labels", 0.1, "--d-dropout", 0.2, "--n-critic", 2]])
+                                   ["--classes", "--soft-labels", "--flip-labels", 0.1, "--d-dropout", 0.2,
+                                    "--n-critic", 2]])
 def test_command_line(cli, tmp_path, extra):
     out = tmp_path / "run"
     args = ["--image-size", 8, "--hidden", 16, "--batch-size", 16, "--grid", 4, "--log-every", 2, *extra]
