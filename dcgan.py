@@ -1,21 +1,35 @@
 """Deep convolutional GAN (Radford et al., 2015): the GAN game of gan.py, played by convolutional
 networks. Conditional when labels are given (class embedding joined to z, one-hot maps joined to
-D's input), or ACGAN-style (Odena et al., 2017) with an auxiliary classifier head; WGAN-GP
-(Gulrajani et al., 2017) as a loss option.
+D's input), or ACGAN-style (Odena et al., 2017) with an auxiliary classifier head; the Wasserstein
+GAN (Arjovsky et al., 2017) and WGAN-GP (Gulrajani et al., 2017) as loss options; the lab's
+stabilisers for any of them.
 
-    1. G          z (nz, 1, 1) -> ConvTranspose 4x4 stride 2 + BatchNorm + ReLU, doubling the size
+    G             z (nz, 1, 1) -> ConvTranspose 4x4 stride 2 + BatchNorm + ReLU, doubling the size
                   each time -> Tanh: (C, S, S) in [-1, 1]
-    2. D          (C, S, S) -> Conv 4x4 stride 2 + BatchNorm + LeakyReLU(0.2), halving it -> one logit
+    D             (C, S, S) -> Conv 4x4 stride 2 + BatchNorm + LeakyReLU(0.2), halving it -> one logit
                   no pooling, no bias before BatchNorm, weights ~ N(0, 0.02)
-    3. D's step   minimise BCE(D(x), 1) + BCE(D(G(z)), 0)      (gan.py, Eq. 1)
-    4. G's step   minimise BCE(D(G(z)), 1), the non-saturating loss
-    5. ACGAN      D also predicts the class: + CE(class(x), y) for D and + CE(class(G(z, y)), y) for both
-    6. WGAN-GP    critic loss f(G(z)) - f(x) + lambda (||grad f(x_hat)|| - 1)^2, generator loss -f(G(z))
+    D's step      minimise BCE(D(x), 1) + BCE(D(G(z)), 0)      (Goodfellow et al., Eq. 1; gan.py)
+    G's step      minimise BCE(D(G(z)), 1), the non-saturating loss
+    ACGAN         D also names the class: D maximises L_S + L_C, G maximises L_C - L_S, where L_S is
+                  the log-likelihood of the right source (real or fake) and L_C of the right class:
+                  + CE(class(x), y) + CE(class(G(z, c)), c) for D, + CE(class(G(z, c)), c) for G
+    WGAN          critic loss f(G(z)) - f(x), generator loss -f(G(z)); 5 critic steps per G step,
+                  RMSprop at lr 5e-5, the critic's weights clipped to [-0.01, 0.01] after each of its
+                  steps (Arjovsky et al., Algorithm 1)
+    WGAN-GP       no clipping: + lambda (||grad f(x_hat)|| - 1)^2 (Gulrajani et al., Eq. 3), x_hat
+                  between a real x and a fake of the same condition
+    stabilisers   the lab's: n_critic D steps per G step, soft and flipped labels (gan.py), dropout in D
+
+The hand-off: train.py calls d_loss and then g_loss on the same batch. d_loss draws the fakes and
+their labels and keeps them, with their graph, in self.fake and self.y_fake; g_loss scores those.
 
 Defaults are the paper's: Adam lr 2e-4, betas (0.5, 0.999), batch 128.
 
     python train.py dcgan --data ./celeba                  # 64x64
     python train.py dcgan --data ./fashion-mnist --classes --image-size 32 --acgan
+    python train.py dcgan --data ./fashion-mnist --image-size 32 --loss wgan
+    python train.py dcgan --data ./fashion-mnist --classes --image-size 32 --acgan --n-critic 3 --soft-labels \\
+        --flip-labels 0.05 --d-dropout 0.3                  # the lab's ACGAN
 """
 import torch
 import torch.nn as nn
@@ -28,10 +42,20 @@ def up(c_in, c_out, first=False):
                          nn.BatchNorm2d(c_out), nn.ReLU(True))
 
 
-def down(c_in, c_out, norm):
-    """Conv 4x4 stride 2: (c_in, H, W) -> (c_out, H/2, W/2)."""
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
-                         *([norm(c_out)] if norm else []), nn.LeakyReLU(0.2, True))
+def down(c_in, c_out, norm, dropout=0.0):
+    """Conv 4x4 stride 2: (c_in, H, W) -> (c_out, H/2, W/2); dropout after it when asked (the lab's D)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), *([norm(c_out)] if norm else []),
+                         nn.LeakyReLU(0.2, True), *([nn.Dropout(dropout)] if dropout else []))
+
+
+def d_targets(n, device, soft=False, flip=0.0):
+    """D's BCE targets for n real and n fake samples: 1 and 0. The lab's stabilisers: soft labels draw
+    them from U(0.7, 1.0) and U(0.0, 0.3); flipped labels give each one the other side's target with
+    probability flip."""
+    real = torch.arange(2 * n, device=device) < n                       # (2n,): n real, then n fake
+    real ^= torch.rand(2 * n, device=device) < flip                     # flipped labels
+    u = 0.3 * torch.rand(2 * n, device=device) if soft else torch.zeros(2 * n, device=device)
+    return torch.where(real, 1 - u, u).split(n)                         # soft labels: 1 - U(0, 0.3), U(0, 0.3)
 
 
 def gradient_penalty(critic, x, fake, *cond):
@@ -42,41 +66,60 @@ def gradient_penalty(critic, x, fake, *cond):
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+def clip_weights(opt, c):
+    """WGAN (Algorithm 1): clip every weight the critic's optimizer steps to [-c, c], a crude way of
+    keeping f K-Lipschitz. Registered as the optimizer's post-step hook, so it follows each critic step."""
+    with torch.no_grad():
+        for group in opt.param_groups:
+            for p in group["params"]:
+                p.clamp_(-c, c)
+
+
 class DCGAN(nn.Module):
     batch_size = 128
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, nz=128, ngf=64, ndf=64, bn_first=True,
-                 acgan=False, loss="bce", gp_lambda=10.0, n_critic=5, lr=2e-4, beta1=0.5, beta2=0.999):
+                 acgan=False, loss="bce", gp_lambda=10.0, clip=0.01, n_critic=0, soft_labels=False,
+                 flip_labels=0.0, d_dropout=0.0, lr=0.0, beta1=0.5, beta2=0.999):
+        """loss: bce, wgan or wgan-gp. n_critic: D steps per G step, 0 for the loss's paper (1 for bce,
+        5 for wgan and wgan-gp). lr: 0 for the optimizer's paper (Adam 2e-4, DCGAN's; RMSprop 5e-5,
+        WGAN's). soft_labels and flip_labels are for bce: a Wasserstein critic has no targets."""
         super().__init__()
-        n = image_size.bit_length() - 3                                 # stride-2 blocks between 4x4 and S x S
-        if image_size < 8 or image_size != 4 << n:
+        levels = image_size.bit_length() - 3                            # stride-2 blocks between 4x4 and S x S
+        if image_size < 8 or image_size != 4 << levels:
             raise ValueError(f"image size must be a power of two, at least 8 (got {image_size})")
-        if loss not in ("bce", "wgan-gp"):
-            raise ValueError(f"loss is bce or wgan-gp (got {loss})")
+        if loss not in ("bce", "wgan", "wgan-gp"):
+            raise ValueError(f"loss is bce, wgan or wgan-gp (got {loss})")
         if acgan and not num_classes:
-            raise ValueError("--acgan needs labelled data: add --classes")
+            raise ValueError("an ACGAN needs class labels (num_classes > 0)")
+        if loss != "bce" and (soft_labels or flip_labels):
+            raise ValueError(f"soft and flipped labels are targets of the bce loss; the {loss} critic has none")
+        if not (0 <= flip_labels < 1 and 0 <= d_dropout < 1 and n_critic >= 0 and clip > 0):
+            raise ValueError("flip_labels and d_dropout are probabilities in [0, 1), n_critic >= 0, clip > 0")
         self.nz, self.num_classes, self.acgan, self.loss_type, self.gp_lambda = nz, num_classes, acgan, loss, gp_lambda
-        self.n_critic = n_critic if loss == "wgan-gp" else 1              # train.py: G steps every n_critic steps
-        self.lr, self.betas = lr, (beta1, beta2)
+        self.clip, self.soft_labels, self.flip_labels = clip, soft_labels, flip_labels
+        self.n_critic = n_critic or (1 if loss == "bce" else 5)          # train.py: a G step every n_critic steps
+        self.lr, self.betas = lr or (5e-5 if loss == "wgan" else 2e-4), (beta1, beta2)
         emb = nz if num_classes else 0                                  # conditional G: [z, embed(y)]
         self.embed = nn.Embedding(num_classes, emb) if num_classes else None
         d_in = channels + (num_classes if num_classes and not acgan else 0)   # conditional D: one-hot maps
 
-        # G: (nz, 1, 1) -> (ngf * 2^(n-1), 4, 4) -> ... -> (ngf, S/2, S/2) -> (C, S, S); for 64x64:
+        # G: (nz, 1, 1) -> (ngf * 2^(levels-1), 4, 4) -> ... -> (ngf, S/2, S/2) -> (C, S, S); for 64x64:
         # (nz,1,1) -> (ngf*8,4,4) -> (ngf*4,8,8) -> (ngf*2,16,16) -> (ngf,32,32) -> (C,64,64)
-        widths = [ngf * 2 ** i for i in reversed(range(n))]
+        widths = [ngf * 2 ** i for i in reversed(range(levels))]
         self.G = nn.Sequential(up(nz + emb, widths[0], first=True),
                                *[up(a, b) for a, b in zip(widths, widths[1:])],
                                nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh())
-        # D: (C, S, S) -> (ndf, S/2, S/2) -> ... -> (ndf * 2^(n-1), 4, 4) -> 1 logit. BatchNorm after every
+        # D: (C, S, S) -> (ndf, S/2, S/2) -> ... -> (ndf * 2^(levels-1), 4, 4) -> 1 logit. BatchNorm after every
         # conv, the first included, as in the lecture's table; the DCGAN paper has none after the first
-        # (--no-bn-first). A WGAN-GP critic has no BatchNorm: it would mix the samples of a batch, and the
-        # penalty is per sample; it uses layer norm over (C, H, W), GroupNorm(1, c), instead.
+        # (bn_first=False). A WGAN-GP critic has no BatchNorm: it would mix the samples of a batch, and the
+        # penalty is per sample; it uses layer norm over (C, H, W), GroupNorm(1, c), instead. The WGAN
+        # critic keeps BatchNorm, as Arjovsky et al.'s DCGAN critic does.
         norm = (lambda c: nn.GroupNorm(1, c)) if loss == "wgan-gp" else nn.BatchNorm2d
-        widths = [ndf * 2 ** i for i in range(n)]
-        self.D = nn.Sequential(down(d_in, widths[0], norm if bn_first else None),
-                               *[down(a, b, norm) for a, b in zip(widths, widths[1:])])
-        self.D_out = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)       # (w, 4, 4) -> (1, 1, 1)
+        widths = [ndf * 2 ** i for i in range(levels)]
+        self.D = nn.Sequential(down(d_in, widths[0], norm if bn_first else None, d_dropout),
+                               *[down(a, b, norm, d_dropout) for a, b in zip(widths, widths[1:])])
+        self.D_out = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)       # (ndf * 2^(levels-1), 4, 4) -> (1, 1, 1)
         self.D_aux = nn.Conv2d(widths[-1], num_classes, 4, 1, 0) if acgan else None   # ACGAN: class logits
         for m in self.modules():                                         # the paper's initialisation
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -84,6 +127,7 @@ class DCGAN(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.normal_(m.weight, 1.0, 0.02)
                 nn.init.zeros_(m.bias)
+        self.fake = self.y_fake = None                                   # d_loss -> g_loss
 
     def generate(self, z, y=None):
         """G(z | y): (n, nz) -> (n, C, S, S) in [-1, 1]."""
@@ -97,56 +141,74 @@ class DCGAN(nn.Module):
         return self.D(x)
 
     def critic(self, x, y=None):
-        """D(x | y) as a logit, or the WGAN critic's value: (B, C, S, S) -> (B,)."""
+        """D(x | y) as a logit, or the WGAN critic's value f(x): (B, C, S, S) -> (B,)."""
         return self.D_out(self.features(x, y)).flatten()
 
     def d_loss(self, x, y=None):
+        """D's step. Draws the fakes G(z | c), c the batch's labels shuffled, and keeps them, with their
+        graph, in self.fake (and c in self.y_fake) for the g_loss that follows on this batch."""
         z = torch.randn(x.shape[0], self.nz, device=x.device)
-        self.y_fake = y if y is None else y[torch.randperm(len(y), device=y.device)]   # labels for G: the data's mix
-        self.fake = self.generate(z, self.y_fake)          # kept, with its graph, for the g_loss that follows
-        h_real, h_fake = self.features(x, y), self.features(self.fake.detach(), self.y_fake)
-        real, fake = self.D_out(h_real).flatten().float(), self.D_out(h_fake).flatten().float()
-        if self.loss_type == "wgan-gp":                                 # 6. the critic's loss and the penalty
-            gp = gradient_penalty(self.critic, x, self.fake.detach(), y).float()
-            terms = {"real": -real.mean(), "fake": fake.mean(), "gp": self.gp_lambda * gp}
-        else:                                                           # 3. BCEWithLogits: log-sigmoid without overflow
-            terms = {"real": F.binary_cross_entropy_with_logits(real, torch.ones_like(real)),
-                     "fake": F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)),
-                     "D(x)": real.detach().sigmoid().mean(), "D(G(z))": fake.detach().sigmoid().mean()}
-        if self.acgan:                                                  # 5. D learns the classes of real and fake
-            terms["aux"] = F.cross_entropy(self.D_aux(h_real).flatten(1).float(), y) + \
-                F.cross_entropy(self.D_aux(h_fake).flatten(1).float(), self.y_fake)
+        perm = torch.randperm(x.shape[0], device=x.device)
+        self.y_fake = None if y is None else y[perm]                    # ACGAN's c ~ p_c, by the data's own mix
+        self.fake = self.generate(z, self.y_fake)
+        fake = self.fake.detach()                                       # D's step does not reach G
+        h_real, h_fake = self.features(x, y), self.features(fake, self.y_fake)
+        real_logit, fake_logit = self.D_out(h_real).flatten(), self.D_out(h_fake).flatten()
+        if self.loss_type != "bce":                                     # the critic: minimise f(G(z)) - f(x)
+            terms = {"real": -real_logit.float().mean(), "fake": fake_logit.float().mean()}
+            if self.loss_type == "wgan-gp":                             # Eq. 3 of Gulrajani et al.: fake[perm^-1][i]
+                # was drawn for label y_i, so each line x_hat runs between two samples of one condition
+                terms["gp"] = self.gp_lambda * gradient_penalty(self.critic, x, fake[perm.argsort()], y)
+        else:                                                           # BCEWithLogits: log-sigmoid without overflow
+            t_real, t_fake = d_targets(x.shape[0], x.device, self.soft_labels, self.flip_labels)
+            terms = {"real": F.binary_cross_entropy_with_logits(real_logit, t_real),
+                     "fake": F.binary_cross_entropy_with_logits(fake_logit, t_fake),
+                     "D(x)": real_logit.detach().sigmoid().mean(), "D(G(z))": fake_logit.detach().sigmoid().mean()}
+        if self.acgan:                                                  # ACGAN, D: maximise L_C on real and fake
+            terms["aux"] = F.cross_entropy(self.D_aux(h_real).flatten(1), y) + \
+                F.cross_entropy(self.D_aux(h_fake).flatten(1), self.y_fake)
         return terms
 
     def g_loss(self, x, y=None):
+        """G's step, on the fakes the d_loss before it drew (self.fake, self.y_fake): x and y are not read again."""
+        if self.fake is None:
+            raise RuntimeError("g_loss scores the fakes that d_loss drew from this batch: call d_loss first")
         h = self.features(self.fake, self.y_fake)
-        fake = self.D_out(h).flatten().float()
-        # 4. non-saturating: maximise log D(G(z)); log(1 - D(G(z))) would stall G while D wins
-        terms = {"wgan": -fake.mean()} if self.loss_type == "wgan-gp" else \
-            {"gan": F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))}
-        if self.acgan:                                                  # 5. G makes samples D classifies as y
-            terms["aux"] = F.cross_entropy(self.D_aux(h).flatten(1).float(), self.y_fake)
+        fake_logit = self.D_out(h).flatten()
+        # non-saturating: maximise log D(G(z)); log(1 - D(G(z))) would stall G while D wins
+        terms = {"wgan": -fake_logit.float().mean()} if self.loss_type != "bce" else \
+            {"gan": F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))}
+        if self.acgan:                                                  # ACGAN, G: maximise L_C for its own labels c
+            terms["aux"] = F.cross_entropy(self.D_aux(h).flatten(1), self.y_fake)
         return terms
 
     def configure_optimizers(self):
+        """(D's, G's): D, D_out and D_aux; G and the embedding. Adam for bce and wgan-gp; RMSprop for wgan
+        (Arjovsky et al. found momentum unstable with a clipped critic), whose D optimizer clips D's
+        weights after each of its steps."""
         d_params = [p for name, p in self.named_parameters() if name.startswith("D")]
-        g_params = [p for name, p in self.named_parameters() if not name.startswith("D")]   # G and the embedding
-        return (torch.optim.Adam(d_params, lr=self.lr, betas=self.betas, fused=True),
-                torch.optim.Adam(g_params, lr=self.lr, betas=self.betas, fused=True))
+        g_params = [p for name, p in self.named_parameters() if not name.startswith("D")]
+        if self.loss_type == "wgan":
+            d_opt, g_opt = torch.optim.RMSprop(d_params, lr=self.lr), torch.optim.RMSprop(g_params, lr=self.lr)
+            d_opt.register_step_post_hook(lambda opt, args, kwargs: clip_weights(opt, self.clip))
+            return d_opt, g_opt
+        fused = d_params[0].is_cuda                                      # fused Adam: on CUDA only
+        return (torch.optim.Adam(d_params, lr=self.lr, betas=self.betas, fused=fused),
+                torch.optim.Adam(g_params, lr=self.lr, betas=self.betas, fused=fused))
 
     def labels_for(self, n, y):
         if y is None and self.num_classes:
-            y = torch.arange(n, device=self.D_out.weight.device) % self.num_classes   # every class in turn
+            y = torch.arange(n, device=next(self.parameters()).device) % self.num_classes   # every class in turn
         return y
 
     @torch.no_grad()
     def sample(self, n, y=None):
         """z ~ N(0, I), x = G(z | y). Returns (n, C, S, S) in [-1, 1]."""
-        return self.generate(torch.randn(n, self.nz, device=self.D_out.weight.device), self.labels_for(n, y))
+        return self.generate(torch.randn(n, self.nz, device=next(self.parameters()).device), self.labels_for(n, y))
 
     @torch.no_grad()
     def animate(self, n, y=None, *, frames=48):
         """A walk through z: from z_a to z_b and back, for each of n samples. (frames, n, C, S, S)."""
-        z_a, z_b = torch.randn(2, n, self.nz, device=self.D_out.weight.device)
-        w = (1 - torch.cos(torch.arange(frames) * 2 * torch.pi / frames)) / 2
-        return torch.stack([self.generate(torch.lerp(z_a, z_b, float(t)), self.labels_for(n, y)) for t in w])
+        z_a, z_b = torch.randn(2, n, self.nz, device=next(self.parameters()).device)
+        ease = (1 - torch.cos(torch.arange(frames) * 2 * torch.pi / frames)) / 2
+        return torch.stack([self.generate(torch.lerp(z_a, z_b, float(t)), self.labels_for(n, y)) for t in ease])

@@ -37,3 +37,26 @@ def cli(tmp_path, monkeypatch):
 
     run.env = env
     return run
+
+
+
+def adversarial_steps(model, batch, steps):
+    """train.py's loop for the adversarial models, written out for the learning tests: at each step a D
+    step on batch(step) = (x, y), then, every model.n_critic steps, a G step on the same batch (g_loss
+    scores the fakes d_loss drew). Only terms that carry a gradient are trained on. Returns D's terms of
+    every step, detached, for the test to read."""
+    def descend(opt, terms):
+        opt.zero_grad()
+        sum(v for v in terms.values() if v.requires_grad).backward()
+        opt.step()
+
+    d_opt, g_opt = model.configure_optimizers()
+    d_terms = []
+    for step in range(1, steps + 1):
+        x, y = batch(step)
+        terms = model.d_loss(x, y)
+        descend(d_opt, terms)
+        d_terms.append({k: v.detach() for k, v in terms.items()})
+        if step % model.n_critic == 0:
+            descend(g_opt, model.g_loss(x, y))
+    return d_terms

@@ -1,12 +1,19 @@
 """pix2pix.py: the reference parameter counts, the PatchGAN's receptive field measured by gradients,
-the halved minimax value, dropout as G's noise, learning a paired task, the command line."""
+the halved minimax value, confident and wrong discriminators, the weighted L1 term, dropout as G's
+noise, G at test time as in training, learning a paired task, the command line."""
 import math
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from conftest import adversarial_steps
 from data import shapes
 from pix2pix import Pix2Pix, patchgan
+
+
+def bce(logit, target):
+    """BCE of one logit against a target, in closed form: softplus(logit) - target * logit."""
+    return math.log1p(math.exp(logit)) - target * logit
 
 
 def count(module):
@@ -58,6 +65,53 @@ def test_minimax_value_is_halved():
     assert terms["D(A,B)"].item() == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize("logit_of_real", [5.0, -5.0])                   # D confidently right, then wrong
+def test_confident_discriminator_and_the_halved_d(logit_of_real):
+    """B = +1, G(A) = -1, every patch's logit logit_of_real * B: when D is confidently right its (halved)
+    loss is near 0 and G's large (5.007 = -log sigmoid(-5)); the reverse when it is confidently wrong."""
+    m = Pix2Pix(16, 1, ngf=4, ndf=4, n_layers=1)
+    m.G.forward = lambda a: -torch.ones_like(a)
+    m.critic = lambda a, b: logit_of_real * b                            # (B, 1, S, S): a logit per patch
+    a, b = torch.randn(4, 1, 16, 16), torch.ones(4, 1, 16, 16)
+    d, g = m.d_loss(b, a), m.g_loss(b, a)
+    assert d["real"].item() == pytest.approx(0.5 * bce(logit_of_real, 1.0), rel=1e-4)
+    assert d["fake"].item() == pytest.approx(0.5 * bce(-logit_of_real, 0.0), rel=1e-4)
+    assert g["gan"].item() == pytest.approx(bce(-logit_of_real, 1.0), rel=1e-4)   # G's side is not halved
+    assert (d["real"] + d["fake"] < 0.01) == (logit_of_real > 0) == (g["gan"] > 5)
+
+
+@pytest.mark.parametrize("lambda_l1", [100.0, 7.0])
+def test_l1_term_is_lambda_times_the_mean_error(lambda_l1):
+    """Eq. 3 and 4 for a known G(A) = A / 2: l1 = lambda * mean |B - G(A)|."""
+    torch.manual_seed(0)
+    m = Pix2Pix(16, 3, ngf=4, ndf=4, n_layers=1, lambda_l1=lambda_l1)
+    m.G.forward = lambda a: a / 2
+    a, b = torch.rand(2, 4, 3, 16, 16) * 2 - 1
+    m.d_loss(b, a)
+    assert m.g_loss(b, a)["l1"].item() == pytest.approx(lambda_l1 * (b - a / 2).abs().mean().item(), rel=1e-5)
+    with pytest.raises(RuntimeError, match="call d_loss first"):
+        Pix2Pix(16, 3, ngf=4, ndf=4, n_layers=1).g_loss(b, a)
+
+
+def test_g_at_test_time_runs_as_in_training():
+    """Isola et al., Sec. 3.3: at test time G runs exactly as in training, dropout on and BatchNorm with the
+    test batch's statistics; that is the default. batch_stats=False uses the running averages instead, so
+    each output depends on its own input alone. Sampling moves no running average."""
+    m = Pix2Pix(16, 3, ngf=8, ndf=8, n_layers=2).eval()
+    a = torch.randn(4, 3, 16, 16)
+    running = [b.clone() for b in m.G.buffers()]
+    torch.manual_seed(1)
+    out = m.sample(4, a)
+    assert all(torch.equal(b, r) for b, r in zip(m.G.buffers(), running)) and not m.G.training
+    alone = m.sample(1, a[:1], dropout=False, batch_stats=False)
+    assert torch.allclose(m.sample(4, a, dropout=False, batch_stats=False)[:1], alone, atol=1e-6)
+    assert not torch.allclose(m.sample(4, a, dropout=False)[:1], m.sample(1, a[:1], dropout=False), atol=1e-3)
+    m.G.train()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        assert torch.equal(m.G(a), out)                                  # the very function G was trained as
+
+
 def test_dropout_is_the_noise_of_g():
     m = Pix2Pix(32, 3, ngf=8, ndf=8).eval()
     drops = [mod for mod in m.G.modules() if isinstance(mod, torch.nn.Dropout)]
@@ -76,18 +130,11 @@ def test_learns_a_paired_task():
     a = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     b = -a                                                                    # 255 - pixel, on [-1, 1]
     m = Pix2Pix(16, 3, ngf=16, ndf=16, n_layers=2)
-    d_opt, g_opt = m.configure_optimizers()
-    for step in range(300):
-        i = torch.randint(0, 500, (16,))
-        d_opt.zero_grad()
-        sum(v for v in m.d_loss(b[i], a[i]).values() if v.requires_grad).backward()
-        d_opt.step()
-        g_opt.zero_grad()
-        sum(m.g_loss(b[i], a[i]).values()).backward()
-        g_opt.step()
+    batch = lambda step: (lambda i: (b[i], a[i]))(torch.randint(0, 500, (16,)))
+    adversarial_steps(m, batch, steps=300)
     m.eval()
     identity = (a[500:] - b[500:]).abs().mean()
-    l1 = (m.sample(100, a[500:], dropout=False) - b[500:]).abs().mean()
+    l1 = (m.sample(100, a[500:], dropout=False, batch_stats=False) - b[500:]).abs().mean()
     assert l1 < 0.2 * identity, (l1, identity)
 
 
@@ -104,7 +151,8 @@ def test_command_line(cli, tmp_path):
     write_pairs(tmp_path / "pairs", 12)
     out = tmp_path / "run"
     args = ["--data", tmp_path / "pairs", "--image-size", 16, "--ngf", 8, "--ndf", 8, "--n-layers", 2,
-            "--batch-size", 4, "--log-every", 2]
+            "--batch-size", 4, "--log-every", 2, "--n-critic", 2, "--soft-labels", "--flip-labels", 0.1,
+            "--d-dropout", 0.2]
     r = cli("train.py", "pix2pix", "--steps", 4, "--out", out, *args)
     assert r.returncode == 0, r.out
     assert "12 pairs 16x16x3" in r.out and "G.l1" in r.out and "D.real" in r.out
@@ -115,7 +163,8 @@ def test_command_line(cli, tmp_path):
     assert r.returncode == 0 and "1 pairs: mean L1" in r.out and "PSNR" in r.out, r.out
     w, h = Image.open(tmp_path / "one.png").size
     assert w > 2.5 * h                                                       # one row: input | output | target
-    r = cli("sample.py", ckpt, "--input", tmp_path / "pairs", "--out", str(tmp_path / "outs") + "/", "--no-dropout")
+    r = cli("sample.py", ckpt, "--input", tmp_path / "pairs", "--out", str(tmp_path / "outs") + "/", "--no-dropout",
+            "--no-batch-stats")
     assert r.returncode == 0 and "12 pairs: mean L1" in r.out, r.out
     assert len(list((tmp_path / "outs").glob("*.png"))) == 12
     r = cli("sample.py", ckpt, "--out", tmp_path / "none.png")
