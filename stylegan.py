@@ -185,8 +185,8 @@ class StyleGAN(nn.Module):
     def configure_optimizers(self):
         d_params = [p for name, p in self.named_parameters() if name.startswith("D")]
         g_params = [p for name, p in self.named_parameters() if not name.startswith("D")]   # f, const, g, to_rgb
-        return (torch.optim.Adam(d_params, lr=self.lr, betas=self.betas, eps=1e-8),
-                torch.optim.Adam(g_params, lr=self.lr, betas=self.betas, eps=1e-8))
+        return (torch.optim.Adam(d_params, lr=self.lr, betas=self.betas, eps=1e-8, fused=True),
+                torch.optim.Adam(g_params, lr=self.lr, betas=self.betas, eps=1e-8, fused=True))
 
     @torch.no_grad()
     def sample(self, n, y=None, *, psi=1.0, mix=0):

@@ -73,6 +73,12 @@ def test_minibatch_std_on_a_hand_made_batch():
     assert torch.allclose(out[:, 2], torch.full((4, 2, 2), 0.75), atol=1e-4)
     two = minibatch_std(torch.cat([h, 3 * h]), group=4)                              # two groups of 4: 0.75 and 2.25
     assert torch.allclose(two[:, 2, 0, 0], torch.tensor([0.75] * 4 + [2.25] * 4), atol=1e-4)
+    torch.manual_seed(0)
+    m, x = tiny(), torch.randn(8, 3, 8, 8)
+    d = lambda x: m.critic(x).detach()
+    x2 = x.clone()
+    x2[1] += 1.0                                                                     # another sample of the first group
+    assert (d(x2)[0] - d(x)[0]).abs() > 1e-4 and torch.equal(d(x2)[4:], d(x)[4:])   # D sees its group, only its group
 
 
 def test_truncation_psi_0_is_the_average_w_and_psi_1_the_plain_sample():
