@@ -81,7 +81,7 @@ class StyleLayer(nn.Module):
         self.B = nn.Parameter(torch.zeros(c_out))                               # noise scales, 0 at first
         self.A = Equalized(w_dim, 2 * c_out, gain=1.0)                          # y = (y_s, y_b) = A(w)
         with torch.no_grad():
-            self.A.bias[:c_out] = 1.0                                           # y_s = 1 + ...: AdaIN starts near identity
+            self.A.bias[:c_out] = 1.0                                           # y_s = 1 + ...: scales around 1, not 0
 
     def forward(self, h, w, noise=None):
         if self.up:
