@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from data import Batches, Fail, dataset, grid
 
-MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "ddpm": "DDPM", "ldm": "LDM"}
+MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "ddpm": "DDPM", "ldm": "LDM", "stylegan": "StyleGAN"}
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False,
                       flip=True, direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
                       ckpt_every=1000, grid=64)
