@@ -61,9 +61,9 @@ def resnet_generator(channels, ngf=64, n_blocks=9):
         nn.Conv2d(ngf, 2 * ngf, 3, 2, 1), IN(2 * ngf), nn.ReLU(True),                      # d128: -> (128, S/2, S/2)
         nn.Conv2d(2 * ngf, 4 * ngf, 3, 2, 1), IN(4 * ngf), nn.ReLU(True),                  # d256: -> (256, S/4, S/4)
         *[ResidualBlock(4 * ngf) for _ in range(n_blocks)],                               # R256 x N, same shape
-        nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, 2, 1, output_padding=1), IN(2 * ngf), nn.ReLU(True),   # u128: -> (128, S/2, S/2)
-        nn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, output_padding=1), IN(ngf), nn.ReLU(True),           # u64: -> (64, S, S)
-        nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh())                    # c7s1-C: -> (C, S, S) in [-1, 1]
+        nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, 2, 1, output_padding=1), IN(2 * ngf), nn.ReLU(True),   # u128: S/2
+        nn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, output_padding=1), IN(ngf), nn.ReLU(True),           # u64: S
+        nn.ReflectionPad2d(3), nn.Conv2d(ngf, channels, 7), nn.Tanh())                    # c7s1-C: (C, S, S), [-1, 1]
 
 
 class History:
@@ -110,7 +110,7 @@ class CycleGAN(nn.Module):
         self.lambda_cyc, self.lambda_identity, self.lr, self.betas = lambda_cyc, lambda_identity, lr, (beta1, beta2)
         self.G, self.F = resnet_generator(channels, ngf, n_blocks), resnet_generator(channels, ngf, n_blocks)
         self.D_A, self.D_B = patchgan(channels, ndf, n_layers, "instance"), patchgan(channels, ndf, n_layers, "instance")
-        self.history_a, self.history_b = History(history), History(history)      # past F(b) for D_A, G(a) for D_B
+        self.history_a, self.history_b = History(history), History(history)  # past F(b) for D_A, G(a) for D_B
         for m in self.modules():                                   # weights ~ N(0, 0.02), as the paper's code
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
@@ -121,7 +121,8 @@ class CycleGAN(nn.Module):
         self.fake_b, self.fake_a = self.G(a), self.F(b)            # G(a), F(b): kept, with their graphs, for g_loss
         real_b, fake_b = self.D_B(b).float(), self.D_B(self.history_b(self.fake_b)).float()     # (B, 1, P, P)
         real_a, fake_a = self.D_A(a).float(), self.D_A(self.history_a(self.fake_a)).float()
-        # Eq. 1 as least squares, for D: (D(real) - 1)^2 + D(fake)^2, means over patches; halved (Sec. 4)
+        # Eq. 1 as least squares, for D: (D(real) - 1)^2 + D(fake)^2, means over patches; halved, as in the
+        # paper's code, so D learns more slowly than G (pix2pix does the same)
         return {"real_B": 0.5 * ((real_b - 1) ** 2).mean(), "fake_B": 0.5 * (fake_b ** 2).mean(),
                 "real_A": 0.5 * ((real_a - 1) ** 2).mean(), "fake_A": 0.5 * (fake_a ** 2).mean()}
 
@@ -129,7 +130,7 @@ class CycleGAN(nn.Module):
         fake_b, fake_a = self.fake_b, self.fake_a                  # G(a), F(b) from d_loss
         terms = {"gan_G": ((self.D_B(fake_b).float() - 1) ** 2).mean(),                 # Eq. 1, LSGAN: G wants D_B(G(a)) = 1
                  "gan_F": ((self.D_A(fake_a).float() - 1) ** 2).mean(),                 # and F wants D_A(F(b)) = 1
-                 "cyc_A": self.lambda_cyc * (self.F(fake_b).float() - a).abs().mean(),  # Eq. 2: F(G(a)) = a, mean over pixels
+                 "cyc_A": self.lambda_cyc * (self.F(fake_b).float() - a).abs().mean(),  # Eq. 2: F(G(a)) = a, pixel mean
                  "cyc_B": self.lambda_cyc * (self.G(fake_a).float() - b).abs().mean()}  # Eq. 2: G(F(b)) = b
         if self.lambda_identity:                                   # Sec. 5.2: G leaves what is already B alone
             w = self.lambda_identity * self.lambda_cyc

@@ -146,7 +146,8 @@ def cycle(ck, model, args, knobs, device, autocast):
     if to_folder(args.out):
         os.makedirs(args.out, exist_ok=True)
         for f, im in zip(files, to_uint8(t)):
-            Image.fromarray(im[..., 0] if C == 1 else im).save(os.path.join(args.out, os.path.splitext(os.path.basename(f))[0] + ".png"))
+            stem = os.path.splitext(os.path.basename(f))[0]
+            Image.fromarray(im[..., 0] if C == 1 else im).save(os.path.join(args.out, stem + ".png"))
         print(f"wrote {len(t)} translations to {args.out}")
     else:
         grid(torch.stack([x, t, r], 1).flatten(0, 1), nrow=3).save(args.out)
