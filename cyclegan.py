@@ -70,13 +70,16 @@ class History:
     """Step 7, the buffer of past fakes: once it holds `size` of them, each new fake is shown to D as it
     is with probability 1/2, and otherwise swapped for a random stored one, which it replaces. D so keeps
     seeing what G did a while ago and cannot simply chase G's latest move. Like the paper's code, it is
-    not saved in checkpoints: a resumed run refills it from its first 50 fakes."""
+    not saved in checkpoints: a resumed run refills it from its first 50 fakes. Size 0: no buffer."""
 
     def __init__(self, size=50):
         self.size, self.n, self.images = size, 0, None
 
-    def __call__(self, fake):
+    @torch.compiler.disable                                        # train.py --compile: its host-side count stays
+    def __call__(self, fake):                                      # out of the graph, so no recompiling as it fills
         fake = fake.detach()                                       # (B, C, S, S); D's step only
+        if self.size == 0:
+            return fake
         if self.images is None:
             self.images = fake.new_empty(self.size, *fake.shape[1:])
         if self.n < self.size:                                     # still filling: store, show the new ones
