@@ -202,6 +202,34 @@ def dataset(source, size=None, classes=False, paired=False, direction="AtoB", ca
     return images, (labels if keep else None), (names if keep else None), size
 
 
+def load_domains(root, size):
+    """Unpaired data (CycleGAN): the folders ROOT/A and ROOT/B, or the public datasets' ROOT/trainA and
+    ROOT/trainB, with any file names and any counts -> two uint8 arrays (N_A, S, S, C), (N_B, S, S, C)."""
+    if not os.path.isdir(root):
+        raise Fail(f"no such folder: {root}")
+    for names in (("A", "B"), ("trainA", "trainB")):
+        folders = [os.path.join(root, n) for n in names]
+        if all(map(os.path.isdir, folders)):
+            a, b = (load_folder(f, size)[0] for f in folders)
+            if a.shape[-1] != b.shape[-1]:                                         # one domain grayscale: both RGB
+                a, b = (np.repeat(x, 3, -1) if x.shape[-1] == 1 else x for x in (a, b))
+            return a, b
+    raise Fail(f"unpaired data needs two folders of images in {root}: A/ and B/ (or trainA/ and trainB/)")
+
+
+def unpaired_dataset(source, size=None):
+    """CycleGAN's --data -> images (N_A + N_B, L, L, C), domain ids (0 for A, 1 for B), None, size S.
+    The built-in task: the shapes' circles (A) <-> squares (B), in the same four colours, L = S. A folder
+    is loaded at L = 286/256 of the size for the paper's random-crop jitter, as pix2pix's pairs."""
+    size = size or (32 if source == "shapes" else 64)
+    if source == "shapes":
+        images, labels, _ = shapes(size=size, seed=1234)
+        a, b = images[labels // 4 == 0], images[labels // 4 == 1]                 # label = kind * 4 + colour
+    else:
+        a, b = load_domains(source, round(size * 286 / 256))
+    return np.concatenate([a, b]), np.repeat([0, 1], [len(a), len(b)]), None, size
+
+
 class Batches:
     """Batches drawn without replacement, reshuffled each epoch. The order is a function of the
     step alone (epoch e uses the permutation seeded by seed + e), so a resumed run sees the same
@@ -243,6 +271,25 @@ class Batches:
             x = torch.where(flip, x.flip(3), x)
         x = x if x.is_cuda else x.contiguous()
         return (x.chunk(2, 1)[::-1]) if self.paired else (x, y)            # pairs: x = B (target), y = A (input)
+
+
+class UnpairedBatches:
+    """Unpaired batches (CycleGAN): the domain ids split the images into A and B, each drawn by a Batches
+    of its own (its own shuffle, flips and epoch length), so the counts may differ and the a and b of a
+    batch are unrelated. Takes Batches' arguments, the labels being the domain ids; returns (b, a) as
+    (x, y), the order of pix2pix's pairs (target, input)."""
+
+    def __init__(self, images, domain, batch_size, device, seed, *args, **kwargs):
+        self.A, self.B = (Batches(images[domain == d], None, batch_size, device, seed + 1_000_000 * d, *args, **kwargs)
+                          for d in (0, 1))                         # B's epochs get permutations of their own
+
+    def __call__(self, step):
+        return self.B(step)[0], self.A(step)[0]
+
+    def batch(self, idx, augment=False):
+        """The images at positions idx of each domain (wrapped around a smaller one): (b, a)."""
+        b, a = (d.batch(idx.to(d.images.device) % len(d.images), augment)[0] for d in (self.B, self.A))
+        return b, a
 
 
 def to_uint8(x):

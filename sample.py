@@ -13,7 +13,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from PIL import Image
-from data import Fail, find_pairs, grid, load_image, load_pair, to_uint8
+from data import Fail, find_images, find_pairs, grid, load_image, load_pair, to_uint8
 from train import add_flags, build_model, hyperparameters, load_checkpoint
 
 
@@ -38,6 +38,9 @@ def parse(argv):
     if getattr(model, "paired", False):
         p.add_argument("--input", action="append", metavar="FILE|DIR", help="pix2pix: an image, a side-by-side "
                        "pair A|B, or a folder of them (or with A/ and B/) to translate; repeatable")
+    if getattr(model, "unpaired", False):
+        p.add_argument("--input", action="append", metavar="FILE|DIR", help="cyclegan: an image or a folder of "
+                       "them to translate, A to B (--direction BtoA: B to A); repeatable")
     knobs = {**hyperparameters(model.sample), **(hyperparameters(model.animate) if hasattr(model, "animate") else {})}
     add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), knobs)
     return ck, model, p.parse_args(argv)
@@ -122,6 +125,35 @@ def translate(ck, model, args, knobs, device, autocast):
         print(f"wrote {args.out}: rows of input | output" + (" | target" if len(rows) == 3 * len(a) else ""))
 
 
+def cycle(ck, model, args, knobs, device, autocast):
+    """cyclegan: each --input x -> its translation G(x) (F(x) with --direction BtoA) and the way back,
+    F(G(x)): rows of input | translation | reconstruction, and the mean cycle L1 on the [0, 1] scale."""
+    if not args.input:
+        raise Fail("cyclegan translates images: give --input FILE or --input FOLDER")
+    size, C = ck["config"]["image_size"], ck["config"]["channels"]
+    files = [f for p in args.input for f in (find_images(p) if os.path.isdir(p) else [p])]
+    if not files:
+        raise Fail(f"no images found in {' '.join(args.input)}")
+    try:
+        x = torch.stack([as_tensor(load_image(f, size)[0], C, device) for f in files])      # (n, C, S, S)
+    except (OSError, ValueError) as e:
+        raise Fail(f"cannot read image: {e}")
+    back = "BtoA" if knobs.get("direction", "AtoB") == "AtoB" else "AtoB"
+    with autocast:
+        t = torch.cat([model.sample(len(c), c, **knobs).float() for c in x.split(args.batch_size)])
+        r = torch.cat([model.sample(len(c), c, direction=back).float() for c in t.split(args.batch_size)])
+    print(f"{len(x)} images: mean cycle L1 {((r - x) / 2).abs().mean():.4f}")
+    if to_folder(args.out):
+        os.makedirs(args.out, exist_ok=True)
+        for f, im in zip(files, to_uint8(t)):
+            stem = os.path.splitext(os.path.basename(f))[0]
+            Image.fromarray(im[..., 0] if C == 1 else im).save(os.path.join(args.out, stem + ".png"))
+        print(f"wrote {len(t)} translations to {args.out}")
+    else:
+        grid(torch.stack([x, t, r], 1).flatten(0, 1), nrow=3).save(args.out)
+        print(f"wrote {args.out}: rows of input | translation | reconstruction")
+
+
 def main(argv):
     ck, model, args = parse(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -137,6 +169,8 @@ def main(argv):
         raise Fail(f"a {ck['model']} has no animation")
     if getattr(model, "paired", False):
         return translate(ck, model, args, knobs, device, autocast)
+    if getattr(model, "unpaired", False):
+        return cycle(ck, model, args, knobs, device, autocast)
     y = condition(ck, args, args.n, device)
 
     if args.gif:

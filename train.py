@@ -13,9 +13,10 @@ import argparse, copy, importlib, inspect, json, math, os, sys, time
 from contextlib import nullcontext
 import torch
 import torch.distributed as dist
-from data import Batches, Fail, dataset, grid
+from data import Batches, Fail, UnpairedBatches, dataset, grid, unpaired_dataset
 
-MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "ddpm": "DDPM", "ldm": "LDM", "stylegan": "StyleGAN"}
+MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "cyclegan": "CycleGAN", "stylegan": "StyleGAN",
+          "ddpm": "DDPM", "ldm": "LDM"}
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False,
                       flip=True, direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
                       ckpt_every=1000, grid=64)
@@ -147,8 +148,9 @@ def main(argv):
         dist.barrier()                                          # the first process decodes and caches first
     paired = getattr(cls, "paired", False)                     # pix2pix: (B, A) pairs instead of (x, label)
     text = args.get("captions", False)                          # ldm: captions, as token ids, instead of labels
-    images, labels, names, size = dataset(args["data"], args["image_size"], args["classes"], paired,
-                                          args["direction"], text)
+    unpaired = getattr(cls, "unpaired", False)                 # cyclegan: domains A and B, labels = domain ids
+    images, labels, names, size = unpaired_dataset(args["data"], args["image_size"]) if unpaired else \
+        dataset(args["data"], args["image_size"], args["classes"], paired, args["direction"], text)
     if world > 1 and rank == 0:
         dist.barrier()
     args["image_size"], channels = size, images.shape[-1] // (2 if paired else 1)
@@ -161,6 +163,8 @@ def main(argv):
     log(f"{name}: {len(images)} {'pairs' if paired else 'images'} {size}x{size}x{channels}"
         f"{f', {len(names)} ' + ('captions' if text else 'classes') if names else ''} from {args['data']}, on {device}"
         f"{f' x {world} processes' if world > 1 else ''}")
+    if unpaired:
+        log(f"unpaired: {int((labels == 0).sum())} images in A, {int((labels == 1).sum())} in B, drawn independently")
 
     # model, optimizers, EMA: the same initial weights in every process (same seed)
     torch.manual_seed(args["seed"])
@@ -176,8 +180,9 @@ def main(argv):
             raise Fail(f"{config['ae']} holds no autoencoder of this shape (same --f, --z-channels, --ae-ch)")
     labels = None if labels is None else model.tokenize(names)[labels] if text else torch.from_numpy(labels)
     gpu_fits = cuda and images.nbytes < 0.25 * torch.cuda.mem_get_info(device)[0]
-    batches = Batches(torch.from_numpy(images), labels, args["batch_size"] // world, device, args["seed"], rank, world,
-                      args["flip"], store=device if gpu_fits or not cuda else "cpu", size=size, paired=paired)
+    batches = (UnpairedBatches if unpaired else Batches)(torch.from_numpy(images), labels, args["batch_size"] // world,
+                      device, args["seed"], rank, world, args["flip"], store=device if gpu_fits or not cuda else "cpu",
+                      size=size, paired=paired)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if args["ema"] > 0 else None
     step = 0
     if ck:
@@ -227,6 +232,11 @@ def main(argv):
             if paired:                                          # rows of input | output | target
                 b, a = batches.batch(torch.arange(min(args["grid"], 8 * 3) // 3, device=batches.images.device))
                 x, nrow = torch.stack([a, net.sample(len(a), a), b], 1).flatten(0, 1), 6
+            elif unpaired:                                      # rows of a | G(a) | F(G(a)) | b | F(b) | G(F(b))
+                b, a = batches.batch(torch.arange(min(args["grid"], 8 * 6) // 6))
+                ga, fb = net.sample(len(a), a), net.sample(len(b), b, direction="BtoA")
+                x = torch.stack([a, ga, net.sample(len(a), ga, direction="BtoA"), b, fb, net.sample(len(b), fb)], 1)
+                x, nrow = x.flatten(0, 1), 6
             elif batches.labels is not None:                    # a column per class (or caption)
                 y = torch.unique(batches.labels, dim=0)[:args["grid"]].to(device)
                 x = net.sample(args["grid"], y[torch.arange(args["grid"], device=device) % len(y)])
