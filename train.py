@@ -14,12 +14,11 @@ from contextlib import nullcontext
 from types import SimpleNamespace
 import torch
 import torch.distributed as dist
-from data import Batches, Fail, Parser, add_flags, at_least, claim, dataset, grid, hyperparameters   # sample.py takes
-                                                                              # the last two from here
+from data import Batches, Fail, Parser, add_flags, at_least, claim, dataset, grid, hyperparameters
 
 MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "ddpm": "DDPM", "ldm": "LDM"}
-TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False,
-                      flip=True, direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
+TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False, flip=True,
+                      direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
                       ckpt_every=1000, grid=64)
 
 
@@ -99,6 +98,8 @@ def settings(name, cls, given):
         ck = load_checkpoint(ckpt_path)
         if ck["model"] != name:
             raise Fail(f"{ckpt_path} holds a '{ck['model']}' model, not '{name}'")
+        if not {"args", "step", "optimizers", "rng"} <= ck.keys():
+            raise Fail(f"{ckpt_path} holds weights but not a run to resume (no step, optimizer or RNG state)")
     elif os.path.exists(ckpt_path):
         raise Fail(f"{ckpt_path} exists: add --resume to continue it, or choose another --out")
     args = {**TRAIN_DEFAULTS, **(ck["args"] if ck else {}), **{k: v for k, v in given.items() if k not in hp}, "out": out}
