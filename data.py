@@ -50,13 +50,16 @@ def at_least(lo, **counts):
     """--batch-size 0 or -n -4: refused in one line, never replaced by a default or run into a crash."""
     for k, v in counts.items():
         if v is not None and not v >= lo:
-            raise Fail(f"{'-' if len(k) == 1 else '--'}{k.replace('_', '-')} must be at least {lo} (got {v})")
+            raise Fail(f"{'-n' if k == 'n' else '--' + k.replace('_', '-')} must be at least {lo} (got {v})")
 
 
 def claim(out):
     """One run at a time in a folder: a lock on OUT/.lock, which the system releases however the
     process ends. Then a .tmp checkpoint left by a killed run is removed. Returns the open lock file."""
-    lock = open(os.path.join(out, ".lock"), "w")
+    try:
+        lock = open(os.path.join(out, ".lock"), "w")
+    except OSError as e:
+        raise Fail(f"cannot write into --out {out}: {e.strerror}")
     if fcntl:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -207,7 +210,8 @@ def load_folder(root, size, classes=False, paired=False, captions=False):
     Decoded once in parallel, then cached as one array; reused while the folder is unchanged.
     Captions come from ROOT/captions.txt, else from the class folders' names."""
     if not os.path.isdir(root):
-        raise Fail(f"no such folder: {root}")
+        raise Fail(f"--data {root} is a file: give the folder that holds the images" if os.path.exists(root) else
+                   f"no such folder: {root}")
     table = captions and os.path.isfile(os.path.join(root, "captions.txt"))
     folders = (classes or captions) and not table               # the subfolders are the classes
     names, groups = None, [find_pairs(root) if paired else find_images(root)]

@@ -8,7 +8,7 @@
 
 The model is rebuilt from the checkpoint alone; the EMA weights are used when it has them.
 """
-import argparse, os, sys
+import argparse, math, os, sys
 from contextlib import nullcontext
 import numpy as np
 import torch
@@ -86,6 +86,8 @@ def to_folder(out):
 def check(args, knobs, out):
     """The numbers and the destination, checked before any sampling: a bad --out costs nothing."""
     at_least(1, n=args.n, batch_size=args.batch_size, **{k: v for k, v in knobs.items() if k in ("steps", "frames")})
+    if bad := [k for k, v in knobs.items() if isinstance(v, float) and not math.isfinite(v)]:
+        raise Fail(f"--{bad[0].replace('_', '-')} must be a finite number (got {knobs[bad[0]]})")
     if not 0 <= knobs.get("strength", 0) <= 1:
         raise Fail(f"--strength is a fraction of the chain, in [0, 1] (got {knobs['strength']})")
     if not to_folder(out) and os.path.splitext(out)[1].lower() not in Image.registered_extensions():

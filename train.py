@@ -112,12 +112,13 @@ def settings(name, cls, given):
     if ck and args["steps"] <= ck["step"]:
         raise Fail(f"{ckpt_path} has done {ck['step']} steps already: give --steps above {ck['step']} to train on")
     at_least(0, steps=args["steps"])
+    counts = {k: v for k, v in config.items() if k in hp and type(hp[k].default) is int}   # widths, T, n_critic, ...
+    at_least(1, **{k: v for k, v in counts.items() if hp[k].default > 0})
+    at_least(0, **counts)
     try:
         os.makedirs(out, exist_ok=True)                         # --out a file, or in a read-only folder: said now,
     except OSError as e:                                        # not after every image is decoded
         raise Fail(f"cannot make the folder --out {out}: {e.strerror}")
-    if not os.access(out, os.W_OK):
-        raise Fail(f"cannot write into --out {out}")
     return args, config, ck
 
 
@@ -142,10 +143,9 @@ def processes():
 
 def agree(value, proc):
     """The largest value over all processes, so that every process takes the same branch (stop, fail)."""
-    if proc.world == 1:
-        return float(value)
     t = torch.tensor(float(value))
-    dist.all_reduce(t, dist.ReduceOp.MAX, group=proc.host)     # on the CPU: no wait for the GPU
+    if proc.world > 1:
+        dist.all_reduce(t, dist.ReduceOp.MAX, group=proc.host)  # on the CPU: no wait for the GPU
     return t.item()
 
 
@@ -290,8 +290,7 @@ def train(model, opts, ema, batches, step, run, proc):
                 rng=dict(cpu=torch.get_rng_state(), cuda=torch.cuda.get_rng_state(proc.device) if proc.cuda else None)))
         saved = step
 
-    t0, s0 = time.perf_counter(), step
-    model.train()
+    t0, s0 = time.perf_counter(), step                         # nn.Module starts in training mode
     with Signals() as signals:
         while step < args["steps"] and not (stop := int(agree(signals.caught, proc))):
             x, y = batches(step)

@@ -40,7 +40,8 @@ def one_line(r, message):
     (["vae", "--ema", "nan"], "--ema is a decay in [0, 1)"),
     (["vae", "--lr", "nan"], "bad vae configuration: Invalid learning rate"),
     (["vae", "--lr", -1], "bad vae configuration: Invalid learning rate"),
-    (["vae", "--latent-dim", -3], "bad vae configuration"),
+    (["vae", "--latent-dim", 0], "--latent-dim must be at least 1"),           # an int keyword with a positive default
+    (["vae", "--data", "A_FILE"], "is a file: give the folder"),
     (["vae", "--steps", "many"], "argument --steps: invalid int value: 'many'"),  # argparse too: one line
     (["vae", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     (["vae", "--beta", "nan", "--log-every", 1], "no checkpoint was written"),    # NaN before any save: says so
@@ -68,7 +69,8 @@ def test_train_bad_input_gets_one_line(cli, tmp_path, args, message):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "classes" / "dogs" / "a.png")
     (tmp_path / "classes" / "cats" / "broken.png").write_bytes(b"not a png")
     (tmp_path / "empty").mkdir()
-    places = {"BAD_CAPTIONS": tmp_path / "captions", "UNREADABLE_CLASS": tmp_path / "classes", "EMPTY": tmp_path / "empty"}
+    places = {"BAD_CAPTIONS": tmp_path / "captions", "UNREADABLE_CLASS": tmp_path / "classes", "EMPTY": tmp_path / "empty",
+              "A_FILE": tmp_path / "captions" / "captions.txt"}
     args = [places.get(a, a) for a in args if a not in ("OUT_IS_FILE", "LOCKED", "RESUMABLE")]
     small = SMALL if args[0] == "vae" else []                  # the flags come first: the row's own win
     r = cli("train.py", args[0], *small, *args[1:], "--out", out, fresh=args[0] == "wavenet")
@@ -89,6 +91,7 @@ def write_checkpoint(path, name, **config):
     (["VAE", "--frames", -1, "--gif"], "--frames must be at least 1"),
     (["DDPM", "--steps", 0], "--steps must be at least 1"),
     (["DDPM", "--strength", 1.5], "--strength is a fraction of the chain, in [0, 1]"),
+    (["DDPM", "--guidance", "nan"], "--guidance must be a finite number"),
     (["VAE", "--out", "A_FILE/grid.png"], "cannot write --out"),          # was: after all the sampling
     (["VAE", "--out", "grid"], "name a picture (.png) or a folder"),
     (["VAE", "--temperature", "hot"], "invalid float value: 'hot'"),
