@@ -38,6 +38,7 @@ def one_line(r, message):
     (["vae", "--grid", -2], "--grid must be at least 1"),
     (["vae", "--ema", 1], "--ema is a decay in [0, 1)"),
     (["vae", "--ema", "nan"], "--ema is a decay in [0, 1)"),
+    (["vae", "--ema", -0.1], "--ema is a decay in [0, 1)"),
     (["vae", "--lr", "nan"], "bad vae configuration: Invalid learning rate"),
     (["vae", "--lr", -1], "bad vae configuration: Invalid learning rate"),
     (["vae", "--latent-dim", 0], "--latent-dim must be at least 1"),           # an int keyword with a positive default
