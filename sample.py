@@ -154,6 +154,9 @@ def main(argv):
     knobs = {k: image_knob(v, ck["config"], device) if accepts[k].default is None else v      # only the knobs given
              for k, v in vars(args).items() if k in accepts}
     check(args, knobs, args.out)
+    if knobs.get("prompt") and hasattr(model, "tokenize"):                 # a caption model reads max_len words
+        if len(read := model.detokenize(model.tokenize([knobs["prompt"]]))[0].split()) == model.max_len:
+            print(f"warning: the model reads at most {model.max_len} words of a prompt; it reads '{' '.join(read)}'")
     names = ck.get("class_names") or [str(i) for i in range(ck["config"].get("num_classes", 0))]
     if args.gif and not hasattr(model, "animate"):
         raise Fail(f"a {ck['model']} has no animation")

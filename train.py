@@ -191,8 +191,7 @@ def data(name, cls, args, config, ck, proc):
 
 
 def model_and_resume(name, config, args, ck, proc):
-    """The model, its optimizers and the EMA copy, the same initial weights in every process (same
-    seed); resumed from the checkpoint when there is one. Returns them and the step to start at."""
+    """The model, optimizers and EMA copy (one seed: the same weights in every process), resumed from ck."""
     torch.manual_seed(args["seed"])
     model = build_model(name, config).to(proc.device)
     if proc.cuda:
@@ -230,8 +229,7 @@ def model_and_resume(name, config, args, ck, proc):
 
 
 def sample_grid(model, ema, batches, args, step, proc):
-    """The same noise every time (its own seed, apart from the training RNG), so progress shows
-    as the same samples sharpening."""
+    """The same noise every time (its own seed), so progress shows as the same samples sharpening."""
     if proc.rank != 0:
         return
     net, n, device = ema or model, args["grid"], proc.device
@@ -360,6 +358,9 @@ def main(argv):
         model, opts, ema, step = model_and_resume(name, config, args, ck, proc)
         if labels is not None:                                  # captions as token ids, or class ids
             labels = model.tokenize(names)[labels] if args.get("captions") else torch.from_numpy(labels)
+        read = model.detokenize(model.tokenize(names)) if args.get("captions") else []   # the words the model reads
+        if cut := [c for c, r in zip(names, read) if len(r.split()) == config["max_len"]]:
+            proc.log(f"warning: {len(cut)} caption(s) reach --max-len {config['max_len']} words; later words are dropped: '{cut[0]}'")
         fits = proc.cuda and images.nbytes < 0.25 * torch.cuda.mem_get_info(proc.device)[0]   # the whole data on the GPU
         batches = Batches(torch.from_numpy(images), labels, args["batch_size"] // proc.world, proc.device, args["seed"],
                           proc.rank, proc.world, args["flip"], store=proc.device if fits or not proc.cuda else "cpu",
