@@ -290,7 +290,7 @@ def train(model, opts, ema, batches, step, run, proc):
 
     t0, s0 = time.perf_counter(), step                         # nn.Module starts in training mode
     with Signals() as signals:
-        while step < args["steps"] and not (stop := int(agree(signals.caught, proc))):
+        while not (stop := int(agree(signals.caught, proc))) and step < args["steps"]:
             x, y = batches(step)
             if len(opts) == 1:
                 groups, terms = [(opts[0], model.loss, "")], {}
@@ -359,7 +359,7 @@ def main(argv):
         if labels is not None:                                  # captions as token ids, or class ids
             labels = model.tokenize(names)[labels] if args.get("captions") else torch.from_numpy(labels)
         read = model.detokenize(model.tokenize(names)) if args.get("captions") else []   # the words the model reads
-        if cut := [c for c, r in zip(names, read) if len(r.split()) == config["max_len"]]:
+        if cut := [c for c, r in zip(names or [], read) if len(r.split()) == config["max_len"]]:
             proc.log(f"warning: {len(cut)} caption(s) reach --max-len {config['max_len']} words; later words are dropped: '{cut[0]}'")
         fits = proc.cuda and images.nbytes < 0.25 * torch.cuda.mem_get_info(proc.device)[0]   # the whole data on the GPU
         batches = Batches(torch.from_numpy(images), labels, args["batch_size"] // proc.world, proc.device, args["seed"],
