@@ -1,20 +1,78 @@
 """Data in and pictures out, shared by train.py and sample.py: the built-in shapes, folders of
-images decoded once into a cached uint8 array, batches drawn on the GPU, and image grids.
+images decoded once into a cached uint8 array, batches drawn on the GPU, and image grids; and the
+checks of the command line that both scripts make.
 
 Kept apart from train.py so the training loop stays short enough to read in one sitting.
 """
-import hashlib, math, os
+import argparse, hashlib, importlib, inspect, math, os
 from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+fcntl = importlib.import_module("fcntl") if os.name == "posix" else None   # the lock on --out; Windows has none
 
 
 class Fail(Exception):
     """An error in the user's input: printed as one line, exit status 1."""
 
+
+# ----------------------------------------------------------------------------- the command line
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake on the command line as one line (error: ...) like every other mistake."""
+    def error(self, message):
+        raise Fail(f"{message} (see {self.prog} --help)")
+
+
+def hyperparameters(fn):
+    """The keyword-only arguments of a model's __init__ or sample, with their defaults."""
+    return {p.name: p for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY}
+
+
+def add_flags(parser, params):
+    """Each keyword argument becomes a flag: ch_mult=(1, 2) -> --ch-mult 1,2, a bool -> --x/--no-x."""
+    for name, p in params.items():
+        d, flag = p.default, "--" + name.replace("_", "-")
+        kw = dict(dest=name, default=argparse.SUPPRESS, help=f"default: {d}")
+        if isinstance(d, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif isinstance(d, tuple):
+            parser.add_argument(flag, type=lambda s: tuple(int(v) for v in s.split(",") if v), metavar="A,B,...", **kw)
+        elif d is None or d is inspect.Parameter.empty:
+            parser.add_argument(flag, metavar="PATH", **kw)           # an image file (sample.py)
+        else:
+            parser.add_argument(flag, type=type(d), **kw)
+
+
+def at_least(lo, **counts):
+    """--batch-size 0 or -n -4: refused in one line, never replaced by a default or run into a crash."""
+    for k, v in counts.items():
+        if v is not None and not v >= lo:
+            raise Fail(f"{'-n' if k == 'n' else '--' + k.replace('_', '-')} must be at least {lo} (got {v})")
+
+
+def claim(out):
+    """One run at a time in a folder: a lock on OUT/.lock, which the system releases however the
+    process ends. Then a .tmp checkpoint left by a killed run is removed. Returns the open lock file."""
+    try:
+        lock = open(os.path.join(out, ".lock"), "w")
+    except OSError as e:
+        raise Fail(f"cannot write into --out {out}: {e.strerror}")
+    if fcntl:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise Fail(f"another run is training into {out} now: wait for it to end, or choose another --out")
+    if os.path.exists(tmp := os.path.join(out, "ckpt.pt.tmp")):
+        os.remove(tmp)
+        print(f"removed {tmp}, a checkpoint that a killed run did not finish writing")
+    return lock
+
+
+# ----------------------------------------------------------------------------- images in
 
 def shapes(n=12_000, size=32, seed=0):
     """The built-in dataset: a coloured circle, square or triangle on a dark background, with its
@@ -27,8 +85,9 @@ def shapes(n=12_000, size=32, seed=0):
     S = 2 * size
     yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5                       # (S, S) pixel centres
     images = np.empty((n, size, size, 3), np.uint8)
-    for lo in range(0, n, 500):
-        lab = labels[lo:lo + 500]
+    chunk = max(1, min(500, 2**24 // S**2))                                    # images drawn at once: <= 64 MB a map
+    for lo in range(0, n, chunk):
+        lab = labels[lo:lo + chunk]
         m = len(lab)
         r = rng.uniform(0.18, 0.35, (m, 1, 1)).astype(np.float32) * S          # half the shape's extent
         cx, cy = rng.uniform(0, 1, (2, m, 1, 1)).astype(np.float32) * (S - 2 * r) + r
@@ -45,6 +104,18 @@ def shapes(n=12_000, size=32, seed=0):
     return images, labels, names
 
 
+def upright(im):
+    """A PIL image as it is meant to be seen: turned as its EXIF orientation says (phone photos), and
+    16-bit or float pixels (modes I;16, I, F) scaled to 8 bits, which convert("RGB") would clip at 255:
+    16-bit by 255/65535, floats in [0, 1] by 255."""
+    im = ImageOps.exif_transpose(im)
+    if not (im.mode.startswith("I;16") or im.mode in ("I", "F")):
+        return im
+    a = np.asarray(im, np.float64)
+    top = 65535 if im.mode.startswith("I;16") else next((t for t in (1, 255, 65535) if a.max() <= t), a.max())
+    return Image.fromarray((a.clip(0, top) * (255 / top)).round().astype(np.uint8), "L")
+
+
 def square(im, size):
     """A PIL image -> center-cropped to a square, resized to (size, size): RGB uint8 (size, size, 3)."""
     w, h = im.size
@@ -56,9 +127,9 @@ def square(im, size):
 def load_image(path, size):
     """One image file -> (size, size, 3) uint8, and whether it was grayscale."""
     with Image.open(path) as im:
-        gray = im.mode in ("1", "L", "LA", "I", "I;16", "F")
         im.draft("RGB", (size, size))                          # JPEG: decode at a smaller scale, much faster
-        return square(im, size), gray
+        im = upright(im)
+        return square(im, size), im.mode in ("1", "L", "LA")
 
 
 def load_pair(path, size):
@@ -66,10 +137,12 @@ def load_pair(path, size):
     or the two files (A, B) of the A/ and B/ folders."""
     if isinstance(path, tuple):
         with Image.open(path[0]) as a, Image.open(path[1]) as b:
+            a, b = upright(a), upright(b)
             if a.size != b.size:
                 raise Fail(f"{path[1]} is {b.size[0]}x{b.size[1]} but its partner {path[0]} is {a.size[0]}x{a.size[1]}")
             return np.concatenate([square(a, size), square(b, size)], -1)
     with Image.open(path) as im:
+        im = upright(im)
         w, h = im.size
         if w % 2:
             raise Fail(f"{path} is {w} pixels wide: a side-by-side pair A|B needs an even width")
@@ -87,7 +160,12 @@ def _decode(job):
 
 
 def find_images(root):
-    return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs if f.lower().endswith(EXTENSIONS))
+    """The image files under root, recursively; hidden files and folders (.ipynb_checkpoints) are not data."""
+    found = []
+    for d, dirs, fs in os.walk(root):
+        dirs[:] = [x for x in dirs if not x.startswith(".")]
+        found += [os.path.join(d, f) for f in fs if f.lower().endswith(EXTENSIONS) and not f.startswith(".")]
+    return sorted(found)
 
 
 def find_pairs(root):
@@ -107,13 +185,17 @@ def find_pairs(root):
 def read_captions(root, files):
     """ROOT/captions.txt, one `relative/path<TAB>caption` per line -> (labels, the distinct captions)."""
     table = {}
-    with open(os.path.join(root, "captions.txt"), encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                if "\t" not in line:
-                    raise Fail(f"{root}/captions.txt line {n}: expected 'filename<TAB>caption'")
-                name, caption = line.rstrip("\n").split("\t", 1)
-                table[name.strip()] = caption.strip()
+    try:
+        with open(os.path.join(root, "captions.txt"), encoding="utf-8-sig") as f:     # -sig: a BOM is not text
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise Fail(f"{root}/captions.txt is not UTF-8 text (byte {e.start}): save it as UTF-8")
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            if "\t" not in line:
+                raise Fail(f"{root}/captions.txt line {n}: expected 'filename<TAB>caption'")
+            name, caption = line.split("\t", 1)
+            table[name.strip()] = caption.strip()
     rel = [os.path.relpath(f, root) for f in files]
     missing = [r for r in rel if r not in table]
     if missing:
@@ -128,50 +210,88 @@ def load_folder(root, size, classes=False, paired=False, captions=False):
     Decoded once in parallel, then cached as one array; reused while the folder is unchanged.
     Captions come from ROOT/captions.txt, else from the class folders' names."""
     if not os.path.isdir(root):
-        raise Fail(f"no such folder: {root}")
+        raise Fail(f"--data {root} is a file: give the folder that holds the images" if os.path.exists(root) else
+                   f"no such folder: {root}")
     table = captions and os.path.isfile(os.path.join(root, "captions.txt"))
-    classes = (classes or captions) and not table
-    names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))) if classes else None
-    if classes and not names:
-        raise Fail(f"{'--captions needs captions.txt or' if captions else '--classes needs'} one subfolder per "
-                   f"class in {root}; found none")
-    groups = [find_images(os.path.join(root, d)) for d in names] if classes else [find_pairs(root) if paired else find_images(root)]
+    folders = (classes or captions) and not table               # the subfolders are the classes
+    names, groups = None, [find_pairs(root) if paired else find_images(root)]
+    if folders:                                                 # hidden and empty folders are not classes
+        names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+        groups = [find_images(os.path.join(root, d)) for d in names]
+        if empty := [d for d, g in zip(names, groups) if not g]:
+            print(f"warning: {len(empty)} folder(s) without images are not classes: {', '.join(empty)}")
+        names, groups = [d for d, g in zip(names, groups) if g], [g for g in groups if g]
+        if not names:
+            raise Fail(f"{'--captions needs captions.txt or' if captions else '--classes needs'} one subfolder per "
+                       f"class in {root}; found none")
     files = [f for g in groups for f in g]
     if not files:
         raise Fail(f"no images found in {root} (looked for {' '.join(EXTENSIONS)}, recursively)")
-    labels = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]) if classes else None
+    labels = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]) if folders else None
+    stats, keep, bad = [], [], []                               # a dangling link, a file deleted since: skipped
+    for i, f in enumerate(files):
+        try:
+            stats.append([(p, (st := os.stat(p)).st_size, st.st_mtime_ns, st.st_ctime_ns) for p in (f if isinstance(f, tuple) else [f])])
+            keep.append(i)
+        except OSError as e:
+            bad.append(f"{e.filename}: {e.strerror}")
+    files, labels = [files[i] for i in keep], (labels[keep] if folders else None)
     if table:
         labels, names = read_captions(root, files)
     elif captions:
         names = [" ".join(n.replace("-", " ").replace("_", " ").split()) for n in names]   # "ankle-boot" -> "ankle boot"
-    classes = classes or table
-    stats = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for f in files for p in (f if isinstance(f, tuple) else [f])]
-    stamp = hashlib.sha1(repr((size, classes, paired, stats, names)).encode()).hexdigest()[:16]
-    cache = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "genmodels",
-                         f"{os.path.basename(os.path.abspath(root))}-{size}px-{stamp}.npz")
+    classes = folders or table
+    check_memory(len(files), size, 6 if paired else 3)
+    stamp = hashlib.sha1(repr((size, classes, paired, stats, names)).encode()).hexdigest()[:16]   # ctime: a file replaced
+    home = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "genmodels")
+    cache = os.path.join(home, f"{os.path.basename(os.path.abspath(root))}-{size}px-{stamp}.npz")
     if os.path.exists(cache):
-        with np.load(cache) as z:
-            return z["images"], (z["labels"] if classes else None), names
+        try:
+            with np.load(cache) as z:
+                images, labels, skipped = z["images"], (z["labels"] if classes else None), z["skipped"]
+            if len(skipped):
+                print(f"warning: skipped {skipped[0]}")
+            return images, labels, names
+        except Exception as e:                                  # cut short, corrupt, an older layout: decoded again
+            print(f"warning: the cache {cache} is unreadable ({type(e).__name__}); decoding again")
     workers = min(os.cpu_count() or 1, max(1, len(files) // 256))
-    print(f"decoding {len(files)} {'pairs' if paired else 'images'} from {root} on {workers} process(es); "
-          f"cached for next time")
+    print(f"decoding {len(files)} {'pairs' if paired else 'images'} from {root} on {workers} process(es)")
     with ProcessPoolExecutor(workers) as pool:
         out = list(pool.map(_decode, [(f, size, paired) for f in files], chunksize=64))
-    bad = [o for o in out if isinstance(o, str)]
+    bad += [o for o in out if isinstance(o, str)]
+    skipped = [f"{len(bad)} unreadable image(s), e.g. {bad[0]}"] if bad else []
     if bad:
-        print(f"warning: skipped {len(bad)} unreadable image(s), e.g. {bad[0]}")
+        print(f"warning: skipped {skipped[0]}")
     keep = [i for i, o in enumerate(out) if not isinstance(o, str)]
     if not keep:
-        raise Fail(f"none of the {len(files)} images in {root} could be read")
+        raise Fail(f"none of the {len(bad)} images in {root} could be read")
     images = np.stack([out[i][0] for i in keep])                                   # (N, S, S, 3)
     if all(out[i][1] for i in keep):
         images = images[..., :1]                                                   # grayscale data: 1 channel
     labels = labels[keep] if classes else None
-    os.makedirs(os.path.dirname(cache), exist_ok=True)
-    tmp = f"{cache}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, images=images, labels=labels if classes else np.zeros(0))
-    os.replace(tmp, cache)
+    if folders and (lost := sorted(set(range(len(names))) - set(labels.tolist()))):
+        raise Fail(f"no image of the class {names[lost[0]]} in {root} could be read ({len(lost)} such class(es))")
+    try:
+        os.makedirs(home, exist_ok=True)
+        tmp = f"{cache}.{os.getpid()}.tmp.npz"
+        np.savez(tmp, images=images, labels=labels if classes else np.zeros(0), skipped=np.array(skipped))
+        os.replace(tmp, cache)
+        sizes = [e.stat().st_size for e in os.scandir(home) if e.name.endswith(".npz")]
+        print(f"cached for next time in {home}: {len(sizes)} file(s), {sum(sizes) / 2**20:,.0f} MB (old ones may go)")
+    except OSError as e:
+        print(f"warning: no cache, {home} is not writable ({e.strerror}); the next run decodes again")
     return images, labels, names
+
+
+def check_memory(n, size, channels):
+    """Refuse data that would not fit in memory in one line, rather than try to allocate it."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):              # no sysconf (Windows): no check
+        return
+    if n * size * size * channels > memory / 2:
+        raise Fail(f"{n} images at {size}x{size} need {n * size * size * channels / 2**30:,.1f} GiB, more than half "
+                   f"of this machine's {memory / 2**30:,.0f} GiB: choose a smaller --image-size")
 
 
 def edges(images):
@@ -191,6 +311,7 @@ def dataset(source, size=None, classes=False, paired=False, direction="AtoB", ca
     size = size or (32 if source == "shapes" else 64)
     load = round(size * 286 / 256) if paired else size          # pix2pix: resize to 286, random crop 256
     if source == "shapes":
+        check_memory(12_000, load, 6 if paired else 3)
         images, labels, names = shapes(size=load, seed=1234)
         if paired:
             images = np.concatenate([edges(images), images], -1)                # (N, L, L, 6): A | B
@@ -278,6 +399,8 @@ class UnpairedBatches:
     of its own (its own shuffle, flips and epoch length), so the counts may differ and the a and b of a
     batch are unrelated. Takes Batches' arguments, the labels being the domain ids; returns (b, a) as
     (x, y), the order of pix2pix's pairs (target, input)."""
+
+    paired, labels = False, None                                        # as Batches has them, for train.py
 
     def __init__(self, images, domain, batch_size, device, seed, *args, **kwargs):
         self.A, self.B = (Batches(images[domain == d], None, batch_size, device, seed + 1_000_000 * d, *args, **kwargs)

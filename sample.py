@@ -8,17 +8,17 @@
 
 The model is rebuilt from the checkpoint alone; the EMA weights are used when it has them.
 """
-import argparse, os, sys
+import argparse, math, os, sys
 from contextlib import nullcontext
 import numpy as np
 import torch
 from PIL import Image
-from data import Fail, find_images, find_pairs, grid, load_image, load_pair, to_uint8
+from data import Fail, Parser, at_least, find_images, find_pairs, grid, load_image, load_pair, to_uint8
 from train import add_flags, build_model, hyperparameters, load_checkpoint
 
 
 def parse(argv):
-    first = argparse.ArgumentParser(add_help=False)
+    first = Parser(add_help=False)
     first.add_argument("ckpt", nargs="?")
     known, _ = first.parse_known_args(argv)
     if known.ckpt is None:
@@ -26,7 +26,7 @@ def parse(argv):
         sys.exit(0 if {"-h", "--help"} & set(argv) else 2)
     ck = load_checkpoint(known.ckpt)
     model = build_model(ck["model"], ck["config"])
-    p = argparse.ArgumentParser(prog="sample.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="sample.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ckpt")
     p.add_argument("-n", type=int, default=64, help="how many samples. default: 64")
     p.add_argument("--seed", type=int, default=0)
@@ -63,7 +63,7 @@ def image_knob(path, config, device):
     """A file given to an image knob (--init photo.png) -> (1, C, H, W) in [-1, 1] at the model's size."""
     try:
         im, _ = load_image(path, config["image_size"])
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise Fail(f"cannot read image {path}: {e}")
     if config["channels"] == 1:
         im = im.mean(-1, keepdims=True)
@@ -86,6 +86,21 @@ def to_folder(out):
     return out.endswith(os.sep) or os.path.isdir(out)
 
 
+def check(args, knobs, out):
+    """The numbers and the destination, checked before any sampling: a bad --out costs nothing."""
+    at_least(1, n=args.n, batch_size=args.batch_size, **{k: v for k, v in knobs.items() if k in ("steps", "frames")})
+    if bad := [k for k, v in knobs.items() if isinstance(v, float) and not math.isfinite(v)]:
+        raise Fail(f"--{bad[0].replace('_', '-')} must be a finite number (got {knobs[bad[0]]})")
+    if not 0 <= knobs.get("strength", 0) <= 1:
+        raise Fail(f"--strength is a fraction of the chain, in [0, 1] (got {knobs['strength']})")
+    if not to_folder(out) and os.path.splitext(out)[1].lower() not in Image.registered_extensions():
+        raise Fail(f"--out {out}: name a picture (.png) or a folder (ending in /)")
+    try:
+        os.makedirs(out if to_folder(out) else os.path.dirname(out) or ".", exist_ok=True)
+    except OSError as e:
+        raise Fail(f"cannot write --out {out}: {e.strerror}")
+
+
 def translate(ck, model, args, knobs, device, autocast):
     """pix2pix: each --input -> G(A); with targets, rows of input | output | target and the mean L1
     and PSNR against them (on the [0, 1] pixel scale)."""
@@ -93,11 +108,14 @@ def translate(ck, model, args, knobs, device, autocast):
         raise Fail("pix2pix translates images: give --input FILE or --input FOLDER")
     size, C = ck["config"]["image_size"], ck["config"]["channels"]
     A, B, stems = [], [], []
-    for f in [f for p in args.input for f in (find_pairs(p) if os.path.isdir(p) else [p])]:
+    files = [f for p in args.input for f in (find_pairs(p) if os.path.isdir(p) else [p])]
+    if not files:
+        raise Fail(f"no images found in --input {' '.join(args.input)}")
+    for f in files:
         try:
             pair = isinstance(f, tuple) or side_by_side(f)
             ims = np.split(load_pair(f, size), 2, -1) if pair else [load_image(f, size)[0]]
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise Fail(f"cannot read image {f}: {e}")
         if pair and ck["args"].get("direction") == "BtoA":
             ims = ims[::-1]
@@ -158,12 +176,19 @@ def main(argv):
     ck, model, args = parse(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else nullcontext()
-    model.load_state_dict(ck["weights"] if args.no_ema or ck.get("ema") is None else ck["ema"])
+    try:
+        model.load_state_dict(ck["weights"] if args.no_ema or ck.get("ema") is None else ck["ema"])
+    except (KeyError, RuntimeError):
+        raise Fail(f"{args.ckpt}: its weights do not fit its own configuration (a damaged or edited checkpoint)")
     model.to(device).eval()
     torch.manual_seed(args.seed)
     accepts = hyperparameters(model.animate if args.gif and hasattr(model, "animate") else model.sample)
     knobs = {k: image_knob(v, ck["config"], device) if accepts[k].default is None else v      # only the knobs given
              for k, v in vars(args).items() if k in accepts}
+    check(args, knobs, args.out)
+    if knobs.get("prompt") and hasattr(model, "tokenize"):                 # a caption model reads max_len words
+        if len(read := model.detokenize(model.tokenize([knobs["prompt"]]))[0].split()) == model.max_len:
+            print(f"warning: the model reads at most {model.max_len} words of a prompt; it reads '{' '.join(read)}'")
     names = ck.get("class_names") or [str(i) for i in range(ck["config"].get("num_classes", 0))]
     if args.gif and not hasattr(model, "animate"):
         raise Fail(f"a {ck['model']} has no animation")

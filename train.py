@@ -7,18 +7,20 @@
 
 A model file holds the maths (loss, or d_loss and g_loss; configure_optimizers; sample); data.py
 reads the images. This file holds the rest: device, precision, the loop, EMA, checkpoints, logging
-and the command line.
+and the command line. main reads as the run does: settings, processes, data, model (and resume), loop.
 """
-import argparse, copy, importlib, inspect, json, math, os, sys, time
+import argparse, copy, importlib, json, math, os, signal, sys, time
 from contextlib import nullcontext
+from types import SimpleNamespace
 import torch
 import torch.distributed as dist
-from data import Batches, Fail, UnpairedBatches, dataset, grid, unpaired_dataset
+from data import Batches, Fail, Parser, UnpairedBatches, add_flags, at_least, claim, dataset, grid, hyperparameters, \
+    unpaired_dataset
 
 MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "cyclegan": "CycleGAN", "stylegan": "StyleGAN",
           "ddpm": "DDPM", "ldm": "LDM"}
-TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False,
-                      flip=True, direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
+TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False, flip=True,
+                      direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
                       ckpt_every=1000, grid=64)
 
 
@@ -30,31 +32,11 @@ def model_class(name):
     return getattr(importlib.import_module(name), MODELS[name])
 
 
-def hyperparameters(fn):
-    """The keyword-only arguments of a model's __init__ or sample, with their defaults."""
-    return {p.name: p for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY}
-
-
-def add_flags(parser, params):
-    """Each keyword argument becomes a flag: ch_mult=(1, 2) -> --ch-mult 1,2, a bool -> --x/--no-x."""
-    for name, p in params.items():
-        d, flag = p.default, "--" + name.replace("_", "-")
-        kw = dict(dest=name, default=argparse.SUPPRESS, help=f"default: {d}")
-        if isinstance(d, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif isinstance(d, tuple):
-            parser.add_argument(flag, type=lambda s: tuple(int(v) for v in s.split(",") if v), metavar="A,B,...", **kw)
-        elif d is None or d is inspect.Parameter.empty:
-            parser.add_argument(flag, metavar="PATH", **kw)           # an image file (sample.py)
-        else:
-            parser.add_argument(flag, type=type(d), **kw)
-
-
 def build_model(name, config):
     try:
         return model_class(name)(**config)
-    except (ValueError, TypeError) as e:
-        raise Fail(f"bad {name} configuration: {e}")
+    except (ValueError, TypeError, RuntimeError) as e:           # RuntimeError: a negative or huge width
+        raise Fail(f"bad {name} configuration: {str(e).strip().splitlines()[0]}")
 
 
 def load_checkpoint(path):
@@ -64,7 +46,8 @@ def load_checkpoint(path):
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise Fail(f"{path} is not a readable checkpoint ({type(e).__name__})")
-    if not isinstance(ck, dict) or ck.get("model") not in MODELS:
+    if not (isinstance(ck, dict) and ck.get("model") in MODELS and "weights" in ck
+            and isinstance(ck.get("config"), dict) and {"image_size", "channels"} <= ck["config"].keys()):
         raise Fail(f"{path} is not a checkpoint of this project")
     return ck
 
@@ -75,16 +58,15 @@ def save_checkpoint(path, state):
     os.replace(path + ".tmp", path)
 
 
-# ----------------------------------------------------------------------------- training
+# ----------------------------------------------------------------------------- settings
 
 def parse(argv):
     if not argv or argv[0].startswith("-"):
         print(__doc__.strip() + f"\n\nmodels: {', '.join(MODELS)}")
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
     name, cls = argv[0], model_class(argv[0])
-    p = argparse.ArgumentParser(prog=f"train.py {name}", argument_default=argparse.SUPPRESS,
-                                description=(cls.__doc__ or importlib.import_module(name).__doc__).strip(),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=f"train.py {name}", argument_default=argparse.SUPPRESS, formatter_class=argparse.RawDescriptionHelpFormatter,
+               description=(cls.__doc__ or importlib.import_module(name).__doc__).strip())
     p.add_argument("--data", help="a folder of images, or 'shapes' (built in). default: shapes")
     p.add_argument("--image-size", type=int, help="default: 32 for shapes, 64 for a folder")
     p.add_argument("--batch-size", type=int, help=f"global batch. default: {getattr(cls, 'batch_size', 64)}")
@@ -95,8 +77,8 @@ def parse(argv):
     if getattr(cls, "paired", False):
         p.add_argument("--direction", choices=["AtoB", "BtoA"], help="translate A to B or B to A. default: AtoB")
     if "vocab" in hyperparameters(cls.__init__):
-        p.add_argument("--captions", action="store_true", help="condition on captions: captions.txt in --data "
-                       "(filename<TAB>caption per line), else the class folders' names, or the shapes' names")
+        p.add_argument("--captions", action="store_true", help="condition on captions: --data's captions.txt "
+                       "(filename<TAB>caption a line), else the class folders' names, or the shapes' names")
     p.add_argument("--ema", type=float, help=f"EMA decay of the weights, 0 = off. default: {getattr(cls, 'ema_decay', 0)}")
     p.add_argument("--compile", action="store_true", help="torch.compile the loss computation (networks included)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -108,200 +90,265 @@ def parse(argv):
     return name, cls, vars(p.parse_args(argv[1:]))
 
 
-def main(argv):
-    name, cls, given = parse(argv)
+def settings(name, cls, given):
+    """The settings given on this command line, else the resumed run's, else the defaults -> args, config
+    (the model's keywords), checkpoint or None. Every check that needs no data is made here, at once."""
     hp = hyperparameters(cls.__init__)
     out = given.get("out", f"runs/{name}")
-    ckpt_path = os.path.join(out, "ckpt.pt")
-    ck = None
+    ckpt_path, ck = os.path.join(out, "ckpt.pt"), None
     if given.get("resume"):
         ck = load_checkpoint(ckpt_path)
         if ck["model"] != name:
             raise Fail(f"{ckpt_path} holds a '{ck['model']}' model, not '{name}'")
+        if not {"args", "step", "optimizers", "rng"} <= ck.keys():
+            raise Fail(f"{ckpt_path} holds weights but not a run to resume (no step, optimizer or RNG state)")
     elif os.path.exists(ckpt_path):
         raise Fail(f"{ckpt_path} exists: add --resume to continue it, or choose another --out")
-    # settings: given on this command line, else the resumed run's, else the defaults
-    args = {**TRAIN_DEFAULTS, **(ck["args"] if ck else {}), **{k: v for k, v in given.items() if k not in hp}}
-    args["out"] = out
-    config = {**{k: p.default for k, p in hp.items()}, **(ck["config"] if ck else {}),
-              **{k: v for k, v in given.items() if k in hp}}
-    args["batch_size"] = args["batch_size"] or getattr(cls, "batch_size", 64)
+    args = {**TRAIN_DEFAULTS, **(ck["args"] if ck else {}), **{k: v for k, v in given.items() if k not in hp}, "out": out}
+    config = {**{k: p.default for k, p in hp.items()}, **(ck["config"] if ck else {}), **{k: v for k, v in given.items() if k in hp}}
+    args["batch_size"] = getattr(cls, "batch_size", 64) if args["batch_size"] is None else args["batch_size"]
     args["ema"] = getattr(cls, "ema_decay", 0.0) if args["ema"] is None else args["ema"]
+    at_least(1, **{k: args[k] for k in ("image_size", "batch_size", "log_every", "sample_every", "ckpt_every", "grid")})
+    if not 0 <= args["ema"] < 1:                                # nan fails this too
+        raise Fail(f"--ema is a decay in [0, 1), 0 = off (got {args['ema']})")
+    if ck and args["steps"] <= ck["step"]:
+        raise Fail(f"{ckpt_path} has done {ck['step']} steps already: give --steps above {ck['step']} to train on")
+    at_least(0, steps=args["steps"])
+    counts = {k: v for k, v in config.items() if k in hp and type(hp[k].default) is int}   # widths, T, n_critic, ...
+    at_least(1, **{k: v for k, v in counts.items() if hp[k].default > 0})
+    at_least(0, **counts)
+    try:
+        os.makedirs(out, exist_ok=True)                         # --out a file, or in a read-only folder: said now,
+    except OSError as e:                                        # not after every image is decoded
+        raise Fail(f"cannot make the folder --out {out}: {e.strerror}")
+    return args, config, ck
 
-    # processes and device: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK
+
+# ----------------------------------------------------------------------------- processes
+
+def processes():
+    """torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; a plain `python train.py` is process 0 of 1."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu")
-    if world > 1:
-        dist.init_process_group("nccl" if cuda else "gloo")
     if cuda:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    autocast = torch.autocast("cuda", torch.bfloat16) if cuda else nullcontext()
-    log = print if rank == 0 else (lambda *a, **k: None)
+    if world > 1:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return SimpleNamespace(rank=rank, world=world, cuda=cuda, device=device, lock=None,
+                           autocast=torch.autocast("cuda", torch.bfloat16) if cuda else nullcontext(),
+                           log=print if rank == 0 else (lambda *a, **k: None),
+                           host=dist.new_group(backend="gloo") if world > 1 else None)   # small messages between CPUs
 
-    # data
-    if args["batch_size"] % world:
-        raise Fail(f"--batch-size {args['batch_size']} does not split evenly over {world} processes")
-    if rank > 0:
-        dist.barrier()                                          # the first process decodes and caches first
-    paired = getattr(cls, "paired", False)                     # pix2pix: (B, A) pairs instead of (x, label)
+
+def agree(value, proc):
+    """The largest value over all processes, so that every process takes the same branch (stop, fail)."""
+    t = torch.tensor(float(value))
+    if proc.world > 1:
+        dist.all_reduce(t, dist.ReduceOp.MAX, group=proc.host)  # on the CPU: no wait for the GPU
+    return t.item()
+
+
+def first_process_first(fn, proc):
+    """fn() in process 0, then in the others (process 0 decodes and caches the images once; the others
+    read its cache). A mistake found by process 0 stops every process with the same line."""
+    if proc.world == 1:
+        return fn()
+    result, message = None, [None]
+    if proc.rank == 0:
+        try:
+            result = fn()
+        except Fail as e:
+            message = [str(e)]
+    dist.broadcast_object_list(message, src=0, group=proc.host)
+    if message[0]:
+        raise Fail(message[0])
+    return result if proc.rank == 0 else fn()
+
+
+# ----------------------------------------------------------------------------- data, model, resume
+
+def data(name, cls, args, config, ck, proc):
+    """The images (N, S, S, C) uint8, their labels (class ids or caption ids) and the class names or
+    captions; the data's size, channels and classes go into the model's config."""
+    if proc.rank == 0:
+        proc.lock = claim(args["out"])                          # one run at a time in --out
+    paired = getattr(cls, "paired", False)                      # pix2pix: (B, A) pairs instead of (x, label)
     text = args.get("captions", False)                          # ldm: captions, as token ids, instead of labels
-    unpaired = getattr(cls, "unpaired", False)                 # cyclegan: domains A and B, labels = domain ids
-    images, labels, names, size = unpaired_dataset(args["data"], args["image_size"]) if unpaired else \
-        dataset(args["data"], args["image_size"], args["classes"], paired, args["direction"], text)
-    if world > 1 and rank == 0:
-        dist.barrier()
+    if getattr(cls, "unpaired", False):                         # cyclegan: domains A and B, labels = domain ids
+        images, labels, names, size = unpaired_dataset(args["data"], args["image_size"])
+    else:
+        images, labels, names, size = dataset(args["data"], args["image_size"], args["classes"], paired,
+                                              args["direction"], text)
     args["image_size"], channels = size, images.shape[-1] // (2 if paired else 1)
     config.update(image_size=size, channels=channels, num_classes=len(names) if names and not text else 0)
     if text:
         config["vocab"] = config["vocab"] or cls.vocabulary(names)
     if ck and (ck["config"]["image_size"], ck["config"]["channels"]) != (size, channels):
-        raise Fail(f"{ckpt_path} was trained on {ck['config']['image_size']}px images with "
+        raise Fail(f"{args['out']}/ckpt.pt was trained on {ck['config']['image_size']}px images with "
                    f"{ck['config']['channels']} channel(s); this data gives {size}px with {channels}")
-    log(f"{name}: {len(images)} {'pairs' if paired else 'images'} {size}x{size}x{channels}"
-        f"{f', {len(names)} ' + ('captions' if text else 'classes') if names else ''} from {args['data']}, on {device}"
-        f"{f' x {world} processes' if world > 1 else ''}")
-    if unpaired:
-        log(f"unpaired: {int((labels == 0).sum())} images in A, {int((labels == 1).sum())} in B, drawn independently")
+    what = (f", {len(names)} " + ("captions" if text else "classes")) if names else ""
+    if getattr(cls, "unpaired", False):
+        what = f", {int((labels == 0).sum())} in A and {int((labels == 1).sum())} in B, drawn independently"
+    proc.log(f"{name}: {len(images)} {'pairs' if paired else 'images'} {size}x{size}x{channels}{what} from {args['data']}, "
+             f"on {proc.device}" + (f" x {proc.world} processes" if proc.world > 1 else ""))
+    return images, labels, names
 
-    # model, optimizers, EMA: the same initial weights in every process (same seed)
+
+def model_and_resume(name, config, args, ck, proc):
+    """The model, optimizers and EMA copy (one seed: the same weights in every process), resumed from ck."""
     torch.manual_seed(args["seed"])
-    model = build_model(name, config).to(device)
-    if cuda:
+    model = build_model(name, config).to(proc.device)
+    if proc.cuda:
         model = model.to(memory_format=torch.channels_last)
-    opts = model.configure_optimizers()
+    try:
+        opts = model.configure_optimizers()
+    except ValueError as e:                                     # torch's own check: a negative or nan lr, ...
+        raise Fail(f"bad {name} configuration: {e}")
     opts = list(opts) if isinstance(opts, (tuple, list)) else [opts]
     if config.get("ae") and not ck:                             # ldm: start from another run's autoencoder
         try:
             model.load_autoencoder(load_checkpoint(config["ae"]))
         except (KeyError, RuntimeError):
             raise Fail(f"{config['ae']} holds no autoencoder of this shape (same --f, --z-channels, --ae-ch)")
-    labels = None if labels is None else model.tokenize(names)[labels] if text else torch.from_numpy(labels)
-    gpu_fits = cuda and images.nbytes < 0.25 * torch.cuda.mem_get_info(device)[0]
-    batches = (UnpairedBatches if unpaired else Batches)(torch.from_numpy(images), labels, args["batch_size"] // world,
-                      device, args["seed"], rank, world, args["flip"], store=device if gpu_fits or not cuda else "cpu",
-                      size=size, paired=paired)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if args["ema"] > 0 else None
-    step = 0
-    if ck:
-        try:
-            model.load_state_dict(ck["weights"])
-        except RuntimeError:
-            raise Fail(f"{ckpt_path} does not fit this {name} configuration: resume without changing its shape flags")
-        for o, s in zip(opts, ck["optimizers"]):
-            o.load_state_dict(s)
+    if not ck:
+        return model, opts, ema, 0
+    try:
+        model.load_state_dict(ck["weights"])
         if ema is not None:
             ema.load_state_dict(ck["ema"] or ck["weights"])
-        step = ck["step"]
-        torch.set_rng_state(ck["rng"]["cpu"])
-        if cuda and ck["rng"]["cuda"] is not None:
-            torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
-    if rank > 0:
-        torch.manual_seed(args["seed"] + 1000 * rank + step)          # other processes draw other noise
-    if args["compile"]:                                         # the objectives: networks and loss maths in one graph
-        for objective in getattr(model, "compiled", ("loss", "d_loss", "g_loss")):
-            if hasattr(model, objective):
-                setattr(model, objective, torch.compile(getattr(model, objective)))
-    params = list(model.parameters())
-    log(f"{sum(p.numel() for p in params) / 1e6:.2f}M parameters; config {json.dumps(config)}")
-    os.makedirs(out, exist_ok=True)
+        for opt, state in zip(opts, ck["optimizers"], strict=True):
+            now = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]   # lr, betas, ... of this config
+            opt.load_state_dict(state)                          # the moments and step counts of the resumed run
+            for g, settings_now in zip(opt.param_groups, now):
+                g.update(settings_now)                          # --resume --lr X trains with X, as printed
+    except (RuntimeError, ValueError, KeyError, TypeError):
+        raise Fail(f"{args['out']}/ckpt.pt does not fit this {name} configuration: resume without changing its shape flags")
+    if changed := [f"{k} {ck['config'][k]} -> {v}" for k, v in config.items() if ck["config"].get(k, v) != v]:
+        proc.log("changed on resume: " + ", ".join(changed))
+    torch.set_rng_state(ck["rng"]["cpu"])
+    if proc.cuda and ck["rng"]["cuda"] is not None:
+        torch.cuda.set_rng_state(ck["rng"]["cuda"], proc.device)
+    return model, opts, ema, ck["step"]
+
+
+def sample_grid(model, ema, batches, args, step, proc):
+    """The same noise every time (its own seed), so progress shows as the same samples sharpening."""
+    if proc.rank != 0:
+        return
+    net, n, device = ema or model, args["grid"], proc.device
+    net.eval()
+    with torch.random.fork_rng(devices=[device] if proc.cuda else []), proc.autocast:
+        torch.manual_seed(args["seed"])
+        if batches.paired:                                      # rows of input | output | target
+            b, a = batches.batch(torch.arange(max(1, min(n // 3, 8, len(batches.images))), device=batches.images.device))
+            x, nrow = torch.stack([a, net.sample(len(a), a), b], 1).flatten(0, 1), 6
+        elif isinstance(batches, UnpairedBatches):              # rows of a | G(a) | F(G(a)) | b | F(b) | G(F(b))
+            b, a = batches.batch(torch.arange(max(1, min(n // 6, 8))))
+            ga, fb = net.sample(len(a), a), net.sample(len(b), b, direction="BtoA")
+            x = torch.stack([a, ga, net.sample(len(a), ga, direction="BtoA"), b, fb, net.sample(len(b), fb)], 1)
+            x, nrow = x.flatten(0, 1), 6
+        elif batches.labels is not None:                        # a column per class (or caption)
+            y = torch.unique(batches.labels, dim=0)[:n].to(device)
+            x, nrow = net.sample(n, y[torch.arange(n, device=device) % len(y)]), (len(y) if len(y) <= 16 else None)
+        else:
+            x, nrow = net.sample(n), None
+    model.train()
+    grid(x, nrow=nrow).save(os.path.join(args["out"], f"samples_{step:06d}.png"))
+
+
+# ----------------------------------------------------------------------------- the loop
+
+class Signals:
+    """Ctrl-C (SIGINT), and SIGTERM, which clusters send before they kill a job, are noted here and acted
+    on at the next step boundary, so a checkpoint always holds whole steps and --resume continues
+    exactly. A second Ctrl-C stops at once, without saving."""
+    def __enter__(self):
+        self.caught, self.before = 0, {s: signal.signal(s, self.note) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def note(self, signum, frame):
+        if self.caught:
+            raise KeyboardInterrupt
+        self.caught = signum
+
+    def __exit__(self, *exc):
+        for s, handler in self.before.items():
+            signal.signal(s, handler)
+
+
+def train(model, opts, ema, batches, step, run, proc):
+    """Steps until args["steps"]: each one D then G (adversarial models) or one loss, then the EMA."""
+    args, out = run["args"], run["args"]["out"]
+    params, n_critic, terms = list(model.parameters()), getattr(model, "n_critic", 1), {}
+    nonfinite = torch.zeros((), dtype=torch.bool, device=proc.device)
+    saved = step if step else None                              # the step of the checkpoint on disk
 
     def checkpoint():
-        """Save only weights that are finite: a run that diverged keeps its last good checkpoint."""
-        if nonfinite.item() or not all(torch.isfinite(p).all() for p in params):
-            raise Fail(f"loss became NaN/inf by step {step}; stopped. The last good checkpoint is kept in {out}")
-        if rank == 0:
-            save_checkpoint(ckpt_path, dict(
-                model=name, config=config, step=step,
-                args={k: v for k, v in args.items() if k not in ("resume", "compile")}, class_names=names,
-                weights=model.state_dict(), ema=ema.state_dict() if ema else None,
+        """Only weights that are finite are saved: a run that diverged keeps its last good checkpoint."""
+        nonlocal saved
+        if agree(nonfinite.item() or not all(torch.isfinite(p).all() for p in params), proc):
+            kept = f"{out}/ckpt.pt (step {saved}) is the last good checkpoint" if saved else "no checkpoint was written"
+            raise Fail(f"a loss became NaN/inf by step {step}; stopped: {kept}")
+        if proc.rank == 0:                                      # plain data: state dicts, config, step, RNG states
+            save_checkpoint(f"{out}/ckpt.pt", dict(
+                **run, step=step, weights=model.state_dict(), ema=ema.state_dict() if ema else None,
                 optimizers=[o.state_dict() for o in opts],
-                rng=dict(cpu=torch.get_rng_state(), cuda=torch.cuda.get_rng_state(device) if cuda else None)))
+                rng=dict(cpu=torch.get_rng_state(), cuda=torch.cuda.get_rng_state(proc.device) if proc.cuda else None)))
+        saved = step
 
-    def sample_grid():
-        """The same noise every time (its own seed, apart from the training RNG), so progress shows
-        as the same samples sharpening."""
-        if rank != 0:
-            return
-        net = ema or model
-        net.eval()
-        with torch.random.fork_rng(devices=[device] if cuda else []), autocast:
-            torch.manual_seed(args["seed"])
-            if paired:                                          # rows of input | output | target
-                b, a = batches.batch(torch.arange(min(args["grid"], 8 * 3) // 3, device=batches.images.device))
-                x, nrow = torch.stack([a, net.sample(len(a), a), b], 1).flatten(0, 1), 6
-            elif unpaired:                                      # rows of a | G(a) | F(G(a)) | b | F(b) | G(F(b))
-                b, a = batches.batch(torch.arange(min(args["grid"], 8 * 6) // 6))
-                ga, fb = net.sample(len(a), a), net.sample(len(b), b, direction="BtoA")
-                x = torch.stack([a, ga, net.sample(len(a), ga, direction="BtoA"), b, fb, net.sample(len(b), fb)], 1)
-                x, nrow = x.flatten(0, 1), 6
-            elif batches.labels is not None:                    # a column per class (or caption)
-                y = torch.unique(batches.labels, dim=0)[:args["grid"]].to(device)
-                x = net.sample(args["grid"], y[torch.arange(args["grid"], device=device) % len(y)])
-                nrow = len(y) if len(y) <= 16 else None
-            else:
-                x, nrow = net.sample(args["grid"]), None
-        model.train()
-        grid(x, nrow=nrow).save(os.path.join(out, f"samples_{step:06d}.png"))
-
-    n_critic = getattr(model, "n_critic", 1)
-    terms = {}
-    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
-    t0, s0 = time.perf_counter(), step
-    model.train()
-    try:
-        while step < args["steps"]:
+    t0, s0 = time.perf_counter(), step                         # nn.Module starts in training mode
+    with Signals() as signals:
+        while not (stop := int(agree(signals.caught, proc))) and step < args["steps"]:
             x, y = batches(step)
-            step += 1
             if len(opts) == 1:
                 groups, terms = [(opts[0], model.loss, "")], {}
             else:                                               # adversarial: D step, then G step on the same batch
-                groups = [(opts[0], model.d_loss, "D.")] + ([(opts[1], model.g_loss, "G.")] if step % n_critic == 0 else [])
+                groups = [(opts[0], model.d_loss, "D.")] + ([(opts[1], model.g_loss, "G.")] if (step + 1) % n_critic == 0 else [])
             for opt, objective, prefix in groups:
-                with autocast:
+                with proc.autocast:
                     out_terms = objective(x, y)
                 total = sum(v for v in out_terms.values() if v.requires_grad)   # detached entries are only logged
                 opt.zero_grad(set_to_none=True)
                 total.backward()
-                if world > 1:
-                    all_reduce_grads(params, world)
+                if proc.world > 1:
+                    all_reduce_grads(params, proc.world)
                 opt.step()
                 nonfinite |= ~torch.isfinite(total.detach())
                 terms.update({(prefix if v.requires_grad else "") + k: v.detach() for k, v in out_terms.items()})
+            step += 1
             if ema is not None:                                 # EMA with warm-up: short runs are usable too
                 decay = min(args["ema"], (1 + step) / (10 + step))
                 with torch.no_grad():
-                    torch._foreach_lerp_(list(ema.parameters()), params, 1 - decay)
+                    for p_ema, p in zip(ema.parameters(), params):
+                        p_ema.lerp_(p, 1 - decay)               # p_ema <- decay * p_ema + (1 - decay) * p
                     for b_ema, b in zip(ema.buffers(), model.buffers()):
-                        b_ema.copy_(b)
+                        b_ema.copy_(b)                          # BatchNorm statistics: copied, not averaged
             if step % args["log_every"] == 0 or step == 1 or step == args["steps"]:
                 values = torch.stack([v.float() for v in terms.values()]).tolist()   # the one host sync
-                if not all(map(math.isfinite, values)):
+                if agree(not all(map(math.isfinite, values)), proc):
                     checkpoint()                                # raises: keeps the last good checkpoint
                 dt, t0 = time.perf_counter() - t0, time.perf_counter()
-                speed = (step - s0) * args["batch_size"] / dt
+                speed, s0 = (step - s0) * args["batch_size"] / dt, step
                 eta = (args["steps"] - step) * args["batch_size"] / max(speed, 1e-9)
-                s0 = step
-                log(f"step {step:>7}/{args['steps']} | " + "  ".join(f"{k} {v:.4g}" for k, v in zip(terms, values))
-                    + f" | {speed:,.0f} img/s | eta {eta // 3600:.0f}h{eta % 3600 // 60:02.0f}m{eta % 60:02.0f}s")
-                if rank == 0:
+                proc.log(f"step {step:>7}/{args['steps']} | " + "  ".join(f"{k} {v:.4g}" for k, v in zip(terms, values))
+                         + f" | {speed:,.0f} img/s | eta {eta // 3600:.0f}h{eta % 3600 // 60:02.0f}m{eta % 60:02.0f}s")
+                if proc.rank == 0:
                     with open(os.path.join(out, "log.jsonl"), "a") as f:
                         f.write(json.dumps({"step": step, **dict(zip(terms, values)), "img_per_s": speed}) + "\n")
             if step % args["ckpt_every"] == 0:
                 checkpoint()
             if step % args["sample_every"] == 0 and step != args["steps"]:
-                sample_grid()
-    except KeyboardInterrupt:
-        checkpoint()
-        log(f"\ninterrupted at step {step}: saved {ckpt_path}; continue with --resume")
-        sys.exit(130)
+                sample_grid(model, ema, batches, args, step, proc)
     checkpoint()
-    sample_grid()
-    log(f"done: {ckpt_path}, samples in {out}")
-    if world > 1:
-        dist.destroy_process_group()
+    if stop:
+        proc.log(f"\ninterrupted ({signal.Signals(stop).name}) at step {step}: saved {out}/ckpt.pt; continue with --resume")
+        sys.exit(128 + stop)
+    sample_grid(model, ema, batches, args, step, proc)
+    proc.log(f"done: {out}/ckpt.pt, samples in {out}")
 
 
 def all_reduce_grads(params, world):
@@ -314,6 +361,40 @@ def all_reduce_grads(params, world):
         g.copy_(f.view_as(g) / world)
 
 
+def main(argv):
+    name, cls, given = parse(argv)
+    args, config, ck = settings(name, cls, given)
+    proc = processes()
+    try:
+        images, labels, names = first_process_first(lambda: data(name, cls, args, config, ck, proc), proc)
+        model, opts, ema, step = model_and_resume(name, config, args, ck, proc)
+        if labels is not None:                                  # captions as token ids, or class ids
+            labels = model.tokenize(names)[labels] if args.get("captions") else torch.from_numpy(labels)
+        read = model.detokenize(model.tokenize(names)) if args.get("captions") else []   # the words the model reads
+        if cut := [c for c, r in zip(names or [], read) if len(r.split()) == config["max_len"]]:
+            proc.log(f"warning: {len(cut)} caption(s) reach --max-len {config['max_len']} words; later words are dropped: '{cut[0]}'")
+        fits = proc.cuda and images.nbytes < 0.25 * torch.cuda.mem_get_info(proc.device)[0]   # the whole data on the GPU
+        batches = (UnpairedBatches if getattr(cls, "unpaired", False) else Batches)(
+                          torch.from_numpy(images), labels, args["batch_size"] // proc.world, proc.device, args["seed"],
+                          proc.rank, proc.world, args["flip"], store=proc.device if fits or not proc.cuda else "cpu",
+                          size=args["image_size"], paired=getattr(cls, "paired", False))
+        if proc.rank > 0:
+            torch.manual_seed(args["seed"] + 1000 * proc.rank + step)   # other processes draw other noise
+        if args["compile"]:                                     # the objectives: networks and loss maths in one graph
+            for objective in getattr(model, "compiled", ("loss", "d_loss", "g_loss")):
+                if hasattr(model, objective):
+                    setattr(model, objective, torch.compile(getattr(model, objective)))
+        proc.log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; config {json.dumps(config)}")
+        run = dict(model=name, config=config, args={k: v for k, v in args.items() if k not in ("resume", "compile")},
+                   class_names=names)                           # what the checkpoint says of the run, besides weights
+        train(model, opts, ema, batches, step, run, proc)
+    finally:
+        if proc.lock:
+            proc.lock.close()
+        if proc.world > 1:
+            dist.destroy_process_group()
+
+
 def cli(argv):
     """The command line: main, with a mistake in the user's input as one line and exit status 1."""
     try:
@@ -321,6 +402,9 @@ def cli(argv):
     except Fail as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:                                   # before the loop, or a second Ctrl-C in it
+        print("error: interrupted; nothing saved since the last checkpoint", file=sys.stderr)
+        return 130
     return 0
 
 

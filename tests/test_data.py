@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from PIL import Image
 import pytest
-from data import Batches, Fail, dataset, load_folder, shapes
+from data import Batches, Fail, dataset, load_folder, load_image, shapes
 
 
 def test_folder_loading_crops_the_centre_and_caches(tmp_path, monkeypatch):
@@ -116,3 +116,62 @@ def test_malformed_pairs_name_the_file(tmp_path, monkeypatch, case, message):
             Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "A" / "1.png")
     with pytest.raises(Fail, match=message):
         dataset(str(root), 8, paired=True)
+
+
+def test_16_bit_float_and_rotated_images_come_out_as_seen(tmp_path):
+    """A 16-bit PNG keeps its grays (convert("RGB") clipped it to nearly white), a float image in [0, 1]
+    is scaled by 255, and a photo's EXIF orientation is applied."""
+    ramp = np.linspace(0, 65535, 64).round().astype(np.uint16).reshape(8, 8)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")                              # mode I;16
+    im, gray = load_image(tmp_path / "deep.png", 8)
+    assert gray and np.abs(im[..., 0].astype(float) - ramp / 257).max() <= 1                 # 65535 -> 255
+    Image.fromarray((ramp / 65535 / 2).astype(np.float32)).save(tmp_path / "float.tif")   # mode F, in [0, 0.5]
+    im, _ = load_image(tmp_path / "float.tif", 8)
+    assert np.abs(im[..., 0].astype(float) - ramp / 257 / 2).max() <= 1        # a darker gray, not stretched
+    left = np.zeros((8, 8, 3), np.uint8)
+    left[:, 0] = 255                                                            # a white left column, stored
+    exif = Image.Exif()
+    exif[0x0112] = 6                                                            # "turn 90 degrees clockwise to view"
+    Image.fromarray(left).save(tmp_path / "turned.png", exif=exif.tobytes())
+    im, _ = load_image(tmp_path / "turned.png", 8)
+    assert (im[0] == 255).all() and (im[1:] == 0).all()                         # seen: a white top row
+
+
+def test_folder_oddities_and_cache_faults(tmp_path, monkeypatch, capsys):
+    """Hidden and empty folders are not classes, a dangling link is skipped and counted, the count of
+    skipped files is said again on a cached run, a file replaced by one of the same size and time is
+    decoded again, and a corrupt cache file is rebuilt."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "d"
+    for d in ("cats", "dogs", "empty", ".ipynb_checkpoints"):
+        (root / d).mkdir(parents=True)
+    for d in ("cats", "dogs", ".ipynb_checkpoints"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / d / "a.bmp")
+    (root / "dogs" / ".hidden").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "dogs" / ".hidden" / "b.png")
+    os.symlink(tmp_path / "nowhere.png", root / "cats" / "gone.png")
+    images, labels, names = load_folder(str(root), 8, classes=True)
+    said = capsys.readouterr().out
+    assert names == ["cats", "dogs"] and len(images) == 2 and sorted(labels) == [0, 1]
+    assert "not classes: empty" in said and "skipped 1 unreadable" in said and "gone.png" in said
+    load_folder(str(root), 8, classes=True)
+    said = capsys.readouterr().out
+    assert "decoding" not in said and "skipped 1 unreadable" in said         # from the cache, and said again
+    st = os.stat(root / "dogs" / "a.bmp")
+    Image.fromarray(np.full((8, 8, 3), 255, np.uint8)).save(root / "dogs" / "a.bmp")   # same size, same mtime
+    os.utime(root / "dogs" / "a.bmp", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(root / "dogs" / "a.bmp").st_size == st.st_size
+    images, labels, _ = load_folder(str(root), 8, classes=True)
+    assert (images[labels == 1] == 255).all()                                 # decoded again, not the stale entry
+    for f in (tmp_path / "cache" / "genmodels").iterdir():
+        f.write_bytes(b"cut short")
+    images, _, _ = load_folder(str(root), 8, classes=True)
+    assert "unreadable" in capsys.readouterr().out and len(images) == 2       # rebuilt
+
+
+def test_captions_with_a_byte_order_mark(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "captions.txt").write_text("a.png\ta red circle\n", encoding="utf-8-sig")   # Windows Notepad's UTF-8
+    _, labels, names, _ = dataset(str(tmp_path), 8, captions=True)
+    assert names == ["a red circle"] and list(labels) == [0]
