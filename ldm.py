@@ -125,6 +125,7 @@ class LDM(nn.Module):
     batch_size = 64
     ema_decay = 0.9999
     compiled = ("ae_loss", "diffusion_loss")     # train.py --compile: each stage's loss (not the switch)
+    captions = True                              # train.py --captions: y may be token ids of captions (vocab)
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, f=4, z_channels=4, ae_ch=64, kl_weight=1e-6,
                  ae_steps=5000, ae_lr=1e-4, ae=None, T=1000, beta_1=0.00085, beta_T=0.012, ch=64, ch_mult=(1, 2, 2),

@@ -13,8 +13,8 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from PIL import Image
-from data import Fail, Parser, at_least, find_images, find_pairs, grid, load_image, load_pair, to_uint8
-from train import add_flags, build_model, hyperparameters, load_checkpoint
+from data import find_images, find_pairs, grid, load_image, load_pair, to_uint8
+from cli import Fail, Parser, add_flags, at_least, build_model, hyperparameters, load_checkpoint
 
 
 def parse(argv):
@@ -183,7 +183,7 @@ def main(argv):
     model.to(device).eval()
     torch.manual_seed(args.seed)
     accepts = hyperparameters(model.animate if args.gif and hasattr(model, "animate") else model.sample)
-    knobs = {k: image_knob(v, ck["config"], device) if accepts[k].default is None else v      # only the knobs given
+    knobs = {k: image_knob(v, ck["config"], device) if k in getattr(model, "image_knobs", ()) else v   # only those given
              for k, v in vars(args).items() if k in accepts}
     check(args, knobs, args.out)
     if knobs.get("prompt") and hasattr(model, "tokenize"):                 # a caption model reads max_len words

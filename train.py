@@ -14,48 +14,13 @@ from contextlib import nullcontext
 from types import SimpleNamespace
 import torch
 import torch.distributed as dist
-from data import Batches, Fail, Parser, UnpairedBatches, add_flags, at_least, claim, dataset, grid, hyperparameters, \
-    unpaired_dataset
+from cli import MODELS, Fail, Parser, add_flags, at_least, build_model, claim, hyperparameters, load_checkpoint, \
+    model_class, save_checkpoint
+from data import Batches, UnpairedBatches, dataset, grid, unpaired_dataset
 
-MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "cyclegan": "CycleGAN", "stylegan": "StyleGAN",
-          "ddpm": "DDPM", "ldm": "LDM"}
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False, flip=True,
                       direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
                       ckpt_every=1000, grid=64)
-
-
-# ----------------------------------------------------------------------------- models and checkpoints
-
-def model_class(name):
-    if name not in MODELS:
-        raise Fail(f"unknown model '{name}': choose from {', '.join(MODELS)}")
-    return getattr(importlib.import_module(name), MODELS[name])
-
-
-def build_model(name, config):
-    try:
-        return model_class(name)(**config)
-    except (ValueError, TypeError, RuntimeError) as e:           # RuntimeError: a negative or huge width
-        raise Fail(f"bad {name} configuration: {str(e).strip().splitlines()[0]}")
-
-
-def load_checkpoint(path):
-    if not os.path.isfile(path):
-        raise Fail(f"no checkpoint at {path}")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise Fail(f"{path} is not a readable checkpoint ({type(e).__name__})")
-    if not (isinstance(ck, dict) and ck.get("model") in MODELS and "weights" in ck
-            and isinstance(ck.get("config"), dict) and {"image_size", "channels"} <= ck["config"].keys()):
-        raise Fail(f"{path} is not a checkpoint of this project")
-    return ck
-
-
-def save_checkpoint(path, state):
-    """Atomic: write a temporary file, then rename it over the old one."""
-    torch.save(state, path + ".tmp")
-    os.replace(path + ".tmp", path)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -76,7 +41,7 @@ def parse(argv):
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips. default: on")
     if getattr(cls, "paired", False):
         p.add_argument("--direction", choices=["AtoB", "BtoA"], help="translate A to B or B to A. default: AtoB")
-    if "vocab" in hyperparameters(cls.__init__):
+    if getattr(cls, "captions", False):
         p.add_argument("--captions", action="store_true", help="condition on captions: --data's captions.txt "
                        "(filename<TAB>caption a line), else the class folders' names, or the shapes' names")
     p.add_argument("--ema", type=float, help=f"EMA decay of the weights, 0 = off. default: {getattr(cls, 'ema_decay', 0)}")

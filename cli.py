@@ -1,0 +1,98 @@
+"""The command line that train.py, sample.py and evaluate.py share: the models by name, a mistake in
+the user's input as one line, a model's keywords as flags, checkpoints, and the lock on --out.
+
+Kept apart from train.py and data.py so that each stays short enough to read in one sitting.
+"""
+import argparse, importlib, inspect, os
+import torch
+
+fcntl = importlib.import_module("fcntl") if os.name == "posix" else None   # the lock on --out; Windows has none
+MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "cyclegan": "CycleGAN", "stylegan": "StyleGAN",
+          "ddpm": "DDPM", "ldm": "LDM"}
+
+class Fail(Exception):
+    """An error in the user's input: printed as one line, exit status 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake on the command line as one line (error: ...) like every other mistake."""
+    def error(self, message):
+        raise Fail(f"{message} (see {self.prog} --help)")
+
+
+def hyperparameters(fn):
+    """The keyword-only arguments of a model's __init__ or sample, with their defaults."""
+    return {p.name: p for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY}
+
+
+def add_flags(parser, params):
+    """Each keyword argument becomes a flag: ch_mult=(1, 2) -> --ch-mult 1,2, a bool -> --x/--no-x."""
+    for name, p in params.items():
+        d, flag = p.default, "--" + name.replace("_", "-")
+        kw = dict(dest=name, default=argparse.SUPPRESS, help=f"default: {d}")
+        if isinstance(d, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif isinstance(d, tuple):
+            parser.add_argument(flag, type=lambda s: tuple(int(v) for v in s.split(",") if v), metavar="A,B,...", **kw)
+        elif d is None or d is inspect.Parameter.empty:
+            parser.add_argument(flag, metavar="PATH", **kw)           # an image file (sample.py)
+        else:
+            parser.add_argument(flag, type=type(d), **kw)
+
+
+def at_least(lo, **counts):
+    """--batch-size 0 or -n -4: refused in one line, never replaced by a default or run into a crash."""
+    for k, v in counts.items():
+        if v is not None and not v >= lo:
+            raise Fail(f"{'-n' if k == 'n' else '--' + k.replace('_', '-')} must be at least {lo} (got {v})")
+
+
+def claim(out):
+    """One run at a time in a folder: a lock on OUT/.lock, which the system releases however the
+    process ends. Then a .tmp checkpoint left by a killed run is removed. Returns the open lock file."""
+    try:
+        lock = open(os.path.join(out, ".lock"), "w")
+    except OSError as e:
+        raise Fail(f"cannot write into --out {out}: {e.strerror}")
+    if fcntl:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise Fail(f"another run is training into {out} now: wait for it to end, or choose another --out")
+    if os.path.exists(tmp := os.path.join(out, "ckpt.pt.tmp")):
+        os.remove(tmp)
+        print(f"removed {tmp}, a checkpoint that a killed run did not finish writing")
+    return lock
+
+
+def model_class(name):
+    if name not in MODELS:
+        raise Fail(f"unknown model '{name}': choose from {', '.join(MODELS)}")
+    return getattr(importlib.import_module(name), MODELS[name])
+
+
+def build_model(name, config):
+    try:
+        return model_class(name)(**config)
+    except (ValueError, TypeError, RuntimeError) as e:           # RuntimeError: a negative or huge width
+        raise Fail(f"bad {name} configuration: {str(e).strip().splitlines()[0]}")
+
+
+def load_checkpoint(path):
+    if not os.path.isfile(path):
+        raise Fail(f"no checkpoint at {path}")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise Fail(f"{path} is not a readable checkpoint ({type(e).__name__})")
+    if not (isinstance(ck, dict) and ck.get("model") in MODELS and "weights" in ck
+            and isinstance(ck.get("config"), dict) and {"image_size", "channels"} <= ck["config"].keys()):
+        raise Fail(f"{path} is not a checkpoint of this project")
+    return ck
+
+
+def save_checkpoint(path, state):
+    """Atomic: write a temporary file, then rename it over the old one."""
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
