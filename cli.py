@@ -3,7 +3,7 @@ the user's input as one line, a model's keywords as flags, checkpoints, and the 
 
 Kept apart from train.py and data.py so that each stays short enough to read in one sitting.
 """
-import argparse, importlib, inspect, os
+import argparse, importlib, inspect, os, sys, time
 import torch
 
 fcntl = importlib.import_module("fcntl") if os.name == "posix" else None   # the lock on --out; Windows has none
@@ -96,3 +96,30 @@ def save_checkpoint(path, state):
     """Atomic: write a temporary file, then rename it over the old one."""
     torch.save(state, path + ".tmp")
     os.replace(path + ".tmp", path)
+
+
+class Progress:
+    """A long sampling loop, watched: one updating line on stderr (step i/N, it/s, ETA), shown once the
+    loop has run 2 s, so short ones stay silent; never with quiet. A model's sample() takes it as
+    `progress` and wraps its loop in it: `for x in progress(steps, total)`."""
+
+    def __init__(self, what="sampling", quiet=False):
+        self.what, self.quiet = what, quiet
+
+    def __call__(self, steps, total):
+        t0 = last = time.perf_counter()
+        shown = False
+        for i, x in enumerate(steps, 1):
+            yield x
+            now = time.perf_counter()
+            if not self.quiet and now - t0 > 2 and (now - last > 0.2 or i == total):
+                rate, last, shown = i / (now - t0), now, True
+                print(f"\r{self.what}: step {i}/{total} | {rate:.1f} it/s | eta {(total - i) / rate:.0f} s ",
+                      end="", file=sys.stderr, flush=True)
+        if shown:
+            print(file=sys.stderr)
+
+
+def watched(fn, what, quiet):
+    """The progress keyword for a model's sample() or animate(), where it takes one."""
+    return {"progress": Progress(what, quiet)} if "progress" in inspect.signature(fn).parameters else {}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 from data import find_images, find_pairs, grid, load_image, load_pair, to_uint8
-from cli import Fail, Parser, add_flags, at_least, build_model, hyperparameters, load_checkpoint
+from cli import Fail, Parser, add_flags, at_least, build_model, hyperparameters, load_checkpoint, watched
 
 
 def parse(argv):
@@ -186,6 +186,7 @@ def main(argv):
     knobs = {k: image_knob(v, ck["config"], device) if k in getattr(model, "image_knobs", ()) else v   # only those given
              for k, v in vars(args).items() if k in accepts}
     check(args, knobs, args.out)
+    knobs |= watched(model.animate if args.gif else model.sample, "sampling", args.quiet)   # a line on stderr
     if knobs.get("prompt") and hasattr(model, "tokenize"):                 # a caption model reads max_len words
         if len(read := model.detokenize(model.tokenize([knobs["prompt"]]))[0].split()) == model.max_len:
             print(f"warning: the model reads at most {model.max_len} words of a prompt; it reads '{' '.join(read)}'")
