@@ -125,13 +125,15 @@ def block(cin, cout):
 
 
 class Classifier(nn.Module):
-    """A small CNN: (B, C, S, S) in [0, 1] -> (features (B, 4 width), logits (B, K))."""
+    """A small CNN: (B, C, S, S) in [0, 1] -> (features (B, 4 width), logits (B, K)). The features keep
+    a 4 x 4 layout before the last layer: a global average would throw away where things are."""
 
     def __init__(self, channels=1, num_classes=10, width=32):
         super().__init__()
         self.net = nn.Sequential(block(channels, width), nn.MaxPool2d(2),             # (w, S/2, S/2)
                                  block(width, 2 * width), nn.MaxPool2d(2),            # (2w, S/4, S/4)
-                                 block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten())  # (4w,)
+                                 block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(4),  # (4w, 4, 4)
+                                 nn.Flatten(), nn.Linear(64 * width, 4 * width), nn.ReLU())   # (4w,): the features
         self.head = nn.Linear(4 * width, num_classes)
 
     def forward(self, x):

@@ -151,12 +151,12 @@ def test_a_state_dict_with_the_published_names_and_shapes_loads(tmp_path):
     batch norm, and fc 768 -> 1000), plus the 8 extra classes of the 2015 graph (8 x 2049)."""
     shapes = published_inception()
     aux = 768 * 128 + 2 * 128 + 128 * 768 * 25 + 2 * 768 + 768 * 1000 + 1000
-    net = InceptionV3()
-    assert sum(p.numel() for p in net.parameters()) == 27_161_264 - aux + 8 * 2049
     assert sum(math.prod(s) for k, s in shapes.items() if "running" not in k) == 27_161_264 - aux + 8 * 2049
-    state = {k: torch.randn(s) for k, s in shapes.items()}
+    state = {k: torch.zeros(s) for k, s in shapes.items()}
+    state["Mixed_7c.branch_pool.conv.weight"].normal_()
     torch.save(state, tmp_path / "fid.pth")
     net = E.load_inception(str(tmp_path / "fid.pth"))                              # strict: every name, every shape
+    assert sum(p.numel() for p in net.parameters()) == 27_161_264 - aux + 8 * 2049
     assert torch.equal(net.state_dict()["Mixed_7c.branch_pool.conv.weight"], state["Mixed_7c.branch_pool.conv.weight"])
     torch.save({"fc.weight": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(E.Fail, match="not the FID Inception weights"):
