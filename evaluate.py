@@ -279,9 +279,8 @@ def measure(args, device):
         if unknown:
             raise Fail(f"subfolder '{unknown[0]}' of {args.samples} is not a class of {args.classifier} "
                        f"({', '.join(ck['class_names'])})")
-        if use != "classifier":
-            images = read(args.samples, ck["image_size"], classes=True)[0]
-        pred = run(clf, images, ck["config"]["channels"], device)[1].argmax(1)
+        q = p if use == "classifier" else run(clf, read(args.samples, ck["image_size"], True)[0], ck["config"]["channels"], device)[1]
+        pred = q.argmax(1)                                                 # the class the classifier names
         asked = np.array([ck["class_names"].index(names[i]) for i in labels])
         r["accuracy"] = float((pred == asked).mean())
         r["accuracy_per_class"] = {n: float((pred == asked)[labels == i].mean()) for i, n in enumerate(names)}
