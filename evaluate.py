@@ -29,7 +29,10 @@ from data import Fail, find_images, load_folder, load_image, load_pair
 from train import save_checkpoint
 import inception
 
-CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "genmodels")
+
+def cached_weights():
+    """Where the Inception weights file is looked for: the cache folder of data.py's decoded images."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "genmodels", inception.WEIGHTS)
 
 
 # ----------------------------------------------------------------------------- the metrics (float64)
@@ -156,7 +159,7 @@ def load_classifier(path):
 
 
 def load_inception(path):
-    path = path or os.path.join(CACHE, inception.WEIGHTS)
+    path = path or cached_weights()
     if not os.path.isfile(path):
         raise Fail(f"no Inception weights at {path}: download {inception.URL} there or give --inception-weights PATH")
     net = inception.InceptionV3()
@@ -328,7 +331,7 @@ def parse(argv):
     p.add_argument("--features", choices=["inception", "classifier"],
                    help="default: classifier when --classifier is given, else inception")
     p.add_argument("--classifier", metavar="PATH", help="a classifier from --train-classifier")
-    p.add_argument("--inception-weights", metavar="PATH", help=f"default: {os.path.join(CACHE, inception.WEIGHTS)}")
+    p.add_argument("--inception-weights", metavar="PATH", help=f"default: {cached_weights()}")
     p.add_argument("--pairs", metavar="TARGETS", help="translation: PSNR and SSIM against the targets of the same names")
     p.add_argument("--kid-subsets", type=int, default=100, help="default: 100")
     p.add_argument("--kid-size", type=int, default=1000, help="images per KID subset (fewer if a folder has fewer). default: 1000")

@@ -226,6 +226,8 @@ def test_bad_input_is_one_line(cli, tmp_path):
     assert p.returncode == 1 and "could be read" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     p = cli("evaluate.py", tmp_path / "empty", "--inception-weights", tmp_path / "none.pth")
     assert p.returncode == 1 and "no Inception weights at" in p.stderr and "pytorch-fid" in p.stderr
+    p = cli("evaluate.py", tmp_path / "empty")                                     # looked for in the cache folder
+    assert p.returncode == 1 and f"no Inception weights at {tmp_path / 'cache' / 'genmodels'}" in p.stderr
     p = cli("evaluate.py", tmp_path / "empty", "--classifier", tmp_path / "none.pt")
     assert p.returncode == 1 and "no classifier at" in p.stderr
     p = cli("evaluate.py", "--train-classifier", tmp_path / "junk", "--out", tmp_path / "c.pt")
