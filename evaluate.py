@@ -25,8 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from data import Fail, find_images, load_folder, load_image, load_pair
-from train import save_checkpoint
+from cli import Fail, save_checkpoint
+from data import find_images, load_folder, load_image, load_pair
 import inception
 
 

@@ -35,12 +35,10 @@ def parse(argv):
     p.add_argument("--gif", action="store_true", help="write the model's animation (OUT as .gif) and a strip of frames")
     p.add_argument("--batch-size", type=int, default=256, help="samples generated at once. default: 256")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not their moving average")
-    if getattr(model, "paired", False):
-        p.add_argument("--input", action="append", metavar="FILE|DIR", help="pix2pix: an image, a side-by-side "
-                       "pair A|B, or a folder of them (or with A/ and B/) to translate; repeatable")
-    if getattr(model, "unpaired", False):
-        p.add_argument("--input", action="append", metavar="FILE|DIR", help="cyclegan: an image or a folder of "
-                       "them to translate, A to B (--direction BtoA: B to A); repeatable")
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr while sampling")
+    if getattr(model, "paired", False) or getattr(model, "unpaired", False):
+        p.add_argument("--input", action="append", metavar="FILE|DIR", help="an image, or a folder of them, to translate "
+                       "(pix2pix: side-by-side A|B pairs or A/ and B/ too; cyclegan: --direction BtoA); repeatable")
     knobs = {**hyperparameters(model.sample), **(hyperparameters(model.animate) if hasattr(model, "animate") else {})}
     add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), knobs)
     return ck, model, p.parse_args(argv)
@@ -182,11 +180,12 @@ def main(argv):
         raise Fail(f"{args.ckpt}: its weights do not fit its own configuration (a damaged or edited checkpoint)")
     model.to(device).eval()
     torch.manual_seed(args.seed)
-    accepts = hyperparameters(model.animate if args.gif and hasattr(model, "animate") else model.sample)
+    draw = model.animate if args.gif and hasattr(model, "animate") else model.sample
+    accepts = hyperparameters(draw)
     knobs = {k: image_knob(v, ck["config"], device) if k in getattr(model, "image_knobs", ()) else v   # only those given
              for k, v in vars(args).items() if k in accepts}
     check(args, knobs, args.out)
-    knobs |= watched(model.animate if args.gif else model.sample, "sampling", args.quiet)   # a line on stderr
+    knobs |= watched(draw, "sampling", args.quiet)                     # a progress line on stderr, for diffusion
     if knobs.get("prompt") and hasattr(model, "tokenize"):                 # a caption model reads max_len words
         if len(read := model.detokenize(model.tokenize([knobs["prompt"]]))[0].split()) == model.max_len:
             print(f"warning: the model reads at most {model.max_len} words of a prompt; it reads '{' '.join(read)}'")
@@ -197,7 +196,10 @@ def main(argv):
         return translate(ck, model, args, knobs, device, autocast)
     if getattr(model, "unpaired", False):
         return cycle(ck, model, args, knobs, device, autocast)
+    k = ck["config"].get("num_classes", 0)
     y = condition(ck, args, args.n, device)
+    if y is None and k:                                                  # every class in turn, counted over all
+        y = torch.arange(args.n, device=device) % k                      # n samples, not within each batch
 
     if args.gif:
         with autocast:
@@ -218,8 +220,7 @@ def main(argv):
         with autocast:
             samples.append(model.sample(b, yb, **knobs).float().cpu())
     x = torch.cat(samples)                                               # (n, C, H, W) in [-1, 1]
-    k = ck["config"].get("num_classes", 0)
-    labels = (y.cpu() if y is not None else torch.arange(args.n) % k) if k else None
+    labels = y.cpu() if k else None
     if to_folder(args.out):
         for i, im in enumerate(x):
             folder = os.path.join(args.out, names[labels[i]]) if k else args.out
@@ -228,7 +229,7 @@ def main(argv):
             Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(os.path.join(folder, f"{i:05d}.png"))
         print(f"wrote {args.n} images to {args.out}" + (" in class subfolders" if k else ""))
     else:
-        grid(x, nrow=k if k and y is None and args.n >= k else None).save(args.out)
+        grid(x, nrow=k if k and args.label is None and args.n >= k else None).save(args.out)
         print(f"wrote {args.out}")
 
 
