@@ -98,6 +98,22 @@ def test_folder_of_images_with_classes(cli, tmp_path):
     assert r.returncode == 1 and "unknown label 'horses'" in r.out and "cats, dogs" in r.out
 
 
+def test_class_folders_hold_the_class_each_sample_was_drawn_with(cli, tmp_path, monkeypatch):
+    """sample.py -n 7 --batch-size 3: the labels the model is given, batch after batch, are the folders
+    the samples land in (every class in turn over all 7, not restarting with each batch)."""
+    import vae
+    write_images(tmp_path / "imgs")
+    out = tmp_path / "run"
+    assert cli("train.py", "vae", "--data", tmp_path / "imgs", "--classes", "--steps", 1, "--out", out,
+               *TINY[:-4], "--batch-size", 4, "--grid", 4).returncode == 0
+    given, draw = [], vae.VAE.sample
+    monkeypatch.setattr(vae.VAE, "sample", lambda self, n, y=None, **k: given.append(self.labels_for(n, y).cpu()) or draw(self, n, y, **k))
+    assert cli("sample.py", out / "ckpt.pt", "-n", 7, "--batch-size", 3, "--out", str(tmp_path / "s") + "/").returncode == 0
+    drawn_with = torch.cat(given).tolist()
+    folders = {f: c for c in ("cats", "dogs") for f in os.listdir(tmp_path / "s" / c)}
+    assert [("cats", "dogs")[drawn_with[i]] for i in range(7)] == [folders[f"{i:05d}.png"] for i in range(7)]
+
+
 def test_wrong_checkpoints(cli, tmp_path):
     out = tmp_path / "run"
     assert cli("train.py", "vae", "--steps", 2, "--out", out, *TINY).returncode == 0
