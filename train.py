@@ -15,12 +15,12 @@ from types import SimpleNamespace
 import torch
 import torch.distributed as dist
 from cli import MODELS, Fail, Parser, add_flags, at_least, build_model, claim, hyperparameters, load_checkpoint, \
-    model_class, save_checkpoint
+    model_class, save_checkpoint, watched
 from data import Batches, UnpairedBatches, dataset, grid, unpaired_dataset
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False, flip=True,
                       direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
-                      ckpt_every=1000, grid=64)
+                      ckpt_every=1000, grid=64, quiet=False)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -47,6 +47,7 @@ def parse(argv):
     p.add_argument("--ema", type=float, help=f"EMA decay of the weights, 0 = off. default: {getattr(cls, 'ema_decay', 0)}")
     p.add_argument("--compile", action="store_true", help="torch.compile the loss computation (networks included)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr while a grid is sampled")
     for flag, what in [("seed", "random seed"), ("log-every", "steps between progress lines"),
                        ("sample-every", "steps between sample grids"), ("ckpt-every", "steps between checkpoints"),
                        ("grid", "samples in each grid")]:
@@ -218,9 +219,10 @@ def sample_grid(model, ema, batches, args, step, proc):
             x, nrow = x.flatten(0, 1), 6
         elif batches.labels is not None:                        # a column per class (or caption)
             y = torch.unique(batches.labels, dim=0)[:n].to(device)
-            x, nrow = net.sample(n, y[torch.arange(n, device=device) % len(y)]), (len(y) if len(y) <= 16 else None)
+            x = net.sample(n, y[torch.arange(n, device=device) % len(y)], **watched(net.sample, "grid", args["quiet"]))
+            nrow = len(y) if len(y) <= 16 else None
         else:
-            x, nrow = net.sample(n), None
+            x, nrow = net.sample(n, **watched(net.sample, "grid", args["quiet"])), None
     model.train()
     grid(x, nrow=nrow).save(os.path.join(args["out"], f"samples_{step:06d}.png"))
 
