@@ -157,7 +157,7 @@ def data(name, cls, args, config, ck, proc):
                    f"{ck['config']['channels']} channel(s); this data gives {size}px with {channels}")
     what = (f", {len(names)} " + ("captions" if text else "classes")) if names else ""
     if getattr(cls, "unpaired", False):
-        what = f", {int((labels == 0).sum())} in A and {int((labels == 1).sum())} in B, drawn independently"
+        what = f": {int((labels == 0).sum())} images in A, {int((labels == 1).sum())} in B, drawn independently"
     proc.log(f"{name}: {len(images)} {'pairs' if paired else 'images'} {size}x{size}x{channels}{what} from {args['data']}, "
              f"on {proc.device}" + (f" x {proc.world} processes" if proc.world > 1 else ""))
     return images, labels, names
