@@ -137,12 +137,13 @@ def test_dynamic_thresholding_clips_at_the_percentile_and_rescales():
     m.eps_theta = lambda x_t, t, y=None: torch.zeros_like(x_t)               # reverse uses it: x0_hat = x_T / sqrt(alpha_bar)
     torch.manual_seed(0)
     x_T, z = torch.randn(2, 3, 1, 8, 8)
-    torch.manual_seed(0)
-    got = next(m.reverse(3, None, [999, 899], sampler="ddim", eta=1.0, threshold=0.9))
     x0_hat = x_T / m.alpha_bar[999].sqrt().float()
     s = x0_hat.abs().flatten(1).quantile(0.9, dim=1).clamp(min=1).view(3, 1, 1, 1)
     mean, var = m.posterior((x0_hat.clamp(-s, s) / s), x_T, torch.tensor([999]), 899)
-    assert torch.allclose(got, mean + var.sqrt() * z, atol=1e-5)
+    for knobs in (dict(sampler="ddim", eta=1.0), dict(sampler="ddpm", variance="posterior")):   # the same step
+        torch.manual_seed(0)
+        got = next(m.reverse(3, None, [999, 899], threshold=0.9, **knobs))
+        assert torch.allclose(got, mean + var.sqrt() * z, atol=1e-5), knobs
 
 
 @pytest.mark.parametrize("spacing", ["linspace", "leading", "trailing", "snr"])
@@ -289,6 +290,10 @@ def test_bad_configurations():
         DDPM(20, 3, ch_mult=(1, 2, 2, 2))
     with pytest.raises(ValueError, match="sampler"):
         DDPM(8, 1, **TINY).sample(1, sampler="euler", steps=2)
+    with pytest.raises(ValueError, match="spacing is linspace, leading, trailing or snr"):
+        DDPM(8, 1, **TINY).sample(1, spacing="even", steps=2)
+    with pytest.raises(ValueError, match="threshold is a quantile"):
+        DDPM(8, 1, **TINY).sample(1, threshold=99.5, steps=2)
     assert math.isclose(DDPM(8, 1, **TINY).beta[-1].item(), 0.02, rel_tol=1e-6)
 
 
@@ -312,7 +317,7 @@ def test_command_line(cli, tmp_path):
     mask.paste(255, (0, 0, 4, 8))
     mask.save(tmp_path / "mask.png")
     ckpt = out / "ckpt.pt"
-    for knobs in (["--sampler", "ddim", "--steps", 5], ["--steps", 5, "--variance", "posterior"],
+    for knobs in (["--sampler", "ddim", "--steps", 5, "--spacing", "trailing", "--threshold", 0.995], ["--steps", 5, "--variance", "posterior"],
                   ["--sampler", "ddim", "--steps", 5, "--guidance", 3, "--label", "red circle"],
                   ["--steps", 5, "--init", tmp_path / "init.png", "--strength", 0.5],
                   ["--sampler", "ddim", "--steps", 5, "--init", tmp_path / "init.png", "--mask", tmp_path / "mask.png"]):
