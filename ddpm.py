@@ -15,6 +15,8 @@ img2img by SDEdit (Meng et al., 2022) and inpainting.
                    by default x0_hat (Eq. 4 solved for x_0) is clipped to [-1, 1] first, as in Ho et al.'s code
     6. DDIM        x_{t'} = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps_theta + sigma z
                    on a subsequence of S steps; eta = 0 is deterministic                          (Song et al., Eq. 12)
+                   the S steps spaced as in Lin et al., 2024 (linspace, leading, trailing) or in log-SNR;
+                   x0_hat clipped, or dynamically thresholded at a per-sample percentile (Saharia et al., 2022)
     7. guidance    eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale; the label is dropped
                    with p_uncond in training so that the network learns eps_uncond too
 
