@@ -228,6 +228,8 @@ class DDPM(nn.Module):
         ends; "leading" 1 + k floor(start / S), which never starts at t = start (901 .. 1 for 10 of 1000);
         "trailing" round(start - k start / S), which never ends at t = 1 (1000 .. 100); "snr" evenly spaced
         in log-SNR = log(alpha_bar / (1 - alpha_bar)) from t = start to t = 1, the nearest index to each."""
+        if spacing not in ("linspace", "leading", "trailing", "snr"):
+            raise ValueError(f"spacing is linspace, leading, trailing or snr (got {spacing})")
         start = round(strength * self.T)
         S, k = min(steps, start), torch.arange(min(steps, start))                # k = 0 .. S-1
         if spacing == "linspace" or not S:
@@ -236,9 +238,7 @@ class DDPM(nn.Module):
             return (k * (start // S)).flip(0).tolist()
         if spacing == "trailing":
             return ((start - k * start / S).round() - 1).long().tolist()
-        if spacing != "snr":
-            raise ValueError(f"spacing is linspace, leading, trailing or snr (got {spacing})")
-        ab = self.alpha_bar[:start].cpu()
+        ab = self.alpha_bar[:start].cpu()                                        # snr
         log_snr = (ab / (1 - ab)).log()                                          # decreasing in t
         want = torch.linspace(log_snr[0].item(), log_snr[-1].item(), S, dtype=torch.float64)   # from t = 1 up
         i = (log_snr[None] - want[:, None]).abs().argmin(1)                     # ascending, with repeats near t = 1
