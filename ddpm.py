@@ -15,6 +15,8 @@ img2img by SDEdit (Meng et al., 2022) and inpainting.
                    by default x0_hat (Eq. 4 solved for x_0) is clipped to [-1, 1] first, as in Ho et al.'s code
     6. DDIM        x_{t'} = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps_theta + sigma z
                    on a subsequence of S steps; eta = 0 is deterministic                          (Song et al., Eq. 12)
+                   the S steps spaced as in Lin et al., 2024 (linspace, leading, trailing) or in log-SNR;
+                   x0_hat clipped, or dynamically thresholded at a per-sample percentile (Saharia et al., 2022)
     7. guidance    eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale; the label is dropped
                    with p_uncond in training so that the network learns eps_uncond too
 
@@ -219,47 +221,73 @@ class DDPM(nn.Module):
                                           torch.cat([y, torch.full_like(y, self.num_classes)])).chunk(2)
         return e_uncond + guidance * (e_cond - e_uncond)
 
-    def timesteps(self, steps, strength=1.0):
-        """The descending indices the reverse process visits: `steps` of them, evenly spaced from
-        t = strength * T (SDEdit starts part way; 1.0 is pure noise) down to t = 1."""
+    def timesteps(self, steps, strength=1.0, spacing="linspace"):
+        """The descending indices the reverse process visits: `steps` of them (at most start) within
+        [0, start - 1], start = strength * T (SDEdit starts part way; 1.0 is pure noise). spacing, as in
+        Lin et al., 2024, Table 2 (in steps t = index + 1): "linspace" round(linspace(start, 1, S)), both
+        ends; "leading" 1 + k floor(start / S), which never starts at t = start (901 .. 1 for 10 of 1000);
+        "trailing" round(start - k start / S), which never ends at t = 1 (1000 .. 100); "snr" evenly spaced
+        in log-SNR = log(alpha_bar / (1 - alpha_bar)) from t = start to t = 1, the nearest index to each."""
+        if spacing not in ("linspace", "leading", "trailing", "snr"):
+            raise ValueError(f"spacing is linspace, leading, trailing or snr (got {spacing})")
         start = round(strength * self.T)
-        return torch.linspace(start - 1, 0, min(steps, start)).round().long().tolist() if start else []
+        S, k = min(steps, start), torch.arange(min(steps, start))                # k = 0 .. S-1
+        if spacing == "linspace" or not S:
+            return torch.linspace(start - 1, 0, S).round().long().tolist()
+        if spacing == "leading":
+            return (k * (start // S)).flip(0).tolist()
+        if spacing == "trailing":
+            return ((start - k * start / S).round() - 1).long().tolist()
+        ab = self.alpha_bar[:start].cpu()                                        # snr
+        log_snr = (ab / (1 - ab)).log()                                          # decreasing in t
+        want = torch.linspace(log_snr[0].item(), log_snr[-1].item(), S, dtype=torch.float64)   # from t = 1 up
+        i = (log_snr[None] - want[:, None]).abs().argmin(1)                     # ascending, with repeats near t = 1
+        i = ((i - k).cummax(0).values + k).minimum(start - S + k)               # strictly ascending, within range
+        return i.flip(0).tolist()
 
-    def predict_x0(self, x_t, eps, t, clip):
+    def predict_x0(self, x_t, eps, t, clip, threshold=0.0):
         """Eq. 4 solved for x_0. clip: x0_hat kept in [-1, 1], the data's range, as in Ho et al.'s released
-        sampler, and eps re-derived from it, so that x_t, x0_hat and eps still satisfy Eq. 4."""
+        sampler. threshold p > 0 replaces it with dynamic thresholding (Saharia et al., 2022, Imagen):
+        s = max(1, the p-quantile of |x0_hat|) per sample, x0_hat clamped to [-s, s] and divided by s.
+        Either way eps is re-derived, so that x_t, x0_hat and eps still satisfy Eq. 4."""
         ab = self.alpha_bar_at(t)
         x0_hat = (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
-        if clip:
+        if threshold:
+            s = x0_hat.float().abs().flatten(1).quantile(threshold, dim=1).clamp(min=1).view(-1, 1, 1, 1)   # (B, 1, 1, 1)
+            x0_hat = x0_hat.clamp(-s, s) / s                                    # Imagen: clip to [-s, s], rescale by s
+        elif clip:
             x0_hat = x0_hat.clamp(-1, 1)
+        if threshold or clip:
             eps = (x_t - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
         return x0_hat, eps
 
-    def ddpm_step(self, x_t, eps, t, t_prev, variance="beta", clip=True):
+    def ddpm_step(self, x_t, eps, t, t_prev, variance="beta", clip=True, threshold=0.0):
         """Algorithm 2, line 4: x_{t-1} = mu~_t(x_t, x0_hat) + sigma_t z. Eq. 11's mean is Eq. 7's posterior
         mean at x0_hat, written so here so that x0_hat can be clipped first. sigma_t^2 = beta_t, or beta~_t."""
-        x0_hat, _ = self.predict_x0(x_t, eps, t, clip)
+        x0_hat, _ = self.predict_x0(x_t, eps, t, clip, threshold)
         mean, beta_tilde = self.posterior(x0_hat, x_t, t, t_prev)
         sigma2 = beta_tilde if variance == "posterior" else (1 - self.alpha_bar_at(t) / self.alpha_bar_at(t_prev)).float()
         z = torch.randn_like(x_t) if t_prev >= 0 else torch.zeros_like(x_t)    # no noise on the last step
         return mean + sigma2.sqrt() * z
 
-    def ddim_step(self, x_t, eps, t, t_prev, eta=0.0, clip=True):
+    def ddim_step(self, x_t, eps, t, t_prev, eta=0.0, clip=True, threshold=0.0):
         """DDIM (Song et al., Eq. 12): x_t' = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps
         + sigma z, with sigma = eta sqrt(beta~) of the step t -> t' (their Eq. 16); eta = 0 is deterministic."""
         ab, ab_prev = self.alpha_bar_at(t), self.alpha_bar_at(t_prev)
-        x0_hat, eps = self.predict_x0(x_t, eps, t, clip)
+        x0_hat, eps = self.predict_x0(x_t, eps, t, clip, threshold)
         sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
         z = torch.randn_like(x_t) if t_prev >= 0 else torch.zeros_like(x_t)
         return ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * z
 
     def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0, variance="beta", init=None, mask=None,
-                clip=False):
+                clip=False, threshold=0.0):
         """The reverse process over the indices ts, from x_T (or from init noised to ts[0]) to x_0, yielding
         each x_t: guidance, then a DDPM or DDIM step, then (inpainting) the known pixels put back. With
         sampler="ddpm" and all T indices this is Algorithm 2; with fewer, the same step on the respaced chain."""
         if sampler not in ("ddpm", "ddim") or variance not in ("beta", "posterior"):
             raise ValueError(f"sampler is ddpm or ddim, variance beta or posterior (got {sampler}, {variance})")
+        if not 0 <= threshold <= 1:
+            raise ValueError(f"threshold is a quantile in [0, 1], 0 for off (got {threshold})")
         if mask is not None and init is None:
             raise ValueError("inpainting needs the known image as init as well as the mask")
         device = self.beta.device
@@ -274,9 +302,9 @@ class DDPM(nn.Module):
         for t, t_prev in zip(ts, ts[1:] + [-1]):                                # t_prev = -1: x_0
             eps = self.guided_eps(x, torch.full((n,), t, device=device), y, guidance)
             if sampler == "ddpm":
-                x = self.ddpm_step(x, eps, t, t_prev, variance, clip)
+                x = self.ddpm_step(x, eps, t, t_prev, variance, clip, threshold)
             else:
-                x = self.ddim_step(x, eps, t, t_prev, eta, clip)
+                x = self.ddim_step(x, eps, t, t_prev, eta, clip, threshold)
             if keep is not None:                                                # inpainting: the known pixels at t_prev
                 known = self.q_sample(init, torch.full((n,), t_prev, device=device), torch.randn_like(x)) \
                     if t_prev >= 0 else init
@@ -285,20 +313,24 @@ class DDPM(nn.Module):
 
     @torch.no_grad()
     def sample(self, n, y=None, *, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, variance="beta",
-               init: torch.Tensor | None = None, strength=0.8, mask: torch.Tensor | None = None, clip=True):
+               init: torch.Tensor | None = None, strength=0.8, mask: torch.Tensor | None = None, clip=True,
+               spacing="linspace", threshold=0.0):
         """x_T ~ N(0, I), then the reverse process. --init alone: img2img from t = strength * T;
-        --init with --mask: inpaint (white = keep); --no-clip: x0_hat unclipped, Eq. 11 as printed.
+        --init with --mask: inpaint (white = keep); --no-clip: x0_hat unclipped, Eq. 11 as printed;
+        --spacing: which `steps` of the T (Lin et al., 2024: linspace, leading, trailing; or snr);
+        --threshold 0.995: Imagen's dynamic thresholding (Saharia et al., 2022) instead of clipping.
         Returns (n, C, H, W) in [-1, 1]."""
-        ts = self.timesteps(steps, strength if init is not None and mask is None else 1.0)
+        ts = self.timesteps(steps, strength if init is not None and mask is None else 1.0, spacing)
         x = init.expand(n, -1, -1, -1) if init is not None else None           # strength 0: nothing to undo
-        for x in self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask, clip):
+        for x in self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask, clip, threshold):
             pass
         return x.clamp(-1, 1)
 
     @torch.no_grad()
-    def animate(self, n, y=None, *, frames=40, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, clip=True):
+    def animate(self, n, y=None, *, frames=40, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, clip=True,
+                spacing="linspace", threshold=0.0):
         """The denoising process: x_t at `frames` evenly spaced steps, ending with x_0. (F, n, C, H, W)."""
-        ts = self.timesteps(steps)
+        ts = self.timesteps(steps, spacing=spacing)
         picks = set(torch.linspace(0, len(ts) - 1, min(frames, len(ts))).round().long().tolist())
-        xs = self.reverse(n, y, ts, sampler, eta, guidance, clip=clip)
+        xs = self.reverse(n, y, ts, sampler, eta, guidance, clip=clip, threshold=threshold)
         return torch.stack([x.clamp(-1, 1) for i, x in enumerate(xs) if i in picks])

@@ -47,10 +47,19 @@ def oracle(m, mu, s):
 
 
 @pytest.mark.parametrize("knobs, tol", [(dict(sampler="ddpm"), 0.01), (dict(sampler="ddpm", variance="posterior"), 0.01),
-                                        (dict(sampler="ddim", steps=50), 0.03), (dict(sampler="ddim", eta=1.0), 0.01)])
+                                        (dict(sampler="ddim", steps=50), 0.03), (dict(sampler="ddim", eta=1.0), 0.01),
+                                        (dict(sampler="ddim", steps=50, eta=0.5), 0.03),
+                                        (dict(sampler="ddim", steps=50, spacing="leading"), 0.03),
+                                        (dict(sampler="ddim", steps=50, spacing="trailing"), 0.03),
+                                        (dict(sampler="ddim", steps=50, spacing="snr"), 0.03),
+                                        (dict(sampler="ddpm", steps=50, spacing="snr"), 0.03),
+                                        (dict(sampler="ddpm", steps=100, spacing="trailing", threshold=0.995), 0.02),
+                                        (dict(sampler="ddim", steps=50, spacing="trailing", threshold=0.995), 0.03)])
 def test_samplers_with_the_optimal_denoiser_recover_the_data_distribution(knobs, tol):
     """1000 DDPM steps land within 4% of s; 50 DDIM steps within 12%: their coarse steps are the
-    price of speed (the next test predicts DDIM's shortfall exactly)."""
+    price of speed (the next test predicts DDIM's shortfall exactly). Every spacing, eta and
+    dynamic thresholding keep the data's mean and spread (this data lies in [-1, 1], where the
+    oracle's x0_hat, a posterior mean, stays: thresholding must then change nothing)."""
     torch.manual_seed(0)
     m = DDPM(8, 1, **TINY)
     mu, s = 0.1, 0.25
@@ -70,21 +79,90 @@ def test_ddim_with_eta_1_is_ancestral_sampling_with_the_posterior_variance():
     assert torch.allclose(a, b, atol=1e-4)
 
 
-def test_ddim_is_euler_on_the_probability_flow_ode():
+def test_ddim_noise_is_eta_times_the_respaced_posterior_std():
+    """Song et al., Eq. 16: sigma = eta sqrt(beta~) of the step t -> t', beta~ from Eq. 7 on the respaced
+    chain (DDPM.posterior). With eps = 0 a DDIM step is sqrt(alpha_bar_t' / alpha_bar_t) x_t + sigma z."""
+    m = DDPM(8, 1, **TINY)
+    x_t, zero = torch.randn(4, 1, 8, 8), torch.zeros(4, 1, 8, 8)
+    for t, t_prev, eta in ((999, 899, 0.5), (500, 300, 0.3), (40, 0, 1.0)):
+        _, beta_tilde = m.posterior(zero, x_t, torch.tensor([t]), t_prev)
+        torch.manual_seed(0)
+        got = m.ddim_step(x_t, zero, t, t_prev, eta, clip=False)
+        torch.manual_seed(0)
+        want = (m.alpha_bar[t_prev] / m.alpha_bar[t]).sqrt().float() * x_t + eta * beta_tilde.sqrt() * torch.randn_like(x_t)
+        assert torch.allclose(got, want, atol=1e-5), (t, eta)
+
+
+@pytest.mark.parametrize("spacing", ["linspace", "leading", "trailing", "snr"])
+def test_spacings_are_strictly_decreasing_of_the_asked_length_in_range(spacing):
+    m = DDPM(8, 1, **TINY)
+    for strength in (1.0, 0.5, 0.007):
+        start = round(strength * m.T)
+        for S in (1, 2, 3, 7, 10, 25, 50, 100, 250, 999, 1000, 5000):
+            ts = m.timesteps(S, strength, spacing)
+            assert len(ts) == min(S, start) and all(a > b for a, b in zip(ts, ts[1:])), (strength, S)
+            assert 0 <= ts[-1] and ts[0] <= start - 1, (strength, S)
+            if S >= start:
+                assert ts == list(range(start - 1, -1, -1))                    # every step: Algorithm 2
+    ts = m.timesteps(10, spacing=spacing)                                   # Lin et al., Table 2, as indices t - 1
+    first, last, gap = dict(linspace=(999, 0, 111), leading=(900, 0, 100), trailing=(999, 99, 100), snr=(999, 0, None))[spacing]
+    assert ts[0] == first and ts[-1] == last                                # the range each one claims
+    if gap:
+        assert all(round(abs(a - b - gap)) <= 1 for a, b in zip(ts, ts[1:]))   # evenly spaced in t
+    else:                                                                    # evenly spaced in log-SNR
+        ab = m.alpha_bar[m.timesteps(20, spacing="snr")]
+        log_snr = (ab / (1 - ab)).log()
+        want = ((m.alpha_bar[0] / (1 - m.alpha_bar[0])).log() - (m.alpha_bar[-1] / (1 - m.alpha_bar[-1])).log()) / 19
+        assert torch.allclose(log_snr.diff()[:12], want.expand(12), rtol=0.05)    # until the steps run out near t = 1
+
+
+def test_dynamic_thresholding_clips_at_the_percentile_and_rescales():
+    """Imagen: s = max(1, the p-quantile of |x0_hat|) per sample; x0_hat -> clamp(x0_hat, -s, s) / s.
+    When s comes out 1 it is plain clipping. With p = 1, s = max(1, max |x0_hat|): nothing is clipped,
+    the sample is divided by its largest value, so it equals clipping only where |x0_hat| <= 1."""
+    m = DDPM(8, 1, **TINY)
+    x0 = torch.stack([torch.linspace(0, 2, 11) * torch.tensor([1., -1] * 5 + [1]),   # |x0| = 0, 0.2, .., 2
+                      torch.linspace(-0.5, 0.5, 11),                                  # inside [-1, 1]
+                      torch.tensor([0.1] * 10 + [3.0])]).view(3, 1, 1, 11)              # one outlier
+    t, eps = 500, torch.randn(3, 1, 1, 11)
+    ab = m.alpha_bar[t].float()
+    x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps                            # Eq. 4: then x0_hat = x0
+    got, eps_got = m.predict_x0(x_t, eps, t, clip=False, threshold=0.9)      # 0.9 of 11 sorted: the 10th
+    assert torch.allclose(got[0], x0[0].clamp(-1.8, 1.8) / 1.8, atol=1e-5)   # s = 1.8
+    assert torch.allclose(got[1:], x0[1:].clamp(-1, 1), atol=1e-5)          # s = max(1, ..) = 1: clipping
+    assert torch.allclose(ab.sqrt() * got + (1 - ab).sqrt() * eps_got, x_t, atol=1e-5)   # eps re-derived: Eq. 4
+    got, _ = m.predict_x0(x_t, eps, t, clip=False, threshold=1.0)
+    assert torch.allclose(got, x0 / torch.tensor([2.0, 1.0, 3.0]).view(3, 1, 1, 1), atol=1e-5)
+    assert torch.allclose(got[1], x0[1].clamp(-1, 1), atol=1e-5) and not torch.allclose(got[0], x0[0].clamp(-1, 1))
+    m.eps_theta = lambda x_t, t, y=None: torch.zeros_like(x_t)               # reverse uses it: x0_hat = x_T / sqrt(alpha_bar)
+    torch.manual_seed(0)
+    x_T, z = torch.randn(2, 3, 1, 8, 8)
+    x0_hat = x_T / m.alpha_bar[999].sqrt().float()
+    s = x0_hat.abs().flatten(1).quantile(0.9, dim=1).clamp(min=1).view(3, 1, 1, 1)
+    mean, var = m.posterior((x0_hat.clamp(-s, s) / s), x_T, torch.tensor([999]), 899)
+    for knobs in (dict(sampler="ddim", eta=1.0), dict(sampler="ddpm", variance="posterior")):   # the same step
+        torch.manual_seed(0)
+        got = next(m.reverse(3, None, [999, 899], threshold=0.9, **knobs))
+        assert torch.allclose(got, mean + var.sqrt() * z, atol=1e-5), knobs
+
+
+@pytest.mark.parametrize("spacing", ["linspace", "leading", "trailing", "snr"])
+def test_ddim_is_euler_on_the_probability_flow_ode(spacing):
     """With eta = 0, DDIM moves x_bar = x_t / sqrt(alpha_bar) by eps * d(sigma_bar), sigma_bar =
     sqrt((1 - alpha_bar) / alpha_bar): Euler steps. For Gaussian data, eps is linear in x_bar, so the
-    spread after S steps is known exactly: a product of one factor per step."""
+    spread after S steps is known exactly: a product of one factor per step, on each spacing's steps
+    (0.19 of s = 0.25 evenly spaced in t, 0.22 evenly spaced in log-SNR)."""
     torch.manual_seed(0)
     m = DDPM(8, 1, **TINY)
     mu, s = 0.1, 0.25
     m.eps_theta = oracle(m, mu, s)
     ab = m.alpha_bar.double()
     sigma_bar = lambda i: ((1 - ab[i]) / ab[i]).sqrt() if i >= 0 else 0.0
-    ts = m.timesteps(20)
+    ts = m.timesteps(20, spacing=spacing)
     spread = 1 / ab[ts[0]].sqrt()                                            # x_T ~ N(0, I), in x_bar units
     for t, t_next in zip(ts, ts[1:] + [-1]):
         spread = spread * (1 + (sigma_bar(t_next) - sigma_bar(t)) * sigma_bar(t) / (s**2 + sigma_bar(t) ** 2))
-    x = m.sample(200, sampler="ddim", steps=20)
+    x = m.sample(200, sampler="ddim", steps=20, spacing=spacing)
     assert x.std().item() == pytest.approx(spread.item(), rel=0.02) and spread < 0.95 * s
 
 
@@ -212,6 +290,10 @@ def test_bad_configurations():
         DDPM(20, 3, ch_mult=(1, 2, 2, 2))
     with pytest.raises(ValueError, match="sampler"):
         DDPM(8, 1, **TINY).sample(1, sampler="euler", steps=2)
+    with pytest.raises(ValueError, match="spacing is linspace, leading, trailing or snr"):
+        DDPM(8, 1, **TINY).sample(1, spacing="even", steps=2)
+    with pytest.raises(ValueError, match="threshold is a quantile"):
+        DDPM(8, 1, **TINY).sample(1, threshold=99.5, steps=2)
     assert math.isclose(DDPM(8, 1, **TINY).beta[-1].item(), 0.02, rel_tol=1e-6)
 
 
@@ -235,7 +317,7 @@ def test_command_line(cli, tmp_path):
     mask.paste(255, (0, 0, 4, 8))
     mask.save(tmp_path / "mask.png")
     ckpt = out / "ckpt.pt"
-    for knobs in (["--sampler", "ddim", "--steps", 5], ["--steps", 5, "--variance", "posterior"],
+    for knobs in (["--sampler", "ddim", "--steps", 5, "--spacing", "trailing", "--threshold", 0.995], ["--steps", 5, "--variance", "posterior"],
                   ["--sampler", "ddim", "--steps", 5, "--guidance", 3, "--label", "red circle"],
                   ["--steps", 5, "--init", tmp_path / "init.png", "--strength", 0.5],
                   ["--sampler", "ddim", "--steps", 5, "--init", tmp_path / "init.png", "--mask", tmp_path / "mask.png"]):
