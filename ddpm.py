@@ -312,25 +312,27 @@ class DDPM(nn.Module):
             yield x
 
     @torch.no_grad()
-    def sample(self, n, y=None, *, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, variance="beta",
+    def sample(self, n, y=None, progress=None, *, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, variance="beta",
                init: torch.Tensor | None = None, strength=0.8, mask: torch.Tensor | None = None, clip=True,
                spacing="linspace", threshold=0.0):
         """x_T ~ N(0, I), then the reverse process. --init alone: img2img from t = strength * T;
         --init with --mask: inpaint (white = keep); --no-clip: x0_hat unclipped, Eq. 11 as printed;
         --spacing: which `steps` of the T (Lin et al., 2024: linspace, leading, trailing; or snr);
         --threshold 0.995: Imagen's dynamic thresholding (Saharia et al., 2022) instead of clipping.
-        Returns (n, C, H, W) in [-1, 1]."""
+        progress(steps, total), if given, wraps the loop to show it. Returns (n, C, H, W) in [-1, 1]."""
         ts = self.timesteps(steps, strength if init is not None and mask is None else 1.0, spacing)
         x = init.expand(n, -1, -1, -1) if init is not None else None           # strength 0: nothing to undo
-        for x in self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask, clip, threshold):
+        xs = self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask, clip, threshold)
+        for x in progress(xs, len(ts)) if progress else xs:
             pass
         return x.clamp(-1, 1)
 
     @torch.no_grad()
-    def animate(self, n, y=None, *, frames=40, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, clip=True,
+    def animate(self, n, y=None, progress=None, *, frames=40, sampler="ddpm", steps=1000, eta=0.0, guidance=1.0, clip=True,
                 spacing="linspace", threshold=0.0):
         """The denoising process: x_t at `frames` evenly spaced steps, ending with x_0. (F, n, C, H, W)."""
         ts = self.timesteps(steps, spacing=spacing)
         picks = set(torch.linspace(0, len(ts) - 1, min(frames, len(ts))).round().long().tolist())
         xs = self.reverse(n, y, ts, sampler, eta, guidance, clip=clip, threshold=threshold)
+        xs = progress(xs, len(ts)) if progress else xs
         return torch.stack([x.clamp(-1, 1) for i, x in enumerate(xs) if i in picks])

@@ -27,3 +27,17 @@ def test_watched_offers_progress_only_to_a_sampler_that_takes_it():
     def does_not(n, y=None, *, steps=10): ...
     assert isinstance(cli.watched(takes, "grid", False)["progress"], cli.Progress)
     assert cli.watched(does_not, "grid", False) == {}
+
+
+def test_diffusion_sampling_runs_its_whole_loop_through_progress():
+    """The wrapper sees every step of the reverse process, and the total it is told is their number."""
+    from ddpm import DDPM
+    m = DDPM(8, 1, T=20, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=(4,), dropout=0.0)
+    seen = []
+
+    def progress(steps, total):
+        for i, x in enumerate(steps, 1):
+            seen.append((i, total))
+            yield x
+    m.sample(2, progress=progress, sampler="ddim", steps=7)
+    assert seen == [(i, 7) for i in range(1, 8)]
