@@ -82,8 +82,8 @@ class Autoencoder(nn.Module):
     def quantize(self, z_e):
         """The nearest code at every position: z_q (B, d, h, w), made of codebook rows, and its index k (B, h, w)."""
         e, z = self.codebook.float(), z_e.float().permute(0, 2, 3, 1)            # (K, d), (B, h, w, d)
-        dist = (z**2).sum(-1, keepdim=True) - 2 * z @ e.T + (e**2).sum(-1)      # ||z_e - e_k||^2, (B, h, w, K)
-        k = dist.argmin(-1)                                                      # k = argmin_j ||z_e - e_j||
+        dist = torch.cdist(z.flatten(0, 2), e)                                   # ||z_e - e_k||, (B h w, K); fp32 under autocast
+        k = dist.argmin(-1).view(z.shape[:3])                                    # k = argmin_j ||z_e - e_j||, (B, h, w)
         return e[k].permute(0, 3, 1, 2), k
 
     def decode(self, z):
