@@ -65,7 +65,7 @@ class Autoencoder(nn.Module):
                                *[m for i in range(n) for m in (Block(w[i], w[i + 1]),
                                                                nn.Conv2d(w[i + 1], w[i + 1], 3, 2, 1))],  # S -> S/2
                                Block(w[n], w[n]), nn.GroupNorm(32, w[n]), nn.SiLU(),
-                               nn.Conv2d(w[n], (1 if codebook_size else 2) * z_channels, 3, padding=1))  # [mu, logvar] or z_e
+                               nn.Conv2d(w[n], (1 if codebook_size else 2) * z_channels, 3, padding=1))   # z_e or [mu, logvar]
         self.decoder = nn.Sequential(nn.Conv2d(z_channels, w[n], 3, padding=1), Block(w[n], w[n]),
                                *[m for i in reversed(range(n)) for m in (nn.Upsample(scale_factor=2.0),
                                                                          Block(w[i + 1], w[i]))],    # S/2 -> S
@@ -82,7 +82,7 @@ class Autoencoder(nn.Module):
     def quantize(self, z_e):
         """The nearest code at every position: z_q (B, d, h, w), made of codebook rows, and its index k (B, h, w)."""
         e, z = self.codebook.float(), z_e.float().permute(0, 2, 3, 1)            # (K, d), (B, h, w, d)
-        dist = torch.cdist(z.flatten(0, 2), e)                                   # ||z_e - e_k||, (B h w, K); fp32 under autocast
+        dist = torch.cdist(z.flatten(0, 2), e)                                   # ||z_e - e_k||, (B h w, K), in fp32
         k = dist.argmin(-1).view(z.shape[:3])                                    # k = argmin_j ||z_e - e_j||, (B, h, w)
         return e[k].permute(0, 3, 1, 2), k
 
@@ -212,7 +212,7 @@ class LDM(nn.Module):
             z_q, k = self.autoencoder.quantize(z_e)
             x_hat = self.autoencoder.decode(z_e + (z_q - z_e).detach())          # straight-through: dx_hat/dz_e via z_q
             return {"recon": (x_hat - x).abs().flatten(1).sum(1).mean(),
-                    "codebook": ((z_e.detach() - z_q) ** 2).flatten(1).sum(1).mean(),       # ||sg(z_e) - e||^2
+                    "codebook": ((z_e.detach() - z_q) ** 2).flatten(1).sum(1).mean(),                 # ||sg(z_e) - e||^2
                     "commit": self.commitment * ((z_e - z_q.detach()) ** 2).flatten(1).sum(1).mean(),  # beta ||z_e - sg(e)||^2
                     "perplexity": self.perplexity(k, len(self.autoencoder.codebook)).detach()}
         mu, logvar = self.autoencoder.encode(x)
@@ -224,7 +224,8 @@ class LDM(nn.Module):
     @staticmethod
     def perplexity(k, K):
         """exp(-sum_k p_k log p_k), p_k the share of positions given code k: K if all are used alike, 1 if one."""
-        p = torch.bincount(k.flatten(), minlength=K).float() / k.numel()        # (K,); no host sync
+        k = k.flatten()                                                          # (not bincount: it reads max(k), a sync)
+        p = torch.zeros(K, device=k.device).index_add_(0, k, torch.ones(len(k), device=k.device)) / len(k)   # (K,)
         return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())           # 0 log 0 = 0
 
     def latent(self, x, sample=True):
