@@ -4,6 +4,10 @@ cross-attention, as in Stable Diffusion, at small scale.
 
     1. first stage   E(x) -> mu, log sigma^2 of z (C x H/f x W/f), z = mu + sigma * eps, x_hat = D(z)
                      L_AE = ||x - x_hat||_1 + w_KL KL(q(z|x) || N(0, I)), w_KL = 1e-6 (tiny: z stays detailed)
+       or VQ         (van den Oord et al., 2017; --reg vq) z_e = E(x), z_q = the nearest of K codes e_k,
+                     x_hat = D(z_e + sg(z_q - z_e)) (straight-through), L_AE = ||x - x_hat||_1
+                     + ||sg(z_e) - e||^2 + beta ||z_e - sg(e)||^2, beta = 0.25. The diffusion runs on z_e,
+                     before quantisation; D quantises what it is given
     2. scaling       z <- z / std(z): the std measured on the first batch the diffusion sees (scale-by-std)
     3. second stage  ddpm.py's L_simple on z, with E frozen: || eps - eps_theta(z_t, t, c) ||^2
                      beta_t linear from 0.00085 to 0.012 (Stable Diffusion's end points, which it spaces
@@ -16,12 +20,15 @@ cross-attention, as in Stable Diffusion, at small scale.
                      K and V from tau(y), both of the block's C channels
     5. guidance      the empty caption (or the null label) is the unconditional branch of CFG
     6. sampling      z_T ~ N(0, I) -> DDPM or DDIM in latent space -> x = D(z_0 * std)
+    7. editing       img2img: z_0 = E(x) * scale noised to t = strength * T, then the reverse process (SDEdit);
+                     inpainting: the known region's latents, noised to each t, put back at every step
 
 One command trains both stages: --ae-steps steps of the autoencoder, then diffusion.
 
     python train.py ldm --captions                     # the built-in shapes, captioned "red circle", ...
     python sample.py runs/ldm/ckpt.pt --prompt "blue square" --guidance 4
     python train.py ldm --ae runs/ldm/ckpt.pt --out runs/ldm2    # reuse that autoencoder, diffusion only
+    python sample.py runs/ldm/ckpt.pt --init photo.png --strength 0.5 --prompt "red circle"   # img2img
 """
 import math
 import torch
@@ -47,9 +54,10 @@ class Block(nn.Module):
 
 class Autoencoder(nn.Module):
     """The encoder E: (C, S, S) -> mu, logvar of (z_channels, S/f, S/f); the decoder D: back. log2(f)
-    stride-2 levels. (Named encoder and decoder in the code: D is the discriminator in the GAN files.)"""
+    stride-2 levels. (Named encoder and decoder in the code: D is the discriminator in the GAN files.)
+    With a codebook (codebook_size K > 0): E(x) = z_e alone, and K codes e_k of z_channels each."""
 
-    def __init__(self, channels, f, z_channels, ch):
+    def __init__(self, channels, f, z_channels, ch, codebook_size=0):
         super().__init__()
         n = int(math.log2(f))
         w = [ch * min(2 ** i, 4) for i in range(n + 1)]                         # widths, outermost first
@@ -57,15 +65,26 @@ class Autoencoder(nn.Module):
                                *[m for i in range(n) for m in (Block(w[i], w[i + 1]),
                                                                nn.Conv2d(w[i + 1], w[i + 1], 3, 2, 1))],  # S -> S/2
                                Block(w[n], w[n]), nn.GroupNorm(32, w[n]), nn.SiLU(),
-                               nn.Conv2d(w[n], 2 * z_channels, 3, padding=1))          # -> [mu, logvar]
+                               nn.Conv2d(w[n], (1 if codebook_size else 2) * z_channels, 3, padding=1))   # z_e or [mu, logvar]
         self.decoder = nn.Sequential(nn.Conv2d(z_channels, w[n], 3, padding=1), Block(w[n], w[n]),
                                *[m for i in reversed(range(n)) for m in (nn.Upsample(scale_factor=2.0),
                                                                          Block(w[i + 1], w[i]))],    # S/2 -> S
                                nn.GroupNorm(32, w[0]), nn.SiLU(), nn.Conv2d(w[0], channels, 3, padding=1))
+        self.codebook = nn.Parameter(torch.randn(codebook_size, z_channels)) if codebook_size else None  # (K, d): e_k
 
     def encode(self, x):
-        mu, logvar = self.encoder(x).chunk(2, dim=1)                            # (B, z_channels, S/f, S/f) each
+        """KL: mu, logvar; VQ: z_e, None. Each (B, z_channels, S/f, S/f)."""
+        if self.codebook is not None:
+            return self.encoder(x), None
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar.clamp(-30, 20)
+
+    def quantize(self, z_e):
+        """The nearest code at every position: z_q (B, d, h, w), made of codebook rows, and its index k (B, h, w)."""
+        e, z = self.codebook.float(), z_e.float().permute(0, 2, 3, 1)            # (K, d), (B, h, w, d)
+        dist = torch.cdist(z.flatten(0, 2), e)                                   # ||z_e - e_k||, (B h w, K), in fp32
+        k = dist.argmin(-1).view(z.shape[:3])                                    # k = argmin_j ||z_e - e_j||, (B, h, w)
+        return e[k].permute(0, 3, 1, 2), k
 
     def decode(self, z):
         return self.decoder(z)
@@ -126,17 +145,22 @@ class LDM(nn.Module):
     ema_decay = 0.9999
     compiled = ("ae_loss", "diffusion_loss")     # train.py --compile: each stage's loss (not the switch)
     captions = True                              # train.py --captions: y may be token ids of captions (vocab)
+    image_knobs = ("init", "mask")               # sample.py: these sample() keywords are image files
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, f=4, z_channels=4, ae_ch=64, kl_weight=1e-6,
+                 reg="kl", codebook_size=256, commitment=0.25,
                  ae_steps=5000, ae_lr=1e-4, ae=None, T=1000, beta_1=0.00085, beta_T=0.012, ch=64, ch_mult=(1, 2, 2),
                  num_res_blocks=2, attn_res=(8, 4), dropout=0.1, p_uncond=0.1, lr=2e-4,
                  vocab="", max_len=8, text_dim=128, text_layers=2):
         super().__init__()
         if f not in (1, 2, 4, 8, 16) or image_size % f:
             raise ValueError(f"f is a power of two that divides the image size (got f={f}, size {image_size})")
+        if reg not in ("kl", "vq"):
+            raise ValueError(f"reg is kl or vq (got {reg})")
         self.ae_steps, self.ae_lr, self.kl_weight, self.max_len = ae_steps, ae_lr, kl_weight, max_len
+        self.reg, self.commitment = reg, commitment
         self.ae_steps_done, self.scale_measured = 0, False                       # saved with the weights
-        self.autoencoder = Autoencoder(channels, f, z_channels, ae_ch)
+        self.autoencoder = Autoencoder(channels, f, z_channels, ae_ch, codebook_size if reg == "vq" else 0)
         self.diffusion = DDPM(image_size // f, z_channels, num_classes, T=T, beta_1=beta_1, beta_T=beta_T, ch=ch,
                               ch_mult=ch_mult, num_res_blocks=num_res_blocks, attn_res=attn_res, dropout=dropout,
                               p_uncond=p_uncond, lr=lr)
@@ -181,18 +205,38 @@ class LDM(nn.Module):
         return self.diffusion_loss(x, y)                                         # stage 2: diffusion on its latents
 
     def ae_loss(self, x):
-        """1. L1 reconstruction + the KL to N(0, I) in closed form; sums over pixels and latents, mean over the batch."""
+        """1. L1 reconstruction + the KL to N(0, I) in closed form, or + the VQ terms; sums over pixels and
+        latents, mean over the batch. VQ also logs the perplexity of the codes used (detached: not trained on)."""
+        if self.reg == "vq":
+            z_e, _ = self.autoencoder.encode(x)
+            z_q, k = self.autoencoder.quantize(z_e)
+            x_hat = self.autoencoder.decode(z_e + (z_q - z_e).detach())          # straight-through: dx_hat/dz_e via z_q
+            return {"recon": (x_hat - x).abs().flatten(1).sum(1).mean(),
+                    "codebook": ((z_e.detach() - z_q) ** 2).flatten(1).sum(1).mean(),                 # ||sg(z_e) - e||^2
+                    "commit": self.commitment * ((z_e - z_q.detach()) ** 2).flatten(1).sum(1).mean(),  # beta ||z_e - sg(e)||^2
+                    "perplexity": self.perplexity(k, len(self.autoencoder.codebook)).detach()}
         mu, logvar = self.autoencoder.encode(x)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)                     # reparameterization
         x_hat = self.autoencoder.decode(z)
         kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).flatten(1).sum(1).mean()   # KL(q(z|x) || N(0, I))
         return {"recon": (x_hat - x).abs().flatten(1).sum(1).mean(), "kl": self.kl_weight * kl}
 
+    @staticmethod
+    def perplexity(k, K):
+        """exp(-sum_k p_k log p_k), p_k the share of positions given code k: K if all are used alike, 1 if one."""
+        k = k.flatten()                                                          # (not bincount: it reads max(k), a sync)
+        p = torch.zeros(K, device=k.device).index_add_(0, k, torch.ones(len(k), device=k.device)) / len(k)   # (K,)
+        return torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())           # 0 log 0 = 0
+
+    def latent(self, x, sample=True):
+        """z for the diffusion: z ~ q(z|x) (KL; its mean mu if not sample), or z_e before quantisation (VQ)."""
+        mu, logvar = self.autoencoder.encode(x)
+        return mu if logvar is None or not sample else mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+
     def diffusion_loss(self, x, y=None):
         """2, 3: z from the frozen encoder, scaled to unit std (measured once, no host sync), then L_simple."""
         with torch.no_grad():
-            mu, logvar = self.autoencoder.encode(x)
-            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+            z = self.latent(x)
             if not self.scale_measured:                                          # 2. scale-by-std, on the first batch
                 moments = torch.stack([z.mean(), (z**2).mean()])
                 if torch.distributed.is_initialized():                           # of all processes' slices together
@@ -225,13 +269,24 @@ class LDM(nn.Module):
         return self.tokenize([prompt] * n).to(self.scale.device)
 
     def decode(self, z):
-        return self.autoencoder.decode(z / self.scale.clamp_min(1e-8)).clamp(-1, 1)
+        z = z / self.scale.clamp_min(1e-8)
+        if self.reg == "vq":                                                     # the decoder quantises
+            z = self.autoencoder.quantize(z)[0]
+        return self.autoencoder.decode(z).clamp(-1, 1)
 
     @torch.no_grad()
-    def sample(self, n, y=None, *, prompt="", sampler="ddpm", steps=1000, eta=0.0, guidance=1.0):
-        """6. z_T ~ N(0, I) -> the reverse process of ddpm.py -> D(z_0 / scale). (n, C, S, S) in [-1, 1]."""
-        for z in self.diffusion.reverse(n, self.condition(n, y, prompt), self.diffusion.timesteps(steps),
-                                        sampler, eta, guidance):
+    def sample(self, n, y=None, *, prompt="", sampler="ddpm", steps=1000, eta=0.0, guidance=1.0,
+               init: torch.Tensor | None = None, strength=0.8, mask: torch.Tensor | None = None):
+        """6. z_T ~ N(0, I) -> the reverse process of ddpm.py -> D(z_0 / scale). (n, C, S, S) in [-1, 1].
+        7. --init alone: img2img from z_0 = E(init) * scale noised to t = strength * T; --init with --mask:
+        inpainting (white = keep), the mask taken to the latent grid (a cell is known if most of its pixels are)."""
+        z0 = None if init is None else self.latent(init, sample=False) * self.scale     # (1, z_channels, S/f, S/f)
+        if mask is not None:
+            mask = F.interpolate((mask > 0).float().amin(1, keepdim=True), self.diffusion.shape[1:], mode="area") > 0.5
+        ts = self.diffusion.timesteps(steps, strength if init is not None and mask is None else 1.0)
+        z = None if z0 is None else z0.expand(n, -1, -1, -1)                    # strength 0: nothing to undo
+        for z in self.diffusion.reverse(n, self.condition(n, y, prompt), ts, sampler, eta, guidance,
+                                        init=z0, mask=mask, clip=False):
             pass                                                                 # latents are not clamped
         return self.decode(z)
 

@@ -1,7 +1,9 @@
-"""ldm.py: the autoencoder's KL and learning, scale-by-std, cross-attention, the tokenizer, the two
-stages, the command line."""
+"""ldm.py: the autoencoder's KL and VQ terms and learning, scale-by-std, cross-attention, the tokenizer,
+the two stages, latent img2img and inpainting, the command line."""
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 import ddpm
 import ldm
 from data import shapes
@@ -138,3 +140,157 @@ def test_command_line(cli, tmp_path):
     r = cli("train.py", "ldm", "--ae", out / "ckpt.pt", "--ae-ch", 64, "--steps", 2, "--out", tmp_path / "run3",
             *small[:2])
     assert r.returncode == 1 and "no autoencoder of this shape" in r.out, r.out
+
+
+# ----------------------------------------------------------------------------- VQ (--reg vq)
+
+class Fixed(torch.nn.Module):
+    """An encoder whose output is the parameter z_e, whatever the image."""
+    def __init__(self, z_e):
+        super().__init__()
+        self.z_e = torch.nn.Parameter(z_e)
+
+    def forward(self, x):
+        return self.z_e
+
+
+class Tap(torch.nn.Module):
+    """Passes its input through and keeps it, with its gradient, for the test to read."""
+    def forward(self, z):
+        self.z = z
+        z.retain_grad()
+        return z
+
+
+def test_quantize_returns_the_nearest_codebook_entries():
+    torch.manual_seed(0)
+    m = tiny(reg="vq", codebook_size=8)
+    z_e = torch.randn(3, 4, 4, 4)
+    z_q, k = m.autoencoder.quantize(z_e)
+    e = m.autoencoder.codebook.detach()
+    rows = z_q.permute(0, 2, 3, 1).reshape(-1, 4)                            # one latent vector a row
+    assert torch.equal(rows, e[k.flatten()])                                   # codebook entries, exactly
+    dist = ((z_e.permute(0, 2, 3, 1).reshape(-1, 1, 4) - e) ** 2).sum(-1)    # (48, K): every distance, by hand
+    assert torch.equal(k.flatten(), dist.argmin(1)) and k.unique().numel() > 1
+
+
+def test_straight_through_gradient_is_the_identity_on_z_e():
+    torch.manual_seed(0)
+    m = tiny(reg="vq", codebook_size=8)
+    enc, dec = Tap(), Tap()
+    m.autoencoder.encoder = torch.nn.Sequential(m.autoencoder.encoder, enc)
+    m.autoencoder.decoder = torch.nn.Sequential(dec, m.autoencoder.decoder)
+    m.ae_loss(torch.rand(2, 3, 16, 16) * 2 - 1)["recon"].backward()
+    z_q, _ = m.autoencoder.quantize(enc.z.detach())
+    assert torch.allclose(dec.z.detach(), z_q, atol=1e-6)                      # forward: D sees z_q
+    assert enc.z.grad.abs().sum() > 0 and torch.allclose(enc.z.grad, dec.z.grad)   # backward: dL/dz_e = dL/dz_q
+    assert m.autoencoder.codebook.grad is None                                 # recon does not move the codes
+
+
+def test_codebook_and_commitment_terms_match_their_formulas():
+    m = tiny(reg="vq", codebook_size=3, z_channels=2)
+    m.autoencoder.encoder = Fixed(torch.tensor([[[[0.2, -1.0]], [[0.9, 0.1]]]]))   # (1, 2, 1, 2): two positions
+    z_e = m.autoencoder.encoder.z_e
+    with torch.no_grad():
+        m.autoencoder.codebook.copy_(torch.tensor([[0.0, 1.0], [-1.0, 0.0], [3.0, 3.0]]))   # nearest: e_0, e_1
+    e, x = m.autoencoder.codebook, torch.zeros(1, 3, 4, 8)
+    near = e.detach()[[0, 1]].T[None, :, None]                                 # (1, 2, 1, 2): e_k of each position
+    sq = ((z_e.detach() - near) ** 2).sum()                                    # 0.04 + 0.01 + 0 + 0.01 = 0.06
+    terms = m.ae_loss(x)
+    assert terms["codebook"].item() == pytest.approx(sq.item())                # ||sg(z_e) - e||^2
+    assert terms["commit"].item() == pytest.approx(0.25 * sq.item())           # beta ||z_e - sg(e)||^2
+    terms["codebook"].backward(retain_graph=True)                              # moves the codes only, towards z_e
+    assert z_e.grad is None or z_e.grad.abs().sum() == 0
+    assert torch.allclose(e.grad[[0, 1]], 2 * (near - z_e.detach())[0, :, 0].T) and e.grad[2].abs().sum() == 0
+    e.grad = None
+    terms["commit"].backward(retain_graph=True)                                # moves the encoder only, towards e
+    assert e.grad is None or e.grad.abs().sum() == 0
+    assert torch.allclose(z_e.grad, 2 * 0.25 * (z_e.detach() - near))
+
+
+def test_perplexity_counts_the_codes_in_use():
+    K = 8
+    assert LDM.perplexity(torch.arange(K).repeat(5), K).item() == pytest.approx(K)          # uniform: K
+    assert LDM.perplexity(torch.full((4, 3, 3), 5), K).item() == pytest.approx(1.0)        # one code: 1
+    assert LDM.perplexity(torch.tensor([0, 0, 1, 2]), K).item() == pytest.approx(2 ** 1.5)   # p = 1/2, 1/4, 1/4
+
+
+def test_vq_autoencoder_learns_with_more_than_one_code():
+    torch.manual_seed(0)
+    x, _, _ = shape_batch(300, size=8)
+    m = LDM(8, 3, reg="vq", codebook_size=16, f=2, ae_ch=32, ae_steps=150, ae_lr=2e-3, ch=32, ch_mult=(1,), attn_res=())
+    opt = m.configure_optimizers()
+    before = m.ae_loss(x[256:])["recon"].item()
+    for step in range(150):
+        terms = m.loss(x[torch.randint(0, 256, (8,))])
+        assert not terms["perplexity"].requires_grad
+        opt.zero_grad()
+        sum(v for v in terms.values() if v.requires_grad).backward()           # as train.py: perplexity is logged only
+        opt.step()
+    terms = m.ae_loss(x[256:])
+    assert terms["recon"].item() < 0.5 * before, (before, terms["recon"].item())
+    assert terms["perplexity"].item() > 2, terms["perplexity"].item()
+
+
+# ----------------------------------------------------------------------------- latent img2img and inpainting
+
+def editable(**kw):
+    """A tiny untrained LDM with its latent scale set, and a shapes image to edit."""
+    torch.manual_seed(0)
+    m = tiny(T=50, **kw).eval()
+    m.scale.fill_(0.5)
+    m.scale_measured = True
+    return m, shape_batch(2)[0]
+
+
+def test_latent_img2img_strength_0_returns_the_decoded_input_and_1_ignores_it():
+    m, x = editable()
+    with torch.no_grad():
+        decoded = m.autoencoder.decode(m.autoencoder.encode(x[:1])[0]).clamp(-1, 1)   # D(mu(x))
+    out = m.sample(2, init=x[:1], strength=0.0, steps=10)
+    assert torch.allclose(out, decoded.expand(2, -1, -1, -1), atol=1e-5)
+    torch.manual_seed(1)
+    a = m.sample(1, init=x[:1], strength=1.0, steps=5)
+    torch.manual_seed(1)
+    b = m.sample(1, init=x[1:], strength=1.0, steps=5)
+    torch.manual_seed(1)
+    half = m.sample(1, init=x[:1], strength=0.5, steps=5)
+    assert torch.equal(a, b) and (a - half).abs().mean() > 1e-3
+
+
+class Pool(torch.nn.Module):
+    """A local encoder: mu = the 2x2 average of the image, log sigma^2 = 0."""
+    def forward(self, x):
+        mu = torch.nn.functional.avg_pool2d(x, 2)
+        return torch.cat([mu, torch.zeros_like(mu)], 1)
+
+
+def test_latent_inpainting_keeps_the_known_region():
+    m, x = editable(f=2, z_channels=3)                                        # latents 8x8: the mask halved
+    m.autoencoder.encoder, m.autoencoder.decoder = Pool(), torch.nn.Upsample(scale_factor=2.0)   # local: D(E(x)) near x
+    mask = torch.full((1, 3, 16, 16), -1.0)
+    mask[..., :7] = 1.0                                                        # white = keep: the left 7 columns
+    mask[:, 0, :, 5:] = -1.0                                                   # but pixels 5, 6 black in one channel: 5 known
+    ref = m.autoencoder.decode(m.autoencoder.encode(x[:1])[0]).clamp(-1, 1)   # D(E(x))
+    out = m.sample(2, init=x[:1], mask=mask, steps=10)
+    assert torch.allclose(out[..., :4], ref[..., :4].expand(2, -1, -1, -1), atol=1e-5)   # latent cells 0, 1: known
+    assert (out - ref)[..., 4:6].abs().mean() > 0.1 and (out - ref)[..., 6:].abs().mean() > 0.1   # cell 2 half known: not
+
+
+def test_command_line_vq_and_latent_editing(cli, tmp_path):
+    out, small = tmp_path / "run", ["--image-size", 16, "--T", 20, "--ae-ch", 32, "--ch", 32, "--ch-mult", "1,2",
+                                    "--attn-res", 4, "--num-res-blocks", 1, "--batch-size", 8, "--grid", 4]
+    r = cli("train.py", "ldm", "--reg", "vq", "--codebook-size", 8, "--steps", 3, "--ae-steps", 2, "--log-every", 1,
+            "--out", out, *small)
+    assert r.returncode == 0 and "perplexity" in r.out and "commit" in r.out and "mse" in r.out, r.out
+    image, mask = tmp_path / "x.png", tmp_path / "m.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(image)
+    Image.fromarray(np.kron([[255, 0]], np.ones((16, 8))).astype(np.uint8)).save(mask)      # keep the left half
+    for knobs in (["--init", image, "--strength", 0.5], ["--init", image, "--mask", mask]):
+        r = cli("sample.py", out / "ckpt.pt", "-n", 2, "--steps", 5, *knobs, "--out", tmp_path / "e.png")
+        assert r.returncode == 0 and (tmp_path / "e.png").exists(), r.out
+        (tmp_path / "e.png").unlink()
+    r = cli("sample.py", out / "ckpt.pt", "-n", 2, "--steps", 5, "--mask", mask)
+    assert r.returncode == 1 and "needs the known image as init" in r.out and "Traceback" not in r.out, r.out
+    r = cli("train.py", "ldm", "--reg", "vae", "--steps", 1, "--out", tmp_path / "bad", *small)
+    assert r.returncode == 1 and "reg is kl or vq" in r.out, r.out
