@@ -275,7 +275,7 @@ class LDM(nn.Module):
         return self.autoencoder.decode(z).clamp(-1, 1)
 
     @torch.no_grad()
-    def sample(self, n, y=None, *, prompt="", sampler="ddpm", steps=1000, eta=0.0, guidance=1.0,
+    def sample(self, n, y=None, progress=None, *, prompt="", sampler="ddpm", steps=1000, eta=0.0, guidance=1.0,
                init: torch.Tensor | None = None, strength=0.8, mask: torch.Tensor | None = None):
         """6. z_T ~ N(0, I) -> the reverse process of ddpm.py -> D(z_0 / scale). (n, C, S, S) in [-1, 1].
         7. --init alone: img2img from z_0 = E(init) * scale noised to t = strength * T; --init with --mask:
@@ -285,15 +285,17 @@ class LDM(nn.Module):
             mask = F.interpolate((mask > 0).float().amin(1, keepdim=True), self.diffusion.shape[1:], mode="area") > 0.5
         ts = self.diffusion.timesteps(steps, strength if init is not None and mask is None else 1.0)
         z = None if z0 is None else z0.expand(n, -1, -1, -1)                    # strength 0: nothing to undo
-        for z in self.diffusion.reverse(n, self.condition(n, y, prompt), ts, sampler, eta, guidance,
-                                        init=z0, mask=mask, clip=False):
-            pass                                                                 # latents are not clamped
+        zs = self.diffusion.reverse(n, self.condition(n, y, prompt), ts, sampler, eta, guidance, init=z0, mask=mask,
+                                    clip=False)                                  # latents are not clamped
+        for z in progress(zs, len(ts)) if progress else zs:                      # progress: shows the loop
+            pass
         return self.decode(z)
 
     @torch.no_grad()
-    def animate(self, n, y=None, *, prompt="", frames=40, sampler="ddpm", steps=1000, guidance=1.0):
+    def animate(self, n, y=None, progress=None, *, prompt="", frames=40, sampler="ddpm", steps=1000, guidance=1.0):
         """The denoising process, z_t decoded at `frames` evenly spaced steps. (frames, n, C, S, S)."""
         ts = self.diffusion.timesteps(steps)
         picks = set(torch.linspace(0, len(ts) - 1, min(frames, len(ts))).round().long().tolist())
         zs = self.diffusion.reverse(n, self.condition(n, y, prompt), ts, sampler, 0.0, guidance)
+        zs = progress(zs, len(ts)) if progress else zs
         return torch.stack([self.decode(z) for i, z in enumerate(zs) if i in picks])
