@@ -275,14 +275,14 @@ def test_a_tiny_unet_learns_to_denoise():
     m = DDPM(S, 3, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=(), dropout=0.0, lr=1e-3)
     opt = m.configure_optimizers()
     losses = []
-    for step in range(300):
-        loss = m.loss(data[torch.randint(0, 512, (64,))])["mse"]
+    for step in range(150):
+        loss = m.loss(data[torch.randint(0, 512, (32,))])["mse"]
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     first, last = losses[0], sum(losses[-50:]) / 50
-    assert first > 0.8 and last < 0.25, (first, last)                        # 1.0 is predicting zero
+    assert first > 0.8 and last < 0.15, (first, last)                        # 1.0 is predicting zero
 
 
 def test_bad_configurations():

@@ -48,10 +48,10 @@ def test_kl_term_matches_a_monte_carlo_estimate():
 def test_autoencoder_learns_and_latents_are_scaled_to_unit_std():
     torch.manual_seed(0)
     x, _, _ = shape_batch(600)
-    m = tiny(ae_steps=300, ae_lr=1e-3)
+    m = tiny(ae_steps=150, ae_lr=1e-3)
     opt = m.configure_optimizers()
     before = m.ae_loss(x[500:])["recon"].item()
-    for step in range(300):
+    for step in range(150):
         terms = m.loss(x[torch.randint(0, 500, (16,))])
         assert set(terms) == {"recon", "kl"}
         opt.zero_grad()
