@@ -79,13 +79,18 @@ def build_model(name, config):
         raise Fail(f"bad {name} configuration: {str(e).strip().splitlines()[0]}")
 
 
+def read_checkpoint(path):
+    """A file of plain data (weights_only: a pickle that would run code is refused), or one line."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise Fail(f"{path} is not a readable checkpoint ({type(e).__name__})")
+
+
 def load_checkpoint(path):
     if not os.path.isfile(path):
         raise Fail(f"no checkpoint at {path}")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise Fail(f"{path} is not a readable checkpoint ({type(e).__name__})")
+    ck = read_checkpoint(path)
     if not (isinstance(ck, dict) and ck.get("model") in MODELS and "weights" in ck
             and isinstance(ck.get("config"), dict) and {"image_size", "channels"} <= ck["config"].keys()):
         raise Fail(f"{path} is not a checkpoint of this project")

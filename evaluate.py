@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from cli import Fail, save_checkpoint
+from cli import Fail, read_checkpoint, save_checkpoint
 from data import find_images, load_folder, load_image, load_pair
 import inception
 
@@ -147,10 +147,7 @@ class Classifier(nn.Module):
 def load_classifier(path):
     if not os.path.isfile(path):
         raise Fail(f"no classifier at {path}: train one with python evaluate.py --train-classifier DIR --out {path}")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise Fail(f"{path} is not a readable checkpoint ({type(e).__name__})")
+    ck = read_checkpoint(path)
     if not isinstance(ck, dict) or ck.get("model") != "classifier":
         raise Fail(f"{path} is not a classifier of evaluate.py")
     net = Classifier(**ck["config"])
