@@ -14,7 +14,8 @@ from vae import VAE
 K = 4
 IDS = torch.tensor([0, 1, 2, 3])
 SETS_A = torch.tensor([[1, 1, 0, 0], [0, 1, 0, 1], [1, 0, 1, 1], [0, 0, 1, 0]]).float()
-SETS_B = torch.tensor([[0, 0, 1, 1], [1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 0, 1]]).float()   # every row differs
+SETS_B = torch.tensor([[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1]]).float()   # each row another set,
+                                                                         # with the same first label: argmax can't tell
 MODELS = {
     "cvae": lambda: VAE(8, 3, K, ch=8, latent_dim=4),
     "cgan": lambda: GAN(8, 3, K, hidden=16, nz=8),
