@@ -5,7 +5,6 @@ trains with sets, also under bf16 autocast."""
 import math
 import pytest
 import torch
-import torch.nn.functional as F
 from dcgan import DCGAN
 from ddpm import DDPM, timestep_embedding
 from gan import GAN
@@ -64,14 +63,15 @@ def label_embedding(model, y):
     if isinstance(model, VAE):
         return model.condition(torch.zeros(len(y), 0), y)
     seen = []
-    if isinstance(model, DCGAN):
-        model.G.register_forward_pre_hook(lambda m, args: seen.append(args[0][:, model.nz:, 0, 0]))
+    if isinstance(model, DCGAN):                                              # G's input: [z, y W]
+        hook = model.G.register_forward_pre_hook(lambda m, args: seen.append(args[0][:, model.nz:, 0, 0]))
         model.generate(torch.zeros(len(y), model.nz), y)
+        hook.remove()
         return seen[0]
-    block = model.net.down[0][0]                                              # the first ResBlock reads emb
-    block.register_forward_pre_hook(lambda m, args: seen.append(args[1]))
-    x, t = torch.zeros(len(y), 3, 8, 8), torch.full((len(y),), 5)
-    model.eps_theta(x, t, y)
+    hook = model.net.down[0][0].register_forward_pre_hook(lambda m, args: seen.append(args[1]))   # a ResBlock's emb
+    t = torch.full((len(y),), 5)
+    model.eps_theta(torch.zeros(len(y), 3, 8, 8), t, y)
+    hook.remove()
     return seen[0] - model.net.time_mlp(timestep_embedding(t, model.net.ch))  # emb = time_mlp(t) + y W
 
 
