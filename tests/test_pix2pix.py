@@ -123,7 +123,7 @@ def test_dropout_is_the_noise_of_g():
 
 
 def test_learns_a_paired_task():
-    """Colour inversion of the built-in shapes: a few hundred steps bring held-out L1 far below
+    """Colour inversion of the built-in shapes: 150 steps bring held-out L1 far below
     the identity mapping's."""
     torch.manual_seed(0)
     images, _, _ = shapes(n=600, size=16, seed=0)
@@ -131,11 +131,11 @@ def test_learns_a_paired_task():
     b = -a                                                                    # 255 - pixel, on [-1, 1]
     m = Pix2Pix(16, 3, ngf=16, ndf=16, n_layers=2)
     batch = lambda step: (lambda i: (b[i], a[i]))(torch.randint(0, 500, (16,)))
-    adversarial_steps(m, batch, steps=300)
+    adversarial_steps(m, batch, steps=150)
     m.eval()
     identity = (a[500:] - b[500:]).abs().mean()
     l1 = (m.sample(100, a[500:], dropout=False, batch_stats=False) - b[500:]).abs().mean()
-    assert l1 < 0.2 * identity, (l1, identity)
+    assert l1 < 0.2 * identity, (l1, identity)                             # seeds 0-2: 0.10-0.11
 
 
 def write_pairs(folder, n, size=16):

@@ -134,7 +134,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cli, tmp_path):
     out = tmp_path / "run"
     assert cli("train.py", "vae", "--steps", 10, "--out", out, *TINY).returncode == 0
     good = ckpt(out)
-    r = cli("train.py", "vae", "--resume", "--steps", 30, "--ckpt-every", 5, "--beta", "nan", "--out", out, fresh=True)
+    r = cli("train.py", "vae", "--resume", "--steps", 30, "--ckpt-every", 5, "--beta", "nan", "--out", out)
     assert r.returncode == 1 and "NaN" in r.out and "Traceback" not in r.out, r.out
     assert "(step 10) is the last good checkpoint" in r.out
     kept = ckpt(out)
