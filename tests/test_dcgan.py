@@ -145,12 +145,12 @@ def test_learns_the_colour_of_the_data():
     m.eval()
     before = (m.sample(256).mean((0, 2, 3)) - target).abs().sum()
     m.train()
-    d_terms = adversarial_steps(m, lambda step: (data[torch.randint(0, 512, (64,))], None), steps=300)
+    d_terms = adversarial_steps(m, lambda step: (data[torch.randint(0, 512, (32,))], None), steps=300)
     accuracy = torch.stack([(t["D(x)"] + 1 - t["D(G(z))"]) / 2 for t in d_terms[200:]]).mean()   # as the loop sees it
     m.eval()
     after = (m.sample(256).mean((0, 2, 3)) - target).abs().sum()
     assert accuracy < 0.95, accuracy
-    assert after < 0.6 * before, (before, after)
+    assert after < 0.6 * before, (before, after)                             # seeds 0-2: 0.49-0.51
 
 
 def test_conditional_acgan_and_wgan_gp():

@@ -52,13 +52,13 @@ def test_autoencoder_learns_and_latents_are_scaled_to_unit_std():
     opt = m.configure_optimizers()
     before = m.ae_loss(x[500:])["recon"].item()
     for step in range(150):
-        terms = m.loss(x[torch.randint(0, 500, (16,))])
+        terms = m.loss(x[torch.randint(0, 500, (8,))])
         assert set(terms) == {"recon", "kl"}
         opt.zero_grad()
         sum(terms.values()).backward()
         opt.step()
     after = m.ae_loss(x[500:])["recon"].item()
-    assert after < 0.3 * before, (before, after)
+    assert after < 0.35 * before, (before, after)                              # seeds 0-2: 0.24-0.28
     assert m.scale == 0 and set(m.loss(x[:64])) == {"mse"}                     # stage 2 begins, measures the scale
     mu, logvar = m.autoencoder.encode(x[64:256])
     z = (mu + (0.5 * logvar).exp() * torch.randn_like(mu)) * m.scale          # other images: std close to 1
