@@ -3,31 +3,36 @@ figures (no timing thresholds: this CPU is shared). And sample.py --compile: the
 what the eager one does."""
 import json, math
 import numpy as np
+import pytest
 import torch
 from PIL import Image
+from bench import QUICK
 from cli import save_checkpoint
 from ddpm import DDPM
+from vae import VAE
 
 
 def test_bench_quick_gives_a_row_per_model_and_setting(cli, tmp_path):
     out = tmp_path / "bench.json"
-    r = cli("bench.py", "--quick", "--model", "ddpm", "--bf16", "both", "--json", out)
+    r = cli("bench.py", "--quick", "--model", "ddpm", "--json", out)
+    assert r.returncode == 0, r.out
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["model"], row["bf16"], row["compile"], row["ddpm_steps"], row["ddim_steps"]) == ("ddpm", False, False, 10, 5)
+    figures = [row[k] for k in ("train_img_s", "train_img_s_folder", "sample_s", "ddim_s", "peak_mib")]
+    assert row["finite"] and all(math.isfinite(v) and v > 0 for v in figures), row
+    assert sum(l.startswith("| ddpm |") for l in r.stdout.splitlines()) == 1 and "DDPM 10 steps" in r.stdout
+    r = cli("bench.py", "--quick", "--model", "vae", "--latent-dim", 3, "--bf16", "both", "--json", out)   # a model's flag
     assert r.returncode == 0, r.out
     rows = json.loads(out.read_text())["rows"]
-    assert [(row["model"], row["bf16"], row["compile"]) for row in rows] == [("ddpm", False, False), ("ddpm", True, False)]
-    for row in rows:
-        figures = [row[k] for k in ("train_img_s", "train_img_s_folder", "sample_s", "ddim_s", "peak_mib")]
-        assert all(math.isfinite(v) and v > 0 for v in figures), row
-        assert row["finite"] and row["ddpm_steps"] == 10 and row["ddim_steps"] == 5
-    lines = [l for l in r.stdout.splitlines() if l.startswith("| ddpm |")]
-    assert len(lines) == 2 and "DDPM 10 steps" in r.stdout and "DDIM 5" in r.stdout
-    r = cli("bench.py", "--quick", "--model", "vae", "--latent-dim", 3, "--json", out)   # a model's own flag
-    rows = json.loads(out.read_text())["rows"]
-    assert r.returncode == 0 and len(rows) == 1 and rows[0]["ddim_s"] is None and rows[0]["sample_s"] > 0, r.out
-    assert "| vae |" in r.stdout
+    assert [(row["model"], row["bf16"]) for row in rows] == [("vae", False), ("vae", True)]
+    vae = VAE(16, 3, **{**QUICK["vae"][1], "latent_dim": 3})                 # the flag reached the model
+    assert rows[0]["params"] == sum(p.numel() for p in vae.parameters())
+    assert all(row["ddim_s"] is None and row["sample_s"] > 0 and row["train_img_s"] > 0 for row in rows)
+    assert [l.split("|")[5].strip() for l in r.stdout.splitlines() if l.startswith("| vae |")] == ["off", "on"]
     assert cli("bench.py", "--model", "vae", "--ch-mult", "1,2").returncode == 1      # ddpm's flag, not vae's
 
 
+@pytest.mark.compile
 def test_compiled_sampling_equals_eager(cli, tmp_path):
     """A tiny DDPM with random weights (the zero-initialised output layers would make eps_theta = 0 and
     any two samplers agree); 3 DDIM steps, deterministic, eager and compiled from the same checkpoint."""
