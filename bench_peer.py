@@ -73,9 +73,11 @@ def main(s):
                 times[name, what].append(time.perf_counter() - t)
                 print(f"repeat {r + 1}/{repeats}: {name} {what} {times[name, what][-1]:.2f} s", file=sys.stderr, flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"{size}x{size}, {config}, {torch.get_num_threads()} threads, torch {torch.__version__}, {repeats} repeats:")
+    ratio = {w: statistics.median(a / b for a, b in zip(times["ours", w], times["peer", w])) for w in ("train", "sample")}
+    print(f"{size}x{size}, {config}, {torch.get_num_threads()} threads, torch {torch.__version__}, {repeats} repeats "
+          f"(medians; the ratio: the median of the repeats' ratios, each of two runs side by side in time):")
     print(f"training step, batch {B} (forward, backward, AdamW): ours {med['ours', 'train']:.2f} s, "
-          f"diffusers {med['peer', 'train']:.2f} s, ratio ours / diffusers {med['ours', 'train'] / med['peer', 'train']:.2f}")
+          f"diffusers {med['peer', 'train']:.2f} s, ours / diffusers {ratio['train']:.2f}")
     print(f"DDIM {S} steps, {n} images: ours {med['ours', 'sample']:.2f} s, diffusers {med['peer', 'sample']:.2f} s, "
-          f"ratio ours / diffusers {med['ours', 'sample'] / med['peer', 'sample']:.2f}")
+          f"ours / diffusers {ratio['sample']:.2f}")
     return 0
