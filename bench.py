@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 import train
-from cli import MODELS, Fail, Parser, add_flags, compile_sampling, hyperparameters, model_class
+from cli import MODELS, Fail, Parser, add_flags, at_least, compile_sampling, hyperparameters, model_class
 
 resource = importlib.import_module("resource") if os.name == "posix" else None   # the CPU's peak memory
 
@@ -54,6 +54,7 @@ def parse(argv):
     s.update({k: v for k, v in args.items() if k in s})
     s["config"] = {k: v for k, v in args.items() if k not in s and k != "model"}
     s["models"] = [args["model"]] if "model" in args else list(MODELS)
+    at_least(1, **{k: s[k] for k in ("steps", "n", "ddim_steps", "image_size", "batch_size", "ddpm_steps")})
     return s
 
 
