@@ -97,6 +97,23 @@ def load_checkpoint(path):
     return ck
 
 
+def to_folder(out):
+    """--out DIR/ (or an existing folder): one PNG per sample, rather than one grid."""
+    return out.endswith(os.sep) or os.path.isdir(out)
+
+
+def compile_sampling(model, cuda):
+    """sample.py --compile: torch.compile the network that sampling calls, in place: diffusion's U-Net eps_theta
+    (ldm's too), once per step; a generator or decoder, once. On CUDA with CUDA graphs ("reduce-overhead"):
+    a 1,000-step loop of small kernels is bound by their launches, not by the GPU's arithmetic."""
+    mode, owner = "reduce-overhead" if cuda else None, getattr(model, "diffusion", model)   # ldm: its DDPM
+    for name in ("net", "G", "F", "decoder", "synthesis"):     # cyclegan's G and F; stylegan's synthesis g(w)
+        if isinstance(f := getattr(owner, name, None), torch.nn.Module):
+            f.compile(mode=mode)
+        elif callable(f):
+            setattr(owner, name, torch.compile(f, mode=mode))
+
+
 def save_checkpoint(path, state):
     """Atomic: write a temporary file, then rename it over the old one."""
     torch.save(state, path + ".tmp")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 from data import find_images, find_pairs, grid, load_image, load_pair, to_uint8
-from cli import Fail, Parser, add_flags, at_least, build_model, hyperparameters, load_checkpoint, watched
+from cli import Fail, Parser, add_flags, at_least, build_model, compile_sampling, hyperparameters, load_checkpoint, to_folder, watched
 
 
 def parse(argv):
@@ -36,6 +36,7 @@ def parse(argv):
     p.add_argument("--batch-size", type=int, default=256, help="samples generated at once. default: 256")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not their moving average")
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr while sampling")
+    p.add_argument("--compile", action="store_true", help="torch.compile the sampling network (CUDA graphs on a GPU)")
     if getattr(model, "paired", False) or getattr(model, "unpaired", False):
         p.add_argument("--input", action="append", metavar="FILE|DIR", help="an image, or a folder of them, to translate "
                        "(pix2pix: side-by-side A|B pairs or A/ and B/ too; cyclegan: --direction BtoA); repeatable")
@@ -78,10 +79,6 @@ def side_by_side(path):
     """A file twice as wide as high holds a pair A|B."""
     with Image.open(path) as im:
         return im.size[0] == 2 * im.size[1]
-
-
-def to_folder(out):
-    return out.endswith(os.sep) or os.path.isdir(out)
 
 
 def check(args, knobs, out):
@@ -179,6 +176,8 @@ def main(argv):
     except (KeyError, RuntimeError):
         raise Fail(f"{args.ckpt}: its weights do not fit its own configuration (a damaged or edited checkpoint)")
     model.to(device).eval()
+    if args.compile:
+        compile_sampling(model, device.type == "cuda")
     torch.manual_seed(args.seed)
     draw = model.animate if args.gif and hasattr(model, "animate") else model.sample
     accepts = hyperparameters(draw)

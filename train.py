@@ -250,7 +250,7 @@ class Signals:
 def train(model, opts, ema, batches, step, run, proc):
     """Steps until args["steps"]: each one D then G (adversarial models) or one loss, then the EMA."""
     args, out = run["args"], run["args"]["out"]
-    params, n_critic, terms = list(model.parameters()), getattr(model, "n_critic", 1), {}
+    params, terms = list(model.parameters()), {}
     nonfinite = torch.zeros((), dtype=torch.bool, device=proc.device)
     saved = step if step else None                              # the step of the checkpoint on disk
 
@@ -270,30 +270,8 @@ def train(model, opts, ema, batches, step, run, proc):
     t0, s0 = time.perf_counter(), step                         # nn.Module starts in training mode
     with Signals() as signals:
         while not (stop := int(agree(signals.caught, proc))) and step < args["steps"]:
-            x, y = batches(step)
-            if len(opts) == 1:
-                groups, terms = [(opts[0], model.loss, "")], {}
-            else:                                               # adversarial: D step, then G step on the same batch
-                groups = [(opts[0], model.d_loss, "D.")] + ([(opts[1], model.g_loss, "G.")] if (step + 1) % n_critic == 0 else [])
-            for opt, objective, prefix in groups:
-                with proc.autocast:
-                    out_terms = objective(x, y)
-                total = sum(v for v in out_terms.values() if v.requires_grad)   # detached entries are only logged
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                if proc.world > 1:
-                    all_reduce_grads(params, proc.world)
-                opt.step()
-                nonfinite |= ~torch.isfinite(total.detach())
-                terms.update({(prefix if v.requires_grad else "") + k: v.detach() for k, v in out_terms.items()})
+            terms.update(train_step(model, opts, ema, *batches(step), step, args["ema"], nonfinite, proc))
             step += 1
-            if ema is not None:                                 # EMA with warm-up: short runs are usable too
-                decay = min(args["ema"], (1 + step) / (10 + step))
-                with torch.no_grad():
-                    for p_ema, p in zip(ema.parameters(), params):
-                        p_ema.lerp_(p, 1 - decay)               # p_ema <- decay * p_ema + (1 - decay) * p
-                    for b_ema, b in zip(ema.buffers(), model.buffers()):
-                        b_ema.copy_(b)                          # BatchNorm statistics: copied, not averaged
             if step % args["log_every"] == 0 or step == 1 or step == args["steps"]:
                 values = torch.stack([v.float() for v in terms.values()]).tolist()   # the one host sync
                 if agree(not all(map(math.isfinite, values)), proc):
@@ -316,6 +294,40 @@ def train(model, opts, ema, batches, step, run, proc):
         sys.exit(128 + stop)
     sample_grid(model, ema, batches, args, step, proc)
     proc.log(f"done: {out}/ckpt.pt, samples in {out}")
+
+
+def train_step(model, opts, ema, x, y, step, ema_decay, nonfinite, proc):
+    """Step number step + 1 on the batch (x, y): the loss, or D then G on the same batch (adversarial; G every
+    n_critic steps), then the EMA. Returns the terms, detached; nonfinite (a bool tensor) notes a NaN/inf, no sync."""
+    params, terms, done = list(model.parameters()), {}, step + 1        # done: the steps taken after this one
+    groups = [(opts[0], model.loss, "")] if len(opts) == 1 else \
+        [(opts[0], model.d_loss, "D.")] + ([(opts[1], model.g_loss, "G.")] if done % getattr(model, "n_critic", 1) == 0 else [])
+    for opt, objective, prefix in groups:
+        with proc.autocast:
+            out_terms = objective(x, y)
+        total = sum(v for v in out_terms.values() if v.requires_grad)   # detached entries are only logged
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        if proc.world > 1:
+            all_reduce_grads(params, proc.world)
+        opt.step()
+        nonfinite |= ~torch.isfinite(total.detach())
+        terms.update({(prefix if v.requires_grad else "") + k: v.detach() for k, v in out_terms.items()})
+    if ema is not None:                                         # EMA with warm-up: short runs are usable too
+        decay = min(ema_decay, (1 + done) / (10 + done))
+        with torch.no_grad():
+            for p_ema, p in zip(ema.parameters(), params):
+                p_ema.lerp_(p, 1 - decay)                       # p_ema <- decay * p_ema + (1 - decay) * p
+            for b_ema, b in zip(ema.buffers(), model.buffers()):
+                b_ema.copy_(b)                                  # BatchNorm statistics: copied, not averaged
+    return terms
+
+
+def compile_objectives(model):
+    """--compile: the objectives, networks and loss maths in one graph each (a model may name its own)."""
+    for objective in getattr(model, "compiled", ("loss", "d_loss", "g_loss")):
+        if hasattr(model, objective):
+            setattr(model, objective, torch.compile(getattr(model, objective)))
 
 
 def all_reduce_grads(params, world):
@@ -347,10 +359,8 @@ def main(argv):
                           size=args["image_size"], paired=getattr(cls, "paired", False))
         if proc.rank > 0:
             torch.manual_seed(args["seed"] + 1000 * proc.rank + step)   # other processes draw other noise
-        if args["compile"]:                                     # the objectives: networks and loss maths in one graph
-            for objective in getattr(model, "compiled", ("loss", "d_loss", "g_loss")):
-                if hasattr(model, objective):
-                    setattr(model, objective, torch.compile(getattr(model, objective)))
+        if args["compile"]:
+            compile_objectives(model)
         proc.log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; config {json.dumps(config)}")
         run = dict(model=name, config=config, args={k: v for k, v in args.items() if k not in ("resume", "compile")},
                    class_names=names)                           # what the checkpoint says of the run, besides weights

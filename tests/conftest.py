@@ -7,6 +7,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "compile: torch.compile on the CPU, seconds once inductor's kernel cache is "
+                            "warm, minutes the first time on a machine (run by default; -m 'not compile' skips them)")
+
+
 @pytest.fixture
 def cli(tmp_path, monkeypatch):
     """Run `python SCRIPT args...` from the repository root, with the image cache in tmp_path.
