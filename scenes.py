@@ -42,7 +42,7 @@ def conditions(seed=0):
 
 def layout(rng, excluded):
     """One scene: 1-3 distinct objects, as (id, cx, cy, r) in fractions of the frame; no two boxes
-    [cx - r, cx + r] x [cy - r, cy + r] overlap, and the set of ids is none of `excluded`."""
+    [cx - r, cx + r] x [cy - r, cy + r] come within 0.04 of each other, and the set of ids is none of `excluded`."""
     while True:
         ids = rng.choice(len(NAMES), rng.integers(1, 4), replace=False)
         if tuple(sorted(ids.tolist())) not in excluded:
@@ -52,7 +52,7 @@ def layout(rng, excluded):
         while True:                                            # rejection sampling: three boxes of at most 0.3 fit
             r = rng.uniform(0.10, 0.15)
             cx, cy = rng.uniform(r, 1 - r, 2)                 # anywhere in the frame, edges included
-            if all(abs(cx - x) > r + q + 0.02 or abs(cy - y) > r + q + 0.02 for _, x, y, q in placed):
+            if all(abs(cx - x) > r + q + 0.04 or abs(cy - y) > r + q + 0.04 for _, x, y, q in placed):
                 placed.append((int(i), cx, cy, r))
                 break
     return placed

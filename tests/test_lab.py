@@ -1,0 +1,152 @@
+"""The lab: labels from the lab's JSON files, --resize squash, the built-in scenes, the lab's top-k
+accuracy, the command line end to end, and a conditional model that learns the sets of objects."""
+import json, os
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+import evaluate as E
+import lab, scenes
+from data import load_folder, load_image
+from cli import Fail
+from vae import VAE
+
+OBJECTS = {"red cube": 0, "blue sphere": 1, "green cylinder": 2}
+
+
+def write_lab(root, labels, objects=OBJECTS, images=("a.png", "b.png")):
+    """A folder of 8x8 images and the lab's train.json and objects.json beside it."""
+    (root / "images").mkdir(parents=True)
+    for i, f in enumerate(images):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(root / "images" / f)
+    (root / "train.json").write_text(labels if isinstance(labels, str) else json.dumps(labels))
+    (root / "objects.json").write_text(json.dumps(objects))
+    return str(root / "images"), str(root / "train.json")
+
+
+def test_json_labels_are_multi_hot_in_objects_json_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    images, labels = write_lab(tmp_path, {"a.png": ["green cylinder", "red cube"], "b.png": ["blue sphere"]})
+    x, y, names = load_folder(images, 8, label_file=labels)                # objects.json found beside train.json
+    assert names == ["red cube", "blue sphere", "green cylinder"] and x.shape == (2, 8, 8, 3)
+    assert y.dtype == np.float32 and y.tolist() == [[1, 0, 1], [0, 1, 0]]
+    assert (x[1] == 40).all()                                              # b.png's row is b.png's image
+
+
+@pytest.mark.parametrize("labels, message", [
+    ({"a.png": ["red cube", "pink cube"]}, "unknown object 'pink cube' in a.png"),
+    ({"a.png": ["red cube"], "c.png": ["red cube"]}, "c.png, listed in"),
+    ({"a.png": "red cube"}, "a.png should be a list of object names"),
+    ('{"a.png": ["red cube"],}', "is not valid JSON"),
+])
+def test_bad_label_files_are_one_line_naming_file_and_name(tmp_path, labels, message):
+    images, path = write_lab(tmp_path, labels)
+    with pytest.raises(Fail, match=message) as e:
+        load_folder(images, 8, label_file=path)
+    assert "train.json" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_squash_keeps_an_object_at_the_frame_edge(tmp_path):
+    """The lab's frames are 320x240: a centre crop cuts the left and right eighths, and what stands there."""
+    frame = np.full((24, 32, 3), 160, np.uint8)
+    frame[10:14, 0:3] = (255, 0, 0)                                        # a red object at the left edge
+    Image.fromarray(frame).save(tmp_path / "f.png")
+    red = lambda im: ((im[..., 0] > 200) & (im[..., 1] < 100)).sum()
+    assert red(load_image(tmp_path / "f.png", 8, "squash")[0]) > 0
+    assert red(load_image(tmp_path / "f.png", 8, "crop")[0]) == 0
+
+
+def test_scenes_draw_what_they_say_without_overlaps():
+    images, labels, names, layouts = scenes.scenes(300, 32, seed=3, layouts=True)
+    assert len(names) == 24 and len(set(names)) == 24 and images.shape == (300, 32, 32, 3)
+    assert set(labels.sum(1).tolist()) == {1, 2, 3}
+    colours = np.array(list(scenes.COLOURS.values()))
+    for im, y, objects in zip(images, labels, layouts):
+        assert np.flatnonzero(y).tolist() == sorted(i for i, *_ in objects)   # the label is the set drawn
+        boxes = np.array([(cx - r, cx + r, cy - r, cy + r) for _, cx, cy, r in objects]) * 32   # in pixels
+        for a in range(len(boxes)):
+            for b in range(a):                                             # no two boxes overlap
+                assert min(boxes[a][1], boxes[b][1]) < max(boxes[a][0], boxes[b][0]) or \
+                       min(boxes[a][3], boxes[b][3]) < max(boxes[a][2], boxes[b][2])
+        outside = np.ones((32, 32), bool)
+        for (i, *_), (x0, x1, y0, y1) in zip(objects, boxes):
+            outside[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = False
+            box = im[int(np.ceil(y0)):int(y1), int(np.ceil(x0)):int(x1)].reshape(-1, 3).astype(int)   # pixels inside the box
+            solid = box[np.abs(box - colours[i % 8]).sum(1) < 10]          # its full-colour pixels
+            assert len(solid) >= 4                                         # the object's colour is in its box
+            mixed = box[np.abs(box - scenes.BACKGROUND).sum(1) > 0]        # and every pixel it touches is a blend
+            t = ((mixed - scenes.BACKGROUND) @ (colours[i % 8] - scenes.BACKGROUND)) / ((colours[i % 8] - scenes.BACKGROUND) ** 2).sum()
+            assert np.abs(mixed - (scenes.BACKGROUND + t[:, None] * (colours[i % 8] - scenes.BACKGROUND))).max() < 2   # of it and the grey
+        assert (im[outside] == scenes.BACKGROUND).all()                    # and nothing else is anywhere
+
+
+def test_new_test_sets_never_appear_in_training():
+    test, new_test = scenes.conditions(seed=0)
+    assert len(test) == len(new_test) == 32 and len(set(new_test)) == 32
+    assert all(2 <= len(s) <= 3 for s in new_test) and not set(test) & set(new_test)
+    _, labels, _ = scenes.scenes(3000, 8, seed=0)
+    seen = {tuple(np.flatnonzero(y).tolist()) for y in labels}
+    pairs_and_triples = {s for s in seen if len(s) > 1}
+    assert len(pairs_and_triples) > 1000 and not seen & set(new_test)  # ~58 would be there if not excluded
+    assert scenes.scenes(5, 8, seed=0)[0].tobytes() == scenes.scenes(3000, 8, seed=0)[0][:5].tobytes()   # scene i: (seed, i) alone
+
+
+def test_lab_accuracy_is_top_k_hits_over_objects_asked_for():
+    asked = torch.zeros(3, 6)
+    asked[0, [0, 2]] = asked[1, 3] = asked[2, [1, 2, 4]] = 1               # k = 2, 1, 3
+    scores = torch.tensor([[0.9, 0.8, 0.1, 0.0, 0.0, 0.0],                # top-2 {0, 1}: 1 of {0, 2}
+                           [0.0, 0.0, 0.0, 0.5, 0.0, 0.9],                # top-1 {5}: 0 of {3}
+                           [0.0, 0.3, 0.2, 0.0, 0.9, 0.1]])               # top-3 {4, 1, 2}: 3 of 3
+    assert lab.accuracy(scores, asked) == pytest.approx(4 / 6)             # hits / objects asked for
+    assert lab.accuracy(scores.exp(), asked) == pytest.approx(4 / 6)       # ranks only: logits or probabilities
+    g = torch.Generator().manual_seed(0)
+    asked = torch.zeros(20_000, 24)
+    k = torch.randint(1, 4, (20_000,), generator=g)
+    for n in (1, 2, 3):
+        rows = (k == n).nonzero()[:, 0]
+        asked[rows[:, None], torch.rand(len(rows), 24, generator=g).argsort(1)[:, :n]] = 1
+    chance = float((k.float() ** 2 / 24).sum() / k.sum())                  # each asked object in the top-k with p = k / 24
+    assert lab.accuracy(torch.rand(20_000, 24, generator=g), asked) == pytest.approx(chance, abs=0.01)
+    assert lab.accuracy(asked + 0.1 * torch.rand(20_000, 24, generator=g), asked) == 1.0
+
+
+def train_classifier(images, labels, steps, seed=0):
+    """evaluate.py's Classifier trained multi-label (BCE) on (N, S, S, 3) uint8 and (N, K) multi-hot."""
+    torch.manual_seed(seed)
+    net = E.Classifier(3, labels.shape[1], width=16)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    x, y = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(labels)
+    for step in range(steps):
+        idx = torch.randint(0, len(x), (64,))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[idx])[1], y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+
+def test_a_cvae_learns_the_sets_of_objects_as_the_lab_scores_them():
+    """A CVAE conditioned on multi-hot sets, a few hundred CPU steps on 16x16 scenes, sampled for the
+    32 sets of test.json: the classifier finds the asked-for objects well above chance."""
+    images, labels, names = scenes.scenes(600, 16, seed=1)
+    clf = train_classifier(images, labels, 300)
+    torch.manual_seed(0)
+    vae = VAE(16, 3, 24, latent_dim=8, ch=16, lr=2e-3)
+    opt = vae.configure_optimizers()
+    x, y = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1, torch.from_numpy(labels)
+    for step in range(300):
+        idx = torch.randint(0, len(x), (32,))
+        loss = sum(vae.loss(x[idx], y[idx]).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    test, _ = scenes.conditions(seed=1)
+    asked = torch.zeros(len(test), 24)
+    for row, s in enumerate(test):
+        asked[row, list(s)] = 1
+    with torch.no_grad():
+        samples = (vae.eval().sample(len(asked), asked) + 1) / 2                # (32, 3, 16, 16) in [0, 1]
+        acc = lab.accuracy(clf(samples)[1], asked)
+        real = lab.accuracy(clf(x[:200] / 2 + 0.5)[1], y[:200])
+    chance = float((asked.sum(1) ** 2).sum() / 24 / asked.sum())
+    assert real > 0.6 and acc > chance + 0.2, (acc, chance, real)
