@@ -1,6 +1,7 @@
 """Deep convolutional GAN (Radford et al., 2015): the GAN game of gan.py, played by convolutional
 networks. Conditional when labels are given (class embedding joined to z, one-hot maps joined to
-D's input), or ACGAN-style (Odena et al., 2017) with an auxiliary classifier head; the Wasserstein
+D's input; a set of labels as a multi-hot vector, of which a class id c is the case e_c), or
+ACGAN-style (Odena et al., 2017) with an auxiliary classifier head; the Wasserstein
 GAN (Arjovsky et al., 2017) and WGAN-GP (Gulrajani et al., 2017) as loss options; the lab's
 stabilisers for any of them.
 
@@ -12,7 +13,9 @@ stabilisers for any of them.
     G's step      minimise BCE(D(G(z)), 1), the non-saturating loss
     ACGAN         D also names the class: D maximises L_S + L_C, G maximises L_C - L_S, where L_S is
                   the log-likelihood of the right source (real or fake) and L_C of the right class:
-                  + CE(class(x), y) + CE(class(G(z, c)), c) for D, + CE(class(G(z, c)), c) for G
+                  + CE(class(x), y) + CE(class(G(z, c)), c) for D, + CE(class(G(z, c)), c) for G;
+                  for sets of labels (multi-hot c) a multi-label head: CE becomes BCE on each of the K
+                  logits, summed over them (each label present or not, independently)
     WGAN          critic loss f(G(z)) - f(x), generator loss -f(G(z)); 5 critic steps per G step,
                   RMSprop at lr 5e-5, the critic's weights clipped to [-0.01, 0.01] after each of its
                   steps (Arjovsky et al., Algorithm 1)
@@ -101,7 +104,7 @@ class DCGAN(nn.Module):
         self.n_critic = n_critic or (1 if loss == "bce" else 5)          # train.py: a G step every n_critic steps
         self.lr, self.betas = lr or (5e-5 if loss == "wgan" else 2e-4), (beta1, beta2)
         emb = nz if num_classes else 0                                  # conditional G: [z, embed(y)]
-        self.embed = nn.Embedding(num_classes, emb) if num_classes else None
+        self.embed = nn.Embedding(num_classes, emb) if num_classes else None   # W: a row per class (label)
         d_in = channels + (num_classes if num_classes and not acgan else 0)   # conditional D: one-hot maps
 
         # G: (nz, 1, 1) -> (ngf * 2^(levels-1), 4, 4) -> ... -> (ngf, S/2, S/2) -> (C, S, S); for 64x64:
@@ -129,14 +132,20 @@ class DCGAN(nn.Module):
                 nn.init.zeros_(m.bias)
         self.fake = self.y_fake = None                                   # d_loss -> g_loss
 
+    def onehot(self, y):
+        """Class ids (B,) -> one-hot (B, K): class c is exactly the vector e_c, so a class id and a set of
+        labels, multi-hot (B, K), go one path."""
+        return F.one_hot(y, self.num_classes).float() if y.dim() == 1 else y.float()
+
     def generate(self, z, y=None):
-        """G(z | y): (n, nz) -> (n, C, S, S) in [-1, 1]."""
-        h = z if self.embed is None else torch.cat([z, self.embed(y)], 1)
+        """G(z | y): (n, nz) -> (n, C, S, S) in [-1, 1]. y's embedding y W: for e_c W's row c, the Embedding
+        lookup; for a set the sum of its labels' rows."""
+        h = z if self.embed is None else torch.cat([z, self.onehot(y) @ self.embed.weight], 1)   # (n, 2 nz)
         return self.G(h[:, :, None, None])
 
     def features(self, x, y=None):
         if self.num_classes and not self.acgan:                          # conditional D: y as constant maps
-            maps = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+            maps = self.onehot(y).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
             x = torch.cat([x, maps], 1)
         return self.D(x)
 
@@ -165,9 +174,17 @@ class DCGAN(nn.Module):
                      "fake": F.binary_cross_entropy_with_logits(fake_logit, t_fake),
                      "D(x)": real_logit.detach().sigmoid().mean(), "D(G(z))": fake_logit.detach().sigmoid().mean()}
         if self.acgan:                                                  # ACGAN, D: maximise L_C on real and fake
-            terms["aux"] = F.cross_entropy(self.D_aux(h_real).flatten(1), y) + \
-                F.cross_entropy(self.D_aux(h_fake).flatten(1), self.y_fake)
+            terms["aux"] = self.class_loss(h_real, y) + self.class_loss(h_fake, self.y_fake)
         return terms
+
+    def class_loss(self, h, c):
+        """ACGAN's -L_C = -log P(C = c | X) from the head's K logits l, per image, mean over the batch."""
+        l = self.D_aux(h).flatten(1)                                    # (B, K)
+        if c.dim() == 1:                                                # one class of K: -log softmax(l)_c
+            return F.cross_entropy(l, c)
+        # a set, each label present or not, independently: -sum_k [c_k log sigma(l_k) + (1 - c_k) log(1 - sigma(l_k))];
+        # BCEWithLogits is log-sigmoid without overflow. (nn.BCELoss's mean over k would weigh L_C by 1/K.)
+        return F.binary_cross_entropy_with_logits(l, c.float(), reduction="none").sum(1).mean()
 
     def g_loss(self, x, y=None):
         """G's step, on the fakes the d_loss before it drew (self.fake, self.y_fake): x and y are not read again."""
@@ -179,7 +196,7 @@ class DCGAN(nn.Module):
         terms = {"wgan": -fake_logit.float().mean()} if self.loss_type != "bce" else \
             {"gan": F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))}
         if self.acgan:                                                  # ACGAN, G: maximise L_C for its own labels c
-            terms["aux"] = F.cross_entropy(self.D_aux(h).flatten(1), self.y_fake)
+            terms["aux"] = self.class_loss(h, self.y_fake)
         return terms
 
     def configure_optimizers(self):

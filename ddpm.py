@@ -17,8 +17,11 @@ img2img by SDEdit (Meng et al., 2022) and inpainting.
                    on a subsequence of S steps; eta = 0 is deterministic                          (Song et al., Eq. 12)
                    the S steps spaced as in Lin et al., 2024 (linspace, leading, trailing) or in log-SNR;
                    x0_hat clipped, or dynamically thresholded at a per-sample percentile (Saharia et al., 2022)
-    7. guidance    eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale; the label is dropped
+    7. guidance    eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale; the condition is dropped
                    with p_uncond in training so that the network learns eps_uncond too
+    8. condition   y a class id c, or a set of labels as a multi-hot vector (B, K), embedded linearly:
+                   emb(y) = y W, the sum of the present labels' rows of W; a class id is its one-hot
+                   vector e_c (the same maths); the all-zero vector, emb = 0, is the null condition
 
 Index convention: the buffers are indexed 0..T-1 and entry i holds step t = i + 1.
 
@@ -40,6 +43,15 @@ def zero(layer):
     nn.init.zeros_(layer.weight)
     nn.init.zeros_(layer.bias)
     return layer
+
+
+def onehot(y, num_classes):
+    """The condition as the network reads it: class ids (B,) -> one-hot (B, K). Class c is exactly the
+    vector e_c, so a class id and a set of labels go one path; a multi-hot (B, K) set passes as float.
+    With no classes (num_classes = 0) y is passed as it is: a caption's token ids (B, L), for ldm.py."""
+    if y is None or not num_classes:
+        return y
+    return F.one_hot(y, num_classes).float() if y.dim() == 1 else y.float()
 
 
 def timestep_embedding(t, dim):
@@ -101,7 +113,8 @@ class UNet(nn.Module):
         emb_dim = 4 * ch
         self.ch = ch
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.label = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None   # + 1: the null label
+        self.num_classes = num_classes
+        self.label = nn.Embedding(num_classes, emb_dim) if num_classes else None   # W: a row per class (label)
         self.conv_in = nn.Conv2d(channels, ch, 3, padding=1)
         self.down, skips, c, res = nn.ModuleList(), [ch], ch, image_size
         for i, mult in enumerate(ch_mult):
@@ -129,8 +142,8 @@ class UNet(nn.Module):
 
     def forward(self, x, t, y=None, context=None):
         emb = self.time_mlp(timestep_embedding(t, self.ch))                    # (B, 4 ch)
-        if self.label is not None:
-            emb = emb + self.label(y)
+        if self.label is not None:                                              # 8. emb(y) = y W: (B, K) @ (K, 4 ch);
+            emb = emb + onehot(y, self.num_classes) @ self.label.weight         # e_c W is row c, the Embedding lookup
         h = self.conv_in(x)
         hs = [h]
         for layer in self.down:
@@ -203,9 +216,10 @@ class DDPM(nn.Module):
         """Eq. 14, the simplified objective: predict the noise that was added."""
         t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device)        # t ~ U{1..T}, as an index
         eps = torch.randn_like(x0)
-        if y is not None:                                                       # CFG: learn p(x) too, as label "null"
-            drop = torch.rand(y.shape[0], device=y.device) < self.p_uncond     # (B,): a label, or a whole caption
-            y = torch.where(drop.view(-1, *[1] * (y.dim() - 1)), self.num_classes, y)
+        if y is not None:                                                       # CFG: learn p(x) too, as condition 0
+            y = onehot(y, self.num_classes)                                     # (B, K), or a caption's tokens (B, L)
+            drop = torch.rand(y.shape[0], device=y.device) < self.p_uncond     # (B,): a whole set, or caption
+            y = y.masked_fill(drop.view(-1, *[1] * (y.dim() - 1)), 0)          # null: the zero vector (all PAD tokens)
         return {"mse": F.mse_loss(self.eps_theta(self.q_sample(x0, t, eps), t, y), eps)}
 
     def configure_optimizers(self):
@@ -214,11 +228,13 @@ class DDPM(nn.Module):
 
     def guided_eps(self, x_t, t, y, guidance):
         """7. eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale: both branches in one
-        batch, one network call. s = 1 is the conditional model alone, s = 0 the unconditional one."""
+        batch, one network call. s = 1 is the conditional model alone, s = 0 the unconditional one: the
+        null condition, the zero vector (for a caption, all PAD tokens: the empty caption)."""
         if y is None or guidance == 1:
             return self.eps_theta(x_t, t, y)
+        y = onehot(y, self.num_classes)                                         # (B, K), or a caption's tokens (B, L)
         e_cond, e_uncond = self.eps_theta(x_t.repeat(2, 1, 1, 1), t.repeat(2),
-                                          torch.cat([y, torch.full_like(y, self.num_classes)])).chunk(2)
+                                          torch.cat([y, torch.zeros_like(y)])).chunk(2)   # (cond | null) in one batch
         return e_uncond + guidance * (e_cond - e_uncond)
 
     def timesteps(self, steps, strength=1.0, spacing="linspace"):

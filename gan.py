@@ -95,13 +95,14 @@ class GAN(nn.Module):
         self.soft_labels, self.flip_labels = soft_labels, flip_labels
         self.n_critic = n_critic or (1 if loss == "bce" else 5)          # train.py: a G step every n_critic steps
         self.lr, self.betas = lr or (5e-5 if loss == "wgan" else 2e-4), (beta1, beta2)
-        k = num_classes                                                   # cGAN: one-hot y joins z and x
+        k = num_classes                                                   # cGAN: one-hot (or multi-hot) y joins z and x
         self.G = mlp([nz + k, hidden, 2 * hidden, 4 * hidden, self.data_dim], nn.Tanh())
         self.D = mlp([self.data_dim + k, 4 * hidden, 2 * hidden, hidden, 1], dropout=d_dropout)
         self.fake = None                                                  # d_loss -> g_loss
 
     def onehot(self, y):
-        return F.one_hot(y, self.num_classes).float() if self.num_classes else None
+        """Class ids (B,) -> one-hot (B, K), class c the vector e_c; a set of labels, multi-hot (B, K), as it is."""
+        return (F.one_hot(y, self.num_classes).float() if y.dim() == 1 else y.float()) if self.num_classes else None
 
     def generate(self, z, y=None):
         """G(z | y): (n, nz) -> (n, C, H, W) in [-1, 1]."""

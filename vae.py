@@ -13,13 +13,15 @@ evidence lower bound, here minimised as its negative, in these steps (the code n
                      dimensions, averaged over the batch
     6. sampling      z ~ p(z) = N(0, I), x = decoder(z)
 
-Conditional (CVAE): a class label y enters both q(z | x, y) and p(x | z, y).
+Conditional (CVAE): a label y enters both q(z | x, y) and p(x | z, y), as its embedding y W: a class
+id c as its one-hot vector e_c (W's row c), a set of labels as a multi-hot vector (the sum of their rows).
 
     python train.py vae                          # the built-in shapes, 32x32
     python train.py vae --data ./celeba          # a folder of images, 64x64
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def down(c_in, c_out):
@@ -46,7 +48,7 @@ class VAE(nn.Module):
         widths = [min(ch << i, 512) for i in range(levels)]     # e.g. 32, 64, 128 for 32x32
         self.feat = (widths[-1], 4, 4)
         emb = 16 if num_classes else 0
-        self.embed = nn.Embedding(num_classes, emb) if num_classes else None
+        self.embed = nn.Embedding(num_classes, emb) if num_classes else None   # W: a row per class (label)
 
         # encoder: (C, S, S) -> (w0, S/2, S/2) -> ... -> (w_last, 4, 4) -> 2 * latent_dim
         self.encoder = nn.Sequential(*[down(c_in, c_out) for c_in, c_out in zip([channels] + widths, widths)],
@@ -58,9 +60,15 @@ class VAE(nn.Module):
         self.decoder = nn.Sequential(*[up(c_in, c_out) for c_in, c_out in zip(rev, rev[1:])],
                                      nn.ConvTranspose2d(widths[0], channels, 4, 2, 1), nn.Tanh())
 
+    def onehot(self, y):
+        """Class ids (B,) -> one-hot (B, K): class c is exactly the vector e_c, so a class id and a set of
+        labels, multi-hot (B, K), go one path."""
+        return F.one_hot(y, self.num_classes).float() if y.dim() == 1 else y.float()
+
     def condition(self, h, y):
-        """CVAE: append the label's embedding to the features (encoder) or to z (decoder)."""
-        return h if self.embed is None else torch.cat([h, self.embed(y)], 1)
+        """CVAE: append the label's embedding y W (B, 16) to the features (encoder) or to z (decoder);
+        for e_c it is W's row c, the Embedding lookup, for a set the sum of its labels' rows."""
+        return h if self.embed is None else torch.cat([h, self.onehot(y) @ self.embed.weight], 1)
 
     def encode(self, x, y=None):
         """Step 1: q_phi(z | x, y) = N(mu, diag(exp(logvar)))."""

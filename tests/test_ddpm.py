@@ -215,16 +215,17 @@ def test_guidance_mixes_the_two_predictions_in_one_call():
     m = DDPM(8, 1, num_classes=3, **TINY)
     calls = []
 
-    def eps_theta(x_t, t, y):                                                 # a prediction that depends on y
+    def eps_theta(x_t, t, y):                                 # a prediction that depends on y: e_c -> c + 1, zeros -> 0
         calls.append(len(y))
-        return x_t * 0 + y.view(-1, 1, 1, 1).float()
+        y = torch.nn.functional.one_hot(y, 3).float() if y.dim() == 1 else y
+        return x_t * 0 + (y @ torch.tensor([1.0, 2.0, 3.0])).view(-1, 1, 1, 1)
     m.eps_theta = eps_theta
     x, t, y = torch.zeros(4, 1, 8, 8), torch.full((4,), 10), torch.tensor([0, 1, 2, 1])
     assert torch.equal(m.guided_eps(x, t, y, 1.0), eps_theta(x, t, y))       # w = 1: conditional
-    assert torch.equal(m.guided_eps(x, t, y, 0.0), torch.full_like(x, 3))    # w = 0: the null label
+    assert torch.equal(m.guided_eps(x, t, y, 0.0), torch.zeros_like(x))      # w = 0: the null, the zero vector
     calls.clear()
     w3 = m.guided_eps(x, t, y, 3.0)
-    assert calls == [8] and torch.allclose(w3, 3 + 3 * (y.view(-1, 1, 1, 1) - 3.0).expand_as(x))
+    assert calls == [8] and torch.allclose(w3, 3 * (y.view(-1, 1, 1, 1) + 1.0).expand_as(x))
 
 
 def test_labels_are_dropped_with_p_uncond():
@@ -232,8 +233,11 @@ def test_labels_are_dropped_with_p_uncond():
     m = DDPM(8, 1, num_classes=5, **TINY)
     seen = []
     m.eps_theta = lambda x_t, t, y: seen.append(y) or torch.zeros_like(x_t)
-    m.loss(torch.zeros(20_000, 1, 8, 8), torch.randint(0, 5, (20_000,)))
-    assert (seen[0] == 5).float().mean().item() == pytest.approx(0.1, abs=0.01)
+    y = torch.randint(0, 5, (20_000,))
+    m.loss(torch.zeros(20_000, 1, 8, 8), y)
+    dropped = (seen[0] == 0).all(1)                                           # the null: the zero vector
+    assert dropped.float().mean().item() == pytest.approx(0.1, abs=0.01)
+    assert torch.equal(seen[0][~dropped], torch.eye(5)[y[~dropped]])          # the others: one-hot e_y
 
 
 def test_img2img_and_inpainting():
