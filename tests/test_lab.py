@@ -4,12 +4,15 @@ import json, os
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 import evaluate as E
 import lab, scenes
 from data import load_folder, load_image
 from cli import Fail
 from vae import VAE
+from ddpm import DDPM
+from train import save_checkpoint
 
 OBJECTS = {"red cube": 0, "blue sphere": 1, "green cylinder": 2}
 
@@ -110,43 +113,95 @@ def test_lab_accuracy_is_top_k_hits_over_objects_asked_for():
     assert lab.accuracy(asked + 0.1 * torch.rand(20_000, 24, generator=g), asked) == 1.0
 
 
-def train_classifier(images, labels, steps, seed=0):
-    """evaluate.py's Classifier trained multi-label (BCE) on (N, S, S, 3) uint8 and (N, K) multi-hot."""
-    torch.manual_seed(seed)
-    net = E.Classifier(3, labels.shape[1], width=16)
+def train_classifier(x, y, steps):
+    """evaluate.py's Classifier trained multi-label (BCE) on x (N, 3, S, S) in [0, 1] and y (N, K) multi-hot,
+    with evaluate.py's blur augmentation: a CVAE's samples are blurry, and a sharp-only CNN misreads them."""
+    net = E.Classifier(3, y.shape[1], width=16)
     opt = torch.optim.Adam(net.parameters(), 3e-3)
-    x, y = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(labels)
     for step in range(steps):
         idx = torch.randint(0, len(x), (64,))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[idx])[1], y[idx])
+        a = torch.rand(64, 1, 1, 1)
+        xb = (1 - a) * x[idx] + a * F.avg_pool2d(F.pad(x[idx], (1,) * 4, mode="replicate"), 3, 1)
+        loss = F.binary_cross_entropy_with_logits(net(xb)[1], y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
     return net.eval()
 
 
-def test_a_cvae_learns_the_sets_of_objects_as_the_lab_scores_them():
-    """A CVAE conditioned on multi-hot sets, a few hundred CPU steps on 16x16 scenes, sampled for the
-    32 sets of test.json: the classifier finds the asked-for objects well above chance."""
-    images, labels, names = scenes.scenes(600, 16, seed=1)
-    clf = train_classifier(images, labels, 300)
-    torch.manual_seed(0)
-    vae = VAE(16, 3, 24, latent_dim=8, ch=16, lr=2e-3)
+def cvae_lab_accuracy(seed, steps=500):
+    """A CVAE conditioned on multi-hot sets, trained on 800 scenes of 8x8, sampled for the sets of 256 other
+    scenes (test.json's 32 are too few to tell 0.1 from 0.2) and scored by a classifier trained on the
+    same 800 scenes -> (the lab's accuracy, chance)."""
+    torch.manual_seed(seed)
+    images, labels, names = scenes.scenes(1056, 8, seed=seed)
+    x, y = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(labels)   # [0, 1]
+    x, y, asked = x[:800], y[:800], y[800:]
+    clf = train_classifier(x, y, 150)
+    vae = VAE(8, 3, 24, latent_dim=8, ch=16, sigma=1.0, lr=3e-3)         # sigma 1: leans on y more than on z
     opt = vae.configure_optimizers()
-    x, y = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1, torch.from_numpy(labels)
-    for step in range(300):
+    for step in range(steps):
         idx = torch.randint(0, len(x), (32,))
-        loss = sum(vae.loss(x[idx], y[idx]).values())
+        loss = sum(vae.loss(x[idx] * 2 - 1, y[idx]).values())
         opt.zero_grad()
         loss.backward()
         opt.step()
-    test, _ = scenes.conditions(seed=1)
-    asked = torch.zeros(len(test), 24)
-    for row, s in enumerate(test):
-        asked[row, list(s)] = 1
     with torch.no_grad():
-        samples = (vae.eval().sample(len(asked), asked) + 1) / 2                # (32, 3, 16, 16) in [0, 1]
-        acc = lab.accuracy(clf(samples)[1], asked)
-        real = lab.accuracy(clf(x[:200] / 2 + 0.5)[1], y[:200])
-    chance = float((asked.sum(1) ** 2).sum() / 24 / asked.sum())
-    assert real > 0.6 and acc > chance + 0.2, (acc, chance, real)
+        acc = lab.accuracy(clf((vae.eval().sample(len(asked), asked) + 1) / 2)[1], asked)
+    return acc, float((asked.sum(1) ** 2).sum() / 24 / asked.sum())      # chance: each object in the top-k with p = k / 24
+
+
+def test_a_cvae_learns_the_sets_of_objects_as_the_lab_scores_them():
+    """500 CPU steps: the samples' colours follow the sets asked for, well above chance (0.21-0.25 over
+    seeds 0-2, chance 0.10; untrained, steps=0: 0.08-0.12). Blurry tints, not yet objects: see the README."""
+    acc, chance = cvae_lab_accuracy(seed=0)
+    assert acc > chance + 0.07, (acc, chance)
+
+
+def test_the_lab_from_the_command_line(cli, tmp_path):
+    """scenes.py writes the lab's files; train.py --labels, sample.py --conditions (a folder, a grid, the
+    denoising strip), evaluate.py --train-classifier --labels and --conditions read them."""
+    scenes.write(str(tmp_path / "lab"), n=64, size=8)
+    lab_dir = tmp_path / "lab"
+    assert len(os.listdir(lab_dir / "images")) == 64 and len(json.loads((lab_dir / "new_test.json").read_text())) == 32
+    small = ["--image-size", 8, "--batch-size", 8, "--steps", 2, "--ch", 8, "--latent-dim", 4]
+    r = cli("train.py", "vae", "--data", lab_dir / "images", "--labels", lab_dir / "train.json", *small, "--out", tmp_path / "vae")
+    assert r.returncode == 0 and "24 objects" in r.out, r.out
+    r = cli("sample.py", tmp_path / "vae" / "ckpt.pt", "--conditions", lab_dir / "test.json", "--out", f"{tmp_path / 's'}/")
+    assert r.returncode == 0 and sorted(os.listdir(tmp_path / "s")) == sorted(f"{i}.png" for i in range(32)), r.out
+    r = cli("sample.py", tmp_path / "vae" / "ckpt.pt", "--conditions", lab_dir / "new_test.json", "--nrow", 8, "--out", tmp_path / "g.png")
+    assert r.returncode == 0 and Image.open(tmp_path / "g.png").size == (8 * 10 + 2, 4 * 10 + 2)   # 8 x 4 tiles of 8 + 2
+    r = cli("evaluate.py", "--train-classifier", lab_dir / "images", "--labels", lab_dir / "train.json", "--image-size", 8,
+            "--epochs", 1, "--width", 4, "--out", tmp_path / "clf.pt")
+    assert r.returncode == 0 and torch.load(tmp_path / "clf.pt", weights_only=True)["multilabel"], r.out
+    r = cli("evaluate.py", tmp_path / "s", "--conditions", lab_dir / "test.json", "--classifier", tmp_path / "clf.pt",
+            "--json", tmp_path / "r.json")
+    assert r.returncode == 0 and 0 <= json.loads((tmp_path / "r.json").read_text())["lab_accuracy"] <= 1, r.out
+    (tmp_path / "one.json").write_text(json.dumps([["red square", "blue circle", "green triangle"]]))
+    model = DDPM(8, 3, 24, T=10, ch=32, ch_mult=(1,), num_res_blocks=1, attn_res=())
+    save_checkpoint(str(tmp_path / "ddpm.pt"), dict(model="ddpm", config=dict(image_size=8, channels=3, num_classes=24, T=10,
+                    ch=32, ch_mult=(1,), num_res_blocks=1, attn_res=()), class_names=scenes.NAMES, weights=model.state_dict()))
+    r = cli("sample.py", tmp_path / "ddpm.pt", "--conditions", tmp_path / "one.json", "--gif", "--steps", 10, "--out", tmp_path / "d.png")
+    assert r.returncode == 0 and Image.open(tmp_path / "d_strip.png").size == (8 * 10 + 2, 10 + 2), r.out   # one row, 8 frames
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("train.py", ["vae", "--data", "IMAGES", "--labels", "BAD_JSON"], "train.json is not valid JSON"),
+    ("train.py", ["vae", "--data", "IMAGES", "--labels", "UNKNOWN"], "unknown object 'pink cube' in a.png"),
+    ("train.py", ["vae", "--labels", "UNKNOWN"], "give that folder as --data"),
+    ("sample.py", ["CKPT", "--conditions", "BAD_CONDITIONS"], "unknown object 'pink cube' in condition 1"),
+    ("sample.py", ["UNCONDITIONAL", "--conditions", "BAD_CONDITIONS"], "--conditions given, but this vae was trained without"),
+    ("evaluate.py", ["IMAGES", "--conditions", "BAD_CONDITIONS"], "--conditions needs --classifier"),
+])
+def test_bad_lab_input_is_one_line(cli, tmp_path, script, args, message):
+    images, _ = write_lab(tmp_path / "bad", '{"a.png": ["red cube"],}')
+    write_lab(tmp_path / "unknown", {"a.png": ["pink cube"], "b.png": []})
+    (tmp_path / "conditions.json").write_text(json.dumps([["red cube"], ["pink cube"]]))
+    for name, k in (("ckpt.pt", 3), ("plain.pt", 0)):
+        save_checkpoint(str(tmp_path / name), dict(model="vae", config=dict(image_size=8, channels=3, num_classes=k, ch=4),
+                        class_names=list(OBJECTS) if k else None, weights=VAE(8, 3, k, ch=4).state_dict()))
+    places = {"IMAGES": images, "BAD_JSON": tmp_path / "bad" / "train.json", "UNKNOWN": tmp_path / "unknown" / "train.json",
+              "BAD_CONDITIONS": tmp_path / "conditions.json", "CKPT": tmp_path / "ckpt.pt", "UNCONDITIONAL": tmp_path / "plain.pt"}
+    r = cli(script, *[places.get(a, a) for a in args], *(["--out", tmp_path / "run"] if script == "train.py" else []))
+    assert r.returncode == 1 and message in r.stderr, r.out
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.out, r.stderr
