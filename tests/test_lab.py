@@ -14,7 +14,7 @@ from vae import VAE
 from ddpm import DDPM
 from train import save_checkpoint
 
-OBJECTS = {"red cube": 0, "blue sphere": 1, "green cylinder": 2}
+OBJECTS = {"green cylinder": 2, "red cube": 0, "blue sphere": 1}       # the file's order is not the index order
 
 
 def write_lab(root, labels, objects=OBJECTS, images=("a.png", "b.png")):
@@ -199,7 +199,7 @@ def test_bad_lab_input_is_one_line(cli, tmp_path, script, args, message):
     (tmp_path / "conditions.json").write_text(json.dumps([["red cube"], ["pink cube"]]))
     for name, k in (("ckpt.pt", 3), ("plain.pt", 0)):
         save_checkpoint(str(tmp_path / name), dict(model="vae", config=dict(image_size=8, channels=3, num_classes=k, ch=4),
-                        class_names=list(OBJECTS) if k else None, weights=VAE(8, 3, k, ch=4).state_dict()))
+                        class_names=sorted(OBJECTS, key=OBJECTS.get) if k else None, weights=VAE(8, 3, k, ch=4).state_dict()))
     places = {"IMAGES": images, "BAD_JSON": tmp_path / "bad" / "train.json", "UNKNOWN": tmp_path / "unknown" / "train.json",
               "BAD_CONDITIONS": tmp_path / "conditions.json", "CKPT": tmp_path / "ckpt.pt", "UNCONDITIONAL": tmp_path / "plain.pt"}
     r = cli(script, *[places.get(a, a) for a in args], *(["--out", tmp_path / "run"] if script == "train.py" else []))
