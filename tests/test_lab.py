@@ -87,11 +87,11 @@ def test_new_test_sets_never_appear_in_training():
     test, new_test = scenes.conditions(seed=0)
     assert len(test) == len(new_test) == 32 and len(set(new_test)) == 32
     assert all(2 <= len(s) <= 3 for s in new_test) and not set(test) & set(new_test)
-    _, labels, _ = scenes.scenes(3000, 8, seed=0)
+    images, labels, _ = scenes.scenes(2000, 8, seed=0)
     seen = {tuple(np.flatnonzero(y).tolist()) for y in labels}
-    pairs_and_triples = {s for s in seen if len(s) > 1}
-    assert len(pairs_and_triples) > 1000 and not seen & set(new_test)  # ~58 would be there if not excluded
-    assert scenes.scenes(5, 8, seed=0)[0].tobytes() == scenes.scenes(3000, 8, seed=0)[0][:5].tobytes()   # scene i: (seed, i) alone
+    assert len({s for s in seen if len(s) > 1}) > 500                   # many pairs and triples, but
+    assert not seen & set(new_test)                                    # none of new_test's (~44 scenes if not excluded)
+    assert scenes.scenes(5, 8, seed=0)[0].tobytes() == images[:5].tobytes()   # scene i depends on (seed, i) alone
 
 
 def test_lab_accuracy_is_top_k_hits_over_objects_asked_for():
