@@ -35,7 +35,7 @@ def read_json(path, what):
 def read_objects(path):
     """The lab's objects.json, {"red cube": 0, ...} -> the object names in index order."""
     table = read_json(path, "--objects")
-    if not isinstance(table, dict) or sorted(map(str, table.values())) != sorted(map(str, range(len(table)))):
+    if not isinstance(table, dict) or sorted(v for v in table.values() if type(v) is int) != list(range(len(table))):
         raise Fail(f"{path} should map each object name to an index 0..K-1, as {{\"red cube\": 0, ...}}")
     return sorted(table, key=table.get)
 
