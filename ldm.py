@@ -18,7 +18,7 @@ cross-attention, as in Stable Diffusion, at small scale.
                      tokens -> a small Transformer tau(y) -> (L, d), which every attention block of the
                      U-Net reads by cross-attention: softmax(Q K^T / sqrt(C)) V, Q from the image,
                      K and V from tau(y), both of the block's C channels
-    5. guidance      the empty caption (or the null label) is the unconditional branch of CFG
+    5. guidance      the empty caption (or the zero label vector) is the unconditional branch of CFG
     6. sampling      z_T ~ N(0, I) -> DDPM or DDIM in latent space -> x = D(z_0 * std)
     7. editing       img2img: z_0 = E(x) * scale noised to t = strength * T, then the reverse process (SDEdit);
                      inpainting: the known region's latents, noised to each t, put back at every step
