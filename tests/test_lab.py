@@ -153,7 +153,7 @@ def cvae_lab_accuracy(seed, steps=500):
 
 def test_a_cvae_learns_the_sets_of_objects_as_the_lab_scores_them():
     """500 CPU steps: the samples' colours follow the sets asked for, well above chance (0.21-0.25 over
-    seeds 0-2, chance 0.10; untrained, steps=0: 0.08-0.12). Blurry tints, not yet objects: see the README."""
+    seeds 0-2, chance 0.10; untrained, steps=0: 0.08-0.12): blurry tints of the asked colours, not yet objects."""
     acc, chance = cvae_lab_accuracy(seed=0)
     assert acc > chance + 0.07, (acc, chance)
 
