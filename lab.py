@@ -15,6 +15,7 @@ of its own because data.py and evaluate.py are full, and the lab is one thing to
 import json, os
 import numpy as np
 import torch
+import torch.nn as nn
 from PIL import Image
 from cli import Fail
 
@@ -89,7 +90,8 @@ def accuracy(scores, asked):
 def score(samples, conditions, net, ck, device):
     """SAMPLES/0.png, 1.png, ... (sample.py --conditions --out SAMPLES/) against the conditions they were
     asked for, scored by a multi-label classifier of evaluate.py -> a dict of figures."""
-    asked = read_conditions(conditions, ck["class_names"])
+    names = ck["class_names"] or read_objects(os.path.join(os.path.dirname(conditions), "objects.json"))   # the course's: beside test.json
+    asked = read_conditions(conditions, names)
     size, C, x = ck["image_size"], ck["config"]["channels"], []
     for i in range(len(asked)):
         path = os.path.join(samples, f"{i}.png")
@@ -103,3 +105,51 @@ def score(samples, conditions, net, ck, device):
     x = x.mean(1, keepdim=True) if C == 1 else x
     logits = torch.cat([net.to(device)(b.to(device))[1].float().cpu() for b in x.split(200)])
     return {"samples": samples, "n": len(asked), "conditions": conditions, "lab_accuracy": accuracy(logits, asked)}
+
+
+# ----------------------------------------------------------------------------- the course's evaluator
+
+def basic_block(c_in, c_out, stride):
+    """ResNet's BasicBlock as torchvision names it: conv1 bn1 relu conv2 bn2 (+ downsample.0/.1 when the shape changes)."""
+    b = nn.Module()
+    b.conv1, b.bn1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out)
+    b.conv2, b.bn2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out)
+    b.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)) \
+        if stride != 1 or c_in != c_out else None
+    return b
+
+
+class ResNet18(nn.Module):
+    """The course's evaluator: ResNet-18 (He et al., 2016) with fc = Linear(512, 24) + Sigmoid, saved from
+    torchvision as {"model": state_dict}; written out under torchvision's parameter names, so that file
+    loads without torchvision. Takes (B, 3, 64, 64) in [0, 1], normalised to [-1, 1] as the course does
+    (Normalize(0.5, 0.5)); returns (features (B, 512), probabilities (B, 24)), as evaluate.Classifier."""
+
+    def __init__(self, num_classes=24):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)     # (64, S/2, S/2)
+        widths = [64, 64, 128, 256, 512]
+        for i in range(1, 5):                                                              # layer1..4: S/4 .. S/32
+            setattr(self, f"layer{i}", nn.Sequential(basic_block(widths[i - 1], widths[i], 1 if i == 1 else 2),
+                                                     basic_block(widths[i], widths[i], 1)))
+        self.fc = nn.Sequential(nn.Linear(512, num_classes), nn.Sigmoid())
+
+    def forward(self, x):
+        relu = torch.relu
+        h = nn.functional.max_pool2d(relu(self.bn1(self.conv1(x * 2 - 1))), 3, 2, 1)
+        for i in range(1, 5):
+            for b in getattr(self, f"layer{i}"):
+                skip = h if b.downsample is None else b.downsample(h)
+                h = relu(b.bn2(b.conv2(relu(b.bn1(b.conv1(h))))) + skip)                # y = F(x) + x
+        f = h.mean((2, 3))                                                                 # global average pool
+        return f, self.fc(f)
+
+
+def course_evaluator(state, path):
+    """The course's checkpoint's state dict -> (ResNet18, a checkpoint-like dict for score)."""
+    net = ResNet18(state["fc.0.weight"].shape[0])
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise Fail(f"{path} is not the course's ResNet-18 evaluator: {str(e).splitlines()[0]}")
+    return net.eval(), {"class_names": None, "image_size": 64, "config": {"channels": 3}}

@@ -205,3 +205,26 @@ def test_bad_lab_input_is_one_line(cli, tmp_path, script, args, message):
     r = cli(script, *[places.get(a, a) for a in args], *(["--out", tmp_path / "run"] if script == "train.py" else []))
     assert r.returncode == 1 and message in r.stderr, r.out
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.out, r.stderr
+
+
+def test_the_course_evaluator_loads_without_torchvision(tmp_path):
+    """The course's ResNet-18 file, {"model": state_dict} with torchvision's names and fc = Linear(512, 24) +
+    Sigmoid: random weights of that layout load and score a folder; its size is torchvision's published
+    ResNet-18 (11,689,512 parameters with 1000 classes) with the head cut to 24."""
+    net = lab.ResNet18()
+    state = net.state_dict()
+    assert sum(p.numel() for p in net.parameters()) == 11_689_512 - (512 * 1000 + 1000) + (512 * 24 + 24)
+    assert len(state) == 122 and {"conv1.weight", "bn1.running_mean", "layer1.0.conv2.weight", "layer2.0.downsample.0.weight",
+                                  "layer4.1.bn2.num_batches_tracked", "fc.0.weight", "fc.0.bias"} <= state.keys()
+    torch.save({"model": state}, tmp_path / "checkpoint.pth")
+    clf, ck = E.load_classifier(str(tmp_path / "checkpoint.pth"))
+    (tmp_path / "s").mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((64, 64, 3), 100 * i, np.uint8)).save(tmp_path / "s" / f"{i}.png")
+    (tmp_path / "test.json").write_text(json.dumps([["red cube"], ["blue sphere", "green cylinder"]]))
+    (tmp_path / "objects.json").write_text(json.dumps({f"object {i}": i for i in range(3, 24)} | OBJECTS))   # beside test.json
+    r = lab.score(str(tmp_path / "s"), str(tmp_path / "test.json"), clf, ck, "cpu")
+    assert r["n"] == 2 and 0 <= r["lab_accuracy"] <= 1
+    with torch.no_grad():
+        f, p = clf(torch.rand(2, 3, 64, 64))
+    assert f.shape == (2, 512) and ((p > 0) & (p < 1)).all()                 # sigmoid probabilities
