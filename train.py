@@ -19,8 +19,8 @@ from cli import MODELS, Fail, Parser, add_flags, at_least, build_model, claim, h
 from data import Batches, UnpairedBatches, dataset, grid, unpaired_dataset
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False, flip=True,
-                      labels=None, objects=None, resize="crop", direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
-                      ckpt_every=1000, grid=64, quiet=False)
+                      labels=None, objects=None, resize="crop", direction="AtoB", captions=False, ema=None, compile=False,
+                      seed=0, log_every=100, sample_every=1000, ckpt_every=1000, grid=64, quiet=False)
 
 
 # ----------------------------------------------------------------------------- settings
