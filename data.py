@@ -1,5 +1,6 @@
-"""Data in and pictures out, shared by train.py and sample.py: the built-in shapes, folders of
-images decoded once into a cached uint8 array, batches drawn on the GPU, and image grids.
+"""Data in and pictures out, shared by train.py and sample.py: the built-in shapes (and scenes.py's
+scenes), folders of images decoded once into a cached uint8 array (labelled by class folders, captions
+or the lab's train.json, read by lab.py), batches drawn on the GPU, and image grids.
 
 Kept apart from train.py so the training loop stays short enough to read in one sitting.
 """
