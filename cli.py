@@ -87,6 +87,20 @@ def read_checkpoint(path):
         raise Fail(f"{path} is not a readable checkpoint ({type(e).__name__})")
 
 
+def condition(ck, args, n, device):
+    """sample.py's --label as a (n,) LongTensor, or None (an unconditional model, every class in turn, or
+    --conditions, which sample.py reads with the checkpoint's object names)."""
+    names, k = ck.get("class_names") or [], ck["config"].get("num_classes", 0)
+    if not k and (args.label is not None or args.conditions):
+        raise Fail(f"{'--label' if args.label is not None else '--conditions'} given, but this {ck['model']} was trained without classes")
+    if args.label is None:
+        return None
+    label = names.index(args.label) if args.label in names else int(args.label) if args.label.isdigit() else -1
+    if not 0 <= label < k:
+        raise Fail(f"unknown label '{args.label}': use 0..{k - 1}" + (f" or one of: {', '.join(names)}" if names else ""))
+    return torch.full((n,), label, dtype=torch.long, device=device)
+
+
 def load_checkpoint(path):
     if not os.path.isfile(path):
         raise Fail(f"no checkpoint at {path}")

@@ -1,5 +1,6 @@
-"""Data in and pictures out, shared by train.py and sample.py: the built-in shapes, folders of
-images decoded once into a cached uint8 array, batches drawn on the GPU, and image grids.
+"""Data in and pictures out, shared by train.py and sample.py: the built-in shapes (and scenes.py's
+scenes), folders of images decoded once into a cached uint8 array (labelled by class folders, captions
+or the lab's train.json, read by lab.py), batches drawn on the GPU, and image grids.
 
 Kept apart from train.py so the training loop stays short enough to read in one sitting.
 """
@@ -9,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from cli import Fail
+from lab import read_labels
+import scenes
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -57,20 +60,23 @@ def upright(im):
     return Image.fromarray((a.clip(0, top) * (255 / top)).round().astype(np.uint8), "L")
 
 
-def square(im, size):
-    """A PIL image -> center-cropped to a square, resized to (size, size): RGB uint8 (size, size, 3)."""
+def square(im, size, resize="crop"):
+    """A PIL image -> center-cropped to a square (resize="crop"), or the whole frame squashed into one
+    ("squash": nothing at the edges is lost, the lab's 320x240 -> 64x64), at (size, size): RGB uint8 (size, size, 3)."""
     w, h = im.size
     s = min(w, h)
-    im = im.convert("RGB").crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    im = im.convert("RGB")
+    if resize == "crop":
+        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
     return np.asarray(im.resize((size, size), Image.Resampling.BICUBIC))
 
 
-def load_image(path, size):
+def load_image(path, size, resize="crop"):
     """One image file -> (size, size, 3) uint8, and whether it was grayscale."""
     with Image.open(path) as im:
         im.draft("RGB", (size, size))                          # JPEG: decode at a smaller scale, much faster
         im = upright(im)
-        return square(im, size), im.mode in ("1", "L", "LA")
+        return square(im, size, resize), im.mode in ("1", "L", "LA")
 
 
 def load_pair(path, size):
@@ -91,9 +97,9 @@ def load_pair(path, size):
 
 
 def _decode(job):
-    path, size, paired = job
+    path, size, paired, resize = job
     try:
-        return (load_pair(path, size), False) if paired else load_image(path, size)
+        return (load_pair(path, size), False) if paired else load_image(path, size, resize)
     except Fail:
         raise                                                  # a malformed pair stops the run, naming the file
     except Exception as e:                                     # truncated, corrupt, not an image: skipped
@@ -146,16 +152,17 @@ def read_captions(root, files):
     return np.array([index[table[r]] for r in rel]), names
 
 
-def load_folder(root, size, classes=False, paired=False, captions=False):
+def load_folder(root, size, classes=False, paired=False, captions=False, label_file=None, objects=None, resize="crop"):
     """A folder of images -> (N, S, S, C) uint8, labels or None, class names (or captions) or None.
     Decoded once in parallel, then cached as one array; reused while the folder is unchanged.
-    Captions come from ROOT/captions.txt, else from the class folders' names."""
+    Captions come from ROOT/captions.txt, else from the class folders' names. With label_file (the
+    lab's train.json) the labels are (N, K) float32 multi-hot and the names are objects.json's."""
     if not os.path.isdir(root):
         raise Fail(f"--data {root} is a file: give the folder that holds the images" if os.path.exists(root) else
                    f"no such folder: {root}")
     table = captions and os.path.isfile(os.path.join(root, "captions.txt"))
-    folders = (classes or captions) and not table               # the subfolders are the classes
-    names, groups = None, [find_pairs(root) if paired else find_images(root)]
+    folders = (classes or captions) and not table and not label_file   # the subfolders are the classes
+    names, groups = None, [] if label_file else [find_pairs(root) if paired else find_images(root)]
     if folders:                                                 # hidden and empty folders are not classes
         names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
         groups = [find_images(os.path.join(root, d)) for d in names]
@@ -166,9 +173,11 @@ def load_folder(root, size, classes=False, paired=False, captions=False):
             raise Fail(f"{'--captions needs captions.txt or' if captions else '--classes needs'} one subfolder per "
                        f"class in {root}; found none")
     files = [f for g in groups for f in g]
+    labels = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]) if folders else None
+    if label_file:                                              # the lab's train.json: a set of objects per image
+        files, labels, names = read_labels(root, label_file, objects)
     if not files:
         raise Fail(f"no images found in {root} (looked for {' '.join(EXTENSIONS)}, recursively)")
-    labels = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)]) if folders else None
     stats, keep, bad = [], [], []                               # a dangling link, a file deleted since: skipped
     for i, f in enumerate(files):
         try:
@@ -176,14 +185,15 @@ def load_folder(root, size, classes=False, paired=False, captions=False):
             keep.append(i)
         except OSError as e:
             bad.append(f"{e.filename}: {e.strerror}")
-    files, labels = [files[i] for i in keep], (labels[keep] if folders else None)
+    files, labels = [files[i] for i in keep], (None if labels is None else labels[keep])
     if table:
         labels, names = read_captions(root, files)
     elif captions:
         names = [" ".join(n.replace("-", " ").replace("_", " ").split()) for n in names]   # "ankle-boot" -> "ankle boot"
-    classes = folders or table
+    classes = folders or table or bool(label_file)
     check_memory(len(files), size, 6 if paired else 3)
-    stamp = hashlib.sha1(repr((size, classes, paired, stats, names)).encode()).hexdigest()[:16]   # ctime: a file replaced
+    sets = hashlib.sha1(labels).hexdigest() if label_file else None                  # train.json edited: decoded again
+    stamp = hashlib.sha1(repr((size, classes, paired, stats, names, resize, sets)).encode()).hexdigest()[:16]   # ctime: a file replaced
     home = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "genmodels")
     cache = os.path.join(home, f"{os.path.basename(os.path.abspath(root))}-{size}px-{stamp}.npz")
     if os.path.exists(cache):
@@ -198,7 +208,7 @@ def load_folder(root, size, classes=False, paired=False, captions=False):
     workers = min(os.cpu_count() or 1, max(1, len(files) // 256))
     print(f"decoding {len(files)} {'pairs' if paired else 'images'} from {root} on {workers} process(es)")
     with ProcessPoolExecutor(workers) as pool:
-        out = list(pool.map(_decode, [(f, size, paired) for f in files], chunksize=64))
+        out = list(pool.map(_decode, [(f, size, paired, resize) for f in files], chunksize=64))
     bad += [o for o in out if isinstance(o, str)]
     skipped = [f"{len(bad)} unreadable image(s), e.g. {bad[0]}"] if bad else []
     if bad:
@@ -244,23 +254,30 @@ def edges(images):
     return np.where((np.maximum(gx, gy) > 20)[..., None], images, images[:, :1, :1]).astype(np.uint8)
 
 
-def dataset(source, size=None, classes=False, paired=False, direction="AtoB", captions=False):
-    """--data: 'shapes' (32x32 by default) or a folder (64x64 by default) -> images, labels, names, size.
-    Labels and names are None unless --classes or --captions (then names are the captions). Paired
+def dataset(source, size=None, classes=False, paired=False, direction="AtoB", captions=False, label_file=None,
+            objects=None, resize="crop"):
+    """--data: 'shapes' (32x32 by default), 'scenes' (64x64, always labelled) or a folder (64x64 by default)
+    -> images, labels, names, size. Labels and names are None unless --classes, --captions (then names
+    are the captions) or --labels (the lab's train.json: (N, K) multi-hot, names objects.json's). Paired
     data (pix2pix) holds A and B stacked on the channel axis, loaded at 286/256 of the size for the
     paper's random-crop jitter."""
     size = size or (32 if source == "shapes" else 64)
     load = round(size * 286 / 256) if paired else size          # pix2pix: resize to 286, random crop 256
-    if source == "shapes":
+    if label_file and source in ("shapes", "scenes"):
+        raise Fail(f"--labels names the images of a folder: give that folder as --data (not the built-in {source})")
+    if source == "scenes":                                      # the lab's built-in data: sets of 1-3 objects
+        check_memory(scenes.N, load, 3)
+        images, labels, names = scenes.scenes(scenes.N, load)
+    elif source == "shapes":
         check_memory(12_000, load, 6 if paired else 3)
         images, labels, names = shapes(size=load, seed=1234)
         if paired:
             images = np.concatenate([edges(images), images], -1)                # (N, L, L, 6): A | B
     else:
-        images, labels, names = load_folder(source, load, classes and not paired, paired, captions)
+        images, labels, names = load_folder(source, load, classes and not paired, paired, captions, label_file, objects, resize)
     if paired and direction == "BtoA":
         images = np.concatenate(np.split(images, 2, -1)[::-1], -1)
-    keep = classes or captions
+    keep = classes or captions or label_file or source == "scenes"
     return images, (labels if keep else None), (names if keep else None), size
 
 

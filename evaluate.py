@@ -5,6 +5,8 @@
                                                                 # and conditional accuracy for class subfolders
     python evaluate.py OUTPUTS --pairs TARGETS                  # translation: PSNR and SSIM against targets
     python evaluate.py --train-classifier DIR --out clf.pt      # a classifier for DIR/<class>/*.png
+    python evaluate.py --train-classifier DIR --labels train.json   # multi-label, for the lab (see lab.py)
+    python evaluate.py SAMPLES --conditions test.json --classifier clf.pt   # the lab's accuracy of SAMPLES/0.png ...
 
     1. FD      ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)), Gaussians fitted to features;
                FID on Inception's 2048-d features (Heusel et al., 2017)
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from cli import Fail, read_checkpoint, save_checkpoint
 from data import find_images, load_folder, load_image, load_pair
-import inception
+import inception, lab
 
 
 def cached_weights():
@@ -148,6 +150,8 @@ def load_classifier(path):
     if not os.path.isfile(path):
         raise Fail(f"no classifier at {path}: train one with python evaluate.py --train-classifier DIR --out {path}")
     ck = read_checkpoint(path)
+    if isinstance(ck, dict) and isinstance(ck.get("model"), dict) and "fc.0.weight" in ck["model"]:
+        return lab.course_evaluator(ck["model"], path)                    # the lab's own ResNet-18 file
     if not isinstance(ck, dict) or ck.get("model") != "classifier":
         raise Fail(f"{path} is not a classifier of evaluate.py")
     net = Classifier(**ck["config"])
@@ -203,11 +207,13 @@ def class_folders(root):
 # ----------------------------------------------------------------------------- the commands
 
 def train_classifier(args, device):
-    """--train-classifier DIR: every tenth image of each class held out, the rest trained on with Adam."""
-    images, labels, names = load_folder(args.train_classifier, args.image_size, classes=True)
-    held = np.arange(len(images)) % 10 == 0
+    """--train-classifier DIR: every tenth image of each class held out, the rest trained on with Adam. With
+    --labels (the lab's train.json) multi-label: K sigmoid outputs, BCE, scored by the lab's accuracy."""
+    images, labels, names = load_folder(args.train_classifier, args.image_size, not args.labels, label_file=args.labels,
+                                        objects=args.objects, resize=args.resize)
+    held, multi = np.arange(len(images)) % 10 == 0, labels.ndim == 2
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255).to(device)   # (N, C, S, S) in [0, 1]
-    y = torch.from_numpy(labels).long().to(device)
+    y = torch.from_numpy(labels).to(device) if multi else torch.from_numpy(labels).long().to(device)
     config = dict(channels=x.shape[1], num_classes=len(names), width=args.width)
     net = Classifier(**config).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -221,17 +227,19 @@ def train_classifier(args, device):
             xb = torch.where(torch.rand(len(xb), 1, 1, 1, device=device) < 0.5, xb.flip(3), xb)   # random flips
             a = torch.rand(len(xb), 1, 1, 1, device=device)                # and blur: samples are often blurry, and a
             xb = (1 - a) * xb + a * F.conv2d(F.pad(xb, (5,) * 4, mode="replicate"), w, groups=xb.shape[1])  # sharp-only CNN misnames them
-            loss = F.cross_entropy(net(xb)[1], y[idx.to(device)])
+            logits = net(xb)[1]                                                # BCE: each object present or not
+            loss = (F.binary_cross_entropy_with_logits if multi else F.cross_entropy)(logits, y[idx.to(device)])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         net.eval()
         with torch.no_grad():
-            acc = float((net(x[held])[1].argmax(1) == y[held]).float().mean()) if held.any() else float("nan")
+            out = torch.cat([net(b)[1] for b in x[held].split(500)]) if held.any() else None
+            acc = float("nan") if out is None else lab.accuracy(out, y[held]) if multi else float((out.argmax(1) == y[held]).float().mean())
         print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.3f}, held-out accuracy {acc:.4f} ({held.sum()} images)")
     out = args.out or "classifier.pt"
     save_checkpoint(out, dict(model="classifier", config=config, class_names=list(names), image_size=args.image_size,
-                              weights={k: v.cpu() for k, v in net.state_dict().items()}, held_out_accuracy=acc))
+                              weights={k: v.cpu() for k, v in net.state_dict().items()}, held_out_accuracy=acc, multilabel=multi))
     print(f"wrote {out}: {len(names)} classes, {config['channels']} channel(s), {args.image_size}x{args.image_size}")
 
 
@@ -317,6 +325,8 @@ def table(r, args):
     if "accuracy" in r:
         worst = min(r["accuracy_per_class"], key=r["accuracy_per_class"].get)
         rows.append(("conditional accuracy", f"{r['accuracy']:.4f}  (lowest: {worst} {r['accuracy_per_class'][worst]:.2f})"))
+    if "lab_accuracy" in r:
+        rows.append(("the lab's accuracy (top-k)", f"{r['lab_accuracy']:.4f}  ({r['n']} conditions of {r['conditions']})"))
     if "PSNR" in r:
         rows += [("mean L1 ([0, 1] scale)", f"{r['L1']:.4f}"), ("PSNR", f"{r['PSNR']:.2f} dB"), ("SSIM", f"{r['SSIM']:.4f}")]
     w = max(len(k) for k, _ in rows)
@@ -333,6 +343,7 @@ def parse(argv):
     p.add_argument("--classifier", metavar="PATH", help="a classifier from --train-classifier")
     p.add_argument("--inception-weights", metavar="PATH", help=f"default: {cached_weights()}")
     p.add_argument("--pairs", metavar="TARGETS", help="translation: PSNR and SSIM against the targets of the same names")
+    p.add_argument("--conditions", metavar="JSON", help="the lab: SAMPLES/0.png, 1.png, ... against test.json's sets (lab.py)")
     p.add_argument("--kid-subsets", type=int, default=100, help="default: 100")
     p.add_argument("--kid-size", type=int, default=1000, help="images per KID subset (fewer if a folder has fewer). default: 1000")
     p.add_argument("--k", type=int, default=3, help="the k of precision/recall. default: 3")
@@ -341,6 +352,9 @@ def parse(argv):
     t = p.add_argument_group("training the classifier")
     t.add_argument("--train-classifier", metavar="DIR", help="a labelled folder, DIR/<class>/*.png")
     t.add_argument("--out", help="where to write it. default: classifier.pt")
+    t.add_argument("--labels", metavar="JSON", help="the lab's train.json (files in DIR -> object names): multi-label")
+    t.add_argument("--objects", metavar="JSON", help="the lab's objects.json. default: beside --labels")
+    t.add_argument("--resize", choices=["crop", "squash"], default="crop", help="non-square images. default: crop")
     t.add_argument("--image-size", type=int, default=32, help="default: 32")
     t.add_argument("--epochs", type=int, default=10, help="default: 10")
     t.add_argument("--batch-size", type=int, default=128, help="default: 128")
@@ -358,7 +372,10 @@ def main(argv):
     torch.manual_seed(args.seed)
     if args.train_classifier:
         return train_classifier(args, device)
-    r = translation(args) if args.pairs else measure(args, device)
+    if args.conditions and not args.classifier:
+        raise Fail("--conditions needs --classifier PATH, a multi-label one (--train-classifier DIR --labels train.json)")
+    r = (lab.score(args.samples, args.conditions, *load_classifier(args.classifier), device) if args.conditions else
+         translation(args) if args.pairs else measure(args, device))
     print(table(r, args))
     if args.json:
         with open(args.json, "w") as f:

@@ -3,6 +3,7 @@
     python sample.py runs/ddpm/ckpt.pt                          # a grid of 64 samples -> samples.png
     python sample.py runs/ddpm/ckpt.pt -n 10000 --out fid/      # one PNG per sample (for FID scripts)
     python sample.py runs/ddpm/ckpt.pt --label 3                # a conditional model: class 3 (or its name)
+    python sample.py runs/ddpm/ckpt.pt --conditions test.json --out lab/   # the lab: lab/0.png, 1.png, ... a set each
     python sample.py runs/vae/ckpt.pt --gif                     # an animation, and a strip of its frames
     python sample.py runs/ddpm/ckpt.pt --help                   # the model's own sampling knobs
 
@@ -14,7 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 from data import find_images, find_pairs, grid, load_image, load_pair, to_uint8
-from cli import Fail, Parser, add_flags, at_least, build_model, compile_sampling, hyperparameters, load_checkpoint, to_folder, watched
+from cli import (Fail, Parser, add_flags, at_least, build_model, compile_sampling, condition, hyperparameters,
+                 load_checkpoint, to_folder, watched)
+from lab import read_conditions
 
 
 def parse(argv):
@@ -32,6 +35,9 @@ def parse(argv):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="samples.png", help="a .png grid, or a folder ending in / for one PNG per sample")
     p.add_argument("--label", help="a class id or name, for a conditional model. default: every class in turn")
+    p.add_argument("--conditions", metavar="JSON", help="the lab's test.json, a list of object-name lists: one sample "
+                   "each, in that order (-n is their number), OUT/0.png, 1.png, ... or a grid")
+    p.add_argument("--nrow", type=int, help="samples in a row of the grid. default: a square grid, or a column per class")
     p.add_argument("--gif", action="store_true", help="write the model's animation (OUT as .gif) and a strip of frames")
     p.add_argument("--batch-size", type=int, default=256, help="samples generated at once. default: 256")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights, not their moving average")
@@ -43,19 +49,6 @@ def parse(argv):
     knobs = {**hyperparameters(model.sample), **(hyperparameters(model.animate) if hasattr(model, "animate") else {})}
     add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), knobs)
     return ck, model, p.parse_args(argv)
-
-
-def condition(ck, args, n, device):
-    """--label as a (n,) LongTensor, or None (an unconditional model, or every class in turn)."""
-    if args.label is None:
-        return None
-    names, k = ck.get("class_names") or [], ck["config"].get("num_classes", 0)
-    if not k:
-        raise Fail(f"--label given, but this {ck['model']} was trained without classes")
-    label = names.index(args.label) if args.label in names else int(args.label) if args.label.isdigit() else -1
-    if not 0 <= label < k:
-        raise Fail(f"unknown label '{args.label}': use 0..{k - 1}" + (f" or one of: {', '.join(names)}" if names else ""))
-    return torch.full((n,), label, dtype=torch.long, device=device)
 
 
 def image_knob(path, config, device):
@@ -83,7 +76,7 @@ def side_by_side(path):
 
 def check(args, knobs, out):
     """The numbers and the destination, checked before any sampling: a bad --out costs nothing."""
-    at_least(1, n=args.n, batch_size=args.batch_size, **{k: v for k, v in knobs.items() if k in ("steps", "frames")})
+    at_least(1, n=args.n, batch_size=args.batch_size, nrow=args.nrow, **{k: v for k, v in knobs.items() if k in ("steps", "frames")})
     if bad := [k for k, v in knobs.items() if isinstance(v, float) and not math.isfinite(v)]:
         raise Fail(f"--{bad[0].replace('_', '-')} must be a finite number (got {knobs[bad[0]]})")
     if not 0 <= knobs.get("strength", 0) <= 1:
@@ -197,6 +190,9 @@ def main(argv):
         return cycle(ck, model, args, knobs, device, autocast)
     k = ck["config"].get("num_classes", 0)
     y = condition(ck, args, args.n, device)
+    if args.conditions:                                                  # the lab: one sample per set of objects
+        y = torch.from_numpy(read_conditions(args.conditions, names)).to(device)   # (n, K) multi-hot
+        args.n = len(y)
     if y is None and k:                                                  # every class in turn, counted over all
         y = torch.arange(args.n, device=device) % k                      # n samples, not within each batch
 
@@ -219,16 +215,17 @@ def main(argv):
         with autocast:
             samples.append(model.sample(b, yb, **knobs).float().cpu())
     x = torch.cat(samples)                                               # (n, C, H, W) in [-1, 1]
-    labels = y.cpu() if k else None
+    labels = y.cpu() if k and not args.conditions else None             # class subfolders, not for sets
     if to_folder(args.out):
         for i, im in enumerate(x):
-            folder = os.path.join(args.out, names[labels[i]]) if k else args.out
+            folder = args.out if labels is None else os.path.join(args.out, names[labels[i]])
             os.makedirs(folder, exist_ok=True)
             a = to_uint8(im)                                             # (H, W, C)
-            Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(os.path.join(folder, f"{i:05d}.png"))
-        print(f"wrote {args.n} images to {args.out}" + (" in class subfolders" if k else ""))
+            name = f"{i}.png" if args.conditions else f"{i:05d}.png"                # the lab's names: 0.png, 1.png, ...
+            Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(os.path.join(folder, name))
+        print(f"wrote {args.n} images to {args.out}" + (" in class subfolders" if labels is not None else ""))
     else:
-        grid(x, nrow=k if k and args.label is None and args.n >= k else None).save(args.out)
+        grid(x, nrow=args.nrow or (k if labels is not None and args.label is None and args.n >= k else None)).save(args.out)
         print(f"wrote {args.out}")
 
 

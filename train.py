@@ -19,8 +19,8 @@ from cli import MODELS, Fail, Parser, add_flags, at_least, build_model, claim, h
 from data import Batches, UnpairedBatches, dataset, grid, unpaired_dataset
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False, flip=True,
-                      direction="AtoB", captions=False, ema=None, compile=False, seed=0, log_every=100, sample_every=1000,
-                      ckpt_every=1000, grid=64, quiet=False)
+                      labels=None, objects=None, resize="crop", direction="AtoB", captions=False, ema=None, compile=False,
+                      seed=0, log_every=100, sample_every=1000, ckpt_every=1000, grid=64, quiet=False)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -32,12 +32,18 @@ def parse(argv):
     name, cls = argv[0], model_class(argv[0])
     p = Parser(prog=f"train.py {name}", argument_default=argparse.SUPPRESS, formatter_class=argparse.RawDescriptionHelpFormatter,
                description=(cls.__doc__ or importlib.import_module(name).__doc__).strip())
-    p.add_argument("--data", help="a folder of images, or 'shapes' (built in). default: shapes")
+    p.add_argument("--data", help="a folder of images, or 'shapes' or 'scenes' (built in; scenes: sets of 1-3 objects, "
+                   "the lab's, always labelled). default: shapes")
     p.add_argument("--image-size", type=int, help="default: 32 for shapes, 64 for a folder")
     p.add_argument("--batch-size", type=int, help=f"global batch. default: {getattr(cls, 'batch_size', 64)}")
     p.add_argument("--steps", type=int, help="total optimisation steps. default: 10000")
     p.add_argument("--out", help=f"default: runs/{name}")
     p.add_argument("--classes", action="store_true", help="subfolders are classes: train a conditional model")
+    p.add_argument("--labels", metavar="JSON", help="the lab's train.json, image file (in --data) -> object names: "
+                   "a model conditioned on sets of objects")
+    p.add_argument("--objects", metavar="JSON", help="the lab's objects.json, object name -> index. default: beside --labels")
+    p.add_argument("--resize", choices=["crop", "squash"], help="non-square images: centre-crop, or squash the whole "
+                   "frame into the square (the lab's 320x240). default: crop")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips. default: on")
     if getattr(cls, "paired", False):
         p.add_argument("--direction", choices=["AtoB", "BtoA"], help="translate A to B or B to A. default: AtoB")
@@ -137,8 +143,9 @@ def first_process_first(fn, proc):
 # ----------------------------------------------------------------------------- data, model, resume
 
 def data(name, cls, args, config, ck, proc):
-    """The images (N, S, S, C) uint8, their labels (class ids or caption ids) and the class names or
-    captions; the data's size, channels and classes go into the model's config."""
+    """The images (N, S, S, C) uint8, their labels (class ids, caption ids, or (N, K) multi-hot sets of
+    objects) and the class names, captions or object names; the data's size, channels and classes (K)
+    go into the model's config."""
     if proc.rank == 0:
         proc.lock = claim(args["out"])                          # one run at a time in --out
     paired = getattr(cls, "paired", False)                      # pix2pix: (B, A) pairs instead of (x, label)
@@ -147,7 +154,7 @@ def data(name, cls, args, config, ck, proc):
         images, labels, names, size = unpaired_dataset(args["data"], args["image_size"])
     else:
         images, labels, names, size = dataset(args["data"], args["image_size"], args["classes"], paired,
-                                              args["direction"], text)
+                                              args["direction"], text, args["labels"], args["objects"], args["resize"])
     args["image_size"], channels = size, images.shape[-1] // (2 if paired else 1)
     config.update(image_size=size, channels=channels, num_classes=len(names) if names and not text else 0)
     if text:
@@ -155,7 +162,7 @@ def data(name, cls, args, config, ck, proc):
     if ck and (ck["config"]["image_size"], ck["config"]["channels"]) != (size, channels):
         raise Fail(f"{args['out']}/ckpt.pt was trained on {ck['config']['image_size']}px images with "
                    f"{ck['config']['channels']} channel(s); this data gives {size}px with {channels}")
-    what = (f", {len(names)} " + ("captions" if text else "classes")) if names else ""
+    what = (f", {len(names)} " + ("captions" if text else "objects" if labels.ndim == 2 else "classes")) if names else ""
     if getattr(cls, "unpaired", False):
         what = f": {int((labels == 0).sum())} images in A, {int((labels == 1).sum())} in B, drawn independently"
     proc.log(f"{name}: {len(images)} {'pairs' if paired else 'images'} {size}x{size}x{channels}{what} from {args['data']}, "
