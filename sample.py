@@ -166,8 +166,9 @@ def main(argv):
     autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else nullcontext()
     try:
         model.load_state_dict(ck["weights"] if args.no_ema or ck.get("ema") is None else ck["ema"])
-    except (KeyError, RuntimeError):
-        raise Fail(f"{args.ckpt}: its weights do not fit its own configuration (a damaged or edited checkpoint)")
+    except (KeyError, RuntimeError) as e:                      # e.g. a class-conditional DDPM from before sets
+        raise Fail(f"{args.ckpt}: its weights do not fit its own configuration (damaged, edited or from an older "
+                   f"version of this code: {str(e).strip().splitlines()[-1].strip().split(', the shape')[0]})")
     model.to(device).eval()
     if args.compile:
         compile_sampling(model, device.type == "cuda")

@@ -3,7 +3,6 @@ no traceback: bad numbers, bad files and folders, damaged checkpoints, a run alr
 One table for train.py, one for sample.py, run in this process (the `cli` fixture) but for one case
 in a fresh interpreter, where only a real process shows what reaches the terminal (test_train.py's
 test_wrong_checkpoints runs sample.py so)."""
-import os
 import numpy as np
 import pytest
 import torch

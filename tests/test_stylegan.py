@@ -3,7 +3,6 @@ the paper's parameter counts, learning on tiny data, the command line."""
 import math
 import pytest
 import torch
-import torch.nn.functional as F
 from stylegan import Equalized, StyleGAN, adain, minibatch_std, pixel_norm
 
 

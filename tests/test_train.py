@@ -2,7 +2,6 @@
 resume, sampling, every bad input, Ctrl-C, and a 2-process torchrun run on the CPU."""
 import json, os, random, signal, subprocess, sys, time
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 from conftest import ROOT
