@@ -168,6 +168,7 @@ class DDPM(nn.Module):
     batch_size = 128
     ema_decay = 0.9999       # the paper's EMA; train.py warms it up so short runs are usable
     image_knobs = ("init", "mask")   # sample.py: these sample() keywords are image files, read for the model
+    preview = dict(sampler="ddpm", steps=50)   # train.py's grids: the respaced chain, measured closest to 1,000 steps (README)
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *, T=1000, beta_1=1e-4, beta_T=0.02,
                  ch=64, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_res=(16,), dropout=0.1,

@@ -146,6 +146,7 @@ class LDM(nn.Module):
     compiled = ("ae_loss", "diffusion_loss")     # train.py --compile: each stage's loss (not the switch)
     captions = True                              # train.py --captions: y may be token ids of captions (vocab)
     image_knobs = ("init", "mask")               # sample.py: these sample() keywords are image files
+    preview = dict(sampler="ddim", steps=50)     # train.py's grids: DDIM 50, as close as 1,000 DDPM steps here (README)
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, f=4, z_channels=4, ae_ch=64, kl_weight=1e-6,
                  reg="kl", codebook_size=256, commitment=0.25,

@@ -20,7 +20,8 @@ from data import Batches, UnpairedBatches, dataset, grid, unpaired_dataset
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False, flip=True,
                       labels=None, objects=None, resize="crop", direction="AtoB", captions=False, ema=None, compile=False,
-                      seed=0, log_every=100, sample_every=1000, ckpt_every=1000, grid=64, quiet=False)
+                      seed=0, log_every=100, sample_every=1000, ckpt_every=1000, grid=64, quiet=False,
+                      preview_sampler=None, preview_steps=None)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -58,6 +59,10 @@ def parse(argv):
                        ("sample-every", "steps between sample grids"), ("ckpt-every", "steps between checkpoints"),
                        ("grid", "samples in each grid")]:
         p.add_argument("--" + flag, type=int, help=f"{what}. default: {TRAIN_DEFAULTS[flag.replace('-', '_')]}")
+    if preview := getattr(cls, "preview", None):                # diffusion: the grids' own sampler, a fast one
+        p.add_argument("--preview-sampler", choices=["ddpm", "ddim"], help=f"the grids' sampler. default: {preview['sampler']}")
+        p.add_argument("--preview-steps", type=int, help=f"the grids' sampling steps. default: {preview['steps']} "
+                       "(--preview-sampler ddpm --preview-steps 1000: the full chain)")
     add_flags(p.add_argument_group(f"{name} hyperparameters"), hyperparameters(cls.__init__))
     return name, cls, vars(p.parse_args(argv[1:]))
 
@@ -80,7 +85,10 @@ def settings(name, cls, given):
     config = {**{k: p.default for k, p in hp.items()}, **(ck["config"] if ck else {}), **{k: v for k, v in given.items() if k in hp}}
     args["batch_size"] = getattr(cls, "batch_size", 64) if args["batch_size"] is None else args["batch_size"]
     args["ema"] = getattr(cls, "ema_decay", 0.0) if args["ema"] is None else args["ema"]
-    at_least(1, **{k: args[k] for k in ("image_size", "batch_size", "log_every", "sample_every", "ckpt_every", "grid")})
+    for k, v in getattr(cls, "preview", {}).items():            # sampler, steps: the model's fast default
+        args[f"preview_{k}"] = v if args[f"preview_{k}"] is None else args[f"preview_{k}"]
+    at_least(1, **{k: args[k] for k in ("image_size", "batch_size", "log_every", "sample_every", "ckpt_every", "grid",
+                                       "preview_steps")})
     if not 0 <= args["ema"] < 1:                                # nan fails this too
         raise Fail(f"--ema is a decay in [0, 1), 0 = off (got {args['ema']})")
     if ck and args["steps"] <= ck["step"]:
@@ -213,6 +221,7 @@ def sample_grid(model, ema, batches, args, step, proc):
     if proc.rank != 0:
         return
     net, n, device = ema or model, args["grid"], proc.device
+    knobs = {k: args[f"preview_{k}"] for k in getattr(net, "preview", {})} | watched(net.sample, "grid", args["quiet"])
     net.eval()
     with torch.random.fork_rng(devices=[device] if proc.cuda else []), proc.autocast:
         torch.manual_seed(args["seed"])
@@ -226,10 +235,10 @@ def sample_grid(model, ema, batches, args, step, proc):
             x, nrow = x.flatten(0, 1), 6
         elif batches.labels is not None:                        # a column per class (or caption)
             y = torch.unique(batches.labels, dim=0)[:n].to(device)
-            x = net.sample(n, y[torch.arange(n, device=device) % len(y)], **watched(net.sample, "grid", args["quiet"]))
+            x = net.sample(n, y[torch.arange(n, device=device) % len(y)], **knobs)
             nrow = len(y) if len(y) <= 16 else None
         else:
-            x, nrow = net.sample(n, **watched(net.sample, "grid", args["quiet"])), None
+            x, nrow = net.sample(n, **knobs), None
     model.train()
     grid(x, nrow=nrow).save(os.path.join(args["out"], f"samples_{step:06d}.png"))
 

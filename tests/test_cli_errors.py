@@ -35,6 +35,9 @@ def one_line(r, message):
     (["vae", "--sample-every", 0], "--sample-every must be at least 1"),
     (["vae", "--ckpt-every", 0], "--ckpt-every must be at least 1"),
     (["vae", "--grid", -2], "--grid must be at least 1"),
+    (["ddpm", "--preview-steps", 0], "--preview-steps must be at least 1"),
+    (["ddpm", "--preview-sampler", "euler"], "invalid choice: 'euler'"),
+    (["vae", "--preview-steps", 50], "unrecognized arguments: --preview-steps"),   # no sampler to choose
     (["vae", "--ema", 1], "--ema is a decay in [0, 1)"),
     (["vae", "--ema", "nan"], "--ema is a decay in [0, 1)"),
     (["vae", "--ema", -0.1], "--ema is a decay in [0, 1)"),

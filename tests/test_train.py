@@ -196,3 +196,22 @@ def test_torchrun_two_processes_on_cpu(tmp_path, cli):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "x 2 processes" in r.stdout and r.stdout.count("done:") == 1
     assert os.listdir(out).count("ckpt.pt") == 1 and ckpt(out)["step"] == 6
+
+
+def test_diffusion_previews_use_the_fast_sampler(cli, tmp_path, monkeypatch):
+    """The grids during training and the last one are drawn by the model's preview sampler (few steps),
+    not the full chain; --preview-sampler and --preview-steps choose another. Seen in the reverse process
+    each grid runs: which step rule, over how many steps. Class columns first, then an unconditional grid."""
+    import ddpm
+    seen, reverse = [], ddpm.DDPM.reverse
+    monkeypatch.setattr(ddpm.DDPM, "reverse", lambda self, n, y, ts, sampler="ddpm", *a, **k:
+                        seen.append((sampler, len(ts))) or reverse(self, n, y, ts, sampler, *a, **k))
+    tiny = ["--image-size", 8, "--ch", 32, "--ch-mult", "1,2", "--num-res-blocks", 1, "--attn-res", 4, "--T", 100,
+            "--batch-size", 4, "--grid", 2, "--steps", 4, "--sample-every", 2, "--log-every", 2]
+    assert cli("train.py", "ddpm", "--classes", "--out", tmp_path / "fast", *tiny).returncode == 0
+    fast = (ddpm.DDPM.preview["sampler"], ddpm.DDPM.preview["steps"])
+    assert fast[1] < 100 and seen == [fast, fast]                               # step 2 and the final grid
+    assert os.path.exists(tmp_path / "fast" / "samples_000002.png") and os.path.exists(tmp_path / "fast" / "samples_000004.png")
+    seen.clear()
+    r = cli("train.py", "ddpm", "--out", tmp_path / "full", *tiny, "--steps", 1, "--preview-sampler", "ddim", "--preview-steps", 100)
+    assert r.returncode == 0 and seen == [("ddim", 100)], r.out                 # the final grid only: the whole chain
