@@ -33,18 +33,15 @@ def parse(argv):
     name, cls = argv[0], model_class(argv[0])
     p = Parser(prog=f"train.py {name}", argument_default=argparse.SUPPRESS, formatter_class=argparse.RawDescriptionHelpFormatter,
                description=(cls.__doc__ or importlib.import_module(name).__doc__).strip())
-    p.add_argument("--data", help="a folder of images, or 'shapes' or 'scenes' (built in; scenes: sets of 1-3 objects, "
-                   "the lab's, always labelled). default: shapes")
+    p.add_argument("--data", help="a folder of images, or built in: 'shapes', or the lab's 'scenes'. default: shapes")
     p.add_argument("--image-size", type=int, help="default: 32 for shapes, 64 for a folder")
     p.add_argument("--batch-size", type=int, help=f"global batch. default: {getattr(cls, 'batch_size', 64)}")
     p.add_argument("--steps", type=int, help="total optimisation steps. default: 10000")
     p.add_argument("--out", help=f"default: runs/{name}")
     p.add_argument("--classes", action="store_true", help="subfolders are classes: train a conditional model")
-    p.add_argument("--labels", metavar="JSON", help="the lab's train.json, image file (in --data) -> object names: "
-                   "a model conditioned on sets of objects")
+    p.add_argument("--labels", metavar="JSON", help="the lab's train.json (file -> object names): condition on sets")
     p.add_argument("--objects", metavar="JSON", help="the lab's objects.json, object name -> index. default: beside --labels")
-    p.add_argument("--resize", choices=["crop", "squash"], help="non-square images: centre-crop, or squash the whole "
-                   "frame into the square (the lab's 320x240). default: crop")
+    p.add_argument("--resize", choices=["crop", "squash"], help="non-square images: centre-crop, or squash. default: crop")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, help="random horizontal flips. default: on")
     if getattr(cls, "paired", False):
         p.add_argument("--direction", choices=["AtoB", "BtoA"], help="translate A to B or B to A. default: AtoB")
@@ -61,8 +58,7 @@ def parse(argv):
         p.add_argument("--" + flag, type=int, help=f"{what}. default: {TRAIN_DEFAULTS[flag.replace('-', '_')]}")
     if preview := getattr(cls, "preview", None):                # diffusion: the grids' own sampler, a fast one
         p.add_argument("--preview-sampler", choices=["ddpm", "ddim"], help=f"the grids' sampler. default: {preview['sampler']}")
-        p.add_argument("--preview-steps", type=int, help=f"the grids' sampling steps. default: {preview['steps']} "
-                       "(--preview-sampler ddpm --preview-steps 1000: the full chain)")
+        p.add_argument("--preview-steps", type=int, help=f"the grids' steps (1000 for the full chain). default: {preview['steps']}")
     add_flags(p.add_argument_group(f"{name} hyperparameters"), hyperparameters(cls.__init__))
     return name, cls, vars(p.parse_args(argv[1:]))
 
@@ -151,9 +147,8 @@ def first_process_first(fn, proc):
 # ----------------------------------------------------------------------------- data, model, resume
 
 def data(name, cls, args, config, ck, proc):
-    """The images (N, S, S, C) uint8, their labels (class ids, caption ids, or (N, K) multi-hot sets of
-    objects) and the class names, captions or object names; the data's size, channels and classes (K)
-    go into the model's config."""
+    """The images (N, S, S, C) uint8, their labels (class ids, caption ids, or (N, K) multi-hot sets) and the
+    class, caption or object names; the data's size, channels and classes (K) go into the model's config."""
     if proc.rank == 0:
         proc.lock = claim(args["out"])                          # one run at a time in --out
     paired = getattr(cls, "paired", False)                      # pix2pix: (B, A) pairs instead of (x, label)
