@@ -136,23 +136,24 @@ def save_checkpoint(path, state):
 
 class Progress:
     """A long sampling loop, watched: one updating line on stderr (step i/N, it/s, ETA), shown once the
-    loop has run 2 s, so short ones stay silent; never with quiet. A model's sample() takes it as
-    `progress` and wraps its loop in it: `for x in progress(steps, total)`."""
+    loop has run 2 s, so short ones stay silent; to a log file, not a terminal, a whole line every 10 s;
+    never with quiet. A model's sample() takes it as `progress` and wraps its loop in it:
+    `for x in progress(steps, total)`."""
 
     def __init__(self, what="sampling", quiet=False):
         self.what, self.quiet = what, quiet
 
     def __call__(self, steps, total):
         t0 = last = time.perf_counter()
-        shown = False
+        shown, tty = False, sys.stderr.isatty()                 # a terminal: rewrite the line; a log file: a line each 10 s
         for i, x in enumerate(steps, 1):
             yield x
             now = time.perf_counter()
-            if not self.quiet and now - t0 > 2 and (now - last > 0.2 or i == total):
+            if not self.quiet and now - t0 > 2 and (now - last > (0.2 if tty else 10) or i == total):
                 rate, last, shown = i / (now - t0), now, True
-                print(f"\r{self.what}: step {i}/{total} | {rate:.1f} it/s | eta {(total - i) / rate:.0f} s ",
-                      end="", file=sys.stderr, flush=True)
-        if shown:
+                line = f"{self.what}: step {i}/{total} | {rate:.1f} it/s | eta {(total - i) / rate:.0f} s "
+                print("\r" + line if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+        if shown and tty:
             print(file=sys.stderr)
 
 

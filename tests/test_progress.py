@@ -14,7 +14,17 @@ def run(monkeypatch, capsys, seconds_per_step, steps=5, quiet=False):
 def test_a_long_loop_shows_step_rate_and_eta_on_stderr(monkeypatch, capsys):
     r = run(monkeypatch, capsys, seconds_per_step=1.0)
     assert r.out == "" and "sampling: step 5/5" in r.err and "it/s" in r.err and "eta 0 s" in r.err
-    assert r.err.count("\n") == 1                                            # one line, rewritten in place
+    assert r.err.count("\n") == 1                                            # one line
+
+
+def test_a_terminal_gets_one_line_rewritten_in_place_and_a_log_file_a_line_every_10_s(monkeypatch, capsys):
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True)
+    tty = run(monkeypatch, capsys, seconds_per_step=1.0, steps=60).err
+    assert tty.count("\r") > 50 and tty.count("\n") == 1                   # each step after 2 s rewrites the line
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: False)
+    log = run(monkeypatch, capsys, seconds_per_step=1.0, steps=60).err
+    assert "\r" not in log and 5 <= log.count("\n") <= 7                   # nohup's log: whole lines, ~every 10 s
+    assert log.splitlines()[-1].startswith("sampling: step 60/60")
 
 
 def test_a_short_loop_and_quiet_print_nothing(monkeypatch, capsys):
