@@ -2,6 +2,7 @@ import importlib, io, os, subprocess, sys
 from contextlib import redirect_stderr, redirect_stdout
 from types import SimpleNamespace
 import pytest
+import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -65,3 +66,13 @@ def adversarial_steps(model, batch, steps):
         if step % model.n_critic == 0:
             descend(g_opt, model.g_loss(x, y))
     return d_terms
+
+
+class Fn(torch.nn.Module):
+    """A stand-in for one of D's networks, with a known answer."""
+    def __init__(self, f):
+        super().__init__()
+        self.f = f
+
+    def forward(self, h):
+        return self.f(h)

@@ -5,18 +5,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import adversarial_steps
+from conftest import Fn, adversarial_steps
 from dcgan import DCGAN
-
-
-class Fn(torch.nn.Module):
-    """A stand-in for one of D's networks, with a known answer."""
-    def __init__(self, f):
-        super().__init__()
-        self.f = f
-
-    def forward(self, h):
-        return self.f(h)
 
 
 def bce(logit, target):

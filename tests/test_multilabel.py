@@ -5,6 +5,7 @@ trains with sets, also under bf16 autocast."""
 import math
 import pytest
 import torch
+from conftest import Fn
 from dcgan import DCGAN
 from ddpm import DDPM, timestep_embedding
 from gan import GAN
@@ -109,16 +110,6 @@ def test_classifier_free_dropout_replaces_a_dropped_set_by_zeros(p_uncond):
     model.eps_theta = lambda x_t, t, y: seen.append(y) or torch.zeros_like(x_t)
     model.loss(torch.zeros(K, 3, 8, 8), SETS_A)
     assert torch.equal(seen[0], SETS_A if p_uncond == 0 else torch.zeros(K, K))
-
-
-class Fn(torch.nn.Module):
-    """A stand-in for one of D's networks, with a known answer."""
-    def __init__(self, f):
-        super().__init__()
-        self.f = f
-
-    def forward(self, h):
-        return self.f(h)
 
 
 def test_acgan_multi_label_loss_is_bce_summed_over_the_labels():
