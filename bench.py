@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 import train
-from cli import MODELS, Fail, Parser, add_flags, at_least, compile_sampling, hyperparameters, model_class
+from cli import MODELS, Fail, Parser, add_flags, at_least, compile_objectives, compile_sampling, hyperparameters, model_class
 
 resource = importlib.import_module("resource") if os.name == "posix" else None   # the CPU's peak memory
 
@@ -118,7 +118,7 @@ def row(name, s, bf16, compiled, folder, out, proc):
     batches = Batches(torch.from_numpy(images), None if labels is None else torch.from_numpy(labels), B, proc.device,
                       0, store=proc.device, size=size, paired=getattr(cls, "paired", False))
     if compiled:
-        train.compile_objectives(model)
+        compile_objectives(model)
     nonfinite = torch.zeros((), dtype=torch.bool, device=proc.device)
     x, y = batches(0)
     step = lambda i, xy=None: train.train_step(model, opts, ema, *(xy or batches(i)), i, args["ema"], nonfinite, proc)

@@ -1,9 +1,9 @@
 """The command line that train.py, sample.py and evaluate.py share: the models by name, a mistake in
-the user's input as one line, a model's keywords as flags, checkpoints, and the lock on --out.
+the user's input as one line, a model's keywords as flags, checkpoints, the lock on --out, and Ctrl-C.
 
 Kept apart from train.py and data.py so that each stays short enough to read in one sitting.
 """
-import argparse, importlib, inspect, os, sys, time
+import argparse, importlib, inspect, os, signal, sys, time
 import torch
 
 fcntl = importlib.import_module("fcntl") if os.name == "posix" else None   # the lock on --out; Windows has none
@@ -128,6 +128,13 @@ def compile_sampling(model, cuda):
             setattr(owner, name, torch.compile(f, mode=mode))
 
 
+def compile_objectives(model):
+    """--compile: the objectives, networks and loss maths in one graph each (a model may name its own)."""
+    for objective in getattr(model, "compiled", ("loss", "d_loss", "g_loss")):
+        if hasattr(model, objective):
+            setattr(model, objective, torch.compile(getattr(model, objective)))
+
+
 def save_checkpoint(path, state):
     """Atomic: write a temporary file, then rename it over the old one."""
     torch.save(state, path + ".tmp")
@@ -160,3 +167,21 @@ class Progress:
 def watched(fn, what, quiet):
     """The progress keyword for a model's sample() or animate(), where it takes one."""
     return {"progress": Progress(what, quiet)} if "progress" in inspect.signature(fn).parameters else {}
+
+
+class Signals:
+    """Ctrl-C (SIGINT), and SIGTERM, which clusters send before they kill a job, are noted here and acted
+    on at the next step boundary, so a checkpoint always holds whole steps and --resume continues
+    exactly. A second Ctrl-C stops at once, without saving."""
+    def __enter__(self):
+        self.caught, self.before = 0, {s: signal.signal(s, self.note) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def note(self, signum, frame):
+        if self.caught:
+            raise KeyboardInterrupt
+        self.caught = signum
+
+    def __exit__(self, *exc):
+        for s, handler in self.before.items():
+            signal.signal(s, handler)

@@ -335,7 +335,11 @@ class Batches:
         lo = (i * self.world + self.rank) * self.B
         return self.batch(self.perm[lo:lo + self.B], augment=True)
 
+    def __len__(self):
+        return len(self.images)
+
     def batch(self, idx, augment=False):
+        idx = idx.to(self.images.device)
         x = self.images[idx].to(self.device, non_blocking=True)            # (B, L, L, C) uint8
         y = None if self.labels is None else self.labels[idx].to(self.device, non_blocking=True)
         S, L = self.size, x.shape[1]
@@ -367,9 +371,12 @@ class UnpairedBatches:
     def __call__(self, step):
         return self.B(step)[0], self.A(step)[0]
 
+    def __len__(self):
+        return max(len(self.A), len(self.B))
+
     def batch(self, idx, augment=False):
         """The images at positions idx of each domain (wrapped around a smaller one): (b, a)."""
-        b, a = (d.batch(idx.to(d.images.device) % len(d.images), augment)[0] for d in (self.B, self.A))
+        b, a = (d.batch(idx % len(d), augment)[0] for d in (self.B, self.A))
         return b, a
 
 

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from cli import Fail, read_checkpoint, save_checkpoint
-from data import find_images, load_folder, load_image, load_pair
+from data import find_images, load_folder, load_image, load_pair, to_uint8
 import inception, lab
 
 
@@ -159,16 +159,26 @@ def load_classifier(path):
     return net.eval(), ck
 
 
-def load_inception(path):
+def load_inception(path, instead="give --inception-weights PATH"):
     path = path or cached_weights()
     if not os.path.isfile(path):
-        raise Fail(f"no Inception weights at {path}: download {inception.URL} there or give --inception-weights PATH")
+        raise Fail(f"no Inception weights at {path}: download {inception.URL} there or {instead}")
     net = inception.InceptionV3()
     try:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as e:
         raise Fail(f"{path} is not the FID Inception weights file ({type(e).__name__})")
     return net.eval()
+
+
+def features_of(spec, device):
+    """train.py --eval-features: a classifier's path, or 'inception' (the weights file in the cache folder) ->
+    a function from samples (B, C, H, W) in [-1, 1] to features (B, d), read as evaluate.py reads PNGs."""
+    net, ck = (load_inception(None, "give --eval-features a classifier of evaluate.py"), None) if spec == "inception" else load_classifier(spec)
+    net.to(device)
+    size, C = (ck["image_size"], ck["config"]["channels"]) if ck else (None, 3)      # Inception resizes to 299 itself
+    resize = (lambda x: x) if size is None else lambda x: F.interpolate(x.float(), size, mode="bilinear", antialias=True)
+    return lambda x: run(net, to_uint8(resize(x)), C, device)[0]          # uint8, as if written to PNG and read back
 
 
 @torch.no_grad()
@@ -198,10 +208,6 @@ def pixels(path):
             return im.size                                                 # (width, height)
     except (OSError, ValueError) as e:
         raise Fail(f"cannot read image {path}: {e}")
-
-
-def class_folders(root):
-    return os.path.isdir(root) and any(os.path.isdir(os.path.join(root, d)) for d in os.listdir(root))
 
 
 # ----------------------------------------------------------------------------- the commands
@@ -237,8 +243,7 @@ def train_classifier(args, device):
             out = torch.cat([net(b)[1] for b in x[held].split(500)]) if held.any() else None
             acc = float("nan") if out is None else lab.accuracy(out, y[held]) if multi else float((out.argmax(1) == y[held]).float().mean())
         print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.3f}, held-out accuracy {acc:.4f} ({held.sum()} images)")
-    out = args.out or "classifier.pt"
-    save_checkpoint(out, dict(model="classifier", config=config, class_names=list(names), image_size=args.image_size,
+    save_checkpoint(out := args.out, dict(model="classifier", config=config, class_names=list(names), image_size=args.image_size,
                               weights={k: v.cpu() for k, v in net.state_dict().items()}, held_out_accuracy=acc, multilabel=multi))
     print(f"wrote {out}: {len(names)} classes, {config['channels']} channel(s), {args.image_size}x{args.image_size}")
 
@@ -275,11 +280,9 @@ def measure(args, device):
     if use == "classifier" and not args.classifier:
         raise Fail("--features classifier needs --classifier PATH (make one with --train-classifier DIR)")
     clf, ck = load_classifier(args.classifier) if args.classifier else (None, None)
-    net = clf if use == "classifier" else load_inception(args.inception_weights)
-    net.to(device)
-    size = ck["image_size"] if use == "classifier" else None                # Inception: each image as it is, resized to 299
-    C = ck["config"]["channels"] if use == "classifier" else 3
-    split = class_folders(args.samples)
+    net = (clf if use == "classifier" else load_inception(args.inception_weights)).to(device)
+    size, C = (ck["image_size"], ck["config"]["channels"]) if use == "classifier" else (None, 3)   # Inception: resized to 299
+    split = os.path.isdir(args.samples) and any(os.path.isdir(os.path.join(args.samples, d)) for d in os.listdir(args.samples))
     images, labels, names = read(args.samples, size, classes=split)
     f, p = run(net, images, C, device)
     r = {"samples": args.samples, "n": len(images), "features": use, "feature_dim": f.shape[1]}
@@ -351,7 +354,7 @@ def parse(argv):
     p.add_argument("--seed", type=int, default=0)
     t = p.add_argument_group("training the classifier")
     t.add_argument("--train-classifier", metavar="DIR", help="a labelled folder, DIR/<class>/*.png")
-    t.add_argument("--out", help="where to write it. default: classifier.pt")
+    t.add_argument("--out", default="classifier.pt", help="where to write it. default: classifier.pt")
     t.add_argument("--labels", metavar="JSON", help="the lab's train.json (files in DIR -> object names): multi-label")
     t.add_argument("--objects", metavar="JSON", help="the lab's objects.json. default: beside --labels")
     t.add_argument("--resize", choices=["crop", "squash"], default="crop", help="non-square images. default: crop")

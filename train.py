@@ -14,14 +14,15 @@ from contextlib import nullcontext
 from types import SimpleNamespace
 import torch
 import torch.distributed as dist
-from cli import MODELS, Fail, Parser, add_flags, at_least, build_model, claim, hyperparameters, load_checkpoint, \
-    model_class, save_checkpoint, watched
+import evaluate
+from cli import MODELS, Fail, Parser, Signals, add_flags, at_least, build_model, claim, compile_objectives, hyperparameters, \
+    load_checkpoint, model_class, save_checkpoint, watched
 from data import Batches, UnpairedBatches, dataset, grid, unpaired_dataset
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False, flip=True,
                       labels=None, objects=None, resize="crop", direction="AtoB", captions=False, ema=None, compile=False,
                       seed=0, log_every=100, sample_every=1000, ckpt_every=1000, grid=64, quiet=False,
-                      preview_sampler=None, preview_steps=None)
+                      preview_sampler=None, preview_steps=None, eval_every=0, eval_n=500, eval_features="inception")
 
 
 # ----------------------------------------------------------------------------- settings
@@ -54,8 +55,10 @@ def parse(argv):
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr while a grid is sampled")
     for flag, what in [("seed", "random seed"), ("log-every", "steps between progress lines"),
                        ("sample-every", "steps between sample grids"), ("ckpt-every", "steps between checkpoints"),
-                       ("grid", "samples in each grid")]:
+                       ("grid", "samples in each grid"), ("eval-every", "steps between quality checks (KID, FD; log.jsonl), 0 = off"),
+                       ("eval-n", "samples per quality check, against as many training images")]:
         p.add_argument("--" + flag, type=int, help=f"{what}. default: {TRAIN_DEFAULTS[flag.replace('-', '_')]}")
+    p.add_argument("--eval-features", metavar="PATH", help="a classifier of evaluate.py, or 'inception'. default: inception")
     if preview := getattr(cls, "preview", None):                # diffusion: the grids' own sampler, a fast one
         p.add_argument("--preview-sampler", choices=["ddpm", "ddim"], help=f"the grids' sampler. default: {preview['sampler']}")
         p.add_argument("--preview-steps", type=int, help=f"the grids' steps (1000 for the full chain). default: {preview['steps']}")
@@ -79,17 +82,17 @@ def settings(name, cls, given):
         raise Fail(f"{ckpt_path} exists: add --resume to continue it, or choose another --out")
     args = {**TRAIN_DEFAULTS, **(ck["args"] if ck else {}), **{k: v for k, v in given.items() if k not in hp}, "out": out}
     config = {**{k: p.default for k, p in hp.items()}, **(ck["config"] if ck else {}), **{k: v for k, v in given.items() if k in hp}}
-    args["batch_size"] = getattr(cls, "batch_size", 64) if args["batch_size"] is None else args["batch_size"]
-    args["ema"] = getattr(cls, "ema_decay", 0.0) if args["ema"] is None else args["ema"]
-    for k, v in getattr(cls, "preview", {}).items():            # sampler, steps: the model's fast default
-        args[f"preview_{k}"] = v if args[f"preview_{k}"] is None else args[f"preview_{k}"]
+    own = dict(batch_size=getattr(cls, "batch_size", 64), ema=getattr(cls, "ema_decay", 0.0),   # the model's own defaults,
+               **{f"preview_{k}": v for k, v in getattr(cls, "preview", {}).items()})      # its grids' fast sampler too
+    args.update({k: v for k, v in own.items() if args[k] is None})
     at_least(1, **{k: args[k] for k in ("image_size", "batch_size", "log_every", "sample_every", "ckpt_every", "grid",
                                        "preview_steps")})
     if not 0 <= args["ema"] < 1:                                # nan fails this too
         raise Fail(f"--ema is a decay in [0, 1), 0 = off (got {args['ema']})")
     if ck and args["steps"] <= ck["step"]:
         raise Fail(f"{ckpt_path} has done {ck['step']} steps already: give --steps above {ck['step']} to train on")
-    at_least(0, steps=args["steps"])
+    at_least(0, steps=args["steps"], eval_every=args["eval_every"])
+    at_least(2, eval_n=args["eval_n"])                          # a covariance, and KID's subsets of n / 2
     counts = {k: v for k, v in config.items() if k in hp and type(hp[k].default) is int}   # widths, T, n_critic, ...
     at_least(1, **{k: v for k, v in counts.items() if hp[k].default > 0})
     at_least(0, **counts)
@@ -221,7 +224,7 @@ def sample_grid(model, ema, batches, args, step, proc):
     with torch.random.fork_rng(devices=[device] if proc.cuda else []), proc.autocast:
         torch.manual_seed(args["seed"])
         if batches.paired:                                      # rows of input | output | target
-            b, a = batches.batch(torch.arange(max(1, min(n // 3, 8, len(batches.images))), device=batches.images.device))
+            b, a = batches.batch(torch.arange(max(1, min(n // 3, 8, len(batches)))))
             x, nrow = torch.stack([a, net.sample(len(a), a), b], 1).flatten(0, 1), 6
         elif isinstance(batches, UnpairedBatches):              # rows of a | G(a) | F(G(a)) | b | F(b) | G(F(b))
             b, a = batches.batch(torch.arange(max(1, min(n // 6, 8))))
@@ -238,27 +241,27 @@ def sample_grid(model, ema, batches, args, step, proc):
     grid(x, nrow=nrow).save(os.path.join(args["out"], f"samples_{step:06d}.png"))
 
 
+def quality(model, ema, batches, features, args, step, proc):
+    """--eval-every: KID and FD of eval_n samples (the EMA's, for the labels or inputs of eval_n fixed training images)
+    against those images (targets), on evaluate.py's features, into log.jsonl: to watch a run move, not to publish."""
+    net, B = ema or model, args["batch_size"]
+    knobs = {k: args[f"preview_{k}"] for k in getattr(net, "preview", {})} | watched(net.sample, "quality", args["quiet"])
+    real, y = batches.batch(torch.randperm(len(batches), generator=torch.Generator().manual_seed(args["seed"]))[:args["eval_n"]])
+    net.eval()
+    with torch.random.fork_rng(devices=[proc.device] if proc.cuda else []), proc.autocast:
+        torch.manual_seed(args["seed"])
+        fake = torch.cat([net.sample(len(real[i:i + B]), None if y is None else y[i:i + B], **knobs) for i in range(0, len(real), B)])
+    model.train()
+    f_real, f_fake = features(real), features(fake)                    # (n, d) each
+    (kid, kid_std), fd = evaluate.kid(f_real, f_fake, 50, len(real) // 2, args["seed"]), evaluate.fd(f_real, f_fake)
+    proc.log(f"quality at step {step}: KID {kid:.4g} +- {kid_std:.2g}, FD {fd:.4g} ({len(real)} samples, {args['eval_features']})")
+    with open(os.path.join(args["out"], "log.jsonl"), "a") as f:
+        f.write(json.dumps({"step": step, "KID": kid, "KID_std": kid_std, "FD": fd, "eval_n": len(real)}) + "\n")
+
+
 # ----------------------------------------------------------------------------- the loop
 
-class Signals:
-    """Ctrl-C (SIGINT), and SIGTERM, which clusters send before they kill a job, are noted here and acted
-    on at the next step boundary, so a checkpoint always holds whole steps and --resume continues
-    exactly. A second Ctrl-C stops at once, without saving."""
-    def __enter__(self):
-        self.caught, self.before = 0, {s: signal.signal(s, self.note) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def note(self, signum, frame):
-        if self.caught:
-            raise KeyboardInterrupt
-        self.caught = signum
-
-    def __exit__(self, *exc):
-        for s, handler in self.before.items():
-            signal.signal(s, handler)
-
-
-def train(model, opts, ema, batches, step, run, proc):
+def train(model, opts, ema, batches, step, run, proc, features=None):
     """Steps until args["steps"]: each one D then G (adversarial models) or one loss, then the EMA."""
     args, out = run["args"], run["args"]["out"]
     params, terms = list(model.parameters()), {}
@@ -299,6 +302,8 @@ def train(model, opts, ema, batches, step, run, proc):
                 checkpoint()
             if step % args["sample_every"] == 0 and step != args["steps"]:
                 sample_grid(model, ema, batches, args, step, proc)
+            if args["eval_every"] and step % args["eval_every"] == 0 and proc.rank == 0:
+                quality(model, ema, batches, features, args, step, proc)
     checkpoint()
     if stop:
         proc.log(f"\ninterrupted ({signal.Signals(stop).name}) at step {step}: saved {out}/ckpt.pt; continue with --resume")
@@ -334,13 +339,6 @@ def train_step(model, opts, ema, x, y, step, ema_decay, nonfinite, proc):
     return terms
 
 
-def compile_objectives(model):
-    """--compile: the objectives, networks and loss maths in one graph each (a model may name its own)."""
-    for objective in getattr(model, "compiled", ("loss", "d_loss", "g_loss")):
-        if hasattr(model, objective):
-            setattr(model, objective, torch.compile(getattr(model, objective)))
-
-
 def all_reduce_grads(params, world):
     """Data parallel: average the gradients of all processes, as DistributedDataParallel does. Written
     out because the models are driven through loss / d_loss / g_loss, and DDP hooks only forward()."""
@@ -355,6 +353,7 @@ def main(argv):
     name, cls, given = parse(argv)
     args, config, ck = settings(name, cls, given)
     proc = processes()
+    features = evaluate.features_of(args["eval_features"], proc.device) if args["eval_every"] else None   # fails now, not later
     try:
         images, labels, names = first_process_first(lambda: data(name, cls, args, config, ck, proc), proc)
         model, opts, ema, step = model_and_resume(name, config, args, ck, proc)
@@ -375,7 +374,7 @@ def main(argv):
         proc.log(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; config {json.dumps(config)}")
         run = dict(model=name, config=config, args={k: v for k, v in args.items() if k not in ("resume", "compile")},
                    class_names=names)                           # what the checkpoint says of the run, besides weights
-        train(model, opts, ema, batches, step, run, proc)
+        train(model, opts, ema, batches, step, run, proc, features)
     finally:
         if proc.lock:
             proc.lock.close()

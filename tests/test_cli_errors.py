@@ -38,6 +38,10 @@ def one_line(r, message):
     (["ddpm", "--preview-steps", 0], "--preview-steps must be at least 1"),
     (["ddpm", "--preview-sampler", "euler"], "invalid choice: 'euler'"),
     (["vae", "--preview-steps", 50], "unrecognized arguments: --preview-steps"),   # no sampler to choose
+    (["vae", "--eval-every", -1], "--eval-every must be at least 0"),
+    (["vae", "--eval-n", 1], "--eval-n must be at least 2"),
+    (["vae", "--eval-every", 5], "no Inception weights at"),                   # before any image is decoded
+    (["vae", "--eval-every", 5, "--eval-features", "/no/clf.pt"], "no classifier at /no/clf.pt"),
     (["vae", "--ema", 1], "--ema is a decay in [0, 1)"),
     (["vae", "--ema", "nan"], "--ema is a decay in [0, 1)"),
     (["vae", "--ema", -0.1], "--ema is a decay in [0, 1)"),

@@ -215,3 +215,82 @@ def test_diffusion_previews_use_the_fast_sampler(cli, tmp_path, monkeypatch):
     seen.clear()
     r = cli("train.py", "ddpm", "--out", tmp_path / "full", *tiny, "--steps", 1, "--preview-sampler", "ddim", "--preview-steps", 100)
     assert r.returncode == 0 and seen == [("ddim", 100)], r.out                 # the final grid only: the whole chain
+
+
+def random_classifier(path, channels=1, size=16):
+    """A classifier file as evaluate.py --train-classifier writes it, with random weights: features enough to
+    tell images apart, and FD 0 for identical sets whatever the weights."""
+    import evaluate
+    torch.manual_seed(0)
+    net = evaluate.Classifier(channels=channels, num_classes=3, width=8)
+    torch.save(dict(model="classifier", config=dict(channels=channels, num_classes=3, width=8), class_names=list("abc"),
+                    image_size=size, weights=net.state_dict()), path)
+    return str(path)
+
+
+def test_eval_every_logs_kid_and_fd_beside_the_loss(cli, tmp_path, monkeypatch):
+    """--eval-every N: a quality record (KID with its std, FD, the sample count) in log.jsonl at every Nth step,
+    and a line on stdout; none without the flag. A diffusion model samples them with its fast preview sampler."""
+    clf = random_classifier(tmp_path / "clf.pt", channels=3)
+    r = cli("train.py", "vae", *TINY, "--steps", 10, "--eval-every", 5, "--eval-n", 24, "--eval-features", clf, "--out", tmp_path / "a")
+    assert r.returncode == 0 and r.out.count("quality at step") == 2, r.out
+    checks = [l for l in map(json.loads, open(tmp_path / "a" / "log.jsonl")) if "KID" in l]
+    assert [c["step"] for c in checks] == [5, 10] and all(c["eval_n"] == 24 for c in checks)
+    assert all(np.isfinite([c["KID"], c["KID_std"], c["FD"]]).all() and c["KID_std"] > 0 and c["FD"] > 0 for c in checks)
+    assert cli("train.py", "vae", *TINY, "--steps", 5, "--out", tmp_path / "b").returncode == 0
+    assert not any("KID" in l for l in open(tmp_path / "b" / "log.jsonl"))
+    import ddpm
+    seen, reverse = [], ddpm.DDPM.reverse
+    monkeypatch.setattr(ddpm.DDPM, "reverse", lambda self, n, y, ts, sampler="ddpm", *a, **k:
+                        seen.append((sampler, len(ts))) or reverse(self, n, y, ts, sampler, *a, **k))
+    r = cli("train.py", "ddpm", "--classes", "--image-size", 8, "--ch", 32, "--ch-mult", "1", "--num-res-blocks", 1, "--attn-res", "",
+            "--T", 100, "--batch-size", 4, "--grid", 2, "--steps", 1, "--eval-every", 1, "--eval-n", 6, "--eval-features", clf,
+            "--out", tmp_path / "d")
+    fast = (ddpm.DDPM.preview["sampler"], ddpm.DDPM.preview["steps"])
+    assert r.returncode == 0 and seen == [fast, fast, fast], r.out               # two batches (4 + 2) of samples, the grid
+
+
+def test_quality_compares_the_emas_samples_with_the_images_they_were_drawn_for(tmp_path):
+    """train.quality on stand-ins: pairs whose target b is the input a negated, and a G that negates (a perfect
+    pix2pix), give FD 0; a G that returns its input, or noise, does not. The EMA samples (not the trained model),
+    in eval mode, on a forked RNG (training's noise untouched); for labels, G gets the labels of the very images
+    it is compared with. The record goes to log.jsonl."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+    import evaluate, train
+    from data import Batches
+
+    class G(torch.nn.Module):
+        def __init__(self, draw):
+            super().__init__()
+            self.draw, self.modes = draw, []
+
+        def sample(self, n, y):
+            self.modes.append(self.training)
+            return self.draw(n, y)
+
+    proc = SimpleNamespace(device=torch.device("cpu"), cuda=False, autocast=nullcontext(), log=lambda *a: None)
+    args = dict(batch_size=16, seed=0, eval_n=40, quiet=True, out=str(tmp_path), eval_features="clf")
+    features = evaluate.features_of(random_classifier(tmp_path / "clf.pt"), proc.device)
+    a = torch.from_numpy(np.random.default_rng(0).integers(0, 100, (64, 8, 8, 1), dtype=np.uint8))   # dark inputs
+    pairs = Batches(torch.cat([a, 255 - a], 3), None, 16, "cpu", 0, paired=True)    # bright targets, b = -a on [-1, 1]
+
+    def fd(model, ema=None, batches=pairs):
+        model.train()
+        before = torch.get_rng_state()
+        train.quality(model, ema, batches, features, args, 7, proc)
+        assert torch.equal(torch.get_rng_state(), before) and model.training
+        return [json.loads(l) for l in open(tmp_path / "log.jsonl")][-1]["FD"]
+
+    perfect = G(lambda n, a: -a)
+    assert abs(fd(perfect)) < 1e-6 and perfect.modes == [False] * 3               # 40 samples in batches of 16
+    assert fd(G(lambda n, a: a)) > 1e-3                                            # G(a) = a: not b
+    noise = G(lambda n, a: torch.rand_like(a) * 2 - 1)
+    assert fd(noise) > 1e-3 and noise.modes == [False] * 3
+    assert abs(fd(noise, ema=G(lambda n, a: -a))) < 1e-6 and len(noise.modes) == 3  # the EMA drew them, not the model
+    y = torch.arange(64) % 4                                                       # labels: class c is one grey level
+    level = lambda y: (y.float()[:, None, None, None] * 80 - 120).expand(-1, 1, 8, 8).round()   # (B, 1, 8, 8)
+    labelled = Batches((level(y) + 127.5).round().to(torch.uint8).permute(0, 2, 3, 1), y, 16, "cpu", 0)
+    assert abs(fd(G(lambda n, y: level(y) / 127.5), batches=labelled)) < 1e-6
+    record = [json.loads(l) for l in open(tmp_path / "log.jsonl")][-1]
+    assert record["step"] == 7 and record["eval_n"] == 40 and np.isfinite(record["KID"])
