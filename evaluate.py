@@ -174,7 +174,7 @@ def load_inception(path, instead="give --inception-weights PATH"):
 def features_of(spec, device):
     """train.py --eval-features: a classifier's path, or 'inception' (the weights file in the cache folder) ->
     a function from samples (B, C, H, W) in [-1, 1] to features (B, d), read as evaluate.py reads PNGs."""
-    net, ck = (load_inception(None, "give --eval-features a classifier of evaluate.py"), None) if spec == "inception" else load_classifier(spec)
+    net, ck = (load_inception(None, "give --eval-features a classifier"), None) if spec == "inception" else load_classifier(spec)
     net.to(device)
     size, C = (ck["image_size"], ck["config"]["channels"]) if ck else (None, 3)      # Inception resizes to 299 itself
     resize = (lambda x: x) if size is None else lambda x: F.interpolate(x.float(), size, mode="bilinear", antialias=True)
