@@ -97,6 +97,7 @@ class History:
 
 class CycleGAN(nn.Module):
     batch_size = 1          # the paper's
+    sampling_networks = ("G", "F")   # what sample.py --compile compiles
     unpaired = True         # train.py: batches (b, a) of domains B and A, drawn independently, as (x, y)
 
     def __init__(self, image_size=256, channels=3, num_classes=0, *, ngf=64, ndf=64, n_blocks=0, n_layers=3,

@@ -80,6 +80,7 @@ def clip_weights(opt, c):
 
 class DCGAN(nn.Module):
     batch_size = 128
+    sampling_networks = ("G",)   # what sample.py --compile compiles
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, nz=128, ngf=64, ndf=64, bn_first=True,
                  acgan=False, loss="bce", gp_lambda=10.0, clip=0.01, n_critic=0, soft_labels=False,

@@ -166,6 +166,7 @@ def through(blocks, h, emb, context):
 
 class DDPM(nn.Module):
     batch_size = 128
+    sampling_networks = ("net",)   # what sample.py --compile compiles
     ema_decay = 0.9999       # the paper's EMA; train.py warms it up so short runs are usable
     image_knobs = ("init", "mask")   # sample.py: these sample() keywords are image files, read for the model
     preview = dict(sampler="ddpm", steps=50)   # train.py's grids: the respaced chain, measured closest to 1,000 steps (README)

@@ -27,9 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from cli import Fail, read_checkpoint, save_checkpoint
-from data import find_images, load_folder, load_image, load_pair, to_uint8
-import inception, lab
+from support.cli import Fail, read_checkpoint, save_checkpoint
+from support.data import find_images, load_folder, load_image, load_pair, to_uint8
+from support import inception, lab
 
 
 def cached_weights():

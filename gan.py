@@ -75,6 +75,7 @@ def clip_weights(opt, c):
 
 class GAN(nn.Module):
     batch_size = 64
+    sampling_networks = ("G",)   # what sample.py --compile compiles
 
     def __init__(self, image_size=28, channels=1, num_classes=0, *, nz=100, hidden=256, loss="bce",
                  gp_lambda=10.0, clip=0.01, n_critic=0, soft_labels=False, flip_labels=0.0, d_dropout=0.0,

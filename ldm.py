@@ -142,6 +142,7 @@ class CaptionUNet(nn.Module):
 
 class LDM(nn.Module):
     batch_size = 64
+    sampling_networks = ("diffusion.net",)   # what sample.py --compile compiles
     ema_decay = 0.9999
     compiled = ("ae_loss", "diffusion_loss")     # train.py --compile: each stage's loss (not the switch)
     captions = True                              # train.py --captions: y may be token ids of captions (vocab)

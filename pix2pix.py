@@ -106,6 +106,7 @@ def patchgan(c_in, ndf=64, n_layers=3, norm="batch", dropout=0.0):
 
 class Pix2Pix(nn.Module):
     batch_size = 16         # the paper trains with batch 1 to 10; 16 keeps BatchNorm's running statistics
+    sampling_networks = ("G",)   # what sample.py --compile compiles
     paired = True           # train.py: data are (B, A) pairs, given as (x, y)
 
     def __init__(self, image_size=256, channels=3, num_classes=0, *, ngf=64, ndf=64, n_layers=3, norm="batch",

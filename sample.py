@@ -14,10 +14,10 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 from PIL import Image
-from data import find_images, find_pairs, grid, load_image, load_pair, to_uint8
-from cli import (Fail, Parser, add_flags, at_least, build_model, compile_sampling, condition, hyperparameters,
+from support.data import find_images, find_pairs, grid, load_image, load_pair, to_uint8
+from support.cli import (Fail, flag_help, Parser, add_flags, at_least, build_model, compile_sampling, condition, hyperparameters,
                  load_checkpoint, to_folder, watched)
-from lab import read_conditions
+from support.lab import read_conditions
 
 
 def parse(argv):
@@ -47,7 +47,8 @@ def parse(argv):
         p.add_argument("--input", action="append", metavar="FILE|DIR", help="an image, or a folder of them, to translate "
                        "(pix2pix: side-by-side A|B pairs or A/ and B/ too; cyclegan: --direction BtoA); repeatable")
     knobs = {**hyperparameters(model.sample), **(hyperparameters(model.animate) if hasattr(model, "animate") else {})}
-    add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), knobs)
+    helps = {**flag_help(model.sample), **(flag_help(model.animate) if hasattr(model, "animate") else {})}
+    add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), knobs, helps)
     return ck, model, p.parse_args(argv)
 
 

@@ -96,6 +96,7 @@ class StyleLayer(nn.Module):
 
 class StyleGAN(nn.Module):
     batch_size = 32
+    sampling_networks = ("synthesis",)   # what sample.py --compile compiles
     ema_decay = 0.999              # sample.py draws with the moving average of G's weights, as the paper's G-bar
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *, z_dim=128, w_dim=128, n_mlp=8, ch=32,

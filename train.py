@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import torch
 import torch.distributed as dist
 import evaluate
-from cli import MODELS, Fail, Parser, Signals, add_flags, at_least, build_model, claim, compile_objectives, hyperparameters, \
+from support.cli import MODELS, Fail, flag_help, Parser, Signals, add_flags, at_least, build_model, claim, compile_objectives, hyperparameters, \
     load_checkpoint, model_class, save_checkpoint, watched
-from data import Batches, UnpairedBatches, dataset, grid, unpaired_dataset
+from support.data import Batches, UnpairedBatches, dataset, grid, unpaired_dataset
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None, classes=False, flip=True,
                       labels=None, objects=None, resize="crop", direction="AtoB", captions=False, ema=None, compile=False,
@@ -62,7 +62,7 @@ def parse(argv):
     if preview := getattr(cls, "preview", None):                # diffusion: the grids' own sampler, a fast one
         p.add_argument("--preview-sampler", choices=["ddpm", "ddim"], help=f"the grids' sampler. default: {preview['sampler']}")
         p.add_argument("--preview-steps", type=int, help=f"the grids' steps (1000 for the full chain). default: {preview['steps']}")
-    add_flags(p.add_argument_group(f"{name} hyperparameters"), hyperparameters(cls.__init__))
+    add_flags(p.add_argument_group(f"{name} hyperparameters"), hyperparameters(cls.__init__), flag_help(cls.__init__))
     return name, cls, vars(p.parse_args(argv[1:]))
 
 

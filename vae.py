@@ -36,6 +36,7 @@ def up(c_in, c_out):
 
 class VAE(nn.Module):
     batch_size = 64          # train.py's default for this model
+    sampling_networks = ("decoder",)   # what sample.py --compile compiles
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *,
                  latent_dim=32, ch=32, beta=1.0, sigma=0.5, lr=1e-3):

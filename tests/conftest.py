@@ -13,6 +13,11 @@ def pytest_configure(config):
                             "warm, minutes the first time on a machine (run by default; -m 'not compile' skips them)")
 
 
+def module(script):
+    """train.py -> train, support/bench.py -> support.bench."""
+    return script.removesuffix(".py").replace("/", ".")
+
+
 @pytest.fixture
 def cli(tmp_path, monkeypatch):
     """Run `python SCRIPT args...` from the repository root, with the image cache in tmp_path.
@@ -28,13 +33,14 @@ def cli(tmp_path, monkeypatch):
     def run(script, *args, timeout=300, fresh=False):
         argv = [str(a) for a in args]
         if fresh:
-            p = subprocess.run([sys.executable, script, *argv], cwd=ROOT, env=env,
+            command = ["-m", module(script)] if "/" in script else [script]   # support/x.py: python -m
+            p = subprocess.run([sys.executable, *command, *argv], cwd=ROOT, env=env,
                                capture_output=True, text=True, timeout=timeout)
         else:
             out, err = io.StringIO(), io.StringIO()
             with redirect_stdout(out), redirect_stderr(err):
                 try:
-                    code = importlib.import_module(script.removesuffix(".py")).cli(argv)
+                    code = importlib.import_module(module(script)).cli(argv)
                 except SystemExit as e:                        # --help, argparse errors, Ctrl-C's 130
                     code = e.code if isinstance(e.code, int) else 1
             p = SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

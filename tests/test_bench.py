@@ -6,22 +6,22 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from bench import QUICK
-from cli import save_checkpoint
+from support.bench import QUICK
+from support.cli import save_checkpoint
 from ddpm import DDPM
 from vae import VAE
 
 
 def test_bench_quick_gives_a_row_per_model_and_setting(cli, tmp_path):
     out = tmp_path / "bench.json"
-    r = cli("bench.py", "--quick", "--model", "ddpm", "--json", out)
+    r = cli("support/bench.py", "--quick", "--model", "ddpm", "--json", out)
     assert r.returncode == 0, r.out
     (row,) = json.loads(out.read_text())["rows"]
     assert (row["model"], row["bf16"], row["compile"], row["ddpm_steps"], row["ddim_steps"]) == ("ddpm", False, False, 10, 5)
     figures = [row[k] for k in ("train_img_s", "train_img_s_folder", "sample_s", "ddim_s", "peak_mib")]
     assert row["finite"] and all(math.isfinite(v) and v > 0 for v in figures), row
     assert sum(l.startswith("| ddpm |") for l in r.stdout.splitlines()) == 1 and "DDPM 10 steps" in r.stdout
-    r = cli("bench.py", "--quick", "--model", "vae", "--latent-dim", 3, "--bf16", "both", "--json", out)   # a model's flag
+    r = cli("support/bench.py", "--quick", "--model", "vae", "--latent-dim", 3, "--bf16", "both", "--json", out)   # a model's flag
     assert r.returncode == 0, r.out
     rows = json.loads(out.read_text())["rows"]
     assert [(row["model"], row["bf16"]) for row in rows] == [("vae", False), ("vae", True)]
@@ -29,7 +29,7 @@ def test_bench_quick_gives_a_row_per_model_and_setting(cli, tmp_path):
     assert rows[0]["params"] == sum(p.numel() for p in vae.parameters())
     assert all(row["ddim_s"] is None and row["sample_s"] > 0 and row["train_img_s"] > 0 for row in rows)
     assert [l.split("|")[5].strip() for l in r.stdout.splitlines() if l.startswith("| vae |")] == ["off", "on"]
-    assert cli("bench.py", "--model", "vae", "--ch-mult", "1,2").returncode == 1      # ddpm's flag, not vae's
+    assert cli("support/bench.py", "--model", "vae", "--ch-mult", "1,2").returncode == 1      # ddpm's flag, not vae's
 
 
 @pytest.mark.compile

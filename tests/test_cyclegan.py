@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 from cyclegan import CycleGAN, History, ResidualBlock
-from data import UnpairedBatches, shapes, unpaired_dataset
+from support.data import UnpairedBatches, shapes, unpaired_dataset
 
 
 def count(module):

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from PIL import Image
 import pytest
-from data import Batches, Fail, dataset, load_folder, load_image, shapes
+from support.data import Batches, Fail, dataset, load_folder, load_image, shapes
 
 
 def test_folder_loading_crops_the_centre_and_caches(tmp_path, monkeypatch):

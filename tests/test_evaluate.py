@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 import evaluate as E
-from inception import InceptionV3
+from support.inception import InceptionV3
 
 
 def test_fd_equals_the_closed_form_of_two_gaussians():

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 import evaluate as E
-import lab, scenes
-from data import load_folder, load_image
-from cli import Fail
+from support import lab, scenes
+from support.data import load_folder, load_image
+from support.cli import Fail
 from vae import VAE
 from ddpm import DDPM
 from train import save_checkpoint

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 import ddpm
 import ldm
-from data import shapes
+from support.data import shapes
 from ldm import LDM, PAD, UNK
 
 CAPTIONS = ["red circle", "blue square", "green triangle", "yellow circle"]

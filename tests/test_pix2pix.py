@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 from conftest import adversarial_steps
-from data import shapes
+from support.data import shapes
 from pix2pix import Pix2Pix, patchgan
 
 

@@ -1,6 +1,6 @@
 """cli.Progress: a long sampling loop shows one updating line on stderr; a short one, or --quiet, none."""
 import itertools
-import cli
+from support import cli
 
 
 def run(monkeypatch, capsys, seconds_per_step, steps=5, quiet=False):

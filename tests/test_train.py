@@ -258,7 +258,7 @@ def test_quality_compares_the_emas_samples_with_the_images_they_were_drawn_for(t
     from contextlib import nullcontext
     from types import SimpleNamespace
     import evaluate, train
-    from data import Batches
+    from support.data import Batches
 
     class G(torch.nn.Module):
         def __init__(self, draw):

@@ -2,7 +2,7 @@
 import math
 import pytest
 import torch
-from data import shapes
+from support.data import shapes
 from vae import VAE
 
 

@@ -1,7 +1,7 @@
 """bench.py --peer: ddpm.py's U-Net against the same network in the diffusers library's UNet2DModel, on the CPU.
 
-    python bench.py --peer                                  # the DDPM paper's CIFAR-10 network, 35.7M parameters
-    python bench.py --peer --model ddpm --ch 64 --steps 3   # another configuration; --steps: repeats
+    python -m support.bench --peer                                  # the DDPM paper's CIFAR-10 network, 35.7M parameters
+    python -m support.bench --peer --model ddpm --ch 64 --steps 3   # another configuration; --steps: repeats
 
 diffusers is no dependency of this project: install it in a scratch environment to run this file. The peer
 network is put in place of ddpm.py's U-Net inside a second DDPM, so both run the very same DDPM.loss (t, eps,

@@ -9,9 +9,9 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from cli import Fail
-from lab import read_labels
-import scenes
+from support.cli import Fail
+from support.lab import read_labels
+from support import scenes
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 

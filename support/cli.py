@@ -25,15 +25,31 @@ def hyperparameters(fn):
     return {p.name: p for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY}
 
 
-def add_flags(parser, params):
+def flag_help(fn):
+    """The help of each keyword, from fn's docstring: a line `name: what it does (paper: X)`.
+
+    The docstring of a model's __init__ (or sample) is where a reader looks up its keywords, so
+    the same lines serve `--help`; a keyword left out is a mistake the tests catch."""
+    lines = (inspect.getdoc(fn) or "").splitlines()
+    found = {}
+    for line in lines:
+        name, sep, text = line.strip().partition(": ")
+        if sep and name.isidentifier() and name not in found:
+            found[name] = text.strip()
+    return found
+
+
+def add_flags(parser, params, helps):
     """Each keyword argument becomes a flag: ch_mult=(1, 2) -> --ch-mult 1,2, a bool -> --x/--no-x."""
     for name, p in params.items():
         d, flag = p.default, "--" + name.replace("_", "-")
-        kw = dict(dest=name, default=argparse.SUPPRESS, help=f"default: {d}")
+        shown = "" if d is None or d is inspect.Parameter.empty else f" (default: {d})"
+        kw = dict(dest=name, default=argparse.SUPPRESS, help=helps.get(name, "") + shown)
         if isinstance(d, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(d, tuple):
-            parser.add_argument(flag, type=lambda s: tuple(int(v) for v in s.split(",") if v), metavar="A,B,...", **kw)
+            ints = lambda s: tuple(int(v) for v in s.split(",") if v)   # noqa: E731
+            parser.add_argument(flag, type=ints, metavar="A,B,...", **kw)
         elif d is None or d is inspect.Parameter.empty:
             parser.add_argument(flag, metavar="PATH", **kw)           # an image file (sample.py)
         else:
@@ -117,14 +133,20 @@ def to_folder(out):
 
 
 def compile_sampling(model, cuda):
-    """sample.py --compile: torch.compile the network that sampling calls, in place: diffusion's U-Net eps_theta
-    (ldm's too), once per step; a generator or decoder, once. On CUDA with CUDA graphs ("reduce-overhead"):
-    a 1,000-step loop of small kernels is bound by their launches, not by the GPU's arithmetic."""
-    mode, owner = "reduce-overhead" if cuda else None, getattr(model, "diffusion", model)   # ldm: its DDPM
-    for name in ("net", "G", "F", "decoder", "synthesis"):     # cyclegan's G and F; stylegan's synthesis g(w)
-        if isinstance(f := getattr(owner, name, None), torch.nn.Module):
+    """sample.py --compile: torch.compile, in place, the networks the model names in its
+    `sampling_networks` (dotted attribute paths: "G", "diffusion.net"); a module is compiled, a
+    method is replaced by its compiled self. On CUDA with CUDA graphs ("reduce-overhead"): a
+    1,000-step loop of small kernels is bound by their launches, not by the GPU's arithmetic."""
+    mode = "reduce-overhead" if cuda else None
+    for path in model.sampling_networks:
+        *parents, name = path.split(".")
+        owner = model
+        for parent in parents:
+            owner = getattr(owner, parent)
+        f = getattr(owner, name)
+        if isinstance(f, torch.nn.Module):
             f.compile(mode=mode)
-        elif callable(f):
+        else:
             setattr(owner, name, torch.compile(f, mode=mode))
 
 

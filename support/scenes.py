@@ -3,7 +3,7 @@ each object one of 3 shapes x 8 colours = 24, the condition being the set of obj
 i-CLEVR renders 3-D cubes, spheres and cylinders in CLEVR's 8 colours; here they are drawn flat, as a
 square, a circle and a triangle in the same colours, so any machine makes them in seconds.
 
-    python scenes.py --out scenes/ [-n 18000] [--image-size 64] [--seed 0]
+    python -m support.scenes --out scenes/ [-n 18000] [--image-size 64] [--seed 0]
 
 writes the lab's layout: scenes/images/00000.png ..., scenes/train.json (file name -> object names),
 scenes/objects.json (object name -> index) and two fixed lists of 32 conditions to sample:

@@ -1,9 +1,9 @@
 """One command that measures training and sampling speed on the device present (CUDA if there is one).
 
-    python bench.py                                        # every model at its defaults: a markdown table
-    python bench.py --model ddpm --ch 128 --ch-mult 1,2,2,2   # one model, its hyperparameters as train.py takes them
-    python bench.py --quick --json bench.json              # every model in seconds (tiny sizes, 2 steps), and JSON
-    python bench.py --peer                                 # ddpm's U-Net against diffusers' UNet2DModel (bench_peer.py)
+    python -m support.bench                                        # every model at its defaults: a markdown table
+    python -m support.bench --model ddpm --ch 128 --ch-mult 1,2,2,2   # one model, its hyperparameters as train.py takes them
+    python -m support.bench --quick --json bench.json              # every model in seconds (tiny sizes, 2 steps), and JSON
+    python -m support.bench --peer                                 # ddpm's U-Net against diffusers' UNet2DModel (bench_peer.py)
 
 Each row is one model with bf16 autocast and torch.compile on or off (bf16: CUDA only unless asked; compile:
 not with --quick). It measures what train.py runs, with its own functions (model_and_resume, train_step,
@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from PIL import Image
 import train
-from cli import MODELS, Fail, Parser, add_flags, at_least, compile_objectives, compile_sampling, hyperparameters, model_class
+from support.cli import MODELS, Fail, flag_help, Parser, add_flags, at_least, compile_objectives, compile_sampling, hyperparameters, model_class
 
 resource = importlib.import_module("resource") if os.name == "posix" else None   # the CPU's peak memory
 
 
 def parse(argv):
-    p = Parser(prog="bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = Parser(prog="python -m support.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                argument_default=argparse.SUPPRESS)
     p.add_argument("--model", choices=list(MODELS), help="one model (its hyperparameters as flags). default: all")
     p.add_argument("--quick", action="store_true", help="seconds in all: 8-16px, narrow networks, "
@@ -45,7 +45,8 @@ def parse(argv):
     p.add_argument("--peer", action="store_true", help="ddpm against diffusers' UNet2DModel, on the CPU (bench_peer.py)")
     known, rest = p.parse_known_args(argv)
     if "model" in known:                                        # the model's keywords, as train.py's flags
-        add_flags(p.add_argument_group(f"{known.model} hyperparameters"), hyperparameters(model_class(known.model).__init__))
+        init = model_class(known.model).__init__
+        add_flags(p.add_argument_group(f"{known.model} hyperparameters"), hyperparameters(init), flag_help(init))
     args = vars(p.parse_args(argv))
     quick, cuda = args.get("quick", False), torch.cuda.is_available()
     s = dict(quick=quick, steps=2 if quick else 5, n=8 if quick else 64, ddim_steps=5 if quick else 50,
@@ -163,7 +164,7 @@ def table(rows, device):
 def main(argv):
     s = parse(argv)
     if s["peer"]:
-        return importlib.import_module("bench_peer").main(s)
+        return importlib.import_module("support.bench_peer").main(s)
     proc = train.processes()
     proc.log = lambda *a, **k: None
     both = {"off": [False], "on": [True], "both": [False, True]}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from PIL import Image
-from cli import Fail
+from support.cli import Fail
 
 
 # ----------------------------------------------------------------------------- the lab's files
