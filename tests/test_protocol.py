@@ -1,0 +1,149 @@
+"""The protocol between a model file and the commands (docs/protocol.md), and the house rules
+that keep the code a book: every flag explained, every model file alone, short lines, budgets."""
+import ast
+import glob
+import inspect
+import os
+import shutil
+import subprocess
+import sys
+import pytest
+from conftest import ROOT
+from support.cli import MODELS, flag_help, hyperparameters, model_class
+
+BUILDS = ("vae", "gan", "dcgan", "pix2pix", "cyclegan", "stylegan", "ddpm", "ldm")
+NEEDS = {"ldm": ["ddpm"], "cyclegan": ["pix2pix"]}   # the files a model file builds on
+LIMITS = {"ddpm.py": 400, "ldm.py": 400, "train.py": 250}
+
+
+def keywords(cls):
+    """The model's flags: its __init__'s keywords, and sample's and animate's (sample.py's knobs)."""
+    fns = [cls.__init__, cls.sample] + ([cls.animate] if hasattr(cls, "animate") else [])
+    return [(fn, name) for fn in fns for name in hyperparameters(fn)]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_keyword_of_a_model_has_a_help_line(name):
+    """`--help` teaches: a keyword missing from its docstring's `name: text` lines fails here."""
+    missing = [f"{fn.__qualname__}: {k}" for fn, k in keywords(model_class(name)) if
+               not flag_help(fn).get(k)]
+    assert not missing, f"no `name: help` docstring line for {missing}"
+
+
+def test_flag_help_reads_the_docstring_lines():
+    def f(*, lr=1e-3, steps=10, ignored=0):
+        """What f does: a sentence with a colon.
+
+        lr: Adam's learning rate (paper: 2e-4)
+        steps: how many
+        """
+    assert flag_help(f) == {"lr": "Adam's learning rate (paper: 2e-4)", "steps": "how many"}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_networks_a_model_compiles_for_sampling_exist(name):
+    """compile_sampling compiles what the model declares; a misspelt path is caught here, not on a
+    user's GPU."""
+    from test_precision import MODELS as SMALL   # tiny instances of every model
+    model = SMALL[name][0]()
+    for path in model.sampling_networks:
+        owner = model
+        for part in path.split("."):
+            owner = getattr(owner, part)
+        assert isinstance(owner, __import__("torch").nn.Module) or callable(owner), path
+
+
+SCRIPT = """
+import torch
+from {module} import {cls} as Model
+torch.manual_seed(0)
+model = Model({size}, 3, **dict({args}))
+x = torch.rand(2, 3, {size}, {size}) * 2 - 1
+y = {y}
+terms = model.loss(x, y) if hasattr(model, "loss") else {{**model.d_loss(x, y), **model.g_loss(x, y)}}
+assert all(torch.isfinite(v) for v in terms.values()), terms
+s = model.sample(2, y)
+assert s.shape == x.shape and s.abs().max() <= 1, s.shape
+print("ok", {module!r})
+"""
+ALONE = {                               # (image size, tiny keywords, the condition y)
+    "vae": (16, "ch=8", "None"),
+    "gan": (8, "hidden=16", "None"),
+    "dcgan": (16, "ngf=8, ndf=8", "None"),
+    "pix2pix": (16, "ngf=8, ndf=8, n_layers=1", "torch.rand_like(x)"),
+    "cyclegan": (16, "ngf=8, ndf=8, n_blocks=1, n_layers=1", "torch.rand_like(x)"),
+    "stylegan": (8, "z_dim=8, w_dim=8, n_mlp=2, ch=8, max_ch=8", "None"),
+    "ddpm": (8, "T=4, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=()", "None"),
+    "ldm": (16, "f=2, ae_ch=32, ae_steps=1, T=4, ch=32, ch_mult=(1, 2), num_res_blocks=1,"
+            " attn_res=()", "None"),
+}
+
+
+def test_each_model_file_runs_copied_alone_into_an_empty_folder(tmp_path):
+    """A reader copies vae.py out of the repository and it runs: it imports only torch (ldm.py
+    also ddpm.py, cyclegan.py also pix2pix.py). One process per model, all at once."""
+    runs = {}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for name in BUILDS:
+        folder = tmp_path / name
+        folder.mkdir()
+        for f in [name] + NEEDS.get(name, []):
+            shutil.copy(os.path.join(ROOT, f + ".py"), folder)
+        size, args, y = ALONE[name]
+        script = SCRIPT.format(module=name, cls=MODELS[name], size=size, args=args, y=y)
+        runs[name] = subprocess.Popen([sys.executable, "-s", "-c", script], cwd=folder, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for name, p in runs.items():
+        out = p.communicate(timeout=300)[0]
+        assert p.returncode == 0 and f"ok {name}" in out, f"{name}.py alone:\n{out[-2000:]}"
+
+
+def python_files():
+    return sorted(glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "*", "*.py")))
+
+
+def test_every_add_argument_has_a_help_text():
+    bare = []
+    for path in python_files():
+        for node in ast.walk(ast.parse(open(path).read())):
+            is_call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            if is_call and node.func.attr == "add_argument":
+                given = {k.arg for k in node.keywords}
+                if "help" not in given and None not in given:      # None: a **kw that holds it
+                    bare.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
+    assert not bare, f"add_argument without help: {bare}"
+
+
+def test_short_lines_and_the_line_budgets():
+    """100 columns, and the budgets of DESIGN.md: a model file 300 lines (ddpm, ldm 400),
+    train.py 250, every other file 300; tests have no budget but the same 100 columns."""
+    long, over = [], []
+    for path in python_files():
+        rel = os.path.relpath(path, ROOT)
+        lines = open(path).read().splitlines()
+        long += [f"{rel}:{i}" for i, line in enumerate(lines, 1) if len(line) > 100]
+        if not rel.startswith("tests") and len(lines) > LIMITS.get(rel, 300):
+            over.append(f"{rel} ({len(lines)} lines)")
+    assert not long, f"lines over 100 characters: {long[:20]} ({len(long)} in all)"
+    assert not over, f"over budget: {over}"
+
+
+def test_the_root_shows_the_course():
+    """At the root the 8 model files and the 3 commands; support code in support/."""
+    root = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "*.py"))}
+    assert root == {f"{m}.py" for m in MODELS} | {"train.py", "sample.py", "evaluate.py"}
+    assert len(root) <= 12
+
+
+def test_model_files_import_only_torch_and_the_files_they_build_on():
+    for name in BUILDS:
+        tree = ast.parse(open(os.path.join(ROOT, name + ".py")).read())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split(".")[0])
+        allowed = {"torch"} | set(NEEDS.get(name, [])) | set(sys.stdlib_module_names)
+        assert imported <= allowed, f"{name}.py imports {imported - allowed}"
+        assert inspect.getdoc(__import__(name)), f"{name}.py has no docstring"
