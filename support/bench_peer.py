@@ -1,18 +1,23 @@
-"""bench.py --peer: ddpm.py's U-Net against the same network in the diffusers library's UNet2DModel, on the CPU.
+"""bench.py --peer: ddpm.py's U-Net against the same network in the diffusers library's
+UNet2DModel, on the CPU.
 
-    python -m support.bench --peer                                  # the DDPM paper's CIFAR-10 network, 35.7M parameters
-    python -m support.bench --peer --model ddpm --ch 64 --steps 3   # another configuration; --steps: repeats
+    python -m support.bench --peer                          # the DDPM paper's CIFAR-10 U-Net, 35.7M
+    python -m support.bench --peer --model ddpm --ch 64 --steps 3   # another one; --steps: repeats
 
-diffusers is no dependency of this project: install it in a scratch environment to run this file. The peer
-network is put in place of ddpm.py's U-Net inside a second DDPM, so both run the very same DDPM.loss (t, eps,
-q_sample, the MSE) with AdamW, and the very same DDIM sampler: only the network calls differ. The two run in one
-process, with the same threads, interleaved (the order swapped each repeat); medians of the repeats.
+diffusers is no dependency of this project: install it in a scratch environment to run this file.
+The peer network is put in place of ddpm.py's U-Net inside a second DDPM, so both run the very same
+DDPM.loss (t, eps, q_sample, the MSE) with AdamW, and the very same DDIM sampler: only the network
+calls differ. The two run in one process, with the same threads, interleaved (the order swapped
+each repeat); medians of the repeats.
 """
-import statistics, sys, time
+import statistics
+import sys
+import time
 import torch
 from ddpm import DDPM
 
-CIFAR10 = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_res=(16,), dropout=0.1)   # as ../shared/bench/peer_unet.py
+# the DDPM paper's CIFAR-10 U-Net, as ../shared/bench/peer_unet.py
+CIFAR10 = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_res=(16,), dropout=0.1)
 
 
 class Peer(torch.nn.Module):
@@ -21,12 +26,13 @@ class Peer(torch.nn.Module):
     def __init__(self, image_size, channels, ch, ch_mult, num_res_blocks, attn_res, dropout):
         super().__init__()
         from diffusers import UNet2DModel
-        attn = [image_size >> i in attn_res for i in range(len(ch_mult))]   # the resolution of each level
-        self.unet = UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels,
-                                layers_per_block=num_res_blocks, block_out_channels=tuple(ch * m for m in ch_mult),
-                                down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
-                                up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in attn[::-1]),
-                                dropout=dropout)   # heads of 8 channels, as diffusers' default
+        attn = [image_size >> i in attn_res for i in range(len(ch_mult))]   # each level's size
+        self.unet = UNet2DModel(
+            sample_size=image_size, in_channels=channels, out_channels=channels,
+            layers_per_block=num_res_blocks, block_out_channels=tuple(ch * m for m in ch_mult),
+            down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
+            up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in attn[::-1]),
+            dropout=dropout)                                    # heads of 8 channels: its default
 
     def forward(self, x, t, y=None):
         return self.unet(x, t).sample
@@ -36,17 +42,24 @@ def main(s):
     try:
         import diffusers
     except ImportError:
-        print("error: bench.py --peer needs diffusers (pip install diffusers, in a scratch environment)", file=sys.stderr)
+        print("error: bench.py --peer needs diffusers (pip install diffusers, in a scratch "
+              "environment)", file=sys.stderr)
         return 1
     size = s["image_size"] or 32
     config = {**CIFAR10, **{k: v for k, v in s["config"].items() if k in CIFAR10}}
-    B, n, S, repeats = s["batch_size"] or 16, s["n"], s["ddim_steps"], max(s["steps"], 1)
+    B = s["batch_size"] or 16
+    n = s["n"]
+    S = s["ddim_steps"]
+    repeats = max(s["steps"], 1)
     torch.manual_seed(0)
     ours = DDPM(size, 3, **config)
     peer = DDPM(size, 3, **config)
     peer.net = Peer(size, 3, **{k: config[k] for k in CIFAR10})
-    count = lambda m: sum(p.numel() for p in m.net.parameters())
-    print(f"parameters: ours {count(ours):,}, diffusers {diffusers.__version__} UNet2DModel {count(peer):,}")
+
+    def count(m):
+        return sum(p.numel() for p in m.net.parameters())
+    print(f"parameters: ours {count(ours):,}, "
+          f"diffusers {diffusers.__version__} UNet2DModel {count(peer):,}")
     x0 = torch.rand(B, 3, size, size) * 2 - 1
     opts = {m: m.configure_optimizers() for m in (ours, peer)}
 
@@ -63,7 +76,7 @@ def main(s):
         m.train()
 
     times = {(m, what): [] for m in ("ours", "peer") for what in ("train", "sample")}
-    for m in (ours, peer):                                      # warm-up: allocations, the optimizer's state
+    for m in (ours, peer):                                      # warm-up: allocations, Adam's state
         train_step(m)
     for r in range(repeats):
         for what, fn in (("train", train_step), ("sample", sample)):
@@ -71,13 +84,18 @@ def main(s):
                 t = time.perf_counter()
                 fn(m)
                 times[name, what].append(time.perf_counter() - t)
-                print(f"repeat {r + 1}/{repeats}: {name} {what} {times[name, what][-1]:.2f} s", file=sys.stderr, flush=True)
+                print(f"repeat {r + 1}/{repeats}: {name} {what} {times[name, what][-1]:.2f} s",
+                      file=sys.stderr, flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = {w: statistics.median(a / b for a, b in zip(times["ours", w], times["peer", w])) for w in ("train", "sample")}
-    print(f"{size}x{size}, {config}, {torch.get_num_threads()} threads, torch {torch.__version__}, {repeats} repeats "
-          f"(medians; the ratio: the median of the repeats' ratios, each of two runs side by side in time):")
-    print(f"training step, batch {B} (forward, backward, AdamW): ours {med['ours', 'train']:.2f} s, "
-          f"diffusers {med['peer', 'train']:.2f} s, ours / diffusers {ratio['train']:.2f}")
-    print(f"DDIM {S} steps, {n} images: ours {med['ours', 'sample']:.2f} s, diffusers {med['peer', 'sample']:.2f} s, "
-          f"ours / diffusers {ratio['sample']:.2f}")
+    ratio = {}
+    for w in ("train", "sample"):
+        ratio[w] = statistics.median(a / b for a, b in zip(times["ours", w], times["peer", w]))
+    print(f"{size}x{size}, {config}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{repeats} repeats (medians; the ratio: the median of the repeats' ratios, each of two "
+          "runs side by side in time):")
+    print(f"training step, batch {B} (forward, backward, AdamW): "
+          f"ours {med['ours', 'train']:.2f} s, diffusers {med['peer', 'train']:.2f} s, "
+          f"ours / diffusers {ratio['train']:.2f}")
+    print(f"DDIM {S} steps, {n} images: ours {med['ours', 'sample']:.2f} s, "
+          f"diffusers {med['peer', 'sample']:.2f} s, ours / diffusers {ratio['sample']:.2f}")
     return 0

@@ -1,28 +1,48 @@
-"""The command line that train.py, sample.py and evaluate.py share: the models by name, a mistake in
-the user's input as one line, a model's keywords as flags, checkpoints, the lock on --out, and Ctrl-C.
+"""The command line that train.py, sample.py and evaluate.py share: the models by name, a mistake
+in the user's input as one line, a model's keywords as flags, checkpoints, the lock on --out, and
+Ctrl-C.
 
 Kept apart from train.py and data.py so that each stays short enough to read in one sitting.
 """
-import argparse, importlib, inspect, os, signal, sys, time
+import argparse
+import importlib
+import inspect
+import os
+import signal
+import sys
+import time
 import torch
 
-fcntl = importlib.import_module("fcntl") if os.name == "posix" else None   # the lock on --out; Windows has none
-MODELS = {"vae": "VAE", "gan": "GAN", "dcgan": "DCGAN", "pix2pix": "Pix2Pix", "cyclegan": "CycleGAN", "stylegan": "StyleGAN",
-          "ddpm": "DDPM", "ldm": "LDM"}
+fcntl = importlib.import_module("fcntl") if os.name == "posix" else None   # --out's lock (POSIX)
+
+# The models by name: the one registration a new model needs (docs/protocol.md). Each name is a
+# file at the root (vae.py) and the class in it that train.py, sample.py and bench.py drive.
+MODELS = {
+    "vae": "VAE",
+    "gan": "GAN",
+    "dcgan": "DCGAN",
+    "pix2pix": "Pix2Pix",
+    "cyclegan": "CycleGAN",
+    "stylegan": "StyleGAN",
+    "ddpm": "DDPM",
+    "ldm": "LDM",
+}
+
 
 class Fail(Exception):
     """An error in the user's input: printed as one line, exit status 1."""
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with a mistake on the command line as one line (error: ...) like every other mistake."""
+    """argparse, with a mistake on the command line as one line (error: ...) like every other."""
     def error(self, message):
         raise Fail(f"{message} (see {self.prog} --help)")
 
 
 def hyperparameters(fn):
     """The keyword-only arguments of a model's __init__ or sample, with their defaults."""
-    return {p.name: p for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY}
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: p for p in params if p.kind == p.KEYWORD_ONLY}
 
 
 def flag_help(fn):
@@ -39,33 +59,40 @@ def flag_help(fn):
     return found
 
 
+def ints(text):
+    """A tuple flag's value: "1,2,2" -> (1, 2, 2); "" -> ()."""
+    return tuple(int(v) for v in text.split(",") if v)
+
+
 def add_flags(parser, params, helps):
-    """Each keyword argument becomes a flag: ch_mult=(1, 2) -> --ch-mult 1,2, a bool -> --x/--no-x."""
+    """Each keyword argument becomes a flag: ch_mult=(1, 2) -> --ch-mult 1,2, a bool -> --x/--no-x;
+    its help is the docstring's line for it (flag_help) and its default."""
     for name, p in params.items():
-        d, flag = p.default, "--" + name.replace("_", "-")
+        d = p.default
+        flag = "--" + name.replace("_", "-")
         shown = "" if d is None or d is inspect.Parameter.empty else f" (default: {d})"
         kw = dict(dest=name, default=argparse.SUPPRESS, help=helps.get(name, "") + shown)
         if isinstance(d, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(d, tuple):
-            ints = lambda s: tuple(int(v) for v in s.split(",") if v)   # noqa: E731
             parser.add_argument(flag, type=ints, metavar="A,B,...", **kw)
         elif d is None or d is inspect.Parameter.empty:
-            parser.add_argument(flag, metavar="PATH", **kw)           # an image file (sample.py)
+            parser.add_argument(flag, metavar="PATH", **kw)      # an image file (sample.py)
         else:
             parser.add_argument(flag, type=type(d), **kw)
 
 
 def at_least(lo, **counts):
-    """--batch-size 0 or -n -4: refused in one line, never replaced by a default or run into a crash."""
+    """--batch-size 0 or -n -4: refused in one line, never replaced by a default or a crash."""
     for k, v in counts.items():
         if v is not None and not v >= lo:
-            raise Fail(f"{'-n' if k == 'n' else '--' + k.replace('_', '-')} must be at least {lo} (got {v})")
+            flag = "-n" if k == "n" else "--" + k.replace("_", "-")
+            raise Fail(f"{flag} must be at least {lo} (got {v})")
 
 
 def claim(out):
     """One run at a time in a folder: a lock on OUT/.lock, which the system releases however the
-    process ends. Then a .tmp checkpoint left by a killed run is removed. Returns the open lock file."""
+    process ends. Then a .tmp checkpoint left by a killed run is removed. Returns the lock file."""
     try:
         lock = open(os.path.join(out, ".lock"), "w")
     except OSError as e:
@@ -75,7 +102,8 @@ def claim(out):
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             lock.close()
-            raise Fail(f"another run is training into {out} now: wait for it to end, or choose another --out")
+            raise Fail(f"another run is training into {out} now: wait for it to end, "
+                       "or choose another --out")
     if os.path.exists(tmp := os.path.join(out, "ckpt.pt.tmp")):
         os.remove(tmp)
         print(f"removed {tmp}, a checkpoint that a killed run did not finish writing")
@@ -83,15 +111,17 @@ def claim(out):
 
 
 def model_class(name):
+    """MODELS' class of that name, from its file: "ddpm" -> ddpm.DDPM."""
     if name not in MODELS:
         raise Fail(f"unknown model '{name}': choose from {', '.join(MODELS)}")
     return getattr(importlib.import_module(name), MODELS[name])
 
 
 def build_model(name, config):
+    """The model, built from its keywords (a checkpoint's config), or one line saying why not."""
     try:
         return model_class(name)(**config)
-    except (ValueError, TypeError, RuntimeError) as e:           # RuntimeError: a negative or huge width
+    except (ValueError, TypeError, RuntimeError) as e:         # RuntimeError: a negative width
         raise Fail(f"bad {name} configuration: {str(e).strip().splitlines()[0]}")
 
 
@@ -104,25 +134,34 @@ def read_checkpoint(path):
 
 
 def condition(ck, args, n, device):
-    """sample.py's --label as a (n,) LongTensor, or None (an unconditional model, every class in turn, or
-    --conditions, which sample.py reads with the checkpoint's object names)."""
-    names, k = ck.get("class_names") or [], ck["config"].get("num_classes", 0)
+    """sample.py's --label as a (n,) LongTensor, or None (an unconditional model, every class in
+    turn, or --conditions, which sample.py reads with the checkpoint's object names)."""
+    names = ck.get("class_names") or []
+    k = ck["config"].get("num_classes", 0)
     if not k and (args.label is not None or args.conditions):
-        raise Fail(f"{'--label' if args.label is not None else '--conditions'} given, but this {ck['model']} was trained without classes")
+        flag = "--label" if args.label is not None else "--conditions"
+        raise Fail(f"{flag} given, but this {ck['model']} was trained without classes")
     if args.label is None:
         return None
-    label = names.index(args.label) if args.label in names else int(args.label) if args.label.isdigit() else -1
+    if args.label in names:
+        label = names.index(args.label)
+    else:
+        label = int(args.label) if args.label.isdigit() else -1
     if not 0 <= label < k:
-        raise Fail(f"unknown label '{args.label}': use 0..{k - 1}" + (f" or one of: {', '.join(names)}" if names else ""))
+        choices = f" or one of: {', '.join(names)}" if names else ""
+        raise Fail(f"unknown label '{args.label}': use 0..{k - 1}" + choices)
     return torch.full((n,), label, dtype=torch.long, device=device)
 
 
 def load_checkpoint(path):
+    """A checkpoint of this project (a model in MODELS, its weights and config), or one line."""
     if not os.path.isfile(path):
         raise Fail(f"no checkpoint at {path}")
     ck = read_checkpoint(path)
-    if not (isinstance(ck, dict) and ck.get("model") in MODELS and "weights" in ck
-            and isinstance(ck.get("config"), dict) and {"image_size", "channels"} <= ck["config"].keys()):
+    ours = (isinstance(ck, dict) and ck.get("model") in MODELS and "weights" in ck
+            and isinstance(ck.get("config"), dict)
+            and {"image_size", "channels"} <= ck["config"].keys())
+    if not ours:
         raise Fail(f"{path} is not a checkpoint of this project")
     return ck
 
@@ -151,7 +190,8 @@ def compile_sampling(model, cuda):
 
 
 def compile_objectives(model):
-    """--compile: the objectives, networks and loss maths in one graph each (a model may name its own)."""
+    """train.py --compile: the objectives, networks and loss maths in one graph each; a model may
+    name its own objectives in `compiled`."""
     for objective in getattr(model, "compiled", ("loss", "d_loss", "g_loss")):
         if hasattr(model, objective):
             setattr(model, objective, torch.compile(getattr(model, objective)))
@@ -164,39 +204,49 @@ def save_checkpoint(path, state):
 
 
 class Progress:
-    """A long sampling loop, watched: one updating line on stderr (step i/N, it/s, ETA), shown once the
-    loop has run 2 s, so short ones stay silent; to a log file, not a terminal, a whole line every 10 s;
-    never with quiet. A model's sample() takes it as `progress` and wraps its loop in it:
-    `for x in progress(steps, total)`."""
+    """A long sampling loop, watched: one updating line on stderr (step i/N, it/s, ETA), shown
+    once the loop has run 2 s, so short ones stay silent; to a log file, not a terminal, a whole
+    line every 10 s; never with quiet. A model's sample() takes it as `progress` and wraps its
+    loop in it: `for x in progress(steps, total)`."""
 
     def __init__(self, what="sampling", quiet=False):
-        self.what, self.quiet = what, quiet
+        self.what = what
+        self.quiet = quiet
 
     def __call__(self, steps, total):
         t0 = last = time.perf_counter()
-        shown, tty = False, sys.stderr.isatty()                 # a terminal: rewrite the line; a log file: a line each 10 s
+        shown = False
+        tty = sys.stderr.isatty()                   # a terminal: rewrite; a log: a line each 10 s
+        every = 0.2 if tty else 10
         for i, x in enumerate(steps, 1):
             yield x
             now = time.perf_counter()
-            if not self.quiet and now - t0 > 2 and (now - last > (0.2 if tty else 10) or i == total):
-                rate, last, shown = i / (now - t0), now, True
-                line = f"{self.what}: step {i}/{total} | {rate:.1f} it/s | eta {(total - i) / rate:.0f} s "
-                print("\r" + line if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+            if not self.quiet and now - t0 > 2 and (now - last > every or i == total):
+                rate = i / (now - t0)
+                last = now
+                shown = True
+                line = f"{self.what}: step {i}/{total} | {rate:.1f} it/s | "
+                line += f"eta {(total - i) / rate:.0f} s "
+                print("\r" + line if tty else line, end="" if tty else "\n", file=sys.stderr,
+                      flush=True)
         if shown and tty:
             print(file=sys.stderr)
 
 
 def watched(fn, what, quiet):
     """The progress keyword for a model's sample() or animate(), where it takes one."""
-    return {"progress": Progress(what, quiet)} if "progress" in inspect.signature(fn).parameters else {}
+    if "progress" in inspect.signature(fn).parameters:
+        return {"progress": Progress(what, quiet)}
+    return {}
 
 
 class Signals:
-    """Ctrl-C (SIGINT), and SIGTERM, which clusters send before they kill a job, are noted here and acted
-    on at the next step boundary, so a checkpoint always holds whole steps and --resume continues
-    exactly. A second Ctrl-C stops at once, without saving."""
+    """Ctrl-C (SIGINT), and SIGTERM, which clusters send before they kill a job, are noted here
+    and acted on at the next step boundary, so a checkpoint always holds whole steps and --resume
+    continues exactly. A second Ctrl-C stops at once, without saving."""
     def __enter__(self):
-        self.caught, self.before = 0, {s: signal.signal(s, self.note) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.caught = 0
+        self.before = {s: signal.signal(s, self.note) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def note(self, signum, frame):

@@ -1,16 +1,16 @@
-"""Every bad command line a hostile but realistic user types gets one line on stderr, exit status 1 and
-no traceback: bad numbers, bad files and folders, damaged checkpoints, a run already in the folder.
-One table for train.py, one for sample.py, run in this process (the `cli` fixture) but for one case
-in a fresh interpreter, where only a real process shows what reaches the terminal (test_train.py's
-test_wrong_checkpoints runs sample.py so)."""
+"""Every bad command line a hostile but realistic user types gets one line on stderr, exit status 1
+and no traceback: bad numbers, bad files and folders, damaged checkpoints, a run already in the
+folder. One table for train.py, one for sample.py, run in this process (the `cli` fixture) but for
+one case in a fresh interpreter, where only a real process shows what reaches the terminal
+(test_train.py's test_wrong_checkpoints runs sample.py so)."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from train import build_model, save_checkpoint
+from support.cli import build_model, save_checkpoint
 
 fcntl = pytest.importorskip("fcntl")
-SMALL = ["--image-size", 8, "--ch", 8, "--latent-dim", 8, "--batch-size", 8, "--steps", 3]
+SMALL = ["--image-size", 8, "--ch", 8, "--z-dim", 8, "--batch-size", 8, "--steps", 3]
 
 
 def one_line(r, message):
@@ -25,11 +25,12 @@ def one_line(r, message):
     (["wavenet"], "unknown model 'wavenet'"),
     (["vae", "--image-size", 20], "power of two"),
     (["vae", "--resume"], "no checkpoint at"),
-    (["vae", "--image-size", 0], "--image-size must be at least 1 (got 0)"),       # was: silently the default
+    (["vae", "--image-size", 0], "--image-size must be at least 1 (got 0)"),   # was: the default
     (["vae", "--image-size", -5], "--image-size must be at least 1"),
-    (["vae", "--image-size", 100_000], "choose a smaller --image-size"),           # was: tried to allocate 302 GiB
+    (["vae", "--image-size", 100_000], "choose a smaller --image-size"),       # was: 302 GiB asked
     (["vae", "--batch-size", 0], "--batch-size must be at least 1"),
-    (["vae", "--batch-size", -4], "--batch-size must be at least 1"),              # was: a batch of 11,996, then NaN
+    # was: a batch of 11,996, then NaN
+    (["vae", "--batch-size", -4], "--batch-size must be at least 1"),
     (["vae", "--steps", -1], "--steps must be at least 0"),
     (["vae", "--log-every", 0], "--log-every must be at least 1"),
     (["vae", "--sample-every", 0], "--sample-every must be at least 1"),
@@ -37,21 +38,24 @@ def one_line(r, message):
     (["vae", "--grid", -2], "--grid must be at least 1"),
     (["ddpm", "--preview-steps", 0], "--preview-steps must be at least 1"),
     (["ddpm", "--preview-sampler", "euler"], "invalid choice: 'euler'"),
-    (["vae", "--preview-steps", 50], "unrecognized arguments: --preview-steps"),   # no sampler to choose
+    # a model with no sampler to choose
+    (["vae", "--preview-steps", 50], "unrecognized arguments: --preview-steps"),
     (["vae", "--eval-every", -1], "--eval-every must be at least 0"),
     (["vae", "--eval-n", 1], "--eval-n must be at least 2"),
-    (["vae", "--eval-every", 5], "no Inception weights at"),                   # before any image is decoded
+    (["vae", "--eval-every", 5], "no Inception weights at"),         # before any image is decoded
     (["vae", "--eval-every", 5, "--eval-features", "/no/clf.pt"], "no classifier at /no/clf.pt"),
     (["vae", "--ema", 1], "--ema is a decay in [0, 1)"),
     (["vae", "--ema", "nan"], "--ema is a decay in [0, 1)"),
     (["vae", "--ema", -0.1], "--ema is a decay in [0, 1)"),
     (["vae", "--lr", "nan"], "bad vae configuration: Invalid learning rate"),
     (["vae", "--lr", -1], "bad vae configuration: Invalid learning rate"),
-    (["vae", "--latent-dim", 0], "--latent-dim must be at least 1"),           # an int keyword with a positive default
+    (["vae", "--z-dim", 0], "--z-dim must be at least 1"),   # an int keyword, a positive default
     (["vae", "--data", "A_FILE"], "is a file: give the folder"),
-    (["vae", "--steps", "many"], "argument --steps: invalid int value: 'many'"),  # argparse too: one line
+    # argparse's mistakes too: one line
+    (["vae", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
     (["vae", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-    (["vae", "--beta", "nan", "--log-every", 1], "no checkpoint was written"),    # NaN before any save: says so
+    # NaN before any save: says so
+    (["vae", "--beta", "nan", "--log-every", 1], "no checkpoint was written"),
     (["vae", "OUT_IS_FILE"], "cannot make the folder --out"),
     (["vae", "LOCKED"], "another run is training into"),
     (["ldm", "--data", "BAD_CAPTIONS", "--captions"], "captions.txt is not UTF-8"),
@@ -76,16 +80,17 @@ def test_train_bad_input_gets_one_line(cli, tmp_path, args, message):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "classes" / "dogs" / "a.png")
     (tmp_path / "classes" / "cats" / "broken.png").write_bytes(b"not a png")
     (tmp_path / "empty").mkdir()
-    places = {"BAD_CAPTIONS": tmp_path / "captions", "UNREADABLE_CLASS": tmp_path / "classes", "EMPTY": tmp_path / "empty",
-              "A_FILE": tmp_path / "captions" / "captions.txt"}
+    places = {"BAD_CAPTIONS": tmp_path / "captions", "UNREADABLE_CLASS": tmp_path / "classes",
+              "EMPTY": tmp_path / "empty", "A_FILE": tmp_path / "captions" / "captions.txt"}
     args = [places.get(a, a) for a in args if a not in ("OUT_IS_FILE", "LOCKED", "RESUMABLE")]
-    small = SMALL if args[0] == "vae" else []                  # the flags come first: the row's own win
+    small = SMALL if args[0] == "vae" else []          # the flags come first: the row's own win
     r = cli("train.py", args[0], *small, *args[1:], "--out", out, fresh=args[0] == "wavenet")
     one_line(r, message)
 
 
 def write_checkpoint(path, name, **config):
-    """A checkpoint of an untrained model, as train.py writes it (no training needed to test sample.py)."""
+    """A checkpoint of an untrained model, as train.py writes it (no training needed to test
+    sample.py)."""
     model = build_model(name, config)
     save_checkpoint(str(path), dict(model=name, config=config, step=0, args={}, class_names=None,
                                     weights=model.state_dict(), ema=None, optimizers=[], rng={}))
@@ -99,7 +104,7 @@ def write_checkpoint(path, name, **config):
     (["DDPM", "--steps", 0], "--steps must be at least 1"),
     (["DDPM", "--strength", 1.5], "--strength is a fraction of the chain, in [0, 1]"),
     (["DDPM", "--guidance", "nan"], "--guidance must be a finite number"),
-    (["VAE", "--out", "A_FILE/grid.png"], "cannot write --out"),          # was: after all the sampling
+    (["VAE", "--out", "A_FILE/grid.png"], "cannot write --out"),    # was: after all the sampling
     (["VAE", "--out", "grid"], "name a picture (.png) or a folder"),
     (["VAE", "--temperature", "hot"], "invalid float value: 'hot'"),
     (["MISFIT"], "its weights do not fit its own configuration"),
@@ -107,17 +112,21 @@ def write_checkpoint(path, name, **config):
     (["PIX2PIX", "--input", "EMPTY"], "no images found in --input"),
 ])
 def test_sample_bad_input_gets_one_line(cli, tmp_path, args, message):
-    vae = write_checkpoint(tmp_path / "vae.pt", "vae", image_size=8, channels=3, latent_dim=4, ch=4)
-    write_checkpoint(tmp_path / "ddpm.pt", "ddpm", image_size=8, channels=3, T=10, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=())
-    write_checkpoint(tmp_path / "pix2pix.pt", "pix2pix", image_size=16, channels=3, ngf=4, ndf=4, n_layers=1)
+    vae = write_checkpoint(tmp_path / "vae.pt", "vae", image_size=8, channels=3, z_dim=4, ch=4)
+    write_checkpoint(tmp_path / "ddpm.pt", "ddpm", image_size=8, channels=3, T=10, ch=32,
+                     ch_mult=(1, 2), num_res_blocks=1, attn_res=())
+    write_checkpoint(tmp_path / "pix2pix.pt", "pix2pix", image_size=16, channels=3, ngf=4, ndf=4,
+                     n_layers=1)
     ck = torch.load(tmp_path / "vae.pt", weights_only=True)
-    torch.save({**ck, "config": {**ck["config"], "latent_dim": 6}}, tmp_path / "misfit.pt")     # config != weights
+    misfit = {**ck, "config": {**ck["config"], "z_dim": 6}}          # config != weights
+    torch.save(misfit, tmp_path / "misfit.pt")
     ck["weights"].pop(next(iter(vae.state_dict())))
     torch.save(ck, tmp_path / "missing.pt")
     (tmp_path / "a_file").write_text("a file, not a folder")
     (tmp_path / "empty").mkdir()
-    places = {"VAE": tmp_path / "vae.pt", "DDPM": tmp_path / "ddpm.pt", "PIX2PIX": tmp_path / "pix2pix.pt",
-              "MISFIT": tmp_path / "misfit.pt", "MISSING_KEY": tmp_path / "missing.pt", "EMPTY": tmp_path / "empty",
+    places = {"VAE": tmp_path / "vae.pt", "DDPM": tmp_path / "ddpm.pt",
+              "PIX2PIX": tmp_path / "pix2pix.pt", "MISFIT": tmp_path / "misfit.pt",
+              "MISSING_KEY": tmp_path / "missing.pt", "EMPTY": tmp_path / "empty",
               "A_FILE/grid.png": tmp_path / "a_file" / "grid.png", "grid": tmp_path / "grid"}
     r = cli("sample.py", *[places.get(a, a) for a in args])
     one_line(r, message)

@@ -1,12 +1,19 @@
 """The command line end to end: train.py and sample.py on the built-in data and on image folders,
 resume, sampling, every bad input, Ctrl-C, and a 2-process torchrun run on the CPU."""
-import json, os, random, signal, subprocess, sys, time
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 import numpy as np
 import torch
 from PIL import Image
 from conftest import ROOT
 
-TINY = ["--image-size", 16, "--ch", 8, "--latent-dim", 8, "--batch-size", 16, "--grid", 4, "--log-every", 5]
+TINY = ["--image-size", 16, "--ch", 8, "--z-dim", 8, "--batch-size", 16, "--grid", 4,
+        "--log-every", 5]
 
 
 def ckpt(out):
@@ -24,32 +31,40 @@ def test_train_resume_sample(cli, tmp_path):
     assert ckpt(out)["step"] == 20 and os.path.exists(out / "samples_000020.png")
     assert [json.loads(l)["step"] for l in open(out / "log.jsonl")] == [1, 5, 10, 15, 20]
 
-    r = cli("train.py", "vae", "--resume", "--steps", 30, "--out", out)   # the rest comes from the checkpoint
+    r = cli("train.py", "vae", "--resume", "--steps", 30, "--out", out)   # the rest: its checkpoint
     assert r.returncode == 0, r.out
-    assert ckpt(out)["step"] == 30 and ckpt(out)["config"]["latent_dim"] == 8
+    assert ckpt(out)["step"] == 30 and ckpt(out)["config"]["z_dim"] == 8
 
-    r = cli("sample.py", out / "ckpt.pt", "-n", 6, "--out", tmp_path / "grid.png", "--temperature", 0.5)
+    r = cli("sample.py", out / "ckpt.pt", "-n", 6, "--out", tmp_path / "grid.png",
+            "--temperature", 0.5)
     assert r.returncode == 0, r.out
-    assert Image.open(tmp_path / "grid.png").size == (3 * 18 + 2, 2 * 18 + 2)  # 3 x 2 grid of 16px, 2px gaps
-    r = cli("sample.py", out / "ckpt.pt", "-n", 5, "--batch-size", 2, "--out", str(tmp_path / "each") + "/")
+    grid = Image.open(tmp_path / "grid.png")
+    assert grid.size == (3 * 18 + 2, 2 * 18 + 2)               # 3 x 2 grid of 16px, 2px gaps
+    r = cli("sample.py", out / "ckpt.pt", "-n", 5, "--batch-size", 2,
+            "--out", str(tmp_path / "each") + "/")
     assert r.returncode == 0, r.out
     assert sorted(os.listdir(tmp_path / "each")) == [f"{i:05d}.png" for i in range(5)]
-    r = cli("sample.py", out / "ckpt.pt", "-n", 3, "--gif", "--frames", 6, "--out", tmp_path / "walk.png")
+    r = cli("sample.py", out / "ckpt.pt", "-n", 3, "--gif", "--frames", 6,
+            "--out", tmp_path / "walk.png")
     assert r.returncode == 0, r.out
-    assert Image.open(tmp_path / "walk.gif").n_frames > 1 and os.path.exists(tmp_path / "walk_strip.png")
+    assert Image.open(tmp_path / "walk.gif").n_frames > 1
+    assert os.path.exists(tmp_path / "walk_strip.png")
 
 
 def test_resume_applies_the_settings_it_prints(cli, tmp_path):
-    """--resume --lr 0: the printed lr is the one used (the optimizer's state once restored the old one),
-    so the weights stay where the checkpoint left them; the BatchNorm statistics still move."""
+    """--resume --lr 0: the printed lr is the one used (the optimizer's state once restored the old
+    one), so the weights stay where the checkpoint left them; the BatchNorm statistics still
+    move."""
     out = tmp_path / "run"
     assert cli("train.py", "vae", "--steps", 10, "--out", out, *TINY).returncode == 0
     before = ckpt(out)
     r = cli("train.py", "vae", "--resume", "--steps", 14, "--lr", 0, "--out", out)
     assert r.returncode == 0 and "changed on resume: lr 0.001 -> 0.0" in r.out, r.out
     after = ckpt(out)
-    learned = [k for k, v in before["weights"].items() if v.is_floating_point() and "running" not in k]
-    assert len(learned) > 10 and all(torch.equal(before["weights"][k], after["weights"][k]) for k in learned)
+    learned = [k for k, v in before["weights"].items()
+               if v.is_floating_point() and "running" not in k]
+    assert len(learned) > 10
+    assert all(torch.equal(before["weights"][k], after["weights"][k]) for k in learned)
     stats = [k for k in before["weights"] if "running_mean" in k]
     assert stats and not all(torch.equal(before["weights"][k], after["weights"][k]) for k in stats)
 
@@ -66,15 +81,18 @@ def test_resume_continues_exactly(cli, tmp_path):
 
 
 def write_images(folder):
-    """Mixed sizes and formats, one grayscale, one RGBA and one corrupt file, in two class folders."""
+    """Mixed sizes and formats, one grayscale, one RGBA and one corrupt file, in two class
+    folders."""
     rng = np.random.default_rng(0)
     for i, (w, h) in enumerate([(40, 30), (64, 64), (178, 218), (30, 50), (90, 60), (33, 33)]):
         d = folder / ("cats" if i % 2 else "dogs")
         d.mkdir(parents=True, exist_ok=True)
         arr = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
         Image.fromarray(arr).save(d / f"{i}.{'jpg' if i % 3 else 'png'}")
-    Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8), "L").save(folder / "dogs" / "gray.png")
-    Image.fromarray(rng.integers(0, 255, (20, 24, 4), dtype=np.uint8), "RGBA").save(folder / "cats" / "rgba.png")
+    gray = rng.integers(0, 255, (20, 20), dtype=np.uint8)
+    Image.fromarray(gray, "L").save(folder / "dogs" / "gray.png")
+    rgba = rng.integers(0, 255, (20, 24, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(folder / "cats" / "rgba.png")
     (folder / "cats" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (folder / "cats" / "notes.txt").write_text("not an image")
 
@@ -82,15 +100,18 @@ def write_images(folder):
 def test_folder_of_images_with_classes(cli, tmp_path):
     write_images(tmp_path / "imgs")
     out = tmp_path / "run"
-    args = ["--data", tmp_path / "imgs", "--classes", "--steps", 4, "--out", out, *TINY[:-4], "--batch-size", 4, "--grid", 4]
+    args = ["--data", tmp_path / "imgs", "--classes", "--steps", 4, "--out", out, *TINY[:-4],
+            "--batch-size", 4, "--grid", 4]
     r = cli("train.py", "vae", *args)
     assert r.returncode == 0, r.out
     assert "skipped 1 unreadable image" in r.out and "broken.jpg" in r.out
     assert "8 images 16x16x3, 2 classes" in r.out
     assert ckpt(out)["class_names"] == ["cats", "dogs"] and ckpt(out)["config"]["num_classes"] == 2
-    r = cli("train.py", "vae", *args[:-8], "--out", tmp_path / "again", "--batch-size", 4, "--grid", 4)
-    assert r.returncode == 0 and "decoding" not in r.out, r.out                 # the cache was reused
-    r = cli("sample.py", out / "ckpt.pt", "-n", 4, "--label", "dogs", "--out", str(tmp_path / "dogs") + "/")
+    r = cli("train.py", "vae", *args[:-8], "--out", tmp_path / "again", "--batch-size", 4,
+            "--grid", 4)
+    assert r.returncode == 0 and "decoding" not in r.out, r.out        # the cache was reused
+    r = cli("sample.py", out / "ckpt.pt", "-n", 4, "--label", "dogs",
+            "--out", str(tmp_path / "dogs") + "/")
     assert r.returncode == 0, r.out
     assert len(os.listdir(tmp_path / "dogs" / "dogs")) == 4                     # class subfolders
     r = cli("sample.py", out / "ckpt.pt", "--label", "horses")
@@ -98,26 +119,35 @@ def test_folder_of_images_with_classes(cli, tmp_path):
 
 
 def test_class_folders_hold_the_class_each_sample_was_drawn_with(cli, tmp_path, monkeypatch):
-    """sample.py -n 7 --batch-size 3: the labels the model is given, batch after batch, are the folders
-    the samples land in (every class in turn over all 7, not restarting with each batch)."""
+    """sample.py -n 7 --batch-size 3: the labels the model is given, batch after batch, are the
+    folders the samples land in (every class in turn over all 7, not restarting with each batch)."""
     import vae
     write_images(tmp_path / "imgs")
     out = tmp_path / "run"
-    assert cli("train.py", "vae", "--data", tmp_path / "imgs", "--classes", "--steps", 1, "--out", out,
-               *TINY[:-4], "--batch-size", 4, "--grid", 4).returncode == 0
-    given, draw = [], vae.VAE.sample
-    monkeypatch.setattr(vae.VAE, "sample", lambda self, n, y=None, **k: given.append(self.labels_for(n, y).cpu()) or draw(self, n, y, **k))
-    assert cli("sample.py", out / "ckpt.pt", "-n", 7, "--batch-size", 3, "--out", str(tmp_path / "s") + "/").returncode == 0
+    r = cli("train.py", "vae", "--data", tmp_path / "imgs", "--classes", "--steps", 1,
+            "--out", out, *TINY[:-4], "--batch-size", 4, "--grid", 4)
+    assert r.returncode == 0
+    given = []
+    draw = vae.VAE.sample
+
+    def noted(self, n, y=None, **k):
+        given.append(self.labels_for(n, y).cpu())
+        return draw(self, n, y, **k)
+    monkeypatch.setattr(vae.VAE, "sample", noted)
+    r = cli("sample.py", out / "ckpt.pt", "-n", 7, "--batch-size", 3,
+            "--out", str(tmp_path / "s") + "/")
+    assert r.returncode == 0
     drawn_with = torch.cat(given).tolist()
     folders = {f: c for c in ("cats", "dogs") for f in os.listdir(tmp_path / "s" / c)}
-    assert [("cats", "dogs")[drawn_with[i]] for i in range(7)] == [folders[f"{i:05d}.png"] for i in range(7)]
+    assert [("cats", "dogs")[drawn_with[i]] for i in range(7)] == \
+        [folders[f"{i:05d}.png"] for i in range(7)]
 
 
 def test_wrong_checkpoints(cli, tmp_path):
     out = tmp_path / "run"
     assert cli("train.py", "vae", "--steps", 2, "--out", out, *TINY).returncode == 0
     r = cli("train.py", "vae", "--steps", 2, "--out", out, *TINY)
-    assert r.returncode == 1 and "exists: add --resume" in r.out                 # never overwritten silently
+    assert r.returncode == 1 and "exists: add --resume" in r.out     # never overwritten silently
     other = ckpt(out)
     other["model"] = "ddpm"
     torch.save(other, tmp_path / "other.pt")
@@ -133,26 +163,35 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cli, tmp_path):
     out = tmp_path / "run"
     assert cli("train.py", "vae", "--steps", 10, "--out", out, *TINY).returncode == 0
     good = ckpt(out)
-    r = cli("train.py", "vae", "--resume", "--steps", 30, "--ckpt-every", 5, "--beta", "nan", "--out", out)
+    r = cli("train.py", "vae", "--resume", "--steps", 30, "--ckpt-every", 5, "--beta", "nan",
+            "--out", out)
     assert r.returncode == 1 and "NaN" in r.out and "Traceback" not in r.out, r.out
     assert "(step 10) is the last good checkpoint" in r.out
     kept = ckpt(out)
-    assert kept["step"] == 10 and all(torch.equal(kept["weights"][k], v) for k, v in good["weights"].items())
+    assert kept["step"] == 10
+    assert all(torch.equal(kept["weights"][k], v) for k, v in good["weights"].items())
 
 
 def same_run(a, b):
-    """Two checkpoints of one step, bit for bit: weights (G, D, BatchNorm statistics) and Adam's moments."""
-    moments = lambda ck: torch.cat([s["state"][i]["exp_avg"].flatten() for s in ck["optimizers"] for i in s["state"]])
-    return a["step"] == b["step"] and all(torch.equal(a["weights"][k], b["weights"][k]) for k in b["weights"]) \
-        and torch.equal(moments(a), moments(b))
+    """Two checkpoints of one step, bit for bit: weights (G, D, BatchNorm statistics) and Adam's
+    moments."""
+    def moments(ck):
+        return torch.cat([s["state"][i]["exp_avg"].flatten()
+                          for s in ck["optimizers"] for i in s["state"]])
+    same_weights = all(torch.equal(a["weights"][k], b["weights"][k]) for k in b["weights"])
+    return a["step"] == b["step"] and same_weights and torch.equal(moments(a), moments(b))
 
 
 def test_ctrl_c_inside_a_step_saves_whole_steps(cli, tmp_path, monkeypatch):
-    """Ctrl-C lands just after D's update of a random step, before G's: the checkpoint still holds whole
-    steps, so the interrupted run, resumed, ends bit for bit where an uninterrupted run ends."""
+    """Ctrl-C lands just after D's update of a random step, before G's: the checkpoint still holds
+    whole steps, so the interrupted run, resumed, ends bit for bit where an uninterrupted run
+    ends."""
     a, b = tmp_path / "a", tmp_path / "b"
-    flags = ["--image-size", 16, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "--grid", 4, "--log-every", 1]
-    calls, when, step = [0], 2 * random.randint(2, 6) + 1, torch.optim.Adam.step     # an odd call: a D update
+    flags = ["--image-size", 16, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "--grid", 4,
+             "--log-every", 1]
+    calls = [0]
+    when = 2 * random.randint(2, 6) + 1                         # an odd call: a D update
+    step = torch.optim.Adam.step
 
     def step_then_ctrl_c(self, *args, **kwargs):
         result = step(self, *args, **kwargs)
@@ -163,18 +202,21 @@ def test_ctrl_c_inside_a_step_saves_whole_steps(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.optim.Adam, "step", step_then_ctrl_c)
     r = cli("train.py", "dcgan", "--steps", 100, "--out", a, *flags)
     monkeypatch.undo()
-    assert r.returncode == 130 and "interrupted (SIGINT)" in r.out and ckpt(a)["step"] == when // 2 + 1, r.out
+    assert r.returncode == 130 and "interrupted (SIGINT)" in r.out, r.out
+    assert ckpt(a)["step"] == when // 2 + 1
     assert cli("train.py", "dcgan", "--resume", "--steps", 10, "--out", a).returncode == 0
     assert cli("train.py", "dcgan", "--steps", 10, "--out", b, *flags).returncode == 0
     assert same_run(ckpt(a), ckpt(b))
 
 
 def test_sigterm_saves_and_resume_is_exact(cli, tmp_path):
-    """SIGTERM, which clusters send before they kill a job, at a random moment of a real process: it
-    saves whole steps, exits with 128 + 15, and the resumed run matches an uninterrupted one."""
+    """SIGTERM, which clusters send before they kill a job, at a random moment of a real process:
+    it saves whole steps, exits with 128 + 15, and the resumed run matches an uninterrupted one."""
     a, b = tmp_path / "a", tmp_path / "b"
-    p = subprocess.Popen([sys.executable, "train.py", "vae", "--steps", "100000", "--out", str(a), *map(str, TINY[:-2]),
-                          "--log-every", "1"], cwd=ROOT, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = [sys.executable, "train.py", "vae", "--steps", "100000", "--out", str(a),
+               *map(str, TINY[:-2]), "--log-every", "1"]
+    p = subprocess.Popen(command, cwd=ROOT, env=cli.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
     for line in p.stdout:
         if line.startswith("step") and int(line.split()[1].split("/")[0]) >= 3:
             break
@@ -190,107 +232,136 @@ def test_sigterm_saves_and_resume_is_exact(cli, tmp_path):
 
 def test_torchrun_two_processes_on_cpu(tmp_path, cli):
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
-                        "train.py", "vae", "--steps", "6", "--out", str(out), *map(str, TINY)],
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        "--master_port=29533", "train.py", "vae", "--steps", "6",
+                        "--out", str(out), *map(str, TINY)],
                        cwd=ROOT, env=cli.env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "x 2 processes" in r.stdout and r.stdout.count("done:") == 1
     assert os.listdir(out).count("ckpt.pt") == 1 and ckpt(out)["step"] == 6
 
 
-def test_diffusion_previews_use_the_fast_sampler(cli, tmp_path, monkeypatch):
-    """The grids during training and the last one are drawn by the model's preview sampler (few steps),
-    not the full chain; --preview-sampler and --preview-steps choose another. Seen in the reverse process
-    each grid runs: which step rule, over how many steps. Class columns first, then an unconditional grid."""
+def reverse_processes(monkeypatch):
+    """The reverse processes DDPM runs from now on, as (step rule, number of steps)."""
     import ddpm
-    seen, reverse = [], ddpm.DDPM.reverse
-    monkeypatch.setattr(ddpm.DDPM, "reverse", lambda self, n, y, ts, sampler="ddpm", *a, **k:
-                        seen.append((sampler, len(ts))) or reverse(self, n, y, ts, sampler, *a, **k))
-    tiny = ["--image-size", 8, "--ch", 32, "--ch-mult", "1,2", "--num-res-blocks", 1, "--attn-res", 4, "--T", 100,
-            "--batch-size", 4, "--grid", 2, "--steps", 4, "--sample-every", 2, "--log-every", 2]
+    seen = []
+    reverse = ddpm.DDPM.reverse
+
+    def noted(self, n, y, ts, sampler="ddpm", *a, **k):
+        seen.append((sampler, len(ts)))
+        return reverse(self, n, y, ts, sampler, *a, **k)
+    monkeypatch.setattr(ddpm.DDPM, "reverse", noted)
+    return seen
+
+
+def test_diffusion_previews_use_the_fast_sampler(cli, tmp_path, monkeypatch):
+    """The grids during training and the last one are drawn by the model's preview sampler (few
+    steps), not the full chain; --preview-sampler and --preview-steps choose another. Seen in the
+    reverse process each grid runs: which step rule, over how many steps. Class columns first, then
+    an unconditional grid."""
+    import ddpm
+    seen = reverse_processes(monkeypatch)
+    tiny = ["--image-size", 8, "--ch", 32, "--ch-mult", "1,2", "--num-res-blocks", 1,
+            "--attn-res", 4, "--T", 100, "--batch-size", 4, "--grid", 2, "--steps", 4,
+            "--sample-every", 2, "--log-every", 2]
     assert cli("train.py", "ddpm", "--classes", "--out", tmp_path / "fast", *tiny).returncode == 0
     fast = (ddpm.DDPM.preview["sampler"], ddpm.DDPM.preview["steps"])
-    assert fast[1] < 100 and seen == [fast, fast]                               # step 2 and the final grid
-    assert os.path.exists(tmp_path / "fast" / "samples_000002.png") and os.path.exists(tmp_path / "fast" / "samples_000004.png")
+    assert fast[1] < 100 and seen == [fast, fast]               # step 2 and the final grid
+    assert os.path.exists(tmp_path / "fast" / "samples_000002.png")
+    assert os.path.exists(tmp_path / "fast" / "samples_000004.png")
     seen.clear()
-    r = cli("train.py", "ddpm", "--out", tmp_path / "full", *tiny, "--steps", 1, "--preview-sampler", "ddim", "--preview-steps", 100)
-    assert r.returncode == 0 and seen == [("ddim", 100)], r.out                 # the final grid only: the whole chain
+    r = cli("train.py", "ddpm", "--out", tmp_path / "full", *tiny, "--steps", 1,
+            "--preview-sampler", "ddim", "--preview-steps", 100)
+    assert r.returncode == 0 and seen == [("ddim", 100)], r.out   # the final grid: the whole chain
 
 
 def random_classifier(path, channels=1, size=16):
-    """A classifier file as evaluate.py --train-classifier writes it, with random weights: features enough to
-    tell images apart, and FD 0 for identical sets whatever the weights."""
+    """A classifier file as evaluate.py --train-classifier writes it, with random weights: features
+    enough to tell images apart, and FD 0 for identical sets whatever the weights."""
     import evaluate
     torch.manual_seed(0)
-    net = evaluate.Classifier(channels=channels, num_classes=3, width=8)
-    torch.save(dict(model="classifier", config=dict(channels=channels, num_classes=3, width=8), class_names=list("abc"),
-                    image_size=size, weights=net.state_dict()), path)
+    config = dict(channels=channels, num_classes=3, width=8)
+    net = evaluate.Classifier(**config)
+    torch.save(dict(model="classifier", config=config, class_names=list("abc"), image_size=size,
+                    weights=net.state_dict()), path)
     return str(path)
 
 
 def test_eval_every_logs_kid_and_fd_beside_the_loss(cli, tmp_path, monkeypatch):
-    """--eval-every N: a quality record (KID with its std, FD, the sample count) in log.jsonl at every Nth step,
-    and a line on stdout; none without the flag. A diffusion model samples them with its fast preview sampler."""
+    """--eval-every N: a quality record (KID with its std, FD, the sample count) in log.jsonl at
+    every Nth step, and a line on stdout; none without the flag. A diffusion model samples them with
+    its fast preview sampler."""
     clf = random_classifier(tmp_path / "clf.pt", channels=3)
-    r = cli("train.py", "vae", *TINY, "--steps", 10, "--eval-every", 5, "--eval-n", 24, "--eval-features", clf, "--out", tmp_path / "a")
+    r = cli("train.py", "vae", *TINY, "--steps", 10, "--eval-every", 5, "--eval-n", 24,
+            "--eval-features", clf, "--out", tmp_path / "a")
     assert r.returncode == 0 and r.out.count("quality at step") == 2, r.out
     checks = [l for l in map(json.loads, open(tmp_path / "a" / "log.jsonl")) if "KID" in l]
     assert [c["step"] for c in checks] == [5, 10] and all(c["eval_n"] == 24 for c in checks)
-    assert all(np.isfinite([c["KID"], c["KID_std"], c["FD"]]).all() and c["KID_std"] > 0 and c["FD"] > 0 for c in checks)
+    assert all(np.isfinite([c["KID"], c["KID_std"], c["FD"]]).all() for c in checks)
+    assert all(c["KID_std"] > 0 and c["FD"] > 0 for c in checks)
     assert cli("train.py", "vae", *TINY, "--steps", 5, "--out", tmp_path / "b").returncode == 0
     assert not any("KID" in l for l in open(tmp_path / "b" / "log.jsonl"))
     import ddpm
-    seen, reverse = [], ddpm.DDPM.reverse
-    monkeypatch.setattr(ddpm.DDPM, "reverse", lambda self, n, y, ts, sampler="ddpm", *a, **k:
-                        seen.append((sampler, len(ts))) or reverse(self, n, y, ts, sampler, *a, **k))
-    r = cli("train.py", "ddpm", "--classes", "--image-size", 8, "--ch", 32, "--ch-mult", "1", "--num-res-blocks", 1, "--attn-res", "",
-            "--T", 100, "--batch-size", 4, "--grid", 2, "--steps", 1, "--eval-every", 1, "--eval-n", 6, "--eval-features", clf,
+    seen = reverse_processes(monkeypatch)
+    r = cli("train.py", "ddpm", "--classes", "--image-size", 8, "--ch", 32, "--ch-mult", "1",
+            "--num-res-blocks", 1, "--attn-res", "", "--T", 100, "--batch-size", 4, "--grid", 2,
+            "--steps", 1, "--eval-every", 1, "--eval-n", 6, "--eval-features", clf,
             "--out", tmp_path / "d")
     fast = (ddpm.DDPM.preview["sampler"], ddpm.DDPM.preview["steps"])
-    assert r.returncode == 0 and seen == [fast, fast, fast], r.out               # two batches (4 + 2) of samples, the grid
+    # two batches (4 + 2) of samples, then the grid
+    assert r.returncode == 0 and seen == [fast, fast, fast], r.out
 
 
 def test_quality_compares_the_emas_samples_with_the_images_they_were_drawn_for(tmp_path):
-    """train.quality on stand-ins: pairs whose target b is the input a negated, and a G that negates (a perfect
-    pix2pix), give FD 0; a G that returns its input, or noise, does not. The EMA samples (not the trained model),
-    in eval mode, on a forked RNG (training's noise untouched); for labels, G gets the labels of the very images
-    it is compared with. The record goes to log.jsonl."""
+    """quality on stand-ins: pairs whose target b is the input a negated, and a G that negates (a
+    perfect pix2pix), give FD 0; a G that returns its input, or noise, does not. The EMA samples
+    (not the trained model), in eval mode, on a forked RNG (training's noise untouched); for labels,
+    G gets the labels of the very images it is compared with. The record goes to log.jsonl."""
     from contextlib import nullcontext
     from types import SimpleNamespace
-    import evaluate, train
+    import evaluate
     from support.data import Batches
+    from support.quality import quality
 
     class G(torch.nn.Module):
         def __init__(self, draw):
             super().__init__()
-            self.draw, self.modes = draw, []
+            self.draw = draw
+            self.modes = []
 
         def sample(self, n, y):
             self.modes.append(self.training)
             return self.draw(n, y)
 
-    proc = SimpleNamespace(device=torch.device("cpu"), cuda=False, autocast=nullcontext(), log=lambda *a: None)
-    args = dict(batch_size=16, seed=0, eval_n=40, quiet=True, out=str(tmp_path), eval_features="clf")
+    proc = SimpleNamespace(device=torch.device("cpu"), cuda=False, autocast=nullcontext(),
+                           log=lambda *a: None)
+    args = dict(batch_size=16, seed=0, eval_n=40, quiet=True, out=str(tmp_path),
+                eval_features="clf")
     features = evaluate.features_of(random_classifier(tmp_path / "clf.pt"), proc.device)
-    a = torch.from_numpy(np.random.default_rng(0).integers(0, 100, (64, 8, 8, 1), dtype=np.uint8))   # dark inputs
-    pairs = Batches(torch.cat([a, 255 - a], 3), None, 16, "cpu", 0, paired=True)    # bright targets, b = -a on [-1, 1]
+    dark = np.random.default_rng(0).integers(0, 100, (64, 8, 8, 1), dtype=np.uint8)
+    a = torch.from_numpy(dark)                                  # dark inputs
+    pairs = Batches(torch.cat([a, 255 - a], 3), None, 16, "cpu", 0, paired=True)   # b = -a
 
     def fd(model, ema=None, batches=pairs):
         model.train()
         before = torch.get_rng_state()
-        train.quality(model, ema, batches, features, args, 7, proc)
+        quality(model, ema, batches, features, args, 7, proc)
         assert torch.equal(torch.get_rng_state(), before) and model.training
         return [json.loads(l) for l in open(tmp_path / "log.jsonl")][-1]["FD"]
 
     perfect = G(lambda n, a: -a)
-    assert abs(fd(perfect)) < 1e-6 and perfect.modes == [False] * 3               # 40 samples in batches of 16
-    assert fd(G(lambda n, a: a)) > 1e-3                                            # G(a) = a: not b
+    assert abs(fd(perfect)) < 1e-6 and perfect.modes == [False] * 3   # 40 samples, batches of 16
+    assert fd(G(lambda n, a: a)) > 1e-3                                # G(a) = a: not b
     noise = G(lambda n, a: torch.rand_like(a) * 2 - 1)
     assert fd(noise) > 1e-3 and noise.modes == [False] * 3
-    assert abs(fd(noise, ema=G(lambda n, a: -a))) < 1e-6 and len(noise.modes) == 3  # the EMA drew them, not the model
-    y = torch.arange(64) % 4                                                       # labels: class c is one grey level
-    level = lambda y: (y.float()[:, None, None, None] * 80 - 120).expand(-1, 1, 8, 8).round()   # (B, 1, 8, 8)
-    labelled = Batches((level(y) + 127.5).round().to(torch.uint8).permute(0, 2, 3, 1), y, 16, "cpu", 0)
+    assert abs(fd(noise, ema=G(lambda n, a: -a))) < 1e-6          # the EMA drew them,
+    assert len(noise.modes) == 3                                  # not the model
+    y = torch.arange(64) % 4                                      # labels: class c, one grey level
+
+    def level(y):                                               # (B, 1, 8, 8)
+        return (y.float()[:, None, None, None] * 80 - 120).expand(-1, 1, 8, 8).round()
+    images = (level(y) + 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+    labelled = Batches(images, y, 16, "cpu", 0)
     assert abs(fd(G(lambda n, y: level(y) / 127.5), batches=labelled)) < 1e-6
     record = [json.loads(l) for l in open(tmp_path / "log.jsonl")][-1]
     assert record["step"] == 7 and record["eval_n"] == 40 and np.isfinite(record["KID"])

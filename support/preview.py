@@ -1,0 +1,48 @@
+"""The sample grids train.py writes during a run (OUT/samples_STEP.png): the same noise every time,
+so progress shows as the same samples sharpening. A diffusion model draws them with its `preview`
+sampler (few steps), which --preview-sampler and --preview-steps replace.
+"""
+import os
+import torch
+from support.cli import watched
+from support.data import UnpairedBatches, grid
+
+
+def preview_knobs(net, args, what):
+    """The sample() keywords of a grid or a quality check: the preview sampler, a progress line."""
+    knobs = {k: args[f"preview_{k}"] for k in getattr(net, "preview", {})}
+    return knobs | watched(net.sample, what, args["quiet"])
+
+
+def sample_grid(model, ema, batches, args, step, proc):
+    """OUT/samples_STEP.png from the EMA weights (else the model's), on its own seed."""
+    if proc.rank != 0:
+        return
+    net = ema or model
+    n = args["grid"]
+    device = proc.device
+    knobs = preview_knobs(net, args, "grid")
+    net.eval()
+    with torch.random.fork_rng(devices=[device] if proc.cuda else []), proc.autocast:
+        torch.manual_seed(args["seed"])
+        if batches.paired:                                      # rows of input | output | target
+            b, a = batches.batch(torch.arange(max(1, min(n // 3, 8, len(batches)))))
+            x = torch.stack([a, net.sample(len(a), a), b], 1).flatten(0, 1)
+            nrow = 6
+        elif isinstance(batches, UnpairedBatches):              # a G(a) F(G(a)) b F(b) G(F(b))
+            b, a = batches.batch(torch.arange(max(1, min(n // 6, 8))))
+            ga = net.sample(len(a), a)
+            fb = net.sample(len(b), b, direction="BtoA")
+            fga = net.sample(len(a), ga, direction="BtoA")
+            gfb = net.sample(len(b), fb)
+            x = torch.stack([a, ga, fga, b, fb, gfb], 1).flatten(0, 1)
+            nrow = 6
+        elif batches.labels is not None:                        # a column per class (or caption)
+            y = torch.unique(batches.labels, dim=0)[:n].to(device)
+            x = net.sample(n, y[torch.arange(n, device=device) % len(y)], **knobs)
+            nrow = len(y) if len(y) <= 16 else None
+        else:
+            x = net.sample(n, **knobs)
+            nrow = None
+    model.train()
+    grid(x, nrow=nrow).save(os.path.join(args["out"], f"samples_{step:06d}.png"))
