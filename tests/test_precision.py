@@ -1,7 +1,7 @@
-"""The CUDA path's dtypes and layouts, on the CPU: one training step and a short sampling of every model
-under bf16 autocast with the weights in channels_last, as train.py runs them on a GPU. A float64
-buffer meeting a bf16 activation, a .view() on a channels_last tensor or a loss left in bf16 shows
-here, not in the first user's GPU run."""
+"""The CUDA path's dtypes and layouts, on the CPU: one training step and a short sampling of every
+model under bf16 autocast with the weights in channels_last, as train.py runs them on a GPU. A
+float64 buffer meeting a bf16 activation, a .view() on a channels_last tensor or a loss left in
+bf16 shows here, not in the first user's GPU run."""
 import pytest
 import torch
 from cyclegan import CycleGAN
@@ -14,11 +14,12 @@ from stylegan import StyleGAN
 from vae import VAE
 
 DIFFUSION = dict(T=10, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=(4,), dropout=0.0)
-MODELS = {                                     # (model, its condition y for a batch of 4: None, labels or images)
-    "vae": (lambda: VAE(16, 3, 2, ch=8, latent_dim=4), "labels"),
-    "gan": (lambda: GAN(8, 3, 2, hidden=16, nz=8), "labels"),
-    "dcgan": (lambda: DCGAN(16, 3, 2, nz=8, ngf=8, ndf=8, acgan=True), "labels"),
-    "dcgan wgan-gp": (lambda: DCGAN(16, 3, 2, nz=8, ngf=8, ndf=8, loss="wgan-gp"), "labels"),
+MODELS = {                    # (model, its condition y for a batch of 4: None, labels or images)
+    "vae": (lambda: VAE(16, 3, 2, ch=8, z_dim=4), "labels"),
+    "gan": (lambda: GAN(8, 3, 2, hidden=16, z_dim=8), "labels"),
+    "dcgan": (lambda: DCGAN(16, 3, 2, z_dim=8, ngf=8, ndf=8, acgan=True), "labels"),
+    "dcgan wgan-gp": (lambda: DCGAN(16, 3, 2, z_dim=8, ngf=8, ndf=8, loss="wgan-gp"),
+                      "labels"),
     "pix2pix": (lambda: Pix2Pix(16, 3, ngf=8, ndf=8, n_layers=1), "images"),
     "cyclegan": (lambda: CycleGAN(16, 3, ngf=8, ndf=8, n_blocks=1, n_layers=1), "images"),
     "stylegan": (lambda: StyleGAN(8, 3, z_dim=8, w_dim=8, n_mlp=2, ch=8, max_ch=8), None),
@@ -34,19 +35,22 @@ def test_a_step_and_a_sample_under_bf16_autocast_and_channels_last(name):
     model = make().to(memory_format=torch.channels_last)
     opts = model.configure_optimizers()
     opts = list(opts) if isinstance(opts, (tuple, list)) else [opts]
-    x = (torch.rand(4, 3, model_size(model), model_size(model)) * 2 - 1).contiguous(memory_format=torch.channels_last)
-    y = {None: None, "labels": torch.tensor([0, 1, 0, 1]), "images": torch.rand_like(x) * 2 - 1}[condition]
+    S = model_size(model)
+    x = (torch.rand(4, 3, S, S) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    given = {None: None, "labels": torch.tensor([0, 1, 0, 1]), "images": torch.rand_like(x) * 2 - 1}
+    y = given[condition]
     objectives = [model.loss] if len(opts) == 1 else [model.d_loss, model.g_loss]
-    for _ in range(2):                                                   # ldm: the autoencoder's step, then diffusion's
+    for _ in range(2):                              # ldm: the autoencoder's step, then diffusion's
         for opt, objective in zip(opts, objectives):
             with torch.autocast("cpu", torch.bfloat16):
                 terms = objective(x, y)
             total = sum(v for v in terms.values() if v.requires_grad)
-            assert total.dtype == torch.float32, f"{name}: a loss left in {total.dtype}"   # reduced in float32
+            assert total.dtype == torch.float32, f"{name}: a loss left in {total.dtype}"
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
-            assert torch.isfinite(total) and all(torch.isfinite(p).all() for p in model.parameters())
+            finite = all(torch.isfinite(p).all() for p in model.parameters())
+            assert torch.isfinite(total) and finite
     model.eval()
     knobs = dict(steps=3, sampler="ddim") if isinstance(model, (DDPM, LDM)) else {}
     with torch.autocast("cpu", torch.bfloat16):

@@ -17,7 +17,7 @@ def test_kl_matches_monte_carlo():
     torch.manual_seed(0)
     mu, logvar = torch.randn(4, 3), torch.randn(4, 3)
     x = torch.rand(4, 1, 8, 8) * 2 - 1
-    model = with_fixed_posterior(VAE(8, 1, latent_dim=3), mu, logvar, x)      # decoder exact: recon = 0
+    model = with_fixed_posterior(VAE(8, 1, z_dim=3), mu, logvar, x)      # decoder exact: recon = 0
     kl = model.loss(x)["kl"]
     # E_q[log q(z|x) - log p(z)] with z ~ q, summed over dimensions, averaged over the batch
     q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
@@ -30,7 +30,8 @@ def test_kl_matches_monte_carlo():
 def test_recon_is_gaussian_negative_log_likelihood():
     torch.manual_seed(0)
     x, x_hat = torch.rand(5, 3, 8, 8) * 2 - 1, torch.rand(5, 3, 8, 8) * 2 - 1
-    model = with_fixed_posterior(VAE(8, 3, sigma=0.3), torch.zeros(5, 32), torch.zeros(5, 32), x_hat)
+    mu = logvar = torch.zeros(5, 32)
+    model = with_fixed_posterior(VAE(8, 3, sigma=0.3), mu, logvar, x_hat)
     nll = -torch.distributions.Normal(x_hat, 0.3).log_prob(x).sum((1, 2, 3)).mean()
     const = 0.5 * math.log(2 * math.pi * 0.3**2) * 3 * 8 * 8                  # the dropped constant
     assert model.loss(x)["recon"].item() == pytest.approx(nll.item() - const, rel=1e-4)
@@ -45,7 +46,7 @@ def test_reparameterization_passes_gradients_to_mu_and_sigma():
     assert eps.mean().abs() < 0.01 and (eps.std() - 1).abs() < 0.01          # z ~ N(mu, sigma^2)
     z.sum().backward()
     assert torch.allclose(mu.grad, torch.ones_like(mu))                       # dz/dmu = 1
-    assert torch.allclose(logvar.grad, 0.5 * 2 * eps.detach(), atol=1e-5)     # dz/dlogvar = sigma * eps / 2
+    assert torch.allclose(logvar.grad, 0.5 * 2 * eps.detach(), atol=1e-5)  # dz/dlogvar: sigma eps/2
 
 
 def test_conditional_decoder_uses_the_label():
@@ -70,7 +71,7 @@ def test_learns_the_shapes():
     torch.manual_seed(0)
     images, _, _ = shapes(n=2000, size=16, seed=0)
     data = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1      # (N, 3, 16, 16)
-    model = VAE(16, 3, latent_dim=16, ch=16)
+    model = VAE(16, 3, z_dim=16, ch=16)
     opt = model.configure_optimizers()
     held_out = data[:256]
 
@@ -94,4 +95,4 @@ def test_learns_the_shapes():
     model.eval()
     samples = model.sample(32)
     assert samples.shape == (32, 3, 16, 16) and samples.min() >= -1 and samples.max() <= 1
-    assert samples.std(0).mean() > 0.05                                      # samples differ from each other
+    assert samples.std(0).mean() > 0.05                        # samples differ from each other
