@@ -24,7 +24,7 @@ from support.preview import sample_grid
 from support.quality import load_features, quality
 from support.resume import model_and_resume
 from support.settings import parse, settings
-from support.training_data import batches, data
+from support.training_data import data, make_batches
 
 
 def main(argv):
@@ -36,7 +36,7 @@ def main(argv):
     try:
         images, labels, names = first_process_first(proc, data, name, cls, args, config, ck, proc)
         model, opts, ema, step = model_and_resume(name, config, args, ck, proc)
-        draw = batches(images, labels, names, model, args, proc)
+        batches = make_batches(images, labels, names, model, args, proc)
         if proc.rank > 0:
             torch.manual_seed(args["seed"] + 1000 * proc.rank + step)   # other noise in each
         if args["compile"]:
@@ -45,7 +45,7 @@ def main(argv):
         proc.log(f"{millions:.2f}M parameters; config {json.dumps(config)}")
         kept = {k: v for k, v in args.items() if k not in ("resume", "compile")}
         run = dict(model=name, config=config, args=kept, class_names=names)   # the checkpoint's
-        train(model, opts, ema, draw, step, run, proc, features)
+        train(model, opts, ema, batches, step, run, proc, features)
     finally:
         end(proc)
 

@@ -45,7 +45,7 @@ def data(name, cls, args, config, ck, proc):
     return images, labels, names
 
 
-def batches(images, labels, names, model, args, proc):
+def make_batches(images, labels, names, model, args, proc):
     """The batches of this process: (x, y) for step i is batches(i). Captions become the model's
     token ids (with a warning for those it cuts short); the whole data sits on the GPU when it
     fits in a quarter of the free memory."""
