@@ -138,7 +138,7 @@ def cvae_lab_accuracy(seed, steps=500):
     x, y = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(labels)   # [0, 1]
     x, y, asked = x[:800], y[:800], y[800:]
     clf = train_classifier(x, y, 150)
-    vae = VAE(8, 3, 24, latent_dim=8, ch=16, sigma=1.0, lr=3e-3)         # sigma 1: leans on y more than on z
+    vae = VAE(8, 3, 24, z_dim=8, ch=16, sigma=1.0, lr=3e-3)         # sigma 1: leans on y more than on z
     opt = vae.configure_optimizers()
     for step in range(steps):
         idx = torch.randint(0, len(x), (32,))
@@ -164,7 +164,7 @@ def test_the_lab_from_the_command_line(cli, tmp_path):
     scenes.write(str(tmp_path / "lab"), n=64, size=8)
     lab_dir = tmp_path / "lab"
     assert len(os.listdir(lab_dir / "images")) == 64 and len(json.loads((lab_dir / "new_test.json").read_text())) == 32
-    small = ["--image-size", 8, "--batch-size", 8, "--steps", 2, "--ch", 8, "--latent-dim", 4]
+    small = ["--image-size", 8, "--batch-size", 8, "--steps", 2, "--ch", 8, "--z-dim", 4]
     r = cli("train.py", "vae", "--data", lab_dir / "images", "--labels", lab_dir / "train.json", *small, "--out", tmp_path / "vae")
     assert r.returncode == 0 and "24 objects" in r.out, r.out
     r = cli("sample.py", tmp_path / "vae" / "ckpt.pt", "--conditions", lab_dir / "test.json", "--out", f"{tmp_path / 's'}/")
