@@ -1,6 +1,6 @@
-"""dcgan.py: the lecture's parameter counts, the minimax value, confident and wrong discriminators, the
-Wasserstein critic's sign and clipping, the conditional penalty's interpolates, ACGAN's labels, learning
-on tiny data, the options, the command line."""
+"""dcgan.py: the lecture's parameter counts, the minimax value, confident and wrong discriminators,
+the Wasserstein critic's sign and clipping, the conditional penalty's interpolates, ACGAN's labels,
+learning on tiny data, the options, the command line."""
 import math
 import pytest
 import torch
@@ -19,10 +19,11 @@ def count(*modules):
 
 
 def test_parameter_counts_match_the_lecture():
-    m = DCGAN(64, 3, nz=128, ngf=64, ndf=64)
+    m = DCGAN(64, 3, z_dim=128, ngf=64, ndf=64)
     assert count(m.G) == 3_806_080
-    assert count(m.D, m.D_out) == 2_765_696                                  # BatchNorm after the first conv too
-    assert count(*[DCGAN(64, 3, nz=128, bn_first=False)][0].children()) - 3_806_080 == 2_765_568   # the paper's D
+    assert count(m.D, m.D_out) == 2_765_696                      # BatchNorm after the first conv
+    papers = DCGAN(64, 3, z_dim=128, bn_first=False)
+    assert count(*papers.children()) - 3_806_080 == 2_765_568     # the paper's D
 
 
 def test_sizes_add_or_remove_blocks():
@@ -36,42 +37,47 @@ def test_sizes_add_or_remove_blocks():
 
 def test_minimax_value_at_d_one_half():
     m = DCGAN(16, 3, ngf=8, ndf=8)
-    torch.nn.init.zeros_(m.D_out.weight)                                     # every logit 0: D = 1/2
+    torch.nn.init.zeros_(m.D_out.weight)                         # every logit 0: D = 1/2
     terms = m.d_loss(torch.rand(8, 3, 16, 16) * 2 - 1)
     assert (terms["real"] + terms["fake"]).item() == pytest.approx(2 * math.log(2))
-    assert terms["D(x)"].item() == pytest.approx(0.5) and terms["D(G(z))"].item() == pytest.approx(0.5)
+    assert terms["D(x)"].item() == pytest.approx(0.5)
+    assert terms["D(G(z))"].item() == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("logit_of_real", [5.0, -5.0])                   # D confidently right, then wrong
+@pytest.mark.parametrize("logit_of_real", [5.0, -5.0])          # D confidently right, then wrong
 def test_confident_discriminator(logit_of_real):
-    """Real x = +1, fakes -1, D's logit logit_of_real * mean(x): when D is confidently right its loss is
-    near 0 and G's large (5.007 = -log sigmoid(-5)); the reverse when it is confidently wrong."""
+    """Real x = +1, fakes -1, D's logit logit_of_real * mean(x): when D is confidently right its
+    loss is near 0 and G's large (5.007 = -log sigmoid(-5)); the reverse when it is confidently
+    wrong."""
     m = DCGAN(8, 1, ngf=4, ndf=4)
     m.generate = lambda z, y=None: -torch.ones(len(z), 1, 8, 8)
     m.D, m.D_out = Fn(lambda x: x), Fn(lambda h: logit_of_real * h.mean((1, 2, 3)))
     d, g = m.d_loss(torch.ones(8, 1, 8, 8)), m.g_loss(None)
-    assert d["real"].item() == pytest.approx(bce(logit_of_real, 1.0), rel=1e-4)      # -log D(x)
-    assert d["fake"].item() == pytest.approx(bce(-logit_of_real, 0.0), rel=1e-4)     # -log(1 - D(G(z)))
-    assert g["gan"].item() == pytest.approx(bce(-logit_of_real, 1.0), rel=1e-4)      # -log D(G(z))
+    assert d["real"].item() == pytest.approx(bce(logit_of_real, 1.0), rel=1e-4)   # -log D(x)
+    assert d["fake"].item() == pytest.approx(bce(-logit_of_real, 0.0), rel=1e-4)  # -log(1 - D)
+    assert g["gan"].item() == pytest.approx(bce(-logit_of_real, 1.0), rel=1e-4)   # -log D(G(z))
     assert (d["real"] + d["fake"] < 0.02) == (logit_of_real > 0) == (g["gan"] > 5)
 
 
 @pytest.mark.parametrize("loss", ["wgan", "wgan-gp"])
 def test_wasserstein_critic_value_and_sign(loss):
-    """A linear critic f(x) = w . x with ||w|| = 2, real data where f = 6 and fakes where f = -2: the critic's
-    loss is E[f(G(z))] - E[f(x)] = -8, the penalty lambda (2 - 1)^2, G's loss -E[f(G(z))] = 2."""
+    """A linear critic f(x) = w . x with ||w|| = 2, real data where f = 6 and fakes where f = -2:
+    the critic's loss is E[f(G(z))] - E[f(x)] = -8, the penalty lambda (2 - 1)^2, G's loss
+    -E[f(G(z))] = 2."""
     m = DCGAN(8, 1, ngf=4, ndf=4, loss=loss, gp_lambda=3.0)
     w = torch.full((64,), 0.25)
     m.generate = lambda z, y=None: torch.full((len(z), 1, 8, 8), -0.125)
     m.D, m.D_out = Fn(lambda x: x), Fn(lambda h: h.flatten(1) @ w)
     d = m.d_loss(torch.full((8, 1, 8, 8), 0.375))
     assert d["real"].item() == pytest.approx(-6) and d["fake"].item() == pytest.approx(-2)
-    assert (loss == "wgan-gp") == ("gp" in d) and d.get("gp", torch.tensor(3.0)).item() == pytest.approx(3.0)
+    assert (loss == "wgan-gp") == ("gp" in d)
+    assert d.get("gp", torch.tensor(3.0)).item() == pytest.approx(3.0)
     assert m.g_loss(None)["wgan"].item() == pytest.approx(2)
 
 
 def test_wgan_clips_every_critic_weight():
-    """After each critic step all of D's parameters (BatchNorm's and the head's too) lie in [-c, c]; G's do not."""
+    """After each critic step all of D's parameters (BatchNorm's and the head's too) lie in
+    [-c, c]; G's do not."""
     torch.manual_seed(0)
     m = DCGAN(8, 1, ngf=4, ndf=4, loss="wgan", lr=0.01)
     assert m.n_critic == 5 and DCGAN(8, 1, ngf=4, ndf=4, loss="wgan").lr == 5e-5
@@ -82,27 +88,31 @@ def test_wgan_clips_every_critic_weight():
 
 
 def test_conditional_penalty_interpolates_within_one_condition():
-    """G draws with the batch's labels shuffled; the penalty's x_hat must join x_i to a fake of its own label
-    y_i, and be scored with y_i. Channel 0 of every image holds its label, so x_hat's channel 0 is y_i
-    exactly when both ends share it; channel 1 is 0 for real, 1 for fake."""
+    """G draws with the batch's labels shuffled; the penalty's x_hat must join x_i to a fake of its
+    own label y_i, and be scored with y_i. Channel 0 of every image holds its label, so x_hat's
+    channel 0 is y_i exactly when both ends share it; channel 1 is 0 for real, 1 for fake."""
     torch.manual_seed(0)
     m = DCGAN(8, 2, 8, ngf=4, ndf=4, loss="wgan-gp")
     y = torch.arange(8)
-    image = lambda label, source: torch.stack([label.float(), source], 1)[:, :, None, None].expand(-1, -1, 8, 8)
+
+    def image(label, source):
+        return torch.stack([label.float(), source], 1)[:, :, None, None].expand(-1, -1, 8, 8)
+
     m.generate = lambda z, c: image(c, torch.ones(len(c)))
     seen = []
-    m.critic = lambda v, c: seen.append((v.detach(), c)) or v.sum((1, 2, 3))   # called by the penalty alone
+    m.critic = lambda v, c: seen.append((v.detach(), c)) or v.sum((1, 2, 3))   # the penalty's only
     m.d_loss(image(y, torch.zeros(8)), y)
     (x_hat, c), = seen
-    assert (m.y_fake != y).any()                                             # the shuffle did move labels
-    assert torch.equal(c, y) and torch.allclose(x_hat[:, 0], y.float().view(-1, 1, 1).expand(-1, 8, 8))
-    assert ((0 < x_hat[:, 1]) & (x_hat[:, 1] < 1)).all()                     # strictly between real and fake
+    assert (m.y_fake != y).any()                                 # the shuffle did move labels
+    assert torch.equal(c, y)
+    assert torch.allclose(x_hat[:, 0], y.float().view(-1, 1, 1).expand(-1, 8, 8))
+    assert ((0 < x_hat[:, 1]) & (x_hat[:, 1] < 1)).all()         # strictly between real and fake
 
 
 def test_acgan_classifies_fakes_by_the_labels_g_was_given():
-    """A class head that reads the class off the image (the pixel value) and names it with logit 10: the
-    auxiliary CE is near 0 against the right labels (the data's for x, G's for G(z, c)); with any label
-    shuffled wrongly it is about 10 for that sample."""
+    """A class head that reads the class off the image (the pixel value) and names it with logit
+    10: the auxiliary CE is near 0 against the right labels (the data's for x, G's for G(z, c));
+    with any label shuffled wrongly it is about 10 for that sample."""
     torch.manual_seed(0)
     m = DCGAN(8, 1, 8, ngf=4, ndf=4, acgan=True)
     y = torch.arange(8)
@@ -111,16 +121,18 @@ def test_acgan_classifies_fakes_by_the_labels_g_was_given():
     m.D_aux = Fn(lambda h: 10 * F.one_hot(h[:, 0, 0, 0].round().long(), 8).float())
     d = m.d_loss(y.float().view(-1, 1, 1, 1).expand(-1, 1, 8, 8), y)
     g = m.g_loss(None, y)
-    assert (m.y_fake != y).sum() >= 2                                        # labels differ: a wrong choice shows
+    assert (m.y_fake != y).sum() >= 2                            # labels differ: a wrong one shows
     assert d["aux"].item() < 1e-3 and g["aux"].item() < 1e-3
 
 
 def test_initialisation_is_the_papers():
     m = DCGAN(64, 3)
-    w = torch.cat([p.flatten() for n, p in m.named_parameters() if n.endswith("weight") and p.dim() == 4])
+    w = torch.cat([p.flatten() for n, p in m.named_parameters()
+                   if n.endswith("weight") and p.dim() == 4])
     bn = torch.cat([mod.weight for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)])
     assert abs(w.mean()) < 1e-3 and w.std().item() == pytest.approx(0.02, rel=0.02)
-    assert bn.mean().item() == pytest.approx(1.0, abs=0.01) and bn.std().item() == pytest.approx(0.02, rel=0.2)
+    assert bn.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert bn.std().item() == pytest.approx(0.02, rel=0.2)
 
 
 def test_learns_the_colour_of_the_data():
@@ -129,18 +141,20 @@ def test_learns_the_colour_of_the_data():
     torch.manual_seed(0)
     data = -torch.ones(512, 3, 16, 16)
     for i, (r, c, s) in enumerate(torch.randint(0, 8, (512, 3)).tolist()):
-        data[i, 0, r:r + s + 4, c:c + s + 4] = 0.8                           # a red square on black
-    target = data.mean((0, 2, 3))                                            # per-channel means
-    m = DCGAN(16, 3, nz=32, ngf=32, ndf=16)
+        data[i, 0, r:r + s + 4, c:c + s + 4] = 0.8               # a red square on black
+    target = data.mean((0, 2, 3))                                # per-channel means
+    m = DCGAN(16, 3, z_dim=32, ngf=32, ndf=16)
     m.eval()
     before = (m.sample(256).mean((0, 2, 3)) - target).abs().sum()
     m.train()
-    d_terms = adversarial_steps(m, lambda step: (data[torch.randint(0, 512, (32,))], None), steps=300)
-    accuracy = torch.stack([(t["D(x)"] + 1 - t["D(G(z))"]) / 2 for t in d_terms[200:]]).mean()   # as the loop sees it
+    batch = lambda step: (data[torch.randint(0, 512, (32,))], None)
+    d_terms = adversarial_steps(m, batch, steps=300)
+    right = [(t["D(x)"] + 1 - t["D(G(z))"]) / 2 for t in d_terms[200:]]
+    accuracy = torch.stack(right).mean()                         # as the loop sees it
     m.eval()
     after = (m.sample(256).mean((0, 2, 3)) - target).abs().sum()
     assert accuracy < 0.95, accuracy
-    assert after < 0.6 * before, (before, after)                             # seeds 0-2: 0.49-0.51
+    assert after < 0.6 * before, (before, after)                 # seeds 0-2: 0.49-0.51
 
 
 def test_conditional_acgan_and_wgan_gp():
@@ -148,12 +162,14 @@ def test_conditional_acgan_and_wgan_gp():
     x, y = torch.rand(4, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 1])
     cond = DCGAN(16, 3, 3, ngf=8, ndf=8)
     z = torch.randn(2, 128)
-    assert (cond.generate(z, torch.tensor([0, 0])) - cond.generate(z, torch.tensor([2, 2]))).abs().mean() > 1e-4
-    assert cond.D[0][0].in_channels == 3 + 3                                 # one-hot maps join D's input
+    change = cond.generate(z, torch.tensor([0, 0])) - cond.generate(z, torch.tensor([2, 2]))
+    assert change.abs().mean() > 1e-4
+    assert cond.D[0][0].in_channels == 3 + 3                     # one-hot maps join D's input
     ac = DCGAN(16, 3, 3, ngf=8, ndf=8, acgan=True)
     assert ac.D[0][0].in_channels == 3 and "aux" in ac.d_loss(x, y) and "aux" in ac.g_loss(x, y)
     w = DCGAN(16, 3, ngf=8, ndf=8, loss="wgan-gp")
-    assert w.n_critic == 5 and not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in w.D.modules())
+    assert w.n_critic == 5
+    assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in w.D.modules())
     assert set(w.d_loss(x)) == {"real", "fake", "gp"} and set(w.g_loss(x)) == {"wgan"}
     with pytest.raises(ValueError, match="class labels"):
         DCGAN(16, 3, acgan=True)
@@ -161,16 +177,19 @@ def test_conditional_acgan_and_wgan_gp():
         DCGAN(16, 3, ngf=8, ndf=8).g_loss(x)
 
 
-@pytest.mark.parametrize("extra", [[], ["--loss", "wgan"], ["--loss", "wgan-gp", "--classes", "--n-critic", 2],
-                                   ["--classes", "--acgan", "--soft-labels", "--flip-labels", 0.1, "--d-dropout", 0.2,
-                                    "--n-critic", 2]])
+@pytest.mark.parametrize("extra", [[], ["--loss", "wgan"],
+                                   ["--loss", "wgan-gp", "--classes", "--n-critic", 2],
+                                   ["--classes", "--acgan", "--soft-labels", "--flip-labels", 0.1,
+                                    "--d-dropout", 0.2, "--n-critic", 2]])
 def test_command_line(cli, tmp_path, extra):
     out = tmp_path / "run"
-    args = ["--image-size", 16, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "--grid", 4, "--log-every", 2, *extra]
+    args = ["--image-size", 16, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "--grid", 4,
+            "--log-every", 2, *extra]
     r = cli("train.py", "dcgan", "--steps", 4, "--out", out, *args)
     assert r.returncode == 0, r.out
     assert "D.real" in r.out and ("D.aux" in r.out if "--acgan" in extra else True)
     r = cli("train.py", "dcgan", "--steps", 6, "--out", out, "--resume")
     assert r.returncode == 0, r.out
-    r = cli("sample.py", out / "ckpt.pt", "-n", 4, "--gif", "--frames", 4, "--out", tmp_path / "s.png")
+    r = cli("sample.py", out / "ckpt.pt", "-n", 4, "--gif", "--frames", 4,
+            "--out", tmp_path / "s.png")
     assert r.returncode == 0 and (tmp_path / "s.gif").exists(), r.out

@@ -1,6 +1,6 @@
-"""gan.py: the minimax value, confident and wrong discriminators, the Wasserstein critic's value, sign
-and clipping, the gradient penalty, the lab's soft and flipped labels, mode coverage on 8 Gaussians,
-the command line."""
+"""gan.py: the minimax value, confident and wrong discriminators, the Wasserstein critic's value,
+sign and clipping, the gradient penalty, the lab's soft and flipped labels, mode coverage on 8
+Gaussians, the command line."""
 import math
 import pytest
 import torch
@@ -26,42 +26,44 @@ def test_minimax_value_at_d_one_half():
 
 
 def known_game(m, logit_of_real):
-    """Real x = +1 and fakes G(z) = -1; D's logit is logit_of_real * mean(x), so +/- logit_of_real."""
+    """Real x = +1 and fakes G(z) = -1; D's logit is logit_of_real * mean(x): +/- logit_of_real."""
     m.generate = lambda z, y=None: -torch.ones(len(z), *m.shape)
     m.critic = lambda v, y=None: logit_of_real * v.flatten(1).mean(1)
 
 
-@pytest.mark.parametrize("logit_of_real", [5.0, -5.0])                   # D confidently right, then wrong
+@pytest.mark.parametrize("logit_of_real", [5.0, -5.0])          # D confidently right, then wrong
 def test_confident_discriminator(logit_of_real):
-    """Real logits +5 and fake -5: D's loss is near 0 and G's large (5.007 = -log sigmoid(-5)); the reverse
-    when D is confidently wrong."""
+    """Real logits +5 and fake -5: D's loss is near 0 and G's large (5.007 = -log sigmoid(-5));
+    the reverse when D is confidently wrong."""
     m = GAN(4, 1)
     known_game(m, logit_of_real)
     d, g = m.d_loss(torch.ones(8, 1, 4, 4)), m.g_loss(None)
-    assert d["real"].item() == pytest.approx(bce(logit_of_real, 1.0), rel=1e-4)      # -log D(x)
-    assert d["fake"].item() == pytest.approx(bce(-logit_of_real, 0.0), rel=1e-4)     # -log(1 - D(G(z)))
-    assert g["gan"].item() == pytest.approx(bce(-logit_of_real, 1.0), rel=1e-4)      # -log D(G(z))
+    assert d["real"].item() == pytest.approx(bce(logit_of_real, 1.0), rel=1e-4)   # -log D(x)
+    assert d["fake"].item() == pytest.approx(bce(-logit_of_real, 0.0), rel=1e-4)  # -log(1 - D)
+    assert g["gan"].item() == pytest.approx(bce(-logit_of_real, 1.0), rel=1e-4)   # -log D(G(z))
     assert (d["real"] + d["fake"] < 0.02) == (logit_of_real > 0) == (g["gan"] > 5)
 
 
 def test_soft_and_flipped_labels_reach_the_loss():
-    """With the stabilisers on, D's BCE terms measure its mean targets: soft and flipped with p = 0.2, the
-    real ones average 0.8 * 0.85 + 0.2 * 0.15 = 0.71 and the fake ones 0.29."""
+    """With the stabilisers on, D's BCE terms measure its mean targets: soft and flipped with
+    p = 0.2, the real ones average 0.8 * 0.85 + 0.2 * 0.15 = 0.71 and the fake ones 0.29."""
     torch.manual_seed(0)
     m = GAN(1, 1, soft_labels=True, flip_labels=0.2)
     known_game(m, 5.0)
     d = m.d_loss(torch.ones(40_000, 1, 1, 1))
-    mean_real_target = (bce(5.0, 0.0) - d["real"].item()) / 5.0          # BCE(l, t) = softplus(l) - t l
+    mean_real_target = (bce(5.0, 0.0) - d["real"].item()) / 5.0   # BCE(l, t) = softplus(l) - t l
     mean_fake_target = (d["fake"].item() - bce(-5.0, 0.0)) / 5.0
-    assert mean_real_target == pytest.approx(0.71, abs=0.01) and mean_fake_target == pytest.approx(0.29, abs=0.01)
+    assert mean_real_target == pytest.approx(0.71, abs=0.01)
+    assert mean_fake_target == pytest.approx(0.29, abs=0.01)
     with pytest.raises(ValueError, match="bce loss"):
         GAN(4, 1, loss="wgan", soft_labels=True)
 
 
 @pytest.mark.parametrize("module", [gan, dcgan, pix2pix])
 def test_soft_and_flipped_label_distributions(module):
-    """The lab's targets over 100,000 draws: exactly 1 and 0 by default; soft, U(0.7, 1.0) and U(0.0, 0.3)
-    (mean a + 0.15, variance 0.3^2 / 12); flipped, the other side's with probability p."""
+    """The lab's targets over 100,000 draws: exactly 1 and 0 by default; soft, U(0.7, 1.0) and
+    U(0.0, 0.3) (mean a + 0.15, variance 0.3^2 / 12); flipped, the other side's with probability
+    p."""
     torch.manual_seed(0)
     n = 100_000
     real, fake = (t.flatten() for t in module.d_targets(n, "cpu"))
@@ -74,28 +76,30 @@ def test_soft_and_flipped_label_distributions(module):
     real, fake = (t.flatten() for t in module.d_targets(n, "cpu", soft=True, flip=0.2))
     assert (real < 0.5).float().mean().item() == pytest.approx(0.2, abs=0.006)
     assert (fake > 0.5).float().mean().item() == pytest.approx(0.2, abs=0.006)
-    assert real[real < 0.5].max() <= 0.3 and fake[fake > 0.5].min() >= 0.7    # a flipped target is the other side's
+    assert real[real < 0.5].max() <= 0.3                  # a flipped target is the other side's
+    assert fake[fake > 0.5].min() >= 0.7
 
 
 @pytest.mark.parametrize("loss", ["wgan", "wgan-gp"])
 def test_wasserstein_critic_value_and_sign(loss):
-    """A linear critic f(x) = w . x with ||w|| = 2, real data where f = 6 and fakes where f = -2: the critic's
-    loss is E[f(G(z))] - E[f(x)] = -8 (it gains by scoring data above fakes), the penalty lambda (2 - 1)^2,
-    G's loss -E[f(G(z))] = 2."""
+    """A linear critic f(x) = w . x with ||w|| = 2, real data where f = 6 and fakes where f = -2:
+    the critic's loss is E[f(G(z))] - E[f(x)] = -8 (it gains by scoring data above fakes), the
+    penalty lambda (2 - 1)^2, G's loss -E[f(G(z))] = 2."""
     m = GAN(4, 1, loss=loss, gp_lambda=3.0)
     w = torch.full((16,), 0.5)
     m.critic = lambda v, y=None: v.flatten(1) @ w
     m.generate = lambda z, y=None: torch.full((len(z), 1, 4, 4), -0.25)
     d = m.d_loss(torch.full((8, 1, 4, 4), 0.75))
     assert d["real"].item() == pytest.approx(-6) and d["fake"].item() == pytest.approx(-2)
-    assert (loss == "wgan-gp") == ("gp" in d) and d.get("gp", torch.tensor(3.0)).item() == pytest.approx(3.0)
+    assert (loss == "wgan-gp") == ("gp" in d)
+    assert d.get("gp", torch.tensor(3.0)).item() == pytest.approx(3.0)
     assert m.g_loss(None)["wgan"].item() == pytest.approx(2)
 
 
 def test_wgan_clips_the_critic_after_each_of_its_steps():
-    """Algorithm 1 of Arjovsky et al.: RMSprop at 5e-5, 5 critic steps per G step, and after every critic
-    step each of D's weights in [-c, c]. A large learning rate pushes them out; the clip brings them back.
-    G's weights are not clipped."""
+    """Algorithm 1 of Arjovsky et al.: RMSprop at 5e-5, 5 critic steps per G step, and after every
+    critic step each of D's weights in [-c, c]. A large learning rate pushes them out; the clip
+    brings them back. G's weights are not clipped."""
     default = GAN(4, 1, loss="wgan")
     assert default.n_critic == 5 and default.lr == 5e-5 and GAN(4, 1).n_critic == 1
     torch.manual_seed(0)
@@ -108,7 +112,7 @@ def test_wgan_clips_the_critic_after_each_of_its_steps():
         sum(m.d_loss(x).values()).backward()
         d_opt.step()
         w = torch.cat([p.flatten() for p in m.D.parameters()])
-        assert w.abs().max() <= 0.02 and (w.abs() == 0.02).sum() > len(w) / 4     # clipped, many at the bound
+        assert w.abs().max() <= 0.02 and (w.abs() == 0.02).sum() > len(w) / 4   # many at the bound
         g_opt.zero_grad()
         sum(m.g_loss(x).values()).backward()
         g_opt.step()
@@ -120,7 +124,7 @@ def test_gradient_penalty_vanishes_for_a_1_lipschitz_critic(module):
     torch.manual_seed(0)
     x, fake = torch.randn(64, 3, 4, 4), torch.randn(64, 3, 4, 4)
     w = torch.randn(48)
-    for norm, expected in [(1.0, 0.0), (3.0, 4.0), (0.5, 0.25)]:           # (||w|| - 1)^2 for f(x) = w . x
+    for norm, expected in [(1.0, 0.0), (3.0, 4.0), (0.5, 0.25)]:   # (||w|| - 1)^2 for f(x) = w . x
         critic = lambda v, w=w * norm / w.norm(): v.flatten(1) @ w
         assert module.gradient_penalty(critic, x, fake).item() == pytest.approx(expected, abs=1e-5)
 
@@ -134,10 +138,11 @@ def ring(n, modes=8, radius=0.8, std=0.02):
 def test_covers_the_modes_of_eight_gaussians():
     """The classic mode-collapse check: samples near at least 6 of 8 modes, many of them close."""
     torch.manual_seed(0)
-    m = GAN(1, 2, nz=8, hidden=64, lr=1e-3)                                  # 2-D points: 2 channels, size 1
+    m = GAN(1, 2, z_dim=8, hidden=64, lr=1e-3)                    # 2-D points: 2 channels, size 1
     adversarial_steps(m, lambda step: (ring(128), None), steps=700)
     x = m.sample(2000).view(-1, 2)
-    centres = torch.stack([torch.tensor([math.cos(a), math.sin(a)]) * 0.8 for a in torch.arange(8) * math.pi / 4])
+    angles = torch.arange(8) * math.pi / 4
+    centres = torch.stack([torch.tensor([math.cos(a), math.sin(a)]) * 0.8 for a in angles])
     dist, nearest = torch.cdist(x, centres).min(1)
     close = dist < 0.1                                                       # 5 standard deviations
     covered = torch.bincount(nearest[close], minlength=8)
@@ -149,7 +154,8 @@ def test_conditional_generator_uses_the_label():
     torch.manual_seed(0)
     m = GAN(8, 1, num_classes=4)
     z = torch.randn(3, 100)
-    assert (m.generate(z, torch.tensor([0, 0, 0])) - m.generate(z, torch.tensor([2, 2, 2]))).abs().mean() > 1e-3
+    change = m.generate(z, torch.tensor([0, 0, 0])) - m.generate(z, torch.tensor([2, 2, 2]))
+    assert change.abs().mean() > 1e-3
     assert m.sample(8).shape == (8, 1, 8, 8)
     terms = m.d_loss(torch.rand(4, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 3]))
     assert set(m.g_loss(None, None)) == {"gan"} and all(torch.isfinite(v) for v in terms.values())
@@ -166,11 +172,12 @@ def test_loss_options_and_the_hand_off():
 
 
 @pytest.mark.parametrize("extra", [[], ["--loss", "wgan", "--n-critic", 2],
-                                   ["--classes", "--soft-labels", "--flip-labels", 0.1, "--d-dropout", 0.2,
-                                    "--n-critic", 2]])
+                                   ["--classes", "--soft-labels", "--flip-labels", 0.1,
+                                    "--d-dropout", 0.2, "--n-critic", 2]])
 def test_command_line(cli, tmp_path, extra):
     out = tmp_path / "run"
-    args = ["--image-size", 8, "--hidden", 16, "--batch-size", 16, "--grid", 4, "--log-every", 2, *extra]
+    args = ["--image-size", 8, "--hidden", 16, "--batch-size", 16, "--grid", 4, "--log-every", 2,
+            *extra]
     r = cli("train.py", "gan", "--steps", 4, "--out", out, *args)
     assert r.returncode == 0, r.out
     assert "D.real" in r.out and ("D(G(z))" in r.out) == ("wgan" not in extra)
