@@ -1,16 +1,17 @@
 """The lab: conditions as sets of objects (i-CLEVR's JSON files), and its accuracy.
 
-    train.json     {"CLEVR_train_001032_0.png": ["yellow sphere", "gray cylinder"], ...}  file -> objects
-    objects.json   {"gray cube": 0, "red cube": 1, ...}                                   object -> index
-    test.json      [["gray cube"], ["red cube", "blue sphere"], ...]                      conditions to sample
+    train.json    {"CLEVR_train_001032_0.png": ["yellow sphere", "gray cylinder"], ...}
+                  file -> objects
+    objects.json  {"gray cube": 0, "red cube": 1, ...}              object -> index
+    test.json     [["gray cube"], ["red cube", "blue sphere"], ...] conditions to sample
 
-A set of K possible objects is a multi-hot vector y in {0, 1}^K, the form every conditional model here
-takes (a class id is the one-hot case). The accuracy is the course evaluator's: a multi-label classifier
-scores each sample, and for a sample asked for k objects, each of them found among the classifier's
-k highest scores is a hit; accuracy = hits / objects asked for, over all samples.
+A set of K possible objects is a multi-hot vector y in {0, 1}^K, the form every conditional model
+here takes (a class id is the one-hot case). The accuracy is the course evaluator's: a multi-label
+classifier scores each sample, and for a sample asked for k objects, each of them found among the
+classifier's k highest scores is a hit; accuracy = hits / objects asked for, over all samples.
 
-Read by data.py (train.json), sample.py (test.json) and evaluate.py (--conditions: the score); a file
-of its own because data.py and evaluate.py are full, and the lab is one thing to read.
+Read by folders.py (train.json), sample.py (test.json) and evaluate.py (--conditions: the score);
+a file of its own because the lab is one thing to read.
 """
 import json, os
 import numpy as np
@@ -36,31 +37,40 @@ def read_json(path, what):
 def read_objects(path):
     """The lab's objects.json, {"red cube": 0, ...} -> the object names in index order."""
     table = read_json(path, "--objects")
-    if not isinstance(table, dict) or sorted(v for v in table.values() if type(v) is int) != list(range(len(table))):
-        raise Fail(f"{path} should map each object name to an index 0..K-1, as {{\"red cube\": 0, ...}}")
+    if not isinstance(table, dict) or \
+            sorted(v for v in table.values() if type(v) is int) != list(range(len(table))):
+        raise Fail(f"{path} should map each object name to an index 0..K-1, "
+                   f"as {{\"red cube\": 0, ...}}")
     return sorted(table, key=table.get)
 
 
 def multi_hot(table, names, path):
-    """{key: [object names]} -> (N, K) float32, 1 where an object is present: the condition as a set."""
-    index, y = {n: i for i, n in enumerate(names)}, np.zeros((len(table), len(names)), np.float32)
+    """{key: [object names]} -> (N, K) float32, 1 where an object is present: the condition as a
+    set."""
+    index = {n: i for i, n in enumerate(names)}
+    y = np.zeros((len(table), len(names)), np.float32)
     for i, (key, objects) in enumerate(table.items()):
         if not isinstance(objects, list) or not all(isinstance(o, str) for o in objects):
-            raise Fail(f"{path}: {key} should be a list of object names, not {json.dumps(objects)[:60]}")
+            raise Fail(f"{path}: {key} should be a list of object names, "
+                       f"not {json.dumps(objects)[:60]}")
         for o in objects:
             if o not in index:
-                raise Fail(f"{path}: unknown object '{o}' in {key} (the {len(names)} objects are {', '.join(names[:3])}, ...)")
+                raise Fail(f"{path}: unknown object '{o}' in {key} "
+                           f"(the {len(names)} objects are {', '.join(names[:3])}, ...)")
             y[i, index[o]] = 1
     return y
 
 
 def read_labels(root, labels, objects=None):
-    """--labels train.json ({"file.png": ["red cube", ...]}, file names relative to --data) and --objects
-    objects.json (default: the one beside train.json) -> the files, (N, K) float32 multi-hot, object names."""
+    """--labels train.json ({"file.png": ["red cube", ...]}, file names relative to --data) and
+    --objects objects.json (default: the one beside train.json) -> the files, (N, K) float32
+    multi-hot, object names."""
     objects = objects or os.path.join(os.path.dirname(labels), "objects.json")
-    names, table = read_objects(objects), read_json(labels, "--labels")
+    names = read_objects(objects)
+    table = read_json(labels, "--labels")
     if not isinstance(table, dict) or not table:
-        raise Fail(f"{labels} should map image file names to lists of object names, as {{\"a.png\": [\"red cube\"]}}")
+        raise Fail(f"{labels} should map image file names to lists of object names, "
+                   f"as {{\"a.png\": [\"red cube\"]}}")
     files = [os.path.join(root, f) for f in table]
     if missing := [f for f in files if not os.path.isfile(f)]:
         raise Fail(f"{missing[0]}, listed in {labels}, is missing ({len(missing)} such file(s))")
@@ -68,69 +78,87 @@ def read_labels(root, labels, objects=None):
 
 
 def read_conditions(path, names):
-    """The lab's test.json: a list of object-name lists -> (n, K) float32 multi-hot, named as the model's objects."""
+    """The lab's test.json: a list of object-name lists -> (n, K) float32 multi-hot, named as the
+    model's objects."""
     table = read_json(path, "--conditions")
     if not isinstance(table, list) or not table:
-        raise Fail(f"{path} should be a list of conditions, each a list of object names, as [[\"red cube\"], ...]")
+        raise Fail(f"{path} should be a list of conditions, each a list of object names, "
+                   f"as [[\"red cube\"], ...]")
     return multi_hot({f"condition {i}": c for i, c in enumerate(table)}, names, path)
 
 
 # ----------------------------------------------------------------------------- the accuracy
 
 def accuracy(scores, asked):
-    """scores (N, K) from the classifier, asked (N, K) multi-hot -> the fraction of asked objects that are
-    among their sample's k highest scores, k = the objects that sample asked for (top-k, not top-1)."""
-    scores, asked = torch.as_tensor(scores, dtype=torch.float64), torch.as_tensor(asked) > 0
-    k = asked.sum(1, keepdim=True)                                          # (N, 1) objects asked for
-    rank = scores.argsort(1, descending=True).argsort(1)                    # (N, K): 0 for the highest score
-    return float(((rank < k) & asked).sum() / k.sum())                      # hits / objects asked for
+    """scores (N, K) from the classifier, asked (N, K) multi-hot -> the fraction of asked objects
+    that are among their sample's k highest scores, k = the objects that sample asked for (top-k,
+    not top-1)."""
+    scores = torch.as_tensor(scores, dtype=torch.float64)
+    asked = torch.as_tensor(asked) > 0
+    k = asked.sum(1, keepdim=True)                                     # (N, 1) objects asked for
+    rank = scores.argsort(1, descending=True).argsort(1)               # (N, K): 0 for the highest
+    return float(((rank < k) & asked).sum() / k.sum())                 # hits / objects asked for
 
 
 @torch.no_grad()
 def score(samples, conditions, net, ck, device):
-    """SAMPLES/0.png, 1.png, ... (sample.py --conditions --out SAMPLES/) against the conditions they were
-    asked for, scored by a multi-label classifier of evaluate.py -> a dict of figures."""
-    names = ck["class_names"] or read_objects(os.path.join(os.path.dirname(conditions), "objects.json"))   # the course's: beside test.json
+    """SAMPLES/0.png, 1.png, ... (sample.py --conditions --out SAMPLES/) against the conditions
+    they were asked for, scored by a multi-label classifier of evaluate.py -> a dict of figures."""
+    names = ck["class_names"]
+    if not names:                        # the course's file has none: the objects.json of the lab
+        names = read_objects(os.path.join(os.path.dirname(conditions), "objects.json"))
     asked = read_conditions(conditions, names)
-    size, C, x = ck["image_size"], ck["config"]["channels"], []
+    size = ck["image_size"]
+    C = ck["config"]["channels"]
+    x = []
     for i in range(len(asked)):
         path = os.path.join(samples, f"{i}.png")
         try:
             with Image.open(path) as im:
                 im = im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
         except (OSError, ValueError) as e:
-            raise Fail(f"cannot read {path}, the sample for condition {i} of {conditions} ({type(e).__name__})")
+            raise Fail(f"cannot read {path}, the sample for condition {i} of {conditions} "
+                       f"({type(e).__name__})")
         x.append(torch.from_numpy(np.asarray(im).copy()))
-    x = torch.stack(x).permute(0, 3, 1, 2).float().div(255)                # (N, 3, S, S) in [0, 1]
+    x = torch.stack(x).permute(0, 3, 1, 2).float().div(255)            # (N, 3, S, S) in [0, 1]
     x = x.mean(1, keepdim=True) if C == 1 else x
     logits = torch.cat([net.to(device)(b.to(device))[1].float().cpu() for b in x.split(200)])
-    return {"samples": samples, "n": len(asked), "conditions": conditions, "lab_accuracy": accuracy(logits, asked)}
+    return {"samples": samples, "n": len(asked), "conditions": conditions,
+            "lab_accuracy": accuracy(logits, asked)}
 
 
-# ----------------------------------------------------------------------------- the course's evaluator
+# ------------------------------------------------------------------------ the course's evaluator
 
 def basic_block(c_in, c_out, stride):
-    """ResNet's BasicBlock as torchvision names it: conv1 bn1 relu conv2 bn2 (+ downsample.0/.1 when the shape changes)."""
+    """ResNet's BasicBlock as torchvision names it: conv1 bn1 relu conv2 bn2 (+ downsample.0/.1
+    when the shape changes)."""
     b = nn.Module()
-    b.conv1, b.bn1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out)
-    b.conv2, b.bn2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out)
-    b.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)) \
-        if stride != 1 or c_in != c_out else None
+    b.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+    b.bn1 = nn.BatchNorm2d(c_out)
+    b.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+    b.bn2 = nn.BatchNorm2d(c_out)
+    b.downsample = None
+    if stride != 1 or c_in != c_out:
+        b.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                     nn.BatchNorm2d(c_out))
     return b
 
 
 class ResNet18(nn.Module):
-    """The course's evaluator: ResNet-18 (He et al., 2016) with fc = Linear(512, 24) + Sigmoid, saved from
-    torchvision as {"model": state_dict}; written out under torchvision's parameter names, so that file
-    loads without torchvision. Takes (B, 3, 64, 64) in [0, 1], normalised to [-1, 1] as the course does
-    (Normalize(0.5, 0.5)); returns (features (B, 512), probabilities (B, 24)), as evaluate.Classifier."""
+    """The course's evaluator: ResNet-18 (He et al., 2016) with fc = Linear(512, 24) + Sigmoid,
+    saved from torchvision as {"model": state_dict}; written out under torchvision's parameter
+    names, so that file loads without torchvision. Takes (B, 3, 64, 64) in [0, 1], normalised to
+    [-1, 1] as the course does (Normalize(0.5, 0.5)); returns (features (B, 512), probabilities
+    (B, 24)), as support/classifier.py's Classifier."""
 
     def __init__(self, num_classes=24):
         super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64)     # (64, S/2, S/2)
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)                  # (64, S/2, S/2)
+        self.bn1 = nn.BatchNorm2d(64)
         widths = [64, 64, 128, 256, 512]
-        for i in range(1, 5):                                                              # layer1..4: S/4 .. S/32
-            setattr(self, f"layer{i}", nn.Sequential(basic_block(widths[i - 1], widths[i], 1 if i == 1 else 2),
+        for i in range(1, 5):                                          # layer1..4: S/4 .. S/32
+            stride = 1 if i == 1 else 2
+            setattr(self, f"layer{i}", nn.Sequential(basic_block(widths[i - 1], widths[i], stride),
                                                      basic_block(widths[i], widths[i], 1)))
         self.fc = nn.Sequential(nn.Linear(512, num_classes), nn.Sigmoid())
 
@@ -140,8 +168,8 @@ class ResNet18(nn.Module):
         for i in range(1, 5):
             for b in getattr(self, f"layer{i}"):
                 skip = h if b.downsample is None else b.downsample(h)
-                h = relu(b.bn2(b.conv2(relu(b.bn1(b.conv1(h))))) + skip)                # y = F(x) + x
-        f = h.mean((2, 3))                                                                 # global average pool
+                h = relu(b.bn2(b.conv2(relu(b.bn1(b.conv1(h))))) + skip)       # y = F(x) + x
+        f = h.mean((2, 3))                                                   # global average pool
         return f, self.fc(f)
 
 

@@ -1,12 +1,13 @@
-"""The lab's data, built in: S x S scenes of 1-3 non-overlapping objects on a plain grey background,
-each object one of 3 shapes x 8 colours = 24, the condition being the set of objects in the scene.
-i-CLEVR renders 3-D cubes, spheres and cylinders in CLEVR's 8 colours; here they are drawn flat, as a
-square, a circle and a triangle in the same colours, so any machine makes them in seconds.
+"""The lab's data, built in: S x S scenes of 1-3 non-overlapping objects on a plain grey
+background, each object one of 3 shapes x 8 colours = 24, the condition being the set of objects
+in the scene. i-CLEVR renders 3-D cubes, spheres and cylinders in CLEVR's 8 colours; here they
+are drawn flat, as a square, a circle and a triangle in the same colours, so any machine makes
+them in seconds.
 
     python -m support.scenes --out scenes/ [-n 18000] [--image-size 64] [--seed 0]
 
-writes the lab's layout: scenes/images/00000.png ..., scenes/train.json (file name -> object names),
-scenes/objects.json (object name -> index) and two fixed lists of 32 conditions to sample:
+writes the lab's layout: scenes/images/00000.png ..., scenes/train.json (file name -> object
+names), scenes/objects.json (object name -> index) and two fixed lists of 32 conditions to sample:
 scenes/test.json, sets drawn as the training scenes are, and scenes/new_test.json, sets of 2-3
 objects that no training scene holds. `python train.py ddpm --data scenes` draws the same scenes
 in memory instead (seed 0, at --image-size).
@@ -17,21 +18,24 @@ import argparse, json, os
 import numpy as np
 from PIL import Image
 
-COLOURS = {"gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215), "green": (29, 105, 20),   # CLEVR's RGB
-           "brown": (129, 74, 25), "purple": (129, 38, 192), "cyan": (41, 208, 208), "yellow": (255, 238, 51)}
-SHAPES = ("square", "circle", "triangle")                      # i-CLEVR's cube, sphere and cylinder, drawn flat
+COLOURS = {"gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215),   # CLEVR's RGB
+           "green": (29, 105, 20), "brown": (129, 74, 25), "purple": (129, 38, 192),
+           "cyan": (41, 208, 208), "yellow": (255, 238, 51)}
+SHAPES = ("square", "circle", "triangle")          # i-CLEVR's cube, sphere and cylinder, drawn flat
 NAMES = [f"{c} {s}" for s in SHAPES for c in COLOURS]          # object id = shape * 8 + colour
 BACKGROUND = (160, 160, 160)
-N = 18_000                                                     # i-CLEVR's training set is 18,009 scenes
+N = 18_000                                                     # i-CLEVR's training set: 18,009
 
 
 def conditions(seed=0):
-    """The two fixed lists of 32 conditions (sets of object ids): test, drawn as training scenes are, and
-    new_test, sets of 2-3 objects that training never shows. Both depend on the seed alone."""
+    """The two fixed lists of 32 conditions (sets of object ids): test, drawn as training scenes
+    are, and new_test, sets of 2-3 objects that training never shows. Both depend on the seed
+    alone."""
     rng = np.random.default_rng([seed, 1])
     new_test = set()
     while len(new_test) < 32:
-        new_test.add(tuple(sorted(rng.choice(len(NAMES), rng.integers(2, 4), replace=False).tolist())))
+        ids = rng.choice(len(NAMES), rng.integers(2, 4), replace=False)
+        new_test.add(tuple(sorted(ids.tolist())))
     test = []
     while len(test) < 32:
         s = tuple(sorted(rng.choice(len(NAMES), rng.integers(1, 4), replace=False).tolist()))
@@ -41,49 +45,59 @@ def conditions(seed=0):
 
 
 def layout(rng, excluded):
-    """One scene: 1-3 distinct objects, as (id, cx, cy, r) in fractions of the frame; no two boxes
-    [cx - r, cx + r] x [cy - r, cy + r] come within 0.04 of each other, and the set of ids is none of `excluded`."""
+    """One scene: 1-3 distinct objects, as (id, cx, cy, r) in fractions of the frame; no two
+    boxes [cx - r, cx + r] x [cy - r, cy + r] come within 0.04 of each other, and the set of ids
+    is none of `excluded`."""
     while True:
         ids = rng.choice(len(NAMES), rng.integers(1, 4), replace=False)
         if tuple(sorted(ids.tolist())) not in excluded:
             break
     placed = []
     for i in ids:
-        while True:                                            # rejection sampling: three boxes of at most 0.3 fit
+        while True:                            # rejection sampling: three boxes of at most 0.3 fit
             r = rng.uniform(0.10, 0.15)
-            cx, cy = rng.uniform(r, 1 - r, 2)                 # anywhere in the frame, edges included
-            if all(abs(cx - x) > r + q + 0.04 or abs(cy - y) > r + q + 0.04 for _, x, y, q in placed):
+            cx, cy = rng.uniform(r, 1 - r, 2)             # anywhere in the frame, edges included
+            apart = [abs(cx - x) > r + q + 0.04 or abs(cy - y) > r + q + 0.04
+                     for _, x, y, q in placed]
+            if all(apart):
                 placed.append((int(i), cx, cy, r))
                 break
     return placed
 
 
 def draw(objects, size):
-    """A scene's objects -> (size, size, 3) uint8. Drawn at 2x and averaged down, so edges are smooth;
-    each object only within its own box."""
+    """A scene's objects -> (size, size, 3) uint8. Drawn at 2x and averaged down, so edges are
+    smooth; each object only within its own box."""
     S = 2 * size
     image = np.empty((S, S, 3), np.float32)
     image[:] = BACKGROUND
     for i, cx, cy, r in objects:
         shape, colour = divmod(i, len(COLOURS))
-        r, cx, cy = r * S, cx * S, cy * S
-        x0, x1, y0, y1 = (max(0, int(v)) for v in (cx - r, cx + r + 1, cy - r, cy + r + 1))   # the box, clipped
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5                            # its pixel centres
-        dx, dy = np.abs(xx - cx), yy - cy
-        inside = (dx**2 + dy**2 < r**2 if SHAPES[shape] == "circle" else
-                  (dx < 0.85 * r) & (np.abs(dy) < 0.85 * r) if SHAPES[shape] == "square" else
-                  (np.abs(dy) < r) & (dx < (dy + r) / 2))                                   # triangle, apex up
+        r, cx, cy = r * S, cx * S, cy * S                                 # fractions -> pixels
+        box = (cx - r, cx + r + 1, cy - r, cy + r + 1)
+        x0, x1, y0, y1 = (max(0, int(v)) for v in box)                    # the box, clipped
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5          # its pixel centres
+        dx = np.abs(xx - cx)
+        dy = yy - cy
+        if SHAPES[shape] == "circle":
+            inside = dx**2 + dy**2 < r**2
+        elif SHAPES[shape] == "square":
+            inside = (dx < 0.85 * r) & (np.abs(dy) < 0.85 * r)
+        else:
+            inside = (np.abs(dy) < r) & (dx < (dy + r) / 2)               # triangle, apex up
         image[y0:y1, x0:x1][inside] = list(COLOURS.values())[colour]
-    image = (image[0::2, 0::2] + image[0::2, 1::2] + image[1::2, 0::2] + image[1::2, 1::2]) / 4    # each 2x2 averaged
-    return image.round().astype(np.uint8)
+    corners = image[0::2, 0::2] + image[0::2, 1::2] + image[1::2, 0::2] + image[1::2, 1::2]
+    return (corners / 4).round().astype(np.uint8)                         # each 2x2 averaged
 
 
 def scenes(n=N, size=64, seed=0, layouts=False):
-    """n scenes -> images (n, S, S, 3) uint8, labels (n, 24) float32 multi-hot, the object names (and
-    each scene's objects with layouts=True). Scene i depends on (seed, i) alone, so the first 500 of
-    18,000 are the 500 of a smaller set, and every size draws the same scenes."""
+    """n scenes -> images (n, S, S, 3) uint8, labels (n, 24) float32 multi-hot, the object names
+    (and each scene's objects with layouts=True). Scene i depends on (seed, i) alone, so the first
+    500 of 18,000 are the 500 of a smaller set, and every size draws the same scenes."""
     excluded = set(conditions(seed)[1])
-    images, labels, drawn = np.empty((n, size, size, 3), np.uint8), np.zeros((n, len(NAMES)), np.float32), []
+    images = np.empty((n, size, size, 3), np.uint8)
+    labels = np.zeros((n, len(NAMES)), np.float32)
+    drawn = []
     for k in range(n):
         objects = layout(np.random.default_rng([seed, 0, k]), excluded)
         images[k] = draw(objects, size)
@@ -101,18 +115,24 @@ def write(out, n=N, size=64, seed=0):
         Image.fromarray(im).save(os.path.join(out, "images", f"{k:05d}.png"))
         train[f"{k:05d}.png"] = [names[i] for i in np.flatnonzero(y)]
     test, new_test = conditions(seed)
-    for name, value in [("train", train), ("objects", {c: i for i, c in enumerate(names)}),
-                        ("test", [[names[i] for i in s] for s in test]), ("new_test", [[names[i] for i in s] for s in new_test])]:
+    files = {"train": train,
+             "objects": {c: i for i, c in enumerate(names)},
+             "test": [[names[i] for i in s] for s in test],
+             "new_test": [[names[i] for i in s] for s in new_test]}
+    for name, value in files.items():
         with open(os.path.join(out, f"{name}.json"), "w") as f:
             json.dump(value, f, indent=1)
-    print(f"wrote {n} scenes {size}x{size} to {out}/images, and train.json, objects.json, test.json, new_test.json")
+    print(f"wrote {n} scenes {size}x{size} to {out}/images, "
+          f"and train.json, objects.json, test.json, new_test.json")
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="the folder to write")
     p.add_argument("-n", type=int, default=N, help=f"training scenes. default: {N}")
-    p.add_argument("--image-size", type=int, default=64, help="default: 64")
-    p.add_argument("--seed", type=int, default=0, help="the same seed, the same scenes and conditions. default: 0")
+    p.add_argument("--image-size", type=int, default=64, help="the scenes' size. default: 64")
+    p.add_argument("--seed", type=int, default=0,
+                   help="the same seed, the same scenes and conditions. default: 0")
     a = p.parse_args()
     write(a.out, a.n, a.image_size, a.seed)
