@@ -19,7 +19,7 @@ domain A) and x the image modelled (the target, domain B), both (B, C, S, S) in 
                    statistics (Sec. 3.3)
 
 The lab's stabilisers, as in gan.py, not in the paper and off by default: n_critic D steps per G
-step, soft and flipped labels, dropout in D. They sit in one marked block after the objective.
+step, soft and flipped labels, dropout in D. They sit in one marked block at the end.
 
 The hand-off: train.py calls d_loss and then g_loss on the same batch. d_loss runs G(y) and keeps
 it, with its graph, in self.fake; g_loss scores that same G(y), so G runs once per step.
@@ -30,78 +30,6 @@ it, with its graph, in self.fake; g_loss scores that same G(y), so G runs once p
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-
-def norm_layer(kind):
-    """BatchNorm (the paper), or InstanceNorm, which is what BatchNorm of batch size 1 amounts
-    to. A conv followed by a norm with a learned shift needs no bias of its own."""
-    if kind == "batch":
-        return nn.BatchNorm2d, False
-    if kind == "instance":
-        return nn.InstanceNorm2d, True                  # affine=False: the conv keeps its bias
-    raise ValueError(f"norm is batch or instance (got {kind})")
-
-
-class UNet(nn.Module):
-    """G: (C, S, S) -> (C, S, S). log2(S) stride-2 levels down to 1x1 (8 for the paper's
-    unet_256); widths ngf, 2 ngf, 4 ngf, then 8 ngf all the way down."""
-
-    def __init__(self, channels, image_size, ngf=64, norm="batch", dropout=0.5):
-        super().__init__()
-        Norm, bias = norm_layer(norm)
-        levels = image_size.bit_length() - 1                             # 256 -> 8, 64 -> 6
-        widths = [min(ngf * 2 ** i, ngf * 8) for i in range(levels)]     # outermost first
-        # encoder: e_0 = LReLU(conv(y)), e_i = LReLU(BN(conv(e_{i-1}))), innermost
-        # e_{L-1} = ReLU(conv(.)): no norm on the first level (the paper) nor on the 1x1
-        # bottleneck (one value per channel); like the paper's reference code, these two convs
-        # have no bias either with BatchNorm (the parameter counts match it)
-        self.down = nn.ModuleList()
-        for i in range(levels):
-            c_in = channels if i == 0 else widths[i - 1]
-            last = i == levels - 1
-            self.down.append(nn.Sequential(
-                nn.Conv2d(c_in, widths[i], 4, 2, 1, bias=bias),    # (c_in, H, W) -> (w_i, H/2, W/2)
-                *([] if i == 0 or last else [Norm(widths[i])]),
-                nn.ReLU(True) if last else nn.LeakyReLU(0.2, True)))
-        # decoder: d_{L-1} from e_{L-1} alone, then d_i = ReLU(BN(convT([d_{i+1}, e_i]))) upwards
-        self.up = nn.ModuleList()
-        for i in reversed(range(1, levels)):
-            c_in = widths[i] if i == levels - 1 else 2 * widths[i]       # the skip doubles it
-            self.up.append(nn.Sequential(
-                nn.ConvTranspose2d(c_in, widths[i - 1], 4, 2, 1, bias=bias),  # -> (w_{i-1}, 2H, 2W)
-                Norm(widths[i - 1]),
-                *([nn.Dropout(dropout)] if i >= levels - 3 else []),     # the three innermost
-                nn.ReLU(True)))
-        self.out = nn.Sequential(nn.ConvTranspose2d(2 * widths[0], channels, 4, 2, 1), nn.Tanh())
-
-    def forward(self, y):
-        skips = []
-        h = y
-        for block in self.down:                                  # (C, S, S) -> ... -> (8 ngf, 1, 1)
-            h = block(h)
-            skips.append(h)
-        skips.pop()                                              # the bottleneck has no mirror
-        for block in self.up:
-            h = block(h)
-            h = torch.cat([h, skips.pop()], 1)                   # skip connection: [d_i, e_i]
-        return self.out(h)                                       # (2 ngf, S/2, S/2) -> (C, S, S)
-
-
-def patchgan(c_in, ndf=64, n_layers=3, norm="batch", dropout=0.0):
-    """D: the PatchGAN. Three stride-2 4x4 convs (ndf, 2 ndf, 4 ndf), one stride-1 (8 ndf), one
-    to a logit per patch. For 256x256 input: 128, 64, 32, 31, 30; each logit sees a 70x70
-    window. Dropout after each LeakyReLU when asked (the lab's stabiliser; not in the paper)."""
-    drop = [nn.Dropout(dropout)] if dropout else []
-    Norm, bias = norm_layer(norm)
-    layers = [nn.Conv2d(c_in, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True), *drop]   # C64, no norm
-    c = ndf
-    for i in range(1, n_layers + 1):
-        c_out = ndf * min(2 ** i, 8)
-        stride = 2 if i < n_layers else 1
-        conv = nn.Conv2d(c, c_out, 4, stride, 1, bias=bias)
-        layers += [conv, Norm(c_out), nn.LeakyReLU(0.2, True), *drop]
-        c = c_out
-    return nn.Sequential(*layers, nn.Conv2d(c, 1, 4, 1, 1))      # (8 ndf, P+1, P+1) -> (1, P, P)
 
 
 class Pix2Pix(nn.Module):
@@ -214,6 +142,80 @@ class Pix2Pix(nn.Module):
         for b, saved in zip(self.G.buffers(), running):
             b.copy_(saved)
         return out
+
+
+# ---- The networks: G, the U-Net (step 4), and D, the PatchGAN (step 5) ------------------------
+
+def norm_layer(kind):
+    """BatchNorm (the paper), or InstanceNorm, which is what BatchNorm of batch size 1 amounts
+    to. A conv followed by a norm with a learned shift needs no bias of its own."""
+    if kind == "batch":
+        return nn.BatchNorm2d, False
+    if kind == "instance":
+        return nn.InstanceNorm2d, True                  # affine=False: the conv keeps its bias
+    raise ValueError(f"norm is batch or instance (got {kind})")
+
+
+class UNet(nn.Module):
+    """G: (C, S, S) -> (C, S, S). log2(S) stride-2 levels down to 1x1 (8 for the paper's
+    unet_256); widths ngf, 2 ngf, 4 ngf, then 8 ngf all the way down."""
+
+    def __init__(self, channels, image_size, ngf=64, norm="batch", dropout=0.5):
+        super().__init__()
+        Norm, bias = norm_layer(norm)
+        levels = image_size.bit_length() - 1                             # 256 -> 8, 64 -> 6
+        widths = [min(ngf * 2 ** i, ngf * 8) for i in range(levels)]     # outermost first
+        # encoder: e_0 = LReLU(conv(y)), e_i = LReLU(BN(conv(e_{i-1}))), innermost
+        # e_{L-1} = ReLU(conv(.)): no norm on the first level (the paper) nor on the 1x1
+        # bottleneck (one value per channel); like the paper's reference code, these two convs
+        # have no bias either with BatchNorm (the parameter counts match it)
+        self.down = nn.ModuleList()
+        for i in range(levels):
+            c_in = channels if i == 0 else widths[i - 1]
+            last = i == levels - 1
+            self.down.append(nn.Sequential(
+                nn.Conv2d(c_in, widths[i], 4, 2, 1, bias=bias),    # (c_in, H, W) -> (w_i, H/2, W/2)
+                *([] if i == 0 or last else [Norm(widths[i])]),
+                nn.ReLU(True) if last else nn.LeakyReLU(0.2, True)))
+        # decoder: d_{L-1} from e_{L-1} alone, then d_i = ReLU(BN(convT([d_{i+1}, e_i]))) upwards
+        self.up = nn.ModuleList()
+        for i in reversed(range(1, levels)):
+            c_in = widths[i] if i == levels - 1 else 2 * widths[i]       # the skip doubles it
+            self.up.append(nn.Sequential(
+                nn.ConvTranspose2d(c_in, widths[i - 1], 4, 2, 1, bias=bias),  # -> (w_{i-1}, 2H, 2W)
+                Norm(widths[i - 1]),
+                *([nn.Dropout(dropout)] if i >= levels - 3 else []),     # the three innermost
+                nn.ReLU(True)))
+        self.out = nn.Sequential(nn.ConvTranspose2d(2 * widths[0], channels, 4, 2, 1), nn.Tanh())
+
+    def forward(self, y):
+        skips = []
+        h = y
+        for block in self.down:                                  # (C, S, S) -> ... -> (8 ngf, 1, 1)
+            h = block(h)
+            skips.append(h)
+        skips.pop()                                              # the bottleneck has no mirror
+        for block in self.up:
+            h = block(h)
+            h = torch.cat([h, skips.pop()], 1)                   # skip connection: [d_i, e_i]
+        return self.out(h)                                       # (2 ngf, S/2, S/2) -> (C, S, S)
+
+
+def patchgan(c_in, ndf=64, n_layers=3, norm="batch", dropout=0.0):
+    """D: the PatchGAN. Three stride-2 4x4 convs (ndf, 2 ndf, 4 ndf), one stride-1 (8 ndf), one
+    to a logit per patch. For 256x256 input: 128, 64, 32, 31, 30; each logit sees a 70x70
+    window. Dropout after each LeakyReLU when asked (the lab's stabiliser; not in the paper)."""
+    drop = [nn.Dropout(dropout)] if dropout else []
+    Norm, bias = norm_layer(norm)
+    layers = [nn.Conv2d(c_in, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True), *drop]   # C64, no norm
+    c = ndf
+    for i in range(1, n_layers + 1):
+        c_out = ndf * min(2 ** i, 8)
+        stride = 2 if i < n_layers else 1
+        conv = nn.Conv2d(c, c_out, 4, stride, 1, bias=bias)
+        layers += [conv, Norm(c_out), nn.LeakyReLU(0.2, True), *drop]
+        c = c_out
+    return nn.Sequential(*layers, nn.Conv2d(c, 1, 4, 1, 1))      # (8 ndf, P+1, P+1) -> (1, P, P)
 
 
 # ---- The lab's stabilisers, as in gan.py: not in Isola et al., and off by default -------------

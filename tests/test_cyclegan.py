@@ -1,6 +1,6 @@
-"""cyclegan.py: the reference parameter counts, G keeping the size, D's 70x70 window, the cycle, identity
-and least-squares terms against their closed forms, the history buffer, learning an unpaired toy task,
-the unpaired data and the command line."""
+"""cyclegan.py: the reference parameter counts, G keeping the size, D's 70x70 window, the cycle,
+identity and least-squares terms against their closed forms, the history buffer, learning an
+unpaired toy task, the unpaired data and the command line."""
 import numpy as np
 import pytest
 import torch
@@ -28,11 +28,12 @@ class Map(nn.Module):
 def test_parameter_counts_match_the_reference():
     m = CycleGAN(256, 3)
     assert count(m.G) == count(m.F) == 11_378_179                            # resnet_9blocks
-    assert count(m.D_A) == count(m.D_B) == 2_764_737                         # 3-layer PatchGAN, InstanceNorm
+    assert count(m.D_A) == count(m.D_B) == 2_764_737          # 3-layer PatchGAN, InstanceNorm
     assert sum(isinstance(b, ResidualBlock) for b in m.G) == 9
-    assert m.D_A[0].in_channels == 3                                          # one image, no [A, B] pair
+    assert m.D_A[0].in_channels == 3                          # one image, no [A, B] pair
     assert m.D_B(torch.zeros(1, 3, 256, 256)).shape == (1, 1, 30, 30)
-    assert sum(isinstance(b, ResidualBlock) for b in CycleGAN(128, 3, ngf=4, ndf=4).G) == 6   # 6 at 128 and below
+    small = CycleGAN(128, 3, ngf=4, ndf=4)
+    assert sum(isinstance(b, ResidualBlock) for b in small.G) == 6           # 6 at 128 and below
 
 
 def test_generators_keep_the_image_size():
@@ -47,8 +48,9 @@ def test_generators_keep_the_image_size():
 
 
 def test_patchgan_output_sees_a_70x70_window():
-    """InstanceNorm's mean and variance are taken over the whole image, so through them every score
-    depends on every pixel; the window is the convolutions' own, measured with the norms taken out."""
+    """InstanceNorm's mean and variance are taken over the whole image, so through them every
+    score depends on every pixel; the window is the convolutions' own, measured with the norms
+    taken out."""
     D = CycleGAN(128, 3, ngf=4, ndf=8).D_A
     norms = [m for m in D if isinstance(m, nn.InstanceNorm2d)]
     assert len(norms) == 3 and not any(n.affine for n in norms)
@@ -57,7 +59,7 @@ def test_patchgan_output_sees_a_70x70_window():
     out = convs(x)
     i = out.shape[-1] // 2
     out[0, 0, i, i].backward()
-    seen = x.grad.abs().sum((0, 1)) > 0                                       # (H, W): pixels this score depends on
+    seen = x.grad.abs().sum((0, 1)) > 0                 # (H, W): the pixels this score depends on
     rows, cols = seen.any(1).nonzero().flatten(), seen.any(0).nonzero().flatten()
     assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
     assert seen.sum() == 70 * 70
@@ -74,7 +76,8 @@ def test_cycle_loss_of_inverse_maps_is_zero():
     m.G, m.F = Map(lambda x: 2 * x + 0.5), Map(lambda y: (y - 0.5) / 2)     # F = G^-1
     m.d_loss(b, a)
     terms = m.g_loss(b, a)
-    assert terms["cyc_A"].item() == pytest.approx(0, abs=1e-6) and terms["cyc_B"].item() == pytest.approx(0, abs=1e-6)
+    assert terms["cyc_A"].item() == pytest.approx(0, abs=1e-6)
+    assert terms["cyc_B"].item() == pytest.approx(0, abs=1e-6)
     m.G, m.F = Map(lambda x: 2 * x), Map(lambda y: y + 0.25)                 # not inverses
     m.d_loss(b, a)
     terms = m.g_loss(b, a)
@@ -90,7 +93,7 @@ def test_identity_loss():
     m.G, m.F = Map(lambda x: x), Map(lambda x: x)
     m.d_loss(b, a)
     terms = m.g_loss(b, a)
-    assert terms["idt_G"].item() == 0 and terms["idt_F"].item() == 0           # G = identity: nothing to pay
+    assert terms["idt_G"].item() == 0 and terms["idt_F"].item() == 0    # identities: nothing to pay
     m.G, m.F = Map(lambda x: 2 * x), Map(lambda y: y + 0.25)
     m.d_loss(b, a)
     terms = m.g_loss(b, a)
@@ -112,10 +115,13 @@ def test_least_squares_terms_at_chosen_outputs():
         nn.init.zeros_(D[-1].weight)
         nn.init.constant_(D[-1].bias, c)
     d, g = m.d_loss(b, a), m.g_loss(b, a)
-    assert d["real_A"].item() == pytest.approx(0.5 * 0.7 ** 2) and d["fake_A"].item() == pytest.approx(0.5 * 0.3 ** 2)
-    assert d["real_B"].item() == pytest.approx(0.5 * 1.2 ** 2) and d["fake_B"].item() == pytest.approx(0.5 * 0.2 ** 2)
-    assert g["gan_F"].item() == pytest.approx(0.7 ** 2) and g["gan_G"].item() == pytest.approx(1.2 ** 2)
-    assert m.history_a.n == m.history_b.n == 4                               # D was shown the fakes through the buffer
+    assert d["real_A"].item() == pytest.approx(0.5 * 0.7 ** 2)
+    assert d["fake_A"].item() == pytest.approx(0.5 * 0.3 ** 2)
+    assert d["real_B"].item() == pytest.approx(0.5 * 1.2 ** 2)
+    assert d["fake_B"].item() == pytest.approx(0.5 * 0.2 ** 2)
+    assert g["gan_F"].item() == pytest.approx(0.7 ** 2)
+    assert g["gan_G"].item() == pytest.approx(1.2 ** 2)
+    assert m.history_a.n == m.history_b.n == 4       # D was shown the fakes through the buffer
 
 
 def test_history_buffer():
@@ -131,44 +137,48 @@ def test_history_buffer():
         shown.append(out)
     shown = torch.cat(shown)
     new = torch.arange(len(shown))
-    assert torch.equal(shown[:52], new[:52])                                  # filling: shown as they come
+    assert torch.equal(shown[:52], new[:52])                  # filling: shown as they come
     past = shown[52:] != new[52:]
-    assert (shown[52:][past] < new[52:][past]).all()                          # from the past, never the future
-    assert 0.45 < past.float().mean() < 0.55                                  # with probability 1/2
-    assert len(shown[52:][past].unique()) == past.sum()                       # each past fake shown once
-    assert len(h.images[:, 0, 0, 0].unique()) == 50                           # 50 distinct fakes held
+    assert (shown[52:][past] < new[52:][past]).all()          # from the past, never the future
+    assert 0.45 < past.float().mean() < 0.55                  # with probability 1/2
+    assert len(shown[52:][past].unique()) == past.sum()       # each past fake shown once
+    assert len(h.images[:, 0, 0, 0].unique()) == 50           # 50 distinct fakes held
 
 
 def test_unpaired_data():
     images, domain, names, size = unpaired_dataset("shapes", 8)
     assert names is None and size == 8 and images.shape[1:] == (8, 8, 3)
     a, b = images[domain == 0], images[domain == 1]
-    assert 0.3 < len(a) / len(images) < 0.7                                  # circles and squares, a third each
-    colour = lambda x: x.reshape(len(x), -1, 3).max(1).mean(0)                # the mean of each image's brightest
-    assert np.abs(colour(a) - colour(b)).max() < 10                           # the same colours in both domains
-    A = torch.arange(5).view(5, 1, 1, 1).expand(5, 2, 2, 1).to(torch.uint8)  # image i of A holds i, of B 10 + i
+    assert 0.3 < len(a) / len(images) < 0.7                 # circles and squares, a third each
+    colour = lambda x: x.reshape(len(x), -1, 3).max(1).mean(0)  # the mean of each one's brightest
+    assert np.abs(colour(a) - colour(b)).max() < 10         # the same colours in both domains
+    # image i of A holds i, of B 10 + i
+    A = torch.arange(5).view(5, 1, 1, 1).expand(5, 2, 2, 1).to(torch.uint8)
     B = (10 + torch.arange(7)).view(7, 1, 1, 1).expand(7, 2, 2, 1).to(torch.uint8)
-    batches = UnpairedBatches(torch.cat([A, B]), torch.tensor([0] * 5 + [1] * 7), 2, "cpu", 0, flip=False)
+    domain = torch.tensor([0] * 5 + [1] * 7)
+    batches = UnpairedBatches(torch.cat([A, B]), domain, 2, "cpu", 0, flip=False)
     pairs = set()
     for step in range(60):
         x, y = batches(step)
         b_ids, a_ids = (((t[:, 0, 0, 0] + 1) * 127.5).round().long().tolist() for t in (x, y))
-        assert all(10 <= i < 17 for i in b_ids) and all(0 <= i < 5 for i in a_ids)   # x from B, y from A
+        assert all(10 <= i < 17 for i in b_ids)                         # x from B
+        assert all(0 <= i < 5 for i in a_ids)                           # y from A
         pairs |= set(zip(a_ids, b_ids))
-    assert len(pairs) > 25                                                    # drawn independently: most of the 35 pairs
+    assert len(pairs) > 25                          # drawn independently: most of the 35 pairs
 
 
 def test_learns_an_unpaired_toy_task():
-    """Red shapes (A) <-> blue shapes (B), unpaired: a hundred steps lower the cycle loss well below its
-    start and turn G(a) blue, measured by blue minus red over each held-out shape's pixels."""
+    """Red shapes (A) <-> blue shapes (B), unpaired: a hundred steps lower the cycle loss well below
+    its start and turn G(a) blue, measured by blue minus red over each held-out shape's pixels."""
     torch.manual_seed(0)
     images, labels, _ = shapes(n=1200, size=8, seed=0)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    A, B = x[labels % 4 == 0], x[labels % 4 == 2]                            # red, blue (label = kind * 4 + colour)
+    A = x[labels % 4 == 0]                                  # red (label = kind * 4 + colour)
+    B = x[labels % 4 == 2]                                  # blue
     a_val, a_train, b_train = A[-50:], A[:-50], B
 
     def blueness(a, out):
-        shape = (a - a[:, :, :1, :1]).abs().sum(1) > 0.5                      # (n, S, S): the shape's pixels
+        shape = (a - a[:, :, :1, :1]).abs().sum(1) > 0.5        # (n, S, S): the shape's pixels
         return ((out[:, 2] - out[:, 0]) * shape).sum() / shape.sum()
 
     m = tiny(lambda_identity=0, lr=3e-3)
@@ -177,7 +187,8 @@ def test_learns_an_unpaired_toy_task():
     m.train()
     d_opt, g_opt = m.configure_optimizers()
     for step in range(100):
-        a, b = a_train[torch.randint(0, len(a_train), (16,))], b_train[torch.randint(0, len(b_train), (16,))]
+        a = a_train[torch.randint(0, len(a_train), (16,))]
+        b = b_train[torch.randint(0, len(b_train), (16,))]
         d_opt.zero_grad()
         sum(m.d_loss(b, a).values()).backward()
         d_opt.step()
@@ -187,58 +198,68 @@ def test_learns_an_unpaired_toy_task():
     m.eval()
     with torch.no_grad():
         blue, cyc = blueness(a_val, m.sample(50, a_val)), (m.F(m.G(a_val)) - a_val).abs().mean()
-    assert blueness(a_val, a_val) < -1 and blueness(B, B) > 1                 # the property tells the domains apart
+    assert blueness(a_val, a_val) < -1 and blueness(B, B) > 1   # it tells the domains apart
     assert blue > 0.35 and blue > blue0 + 0.3, (blue0, blue)
     assert cyc < 0.4 * cyc0, (cyc0, cyc)
 
 
 def write_domains(root, n_a, n_b, size=8):
-    """A/ and B/ of different counts and unrelated names: random blocks in A, their negatives in B."""
+    """A/ and B/ of different counts and unrelated names: random blocks in A, their negatives in
+    B."""
     rng = np.random.default_rng(0)
     for d, n in (("A", n_a), ("B", n_b)):
         (root / d).mkdir(parents=True)
         for i in range(n):
-            im = rng.integers(0, 256, (size // 2, size // 2, 3), dtype=np.uint8).repeat(2, 0).repeat(2, 1)
+            im = rng.integers(0, 256, (size // 2, size // 2, 3), dtype=np.uint8)
+            im = im.repeat(2, 0).repeat(2, 1)
             Image.fromarray(im if d == "A" else 255 - im).save(root / d / f"{d.lower()}{i * 7}.png")
 
 
 def test_command_line(cli, tmp_path):
     write_domains(tmp_path / "data", 6, 9)
     out = tmp_path / "run"
-    args = ["--data", tmp_path / "data", "--image-size", 8, "--ngf", 4, "--ndf", 4, "--n-blocks", 1, "--n-layers", 1,
-            "--batch-size", 2, "--log-every", 2, "--grid", 12]
+    args = ["--data", tmp_path / "data", "--image-size", 8, "--ngf", 4, "--ndf", 4,
+            "--n-blocks", 1, "--n-layers", 1, "--batch-size", 2, "--log-every", 2, "--grid", 12]
     r = cli("train.py", "cyclegan", "--steps", 4, "--out", out, *args)
     assert r.returncode == 0, r.out
     assert "6 images in A, 9 in B" in r.out and "G.cyc_A" in r.out and "D.fake_B" in r.out
     w, h = Image.open(out / "samples_000004.png").size
-    assert w == 6 * 10 + 2 and h == 2 * 10 + 2                               # rows a | G(a) | F(G(a)) | b | F(b) | G(F(b))
+    assert w == 6 * 10 + 2 and h == 2 * 10 + 2       # rows a | G(a) | F(G(a)) | b | F(b) | G(F(b))
     r = cli("train.py", "cyclegan", "--steps", 6, "--out", out, "--resume")
     assert r.returncode == 0 and "step       6/6" in r.out, r.out
     ckpt = out / "ckpt.pt"
-    r = cli("sample.py", ckpt, "--input", tmp_path / "data" / "A" / "a7.png", "--out", tmp_path / "one.png")
+    one = tmp_path / "data" / "A" / "a7.png"
+    r = cli("sample.py", ckpt, "--input", one, "--out", tmp_path / "one.png")
     assert r.returncode == 0 and "1 images: mean cycle L1" in r.out, r.out
-    assert Image.open(tmp_path / "one.png").size == (3 * 10 + 2, 10 + 2)   # input | translation | reconstruction
-    r = cli("sample.py", ckpt, "--input", tmp_path / "data" / "B", "--direction", "BtoA", "--out", str(tmp_path / "outs") + "/")
+    size = Image.open(tmp_path / "one.png").size
+    assert size == (3 * 10 + 2, 10 + 2)                 # input | translation | reconstruction
+    outs = str(tmp_path / "outs") + "/"
+    r = cli("sample.py", ckpt, "--input", tmp_path / "data" / "B", "--direction", "BtoA",
+            "--out", outs)
     assert r.returncode == 0 and "9 images" in r.out, r.out
-    assert sorted(p.name for p in (tmp_path / "outs").glob("*.png")) == sorted(p.name for p in (tmp_path / "data" / "B").glob("*.png"))
+    written = sorted(p.name for p in (tmp_path / "outs").glob("*.png"))
+    assert written == sorted(p.name for p in (tmp_path / "data" / "B").glob("*.png"))
     r = cli("sample.py", ckpt, "--out", tmp_path / "none.png")
     assert r.returncode == 1 and "--input" in r.out
 
 
 @pytest.mark.parametrize("layout, message", [
-    ({"A": 3}, "needs two folders of images in"),                             # no B/
-    ({"A": 3, "B": 0}, "no images found in"),                                 # an empty domain
-    ({"trainA": 3, "trainB": 2}, None),                                       # the public datasets' names
+    ({"A": 3}, "needs two folders of images in"),               # no B/
+    ({"A": 3, "B": 0}, "no images found in"),                   # an empty domain
+    ({"trainA": 3, "trainB": 2}, None),                         # the public datasets' names
 ])
 def test_folder_layouts(cli, tmp_path, layout, message):
     rng = np.random.default_rng(0)
     for d, n in layout.items():
         (tmp_path / "data" / d).mkdir(parents=True)
         for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "data" / d / f"{i}.png")
-    r = cli("train.py", "cyclegan", "--data", tmp_path / "data", "--image-size", 8, "--ngf", 4, "--ndf", 4,
-            "--n-blocks", 1, "--n-layers", 1, "--batch-size", 2, "--steps", 1, "--out", tmp_path / "run")
+            im = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(im).save(tmp_path / "data" / d / f"{i}.png")
+    r = cli("train.py", "cyclegan", "--data", tmp_path / "data", "--image-size", 8,
+            "--ngf", 4, "--ndf", 4, "--n-blocks", 1, "--n-layers", 1, "--batch-size", 2,
+            "--steps", 1, "--out", tmp_path / "run")
     if message is None:
         assert r.returncode == 0 and "3 images in A, 2 in B" in r.out, r.out
     else:
-        assert r.returncode == 1 and message in r.out and len(r.stderr.strip().splitlines()) == 1, r.out
+        one_line = len(r.stderr.strip().splitlines()) == 1
+        assert r.returncode == 1 and message in r.out and one_line, r.out
