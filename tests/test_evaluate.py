@@ -9,7 +9,8 @@ from support.inception import InceptionV3
 
 def test_fd_equals_the_closed_form_of_two_gaussians():
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), with the root taken the plain way: the
-    eigenvalues of the (non-symmetric) product S1 S2 are real and positive, Tr sqrt = sum of their roots."""
+    eigenvalues of the (non-symmetric) product S1 S2 are real and positive, Tr sqrt = sum of their
+    roots."""
     rng = np.random.default_rng(0)
     A, B = rng.normal(size=(2, 4, 4))
     S1, S2 = A @ A.T + 0.1 * np.eye(4), B @ B.T + 0.1 * np.eye(4)                  # do not commute
@@ -17,24 +18,26 @@ def test_fd_equals_the_closed_form_of_two_gaussians():
     tr_sqrt = np.sqrt(np.linalg.eigvals(S1 @ S2).real).sum()
     direct = ((mu1 - mu2) ** 2).sum() + np.trace(S1) + np.trace(S2) - 2 * tr_sqrt
     assert E.frechet_distance(mu1, S1, mu2, S2) == pytest.approx(direct, rel=1e-9)
-    assert E.frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[9.0]])) \
-        == pytest.approx((1 - 3) ** 2 + (2 - 3) ** 2)                              # 1-D: (m1 - m2)^2 + (s1 - s2)^2
-    f1 = rng.multivariate_normal(mu1, S1, 40_000)                                  # on samples: near the closed form
+    one_d = E.frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]),
+                               np.array([[9.0]]))
+    assert one_d == pytest.approx((1 - 3) ** 2 + (2 - 3) ** 2)     # 1-D: (m1 - m2)^2 + (s1 - s2)^2
+    f1 = rng.multivariate_normal(mu1, S1, 40_000)                 # on samples: near the closed form
     f2 = rng.multivariate_normal(mu2, S2, 40_000)
     assert E.fd(f1, f2) == pytest.approx(direct, rel=0.05)
 
 
 def test_fd_of_a_set_with_itself_is_zero_and_order_does_not_matter():
     rng = np.random.default_rng(1)
-    f, g = rng.normal(size=(300, 64)), rng.normal(0.3, 1.5, size=(200, 64))         # 64-d from 300: a rank-deficient S is fine
+    f = rng.normal(size=(300, 64))                    # 64-d from 300: a rank-deficient S is fine
+    g = rng.normal(0.3, 1.5, size=(200, 64))
     assert abs(E.fd(f, f)) < 1e-8
     assert E.fd(f, g) == pytest.approx(E.fd(rng.permutation(f), rng.permutation(g)), rel=1e-9)
     assert E.fd(f, g) > 1
 
 
 def test_kid_is_unbiased_and_grows_with_a_shift():
-    """Two samples of one distribution: MMD^2 averages to 0 within its standard error (with the diagonal
-    k(x_i, x_i) in, the estimate is biased upward by about E k(x, x) / m, here about 1)."""
+    """Two samples of one distribution: MMD^2 averages to 0 within its standard error (with the
+    diagonal k(x_i, x_i) in, the estimate is biased upward by about E k(x, x) / m, here about 1)."""
     rng = np.random.default_rng(2)
     v = [E.mmd2(rng.normal(size=(20, 8)), rng.normal(size=(20, 8))) for _ in range(400)]
     assert abs(np.mean(v)) < 4 * np.std(v) / math.sqrt(len(v))
@@ -46,18 +49,20 @@ def test_kid_is_unbiased_and_grows_with_a_shift():
 
 def test_precision_recall_on_identical_disjoint_and_half_sets():
     rng = np.random.default_rng(3)
-    a, b = rng.normal(size=(100, 5)), rng.normal(size=(100, 5)) + 50                # two far-apart clusters
+    a = rng.normal(size=(100, 5))
+    b = rng.normal(size=(100, 5)) + 50                                  # two far-apart clusters
     assert E.precision_recall(a, a) == (1.0, 1.0)
     assert E.precision_recall(a, b) == (0.0, 0.0)
-    p, r = E.precision_recall(np.concatenate([a, b]), a)                           # samples: half of the real set
+    p, r = E.precision_recall(np.concatenate([a, b]), a)             # samples: half of the real set
     assert p == 1.0 and r == pytest.approx(0.5)
 
 
 def test_precision_ball_reaches_the_third_neighbour():
-    """Real points at 0, 1, ..., 9 on a line: the end point's 3rd neighbour (itself not counted) is at 3,
-    so a sample at -2.5 is inside the real manifold and one at -3.5 is not (k = 2 or 4 would disagree)."""
+    """Real points at 0, 1, ..., 9 on a line: the end point's 3rd neighbour (itself not counted) is
+    at 3, so a sample at -2.5 is inside the real manifold and one at -3.5 is not (k = 2 or 4 would
+    disagree)."""
     real = np.stack([np.arange(10.0), np.zeros(10)], 1)
-    fake = lambda x: np.array([[x, 0.0], [4.0, 0.0], [5.0, 0.0], [6.0, 0.0]])     # and three points inside
+    fake = lambda x: np.array([[x, 0.0], [4.0, 0.0], [5.0, 0.0], [6.0, 0.0]])   # and 3 inside
     assert E.precision_recall(real, fake(-2.5))[0] == 1.0
     assert E.precision_recall(real, fake(-3.5))[0] == 0.75
 
@@ -65,15 +70,18 @@ def test_precision_ball_reaches_the_third_neighbour():
 def test_inception_score_is_one_for_constant_and_k_for_confident_even_predictions():
     K = 5
     assert E.inception_score(np.full((100, K), 1 / K), splits=2)[0] == pytest.approx(1.0)
-    assert E.inception_score(np.tile(np.full(K, 1 / K) * [1, 2, 3, 2, 2] / 2, (100, 1)), splits=2)[0] == pytest.approx(1.0)
-    onehot = np.eye(K)[np.arange(100) % K]                                         # every split holds every class
+    same = np.tile(np.full(K, 1 / K) * [1, 2, 3, 2, 2] / 2, (100, 1))        # every x: one p(y | x)
+    assert E.inception_score(same, splits=2)[0] == pytest.approx(1.0)
+    onehot = np.eye(K)[np.arange(100) % K]                           # every split holds every class
     mean, std = E.inception_score(onehot, splits=2)
     assert mean == pytest.approx(K) and std == pytest.approx(0)
 
 
 def slow_ssim(x, y, K1=0.01, K2=0.03):
-    """SSIM of one (C, H, W) pair written as loops: each 11x11 window's weighted means, variances and covariance."""
-    g = [[math.exp(-((i - 5) ** 2 + (j - 5) ** 2) / (2 * 1.5**2)) for j in range(11)] for i in range(11)]
+    """SSIM of one (C, H, W) pair written as loops: each 11x11 window's weighted means, variances
+    and covariance."""
+    g = [[math.exp(-((i - 5) ** 2 + (j - 5) ** 2) / (2 * 1.5**2)) for j in range(11)]
+         for i in range(11)]
     total = sum(map(sum, g))
     w = [[v / total for v in row] for row in g]
     C, H, W = x.shape
@@ -82,12 +90,14 @@ def slow_ssim(x, y, K1=0.01, K2=0.03):
         for r in range(H - 10):
             for s in range(W - 10):
                 px, py = x[c, r:r + 11, s:s + 11], y[c, r:r + 11, s:s + 11]
-                mx = sum(w[i][j] * px[i, j] for i in range(11) for j in range(11))
-                my = sum(w[i][j] * py[i, j] for i in range(11) for j in range(11))
-                vx = sum(w[i][j] * (px[i, j] - mx) ** 2 for i in range(11) for j in range(11))
-                vy = sum(w[i][j] * (py[i, j] - my) ** 2 for i in range(11) for j in range(11))
-                cxy = sum(w[i][j] * (px[i, j] - mx) * (py[i, j] - my) for i in range(11) for j in range(11))
-                out.append((2 * mx * my + K1**2) * (2 * cxy + K2**2) / ((mx**2 + my**2 + K1**2) * (vx + vy + K2**2)))
+                ij = [(i, j) for i in range(11) for j in range(11)]
+                mx = sum(w[i][j] * px[i, j] for i, j in ij)
+                my = sum(w[i][j] * py[i, j] for i, j in ij)
+                vx = sum(w[i][j] * (px[i, j] - mx) ** 2 for i, j in ij)
+                vy = sum(w[i][j] * (py[i, j] - my) ** 2 for i, j in ij)
+                cxy = sum(w[i][j] * (px[i, j] - mx) * (py[i, j] - my) for i, j in ij)
+                top = (2 * mx * my + K1**2) * (2 * cxy + K2**2)
+                out.append(top / ((mx**2 + my**2 + K1**2) * (vx + vy + K2**2)))
     return sum(out) / len(out)
 
 
@@ -102,62 +112,92 @@ def test_ssim_is_one_on_itself_symmetric_and_matches_the_loops():
 
 
 def test_psnr_of_known_noise():
-    """+-0.1 on every pixel is MSE 0.01, 20 dB; +-0.05 is 26.02 dB; the figure is the mean over images."""
+    """+-0.1 on every pixel is MSE 0.01, 20 dB; +-0.05 is 26.02 dB; the figure is the mean over
+    images."""
     x = np.full((2, 1, 4, 4), 0.5)
     sign = np.where(np.arange(16).reshape(4, 4) % 2, 1.0, -1.0)
     y = x + np.stack([0.1 * sign, 0.05 * sign])[:, None]
-    assert E.psnr(x, y) == pytest.approx((10 * math.log10(1 / 0.01) + 10 * math.log10(1 / 0.0025)) / 2)
+    expected = (10 * math.log10(1 / 0.01) + 10 * math.log10(1 / 0.0025)) / 2
+    assert E.psnr(x, y) == pytest.approx(expected)
 
 
 def test_inception_has_the_published_shapes():
-    """Random weights: 2048 features and 1008 logits from any image size (here 75 px, the smallest it takes)."""
+    """Random weights: 2048 features and 1008 logits from any image size (here 75 px, the smallest
+    it takes)."""
     f, logits = InceptionV3().eval()(torch.rand(2, 3, 16, 16), size=75)
     assert f.shape == (2, 2048) and logits.shape == (2, 1008)
 
 
 def published_inception():
-    """The FID weights file's names -> shapes, from the published Inception v3 layer table: (name, in, out, kh, kw)."""
-    convs = [("Conv2d_1a_3x3", 3, 32, 3, 3), ("Conv2d_2a_3x3", 32, 32, 3, 3), ("Conv2d_2b_3x3", 32, 64, 3, 3),
-             ("Conv2d_3b_1x1", 64, 80, 1, 1), ("Conv2d_4a_3x3", 80, 192, 3, 3)]
+    """The FID weights file's names -> shapes, from the published Inception v3 layer table:
+    (name, in, out, kh, kw)."""
+    convs = [("Conv2d_1a_3x3", 3, 32, 3, 3), ("Conv2d_2a_3x3", 32, 32, 3, 3),
+             ("Conv2d_2b_3x3", 32, 64, 3, 3), ("Conv2d_3b_1x1", 64, 80, 1, 1),
+             ("Conv2d_4a_3x3", 80, 192, 3, 3)]
     for m, cin, pool in (("5b", 192, 32), ("5c", 256, 64), ("5d", 288, 64)):
-        convs += [(f"Mixed_{m}.{n}", *s) for n, s in [("branch1x1", (cin, 64, 1, 1)), ("branch5x5_1", (cin, 48, 1, 1)),
-                  ("branch5x5_2", (48, 64, 5, 5)), ("branch3x3dbl_1", (cin, 64, 1, 1)), ("branch3x3dbl_2", (64, 96, 3, 3)),
-                  ("branch3x3dbl_3", (96, 96, 3, 3)), ("branch_pool", (cin, pool, 1, 1))]]
+        block = [("branch1x1", (cin, 64, 1, 1)),
+                 ("branch5x5_1", (cin, 48, 1, 1)),
+                 ("branch5x5_2", (48, 64, 5, 5)),
+                 ("branch3x3dbl_1", (cin, 64, 1, 1)),
+                 ("branch3x3dbl_2", (64, 96, 3, 3)),
+                 ("branch3x3dbl_3", (96, 96, 3, 3)),
+                 ("branch_pool", (cin, pool, 1, 1))]
+        convs += [(f"Mixed_{m}.{n}", *s) for n, s in block]
     convs += [("Mixed_6a.branch3x3", 288, 384, 3, 3), ("Mixed_6a.branch3x3dbl_1", 288, 64, 1, 1),
               ("Mixed_6a.branch3x3dbl_2", 64, 96, 3, 3), ("Mixed_6a.branch3x3dbl_3", 96, 96, 3, 3)]
     for m, c in (("6b", 128), ("6c", 160), ("6d", 160), ("6e", 192)):
-        convs += [(f"Mixed_{m}.{n}", *s) for n, s in [("branch1x1", (768, 192, 1, 1)), ("branch7x7_1", (768, c, 1, 1)),
-                  ("branch7x7_2", (c, c, 1, 7)), ("branch7x7_3", (c, 192, 7, 1)), ("branch7x7dbl_1", (768, c, 1, 1)),
-                  ("branch7x7dbl_2", (c, c, 7, 1)), ("branch7x7dbl_3", (c, c, 1, 7)), ("branch7x7dbl_4", (c, c, 7, 1)),
-                  ("branch7x7dbl_5", (c, 192, 1, 7)), ("branch_pool", (768, 192, 1, 1))]]
-    convs += [("Mixed_7a.branch3x3_1", 768, 192, 1, 1), ("Mixed_7a.branch3x3_2", 192, 320, 3, 3),
-              ("Mixed_7a.branch7x7x3_1", 768, 192, 1, 1), ("Mixed_7a.branch7x7x3_2", 192, 192, 1, 7),
-              ("Mixed_7a.branch7x7x3_3", 192, 192, 7, 1), ("Mixed_7a.branch7x7x3_4", 192, 192, 3, 3)]
+        block = [("branch1x1", (768, 192, 1, 1)),
+                 ("branch7x7_1", (768, c, 1, 1)),
+                 ("branch7x7_2", (c, c, 1, 7)),
+                 ("branch7x7_3", (c, 192, 7, 1)),
+                 ("branch7x7dbl_1", (768, c, 1, 1)),
+                 ("branch7x7dbl_2", (c, c, 7, 1)),
+                 ("branch7x7dbl_3", (c, c, 1, 7)),
+                 ("branch7x7dbl_4", (c, c, 7, 1)),
+                 ("branch7x7dbl_5", (c, 192, 1, 7)),
+                 ("branch_pool", (768, 192, 1, 1))]
+        convs += [(f"Mixed_{m}.{n}", *s) for n, s in block]
+    convs += [("Mixed_7a.branch3x3_1", 768, 192, 1, 1),
+              ("Mixed_7a.branch3x3_2", 192, 320, 3, 3),
+              ("Mixed_7a.branch7x7x3_1", 768, 192, 1, 1),
+              ("Mixed_7a.branch7x7x3_2", 192, 192, 1, 7),
+              ("Mixed_7a.branch7x7x3_3", 192, 192, 7, 1),
+              ("Mixed_7a.branch7x7x3_4", 192, 192, 3, 3)]
     for m, cin in (("7b", 1280), ("7c", 2048)):
-        convs += [(f"Mixed_{m}.{n}", *s) for n, s in [("branch1x1", (cin, 320, 1, 1)), ("branch3x3_1", (cin, 384, 1, 1)),
-                  ("branch3x3_2a", (384, 384, 1, 3)), ("branch3x3_2b", (384, 384, 3, 1)), ("branch3x3dbl_1", (cin, 448, 1, 1)),
-                  ("branch3x3dbl_2", (448, 384, 3, 3)), ("branch3x3dbl_3a", (384, 384, 1, 3)),
-                  ("branch3x3dbl_3b", (384, 384, 3, 1)), ("branch_pool", (cin, 192, 1, 1))]]
+        block = [("branch1x1", (cin, 320, 1, 1)),
+                 ("branch3x3_1", (cin, 384, 1, 1)),
+                 ("branch3x3_2a", (384, 384, 1, 3)),
+                 ("branch3x3_2b", (384, 384, 3, 1)),
+                 ("branch3x3dbl_1", (cin, 448, 1, 1)),
+                 ("branch3x3dbl_2", (448, 384, 3, 3)),
+                 ("branch3x3dbl_3a", (384, 384, 1, 3)),
+                 ("branch3x3dbl_3b", (384, 384, 3, 1)),
+                 ("branch_pool", (cin, 192, 1, 1))]
+        convs += [(f"Mixed_{m}.{n}", *s) for n, s in block]
     shapes = {"fc.weight": (1008, 2048), "fc.bias": (1008,)}
     for name, cin, cout, kh, kw in convs:
         shapes[f"{name}.conv.weight"] = (cout, cin, kh, kw)
-        shapes.update({f"{name}.bn.{p}": (cout,) for p in ("weight", "bias", "running_mean", "running_var")})
+        for p in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{name}.bn.{p}"] = (cout,)
     return shapes
 
 
 def test_a_state_dict_with_the_published_names_and_shapes_loads(tmp_path):
-    """The names and shapes of the FID weights file load strictly, and the parameter count is torchvision's
-    published 27,161,264 for Inception v3 less its auxiliary head (768 -> 128 1x1, 128 -> 768 5x5, each with
-    batch norm, and fc 768 -> 1000), plus the 8 extra classes of the 2015 graph (8 x 2049)."""
+    """The names and shapes of the FID weights file load strictly, and the parameter count is
+    torchvision's published 27,161,264 for Inception v3 less its auxiliary head (768 -> 128 1x1,
+    128 -> 768 5x5, each with batch norm, and fc 768 -> 1000), plus the 8 extra classes of the 2015
+    graph (8 x 2049)."""
     shapes = published_inception()
     aux = 768 * 128 + 2 * 128 + 128 * 768 * 25 + 2 * 768 + 768 * 1000 + 1000
-    assert sum(math.prod(s) for k, s in shapes.items() if "running" not in k) == 27_161_264 - aux + 8 * 2049
+    published = 27_161_264 - aux + 8 * 2049
+    assert sum(math.prod(s) for k, s in shapes.items() if "running" not in k) == published
     state = {k: torch.zeros(s) for k, s in shapes.items()}
     state["Mixed_7c.branch_pool.conv.weight"].normal_()
     torch.save(state, tmp_path / "fid.pth")
-    net = E.load_inception(str(tmp_path / "fid.pth"))                              # strict: every name, every shape
+    net = E.load_inception(str(tmp_path / "fid.pth"))              # strict: every name, every shape
     assert sum(p.numel() for p in net.parameters()) == 27_161_264 - aux + 8 * 2049
-    assert torch.equal(net.state_dict()["Mixed_7c.branch_pool.conv.weight"], state["Mixed_7c.branch_pool.conv.weight"])
+    name = "Mixed_7c.branch_pool.conv.weight"
+    assert torch.equal(net.state_dict()[name], state[name])
     torch.save({"fc.weight": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(E.Fail, match="not the FID Inception weights"):
         E.load_inception(str(tmp_path / "other.pth"))
@@ -169,8 +209,10 @@ def stripes(root, n, seed):
     for cls in ("h", "v"):
         os.makedirs(root / cls, exist_ok=True)
         for i in range(n):
-            im = np.tile((np.arange(8) % 2)[:, None] * 160 + 40, (1, 8)) + rng.integers(0, 50, (8, 8))
-            Image.fromarray((im if cls == "h" else im.T).astype(np.uint8)).save(root / cls / f"{i}.png")
+            rows = np.tile((np.arange(8) % 2)[:, None] * 160 + 40, (1, 8))
+            im = rows + rng.integers(0, 50, (8, 8))
+            im = im if cls == "h" else im.T
+            Image.fromarray(im.astype(np.uint8)).save(root / cls / f"{i}.png")
 
 
 def test_the_classifier_learns_a_tiny_set_and_measures_conditional_accuracy(cli, tmp_path):
@@ -182,16 +224,19 @@ def test_the_classifier_learns_a_tiny_set_and_measures_conditional_accuracy(cli,
     assert p.returncode == 0, p.out
     ck = torch.load(tmp_path / "clf.pt", weights_only=True)
     assert ck["class_names"] == ["h", "v"] and ck["held_out_accuracy"] == 1.0
-    p = cli("evaluate.py", tmp_path / "samples", "--ref", tmp_path / "real", "--classifier", tmp_path / "clf.pt",
+    p = cli("evaluate.py", tmp_path / "samples", "--ref", tmp_path / "real",
+            "--classifier", tmp_path / "clf.pt",
             "--kid-size", 10, "--kid-subsets", 5, "--splits", 2, "--json", tmp_path / "r.json")
     assert p.returncode == 0, p.out
     r = json.load(open(tmp_path / "r.json"))
     assert r["accuracy"] == 1.0 and r["n"] == 24 and r["feature_dim"] == 32
-    assert r["IS"] > 1.5 and "conditional accuracy" in p.stdout and "FD (classifier features" in p.stdout
-    shutil.rmtree(tmp_path / "samples" / "h")                                     # only v/: folder 0 is class 1
-    args = ("evaluate.py", tmp_path / "samples", "--classifier", tmp_path / "clf.pt", "--splits", 2, "--json", tmp_path / "r.json")
+    assert r["IS"] > 1.5 and "conditional accuracy" in p.stdout
+    assert "FD (classifier features" in p.stdout
+    shutil.rmtree(tmp_path / "samples" / "h")                         # only v/: folder 0 is class 1
+    args = ("evaluate.py", tmp_path / "samples", "--classifier", tmp_path / "clf.pt", "--splits", 2,
+            "--json", tmp_path / "r.json")
     assert cli(*args).returncode == 0 and json.load(open(tmp_path / "r.json"))["accuracy"] == 1.0
-    os.rename(tmp_path / "samples" / "v", tmp_path / "samples" / "h")             # vertical stripes asked for as h
+    os.rename(tmp_path / "samples" / "v", tmp_path / "samples" / "h")    # vertical ones asked as h
     assert cli(*args).returncode == 0 and json.load(open(tmp_path / "r.json"))["accuracy"] == 0.0
 
 
@@ -201,8 +246,10 @@ def test_pairs_give_psnr_and_ssim_of_each_output_against_its_target(cli, tmp_pat
         os.makedirs(tmp_path / d)
     b = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
     Image.fromarray(b).save(tmp_path / "out" / "a.png")
-    Image.fromarray(np.concatenate([np.zeros_like(b), b], 1)).save(tmp_path / "val" / "a.png")   # side by side A|B
-    p = cli("evaluate.py", tmp_path / "out", "--pairs", tmp_path / "val", "--json", tmp_path / "r.json")
+    side_by_side = np.concatenate([np.zeros_like(b), b], 1)                        # A|B
+    Image.fromarray(side_by_side).save(tmp_path / "val" / "a.png")
+    p = cli("evaluate.py", tmp_path / "out", "--pairs", tmp_path / "val",
+            "--json", tmp_path / "r.json")
     assert p.returncode == 0, p.out
     assert json.load(open(tmp_path / "r.json"))["SSIM"] == pytest.approx(1.0)
     os.remove(tmp_path / "val" / "a.png")
@@ -216,17 +263,21 @@ def test_bad_input_is_one_line(cli, tmp_path):
     for i in range(3):
         (tmp_path / "junk" / f"{i}.png").write_text("not an image")
     net = E.Classifier(channels=1, num_classes=2, width=4)
-    torch.save(dict(model="classifier", config=dict(channels=1, num_classes=2, width=4), class_names=["h", "v"],
-                    image_size=8, weights=net.state_dict()), tmp_path / "clf.pt")
+    torch.save(dict(model="classifier", config=dict(channels=1, num_classes=2, width=4),
+                    class_names=["h", "v"], image_size=8, weights=net.state_dict()),
+               tmp_path / "clf.pt")
     p = cli("evaluate.py", tmp_path / "empty", "--classifier", tmp_path / "clf.pt", fresh=True)
-    assert p.returncode == 1 and p.stderr.startswith("error: ") and len(p.stderr.strip().splitlines()) == 1
+    assert p.returncode == 1 and p.stderr.startswith("error: ")
+    assert len(p.stderr.strip().splitlines()) == 1
     assert "no images found" in p.stderr
     p = cli("evaluate.py", tmp_path / "junk", "--classifier", tmp_path / "clf.pt")
-    assert p.returncode == 1 and "could be read" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert p.returncode == 1 and "could be read" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
     p = cli("evaluate.py", tmp_path / "empty", "--inception-weights", tmp_path / "none.pth")
     assert p.returncode == 1 and "no Inception weights at" in p.stderr and "pytorch-fid" in p.stderr
-    p = cli("evaluate.py", tmp_path / "empty")                                     # looked for in the cache folder
-    assert p.returncode == 1 and f"no Inception weights at {tmp_path / 'cache' / 'genmodels'}" in p.stderr
+    p = cli("evaluate.py", tmp_path / "empty")                      # looked for in the cache folder
+    assert p.returncode == 1
+    assert f"no Inception weights at {tmp_path / 'cache' / 'genmodels'}" in p.stderr
     p = cli("evaluate.py", tmp_path / "empty", "--classifier", tmp_path / "none.pt")
     assert p.returncode == 1 and "no classifier at" in p.stderr
     p = cli("evaluate.py", "--train-classifier", tmp_path / "junk", "--out", tmp_path / "c.pt")

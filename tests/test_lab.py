@@ -14,7 +14,7 @@ from vae import VAE
 from ddpm import DDPM
 from train import save_checkpoint
 
-OBJECTS = {"green cylinder": 2, "red cube": 0, "blue sphere": 1}       # the file's order is not the index order
+OBJECTS = {"green cylinder": 2, "red cube": 0, "blue sphere": 1}    # not in the order of the index
 
 
 def write_lab(root, labels, objects=OBJECTS, images=("a.png", "b.png")):
@@ -29,11 +29,12 @@ def write_lab(root, labels, objects=OBJECTS, images=("a.png", "b.png")):
 
 def test_json_labels_are_multi_hot_in_objects_json_order(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    images, labels = write_lab(tmp_path, {"a.png": ["green cylinder", "red cube"], "b.png": ["blue sphere"]})
-    x, y, names = load_folder(images, 8, label_file=labels)                # objects.json found beside train.json
+    images, labels = write_lab(tmp_path, {"a.png": ["green cylinder", "red cube"],
+                                          "b.png": ["blue sphere"]})
+    x, y, names = load_folder(images, 8, label_file=labels)   # objects.json found beside train.json
     assert names == ["red cube", "blue sphere", "green cylinder"] and x.shape == (2, 8, 8, 3)
     assert y.dtype == np.float32 and y.tolist() == [[1, 0, 1], [0, 1, 0]]
-    assert (x[1] == 40).all()                                              # b.png's row is b.png's image
+    assert (x[1] == 40).all()                                         # b.png's row is b.png's image
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -50,9 +51,10 @@ def test_bad_label_files_are_one_line_naming_file_and_name(tmp_path, labels, mes
 
 
 def test_squash_keeps_an_object_at_the_frame_edge(tmp_path):
-    """The lab's frames are 320x240: a centre crop cuts the left and right eighths, and what stands there."""
+    """The lab's frames are 320x240: a centre crop cuts the left and right eighths, and what stands
+    there."""
     frame = np.full((24, 32, 3), 160, np.uint8)
-    frame[10:14, 0:3] = (255, 0, 0)                                        # a red object at the left edge
+    frame[10:14, 0:3] = (255, 0, 0)                                  # a red object at the left edge
     Image.fromarray(frame).save(tmp_path / "f.png")
     red = lambda im: ((im[..., 0] > 200) & (im[..., 1] < 100)).sum()
     assert red(load_image(tmp_path / "f.png", 8, "squash")[0]) > 0
@@ -64,9 +66,11 @@ def test_scenes_draw_what_they_say_without_overlaps():
     assert len(names) == 24 and len(set(names)) == 24 and images.shape == (300, 32, 32, 3)
     assert set(labels.sum(1).tolist()) == {1, 2, 3}
     colours = np.array(list(scenes.COLOURS.values()))
+    grey = np.array(scenes.BACKGROUND)
     for im, y, objects in zip(images, labels, layouts):
-        assert np.flatnonzero(y).tolist() == sorted(i for i, *_ in objects)   # the label is the set drawn
-        boxes = np.array([(cx - r, cx + r, cy - r, cy + r) for _, cx, cy, r in objects]) * 32   # in pixels
+        assert np.flatnonzero(y).tolist() == sorted(i for i, *_ in objects)  # the set drawn
+        boxes = np.array([(cx - r, cx + r, cy - r, cy + r) for _, cx, cy, r in objects])
+        boxes = boxes * 32                                                  # in pixels
         for a in range(len(boxes)):
             for b in range(a):                                             # no two boxes overlap
                 assert min(boxes[a][1], boxes[b][1]) < max(boxes[a][0], boxes[b][0]) or \
@@ -74,13 +78,15 @@ def test_scenes_draw_what_they_say_without_overlaps():
         outside = np.ones((32, 32), bool)
         for (i, *_), (x0, x1, y0, y1) in zip(objects, boxes):
             outside[int(y0):int(np.ceil(y1)), int(x0):int(np.ceil(x1))] = False
-            box = im[int(np.ceil(y0)):int(y1), int(np.ceil(x0)):int(x1)].reshape(-1, 3).astype(int)   # pixels inside the box
-            solid = box[np.abs(box - colours[i % 8]).sum(1) < 10]          # its full-colour pixels
-            assert len(solid) >= 4                                         # the object's colour is in its box
-            mixed = box[np.abs(box - scenes.BACKGROUND).sum(1) > 0]        # and every pixel it touches is a blend
-            t = ((mixed - scenes.BACKGROUND) @ (colours[i % 8] - scenes.BACKGROUND)) / ((colours[i % 8] - scenes.BACKGROUND) ** 2).sum()
-            assert np.abs(mixed - (scenes.BACKGROUND + t[:, None] * (colours[i % 8] - scenes.BACKGROUND))).max() < 2   # of it and the grey
-        assert (im[outside] == scenes.BACKGROUND).all()                    # and nothing else is anywhere
+            box = im[int(np.ceil(y0)):int(y1), int(np.ceil(x0)):int(x1)]     # pixels inside the box
+            box = box.reshape(-1, 3).astype(int)
+            colour = colours[i % 8]
+            solid = box[np.abs(box - colour).sum(1) < 10]                  # its full-colour pixels
+            assert len(solid) >= 4                               # the object's colour is in its box
+            mixed = box[np.abs(box - grey).sum(1) > 0]   # and every pixel it touches is a blend
+            t = ((mixed - grey) @ (colour - grey)) / ((colour - grey) ** 2).sum()
+            assert np.abs(mixed - (grey + t[:, None] * (colour - grey))).max() < 2  # of it and grey
+        assert (im[outside] == scenes.BACKGROUND).all()               # and nothing else is anywhere
 
 
 def test_new_test_sets_never_appear_in_training():
@@ -89,33 +95,38 @@ def test_new_test_sets_never_appear_in_training():
     assert all(2 <= len(s) <= 3 for s in new_test) and not set(test) & set(new_test)
     images, labels, _ = scenes.scenes(2000, 8, seed=0)
     seen = {tuple(np.flatnonzero(y).tolist()) for y in labels}
-    assert len({s for s in seen if len(s) > 1}) > 500                   # many pairs and triples, but
-    assert not seen & set(new_test)                                    # none of new_test's (~44 scenes if not excluded)
-    assert scenes.scenes(5, 8, seed=0)[0].tobytes() == images[:5].tobytes()   # scene i depends on (seed, i) alone
+    assert len({s for s in seen if len(s) > 1}) > 500                  # many pairs and triples, but
+    assert not seen & set(new_test)                # none of new_test's (~44 scenes if not excluded)
+    # scene i depends on (seed, i) alone
+    assert scenes.scenes(5, 8, seed=0)[0].tobytes() == images[:5].tobytes()
 
 
 def test_lab_accuracy_is_top_k_hits_over_objects_asked_for():
     asked = torch.zeros(3, 6)
     asked[0, [0, 2]] = asked[1, 3] = asked[2, [1, 2, 4]] = 1               # k = 2, 1, 3
-    scores = torch.tensor([[0.9, 0.8, 0.1, 0.0, 0.0, 0.0],                # top-2 {0, 1}: 1 of {0, 2}
+    scores = torch.tensor([[0.9, 0.8, 0.1, 0.0, 0.0, 0.0],              # top-2 {0, 1}: 1 of {0, 2}
                            [0.0, 0.0, 0.0, 0.5, 0.0, 0.9],                # top-1 {5}: 0 of {3}
                            [0.0, 0.3, 0.2, 0.0, 0.9, 0.1]])               # top-3 {4, 1, 2}: 3 of 3
-    assert lab.accuracy(scores, asked) == pytest.approx(4 / 6)             # hits / objects asked for
-    assert lab.accuracy(scores.exp(), asked) == pytest.approx(4 / 6)       # ranks only: logits or probabilities
+    assert lab.accuracy(scores, asked) == pytest.approx(4 / 6)          # hits / objects asked for
+    # ranks only: logits or probabilities
+    assert lab.accuracy(scores.exp(), asked) == pytest.approx(4 / 6)
     g = torch.Generator().manual_seed(0)
     asked = torch.zeros(20_000, 24)
     k = torch.randint(1, 4, (20_000,), generator=g)
     for n in (1, 2, 3):
         rows = (k == n).nonzero()[:, 0]
         asked[rows[:, None], torch.rand(len(rows), 24, generator=g).argsort(1)[:, :n]] = 1
-    chance = float((k.float() ** 2 / 24).sum() / k.sum())                  # each asked object in the top-k with p = k / 24
-    assert lab.accuracy(torch.rand(20_000, 24, generator=g), asked) == pytest.approx(chance, abs=0.01)
+    # each asked object in the top-k with p = k / 24
+    chance = float((k.float() ** 2 / 24).sum() / k.sum())
+    at_random = lab.accuracy(torch.rand(20_000, 24, generator=g), asked)
+    assert at_random == pytest.approx(chance, abs=0.01)
     assert lab.accuracy(asked + 0.1 * torch.rand(20_000, 24, generator=g), asked) == 1.0
 
 
 def train_classifier(x, y, steps):
-    """evaluate.py's Classifier trained multi-label (BCE) on x (N, 3, S, S) in [0, 1] and y (N, K) multi-hot,
-    with evaluate.py's blur augmentation: a CVAE's samples are blurry, and a sharp-only CNN misreads them."""
+    """evaluate.py's Classifier trained multi-label (BCE) on x (N, 3, S, S) in [0, 1] and y (N, K)
+    multi-hot, with evaluate.py's blur augmentation: a CVAE's samples are blurry, and a sharp-only
+    CNN misreads them."""
     net = E.Classifier(3, y.shape[1], width=16)
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     for step in range(steps):
@@ -130,15 +141,16 @@ def train_classifier(x, y, steps):
 
 
 def cvae_lab_accuracy(seed, steps=500):
-    """A CVAE conditioned on multi-hot sets, trained on 800 scenes of 8x8, sampled for the sets of 256 other
-    scenes (test.json's 32 are too few to tell 0.1 from 0.2) and scored by a classifier trained on the
-    same 800 scenes -> (the lab's accuracy, chance)."""
+    """A CVAE conditioned on multi-hot sets, trained on 800 scenes of 8x8, sampled for the sets of
+    256 other scenes (test.json's 32 are too few to tell 0.1 from 0.2) and scored by a classifier
+    trained on the same 800 scenes -> (the lab's accuracy, chance)."""
     torch.manual_seed(seed)
     images, labels, names = scenes.scenes(1056, 8, seed=seed)
-    x, y = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(labels)   # [0, 1]
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255                # in [0, 1]
+    y = torch.from_numpy(labels)
     x, y, asked = x[:800], y[:800], y[800:]
     clf = train_classifier(x, y, 150)
-    vae = VAE(8, 3, 24, z_dim=8, ch=16, sigma=1.0, lr=3e-3)         # sigma 1: leans on y more than on z
+    vae = VAE(8, 3, 24, z_dim=8, ch=16, sigma=1.0, lr=3e-3)     # sigma 1: leans on y more than on z
     opt = vae.configure_optimizers()
     for step in range(steps):
         idx = torch.randint(0, len(x), (32,))
@@ -148,81 +160,117 @@ def cvae_lab_accuracy(seed, steps=500):
         opt.step()
     with torch.no_grad():
         acc = lab.accuracy(clf((vae.eval().sample(len(asked), asked) + 1) / 2)[1], asked)
-    return acc, float((asked.sum(1) ** 2).sum() / 24 / asked.sum())      # chance: each object in the top-k with p = k / 24
+    chance = float((asked.sum(1) ** 2).sum() / 24 / asked.sum())   # each in the top-k: p = k / 24
+    return acc, chance
 
 
 def test_a_cvae_learns_the_sets_of_objects_as_the_lab_scores_them():
-    """500 CPU steps: the samples' colours follow the sets asked for, well above chance (0.21-0.25 over
-    seeds 0-2, chance 0.10; untrained, steps=0: 0.08-0.12): blurry tints of the asked colours, not yet objects."""
+    """500 CPU steps: the samples' colours follow the sets asked for, well above chance (0.21-0.25
+    over seeds 0-2, chance 0.10; untrained, steps=0: 0.08-0.12): blurry tints of the asked colours,
+    not yet objects."""
     acc, chance = cvae_lab_accuracy(seed=0)
     assert acc > chance + 0.07, (acc, chance)
 
 
 def test_the_lab_from_the_command_line(cli, tmp_path):
-    """scenes.py writes the lab's files; train.py --labels, sample.py --conditions (a folder, a grid, the
-    denoising strip), evaluate.py --train-classifier --labels and --conditions read them."""
+    """scenes.py writes the lab's files; train.py --labels, sample.py --conditions (a folder, a
+    grid, the denoising strip), evaluate.py --train-classifier --labels and --conditions read
+    them."""
     scenes.write(str(tmp_path / "lab"), n=64, size=8)
     lab_dir = tmp_path / "lab"
-    assert len(os.listdir(lab_dir / "images")) == 64 and len(json.loads((lab_dir / "new_test.json").read_text())) == 32
+    assert len(os.listdir(lab_dir / "images")) == 64
+    assert len(json.loads((lab_dir / "new_test.json").read_text())) == 32
     small = ["--image-size", 8, "--batch-size", 8, "--steps", 2, "--ch", 8, "--z-dim", 4]
-    r = cli("train.py", "vae", "--data", lab_dir / "images", "--labels", lab_dir / "train.json", *small, "--out", tmp_path / "vae")
+    r = cli("train.py", "vae", "--data", lab_dir / "images", "--labels", lab_dir / "train.json",
+            *small, "--out", tmp_path / "vae")
     assert r.returncode == 0 and "24 objects" in r.out, r.out
-    r = cli("sample.py", tmp_path / "vae" / "ckpt.pt", "--conditions", lab_dir / "test.json", "--out", f"{tmp_path / 's'}/")
-    assert r.returncode == 0 and sorted(os.listdir(tmp_path / "s")) == sorted(f"{i}.png" for i in range(32)), r.out
-    r = cli("sample.py", tmp_path / "vae" / "ckpt.pt", "--conditions", lab_dir / "new_test.json", "--nrow", 8, "--out", tmp_path / "g.png")
-    assert r.returncode == 0 and Image.open(tmp_path / "g.png").size == (8 * 10 + 2, 4 * 10 + 2)   # 8 x 4 tiles of 8 + 2
-    r = cli("evaluate.py", "--train-classifier", lab_dir / "images", "--labels", lab_dir / "train.json", "--image-size", 8,
+    vae = tmp_path / "vae" / "ckpt.pt"
+    r = cli("sample.py", vae, "--conditions", lab_dir / "test.json", "--out", f"{tmp_path / 's'}/")
+    assert r.returncode == 0, r.out
+    assert sorted(os.listdir(tmp_path / "s")) == sorted(f"{i}.png" for i in range(32)), r.out
+    r = cli("sample.py", vae, "--conditions", lab_dir / "new_test.json", "--nrow", 8,
+            "--out", tmp_path / "g.png")
+    assert r.returncode == 0
+    assert Image.open(tmp_path / "g.png").size == (8 * 10 + 2, 4 * 10 + 2)   # 8 x 4 tiles of 8 + 2
+    r = cli("evaluate.py", "--train-classifier", lab_dir / "images",
+            "--labels", lab_dir / "train.json", "--image-size", 8,
             "--epochs", 1, "--width", 4, "--out", tmp_path / "clf.pt")
-    assert r.returncode == 0 and torch.load(tmp_path / "clf.pt", weights_only=True)["multilabel"], r.out
-    r = cli("evaluate.py", tmp_path / "s", "--conditions", lab_dir / "test.json", "--classifier", tmp_path / "clf.pt",
-            "--json", tmp_path / "r.json")
-    assert r.returncode == 0 and 0 <= json.loads((tmp_path / "r.json").read_text())["lab_accuracy"] <= 1, r.out
-    (tmp_path / "one.json").write_text(json.dumps([["red square", "blue circle", "green triangle"]]))
+    assert r.returncode == 0, r.out
+    assert torch.load(tmp_path / "clf.pt", weights_only=True)["multilabel"], r.out
+    r = cli("evaluate.py", tmp_path / "s", "--conditions", lab_dir / "test.json",
+            "--classifier", tmp_path / "clf.pt", "--json", tmp_path / "r.json")
+    assert r.returncode == 0, r.out
+    assert 0 <= json.loads((tmp_path / "r.json").read_text())["lab_accuracy"] <= 1, r.out
+    one = [["red square", "blue circle", "green triangle"]]
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    config = dict(image_size=8, channels=3, num_classes=24, T=10, ch=32, ch_mult=(1,),
+                  num_res_blocks=1, attn_res=())
     model = DDPM(8, 3, 24, T=10, ch=32, ch_mult=(1,), num_res_blocks=1, attn_res=())
-    save_checkpoint(str(tmp_path / "ddpm.pt"), dict(model="ddpm", config=dict(image_size=8, channels=3, num_classes=24, T=10,
-                    ch=32, ch_mult=(1,), num_res_blocks=1, attn_res=()), class_names=scenes.NAMES, weights=model.state_dict()))
-    r = cli("sample.py", tmp_path / "ddpm.pt", "--conditions", tmp_path / "one.json", "--gif", "--steps", 10, "--out", tmp_path / "d.png")
-    assert r.returncode == 0 and Image.open(tmp_path / "d_strip.png").size == (8 * 10 + 2, 10 + 2), r.out   # one row, 8 frames
+    save_checkpoint(str(tmp_path / "ddpm.pt"), dict(model="ddpm", config=config,
+                                                    class_names=scenes.NAMES,
+                                                    weights=model.state_dict()))
+    r = cli("sample.py", tmp_path / "ddpm.pt", "--conditions", tmp_path / "one.json", "--gif",
+            "--steps", 10, "--out", tmp_path / "d.png")
+    strip = Image.open(tmp_path / "d_strip.png")
+    assert r.returncode == 0 and strip.size == (8 * 10 + 2, 10 + 2), r.out   # one row, 8 frames
 
 
 @pytest.mark.parametrize("script, args, message", [
-    ("train.py", ["vae", "--data", "IMAGES", "--labels", "BAD_JSON"], "train.json is not valid JSON"),
-    ("train.py", ["vae", "--data", "IMAGES", "--labels", "UNKNOWN"], "unknown object 'pink cube' in a.png"),
+    ("train.py", ["vae", "--data", "IMAGES", "--labels", "BAD_JSON"],
+     "train.json is not valid JSON"),
+    ("train.py", ["vae", "--data", "IMAGES", "--labels", "UNKNOWN"],
+     "unknown object 'pink cube' in a.png"),
     ("train.py", ["vae", "--labels", "UNKNOWN"], "give that folder as --data"),
-    ("sample.py", ["CKPT", "--conditions", "BAD_CONDITIONS"], "unknown object 'pink cube' in condition 1"),
-    ("sample.py", ["UNCONDITIONAL", "--conditions", "BAD_CONDITIONS"], "--conditions given, but this vae was trained without"),
-    ("evaluate.py", ["IMAGES", "--conditions", "BAD_CONDITIONS"], "--conditions needs --classifier"),
+    ("sample.py", ["CKPT", "--conditions", "BAD_CONDITIONS"],
+     "unknown object 'pink cube' in condition 1"),
+    ("sample.py", ["UNCONDITIONAL", "--conditions", "BAD_CONDITIONS"],
+     "--conditions given, but this vae was trained without"),
+    ("evaluate.py", ["IMAGES", "--conditions", "BAD_CONDITIONS"],
+     "--conditions needs --classifier"),
 ])
 def test_bad_lab_input_is_one_line(cli, tmp_path, script, args, message):
     images, _ = write_lab(tmp_path / "bad", '{"a.png": ["red cube"],}')
     write_lab(tmp_path / "unknown", {"a.png": ["pink cube"], "b.png": []})
     (tmp_path / "conditions.json").write_text(json.dumps([["red cube"], ["pink cube"]]))
     for name, k in (("ckpt.pt", 3), ("plain.pt", 0)):
-        save_checkpoint(str(tmp_path / name), dict(model="vae", config=dict(image_size=8, channels=3, num_classes=k, ch=4),
-                        class_names=sorted(OBJECTS, key=OBJECTS.get) if k else None, weights=VAE(8, 3, k, ch=4).state_dict()))
-    places = {"IMAGES": images, "BAD_JSON": tmp_path / "bad" / "train.json", "UNKNOWN": tmp_path / "unknown" / "train.json",
-              "BAD_CONDITIONS": tmp_path / "conditions.json", "CKPT": tmp_path / "ckpt.pt", "UNCONDITIONAL": tmp_path / "plain.pt"}
-    r = cli(script, *[places.get(a, a) for a in args], *(["--out", tmp_path / "run"] if script == "train.py" else []))
+        config = dict(image_size=8, channels=3, num_classes=k, ch=4)
+        names = sorted(OBJECTS, key=OBJECTS.get) if k else None
+        save_checkpoint(str(tmp_path / name), dict(model="vae", config=config, class_names=names,
+                                                   weights=VAE(8, 3, k, ch=4).state_dict()))
+    places = {"IMAGES": images,
+              "BAD_JSON": tmp_path / "bad" / "train.json",
+              "UNKNOWN": tmp_path / "unknown" / "train.json",
+              "BAD_CONDITIONS": tmp_path / "conditions.json",
+              "CKPT": tmp_path / "ckpt.pt",
+              "UNCONDITIONAL": tmp_path / "plain.pt"}
+    out = ["--out", tmp_path / "run"] if script == "train.py" else []
+    r = cli(script, *[places.get(a, a) for a in args], *out)
     assert r.returncode == 1 and message in r.stderr, r.out
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.out, r.stderr
 
 
 def test_the_course_evaluator_loads_without_torchvision(tmp_path):
-    """The course's ResNet-18 file, {"model": state_dict} with torchvision's names and fc = Linear(512, 24) +
-    Sigmoid: random weights of that layout load and score a folder; its size is torchvision's published
-    ResNet-18 (11,689,512 parameters with 1000 classes) with the head cut to 24."""
+    """The course's ResNet-18 file, {"model": state_dict} with torchvision's names and fc =
+    Linear(512, 24) + Sigmoid: random weights of that layout load and score a folder; its size is
+    torchvision's published ResNet-18 (11,689,512 parameters with 1000 classes) with the head cut
+    to 24."""
     net = lab.ResNet18()
     state = net.state_dict()
-    assert sum(p.numel() for p in net.parameters()) == 11_689_512 - (512 * 1000 + 1000) + (512 * 24 + 24)
-    assert len(state) == 122 and {"conv1.weight", "bn1.running_mean", "layer1.0.conv2.weight", "layer2.0.downsample.0.weight",
-                                  "layer4.1.bn2.num_batches_tracked", "fc.0.weight", "fc.0.bias"} <= state.keys()
+    published = 11_689_512 - (512 * 1000 + 1000) + (512 * 24 + 24)
+    assert sum(p.numel() for p in net.parameters()) == published
+    assert len(state) == 122
+    assert {"conv1.weight", "bn1.running_mean", "layer1.0.conv2.weight",
+            "layer2.0.downsample.0.weight", "layer4.1.bn2.num_batches_tracked", "fc.0.weight",
+            "fc.0.bias"} <= state.keys()
     torch.save({"model": state}, tmp_path / "checkpoint.pth")
     clf, ck = E.load_classifier(str(tmp_path / "checkpoint.pth"))
     (tmp_path / "s").mkdir()
     for i in range(2):
         Image.fromarray(np.full((64, 64, 3), 100 * i, np.uint8)).save(tmp_path / "s" / f"{i}.png")
-    (tmp_path / "test.json").write_text(json.dumps([["red cube"], ["blue sphere", "green cylinder"]]))
-    (tmp_path / "objects.json").write_text(json.dumps({f"object {i}": i for i in range(3, 24)} | OBJECTS))   # beside test.json
+    conditions = [["red cube"], ["blue sphere", "green cylinder"]]
+    (tmp_path / "test.json").write_text(json.dumps(conditions))
+    objects = {f"object {i}": i for i in range(3, 24)} | OBJECTS
+    (tmp_path / "objects.json").write_text(json.dumps(objects))                # beside test.json
     r = lab.score(str(tmp_path / "s"), str(tmp_path / "test.json"), clf, ck, "cpu")
     assert r["n"] == 2 and 0 <= r["lab_accuracy"] <= 1
     with torch.no_grad():
