@@ -5,7 +5,8 @@ sampler (few steps), which --preview-sampler and --preview-steps replace.
 import os
 import torch
 from support.cli import watched
-from support.data import UnpairedBatches, grid
+from support.data import UnpairedBatches
+from support.pictures import grid
 
 
 def preview_knobs(net, args, what):
