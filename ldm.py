@@ -298,6 +298,6 @@ class LDM(nn.Module):
         """The denoising process, z_t decoded at `frames` evenly spaced steps. (frames, n, C, S, S)."""
         ts = self.diffusion.timesteps(steps)
         picks = set(torch.linspace(0, len(ts) - 1, min(frames, len(ts))).round().long().tolist())
-        zs = self.diffusion.reverse(n, self.condition(n, y, prompt), ts, sampler, 0.0, guidance)
+        zs = self.diffusion.reverse(n, self.condition(n, y, prompt), ts, sampler, 0.0, guidance, clip=False)
         zs = progress(zs, len(ts)) if progress else zs
         return torch.stack([self.decode(z) for i, z in enumerate(zs) if i in picks])
