@@ -128,7 +128,7 @@ class GAN(nn.Module):
         real_logit = self.critic(x, y)                               # D(x) = sigmoid(real_logit)
         fake_logit = self.critic(fake, y)
         if self.loss_type != "bce":
-            return self.wgan_d_loss(x, fake, y, real_logit, fake_logit)   # WGAN: the block below
+            return self.wgan_d_loss(x, y, fake, real_logit, fake_logit)   # WGAN: the block below
         t_real, t_fake = d_targets(x.shape[0], x.device, self.soft_labels, self.flip_labels)  # 1, 0
         bce = F.binary_cross_entropy_with_logits                     # log-sigmoid without overflow
         return {"real": bce(real_logit, t_real),                     # -E[log D(x)]
@@ -187,7 +187,7 @@ class GAN(nn.Module):
     # clipping; and the lab's stabilisers: soft and flipped labels (d_targets), and in __init__
     # dropout in D and n_critic D steps per G step.
 
-    def wgan_d_loss(self, x, fake, y, real_f, fake_f):
+    def wgan_d_loss(self, x, y, fake, real_f, fake_f):
         """WGAN's D step: minimise E[f(G(z))] - E[f(x)], minus the estimate of W(p_data, p_g);
         WGAN-GP adds lambda E[(||grad f(x_hat)|| - 1)^2] (Gulrajani et al., Eq. 3)."""
         terms = {"real": -real_f.float().mean(),                     # -E[f(x)]
