@@ -59,7 +59,7 @@ class CycleGAN(nn.Module):
         n_layers: the PatchGANs' stride-2 layers: 3 is the 70x70 PatchGAN (the paper's)
         lambda_cyc: the weight lambda of the cycle loss (the paper's 10)
         lambda_identity: the identity loss's weight as a fraction of lambda (the paper's 0.5)
-        history: fakes each D is shown from the buffer of past ones; 0 none (the paper's 50)
+        history: the size of the buffer of past fakes each D is shown; 0: none (the paper's 50)
         lr: Adam's learning rate (the paper's 2e-4)
         beta1: Adam's beta1 (the paper's 0.5)
         beta2: Adam's beta2 (the paper's 0.999)
