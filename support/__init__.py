@@ -1,9 +1,16 @@
 """What the commands share, kept out of the root so that the root shows the course.
 
-cli.py        the command line's shared parts: models by name, flags, checkpoints, Ctrl-C
-data.py       images in (folders, the built-in shapes, the cache) and batches on the device
-scenes.py     the lab's built-in scenes (python -m support.scenes)
-lab.py        the lab's file formats and its accuracy
-inception.py  the Inception network of FID
-bench.py      the speed benchmark (python -m support.bench)
+train.py's run       settings.py (flags and checks), processes.py (torchrun), training_data.py
+                     (--data to batches), resume.py (model, optimizers, EMA, --resume),
+                     preview.py (sample grids), quality.py (--eval-every KID and FD)
+the command line     cli.py: models by name (MODELS, the one registration), flags from a model's
+                     keywords, checkpoints, the lock on --out, Ctrl-C, progress
+data                 data.py (the built-in shapes, pairs, two domains; batches on the device),
+                     folders.py (folders of images, decoded once and cached), pictures.py (grids,
+                     PNGs, animations)
+sample.py's          translate.py (pix2pix and CycleGAN on --input images)
+evaluate.py's        features.py (what is measured), classifier.py (its small classifier),
+                     inception.py (FID's Inception v3), report.py (the table)
+the lab              lab.py (its file formats and accuracy), scenes.py (python -m support.scenes)
+speed                bench.py (python -m support.bench), bench_peer.py (against diffusers)
 """
