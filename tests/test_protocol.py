@@ -17,7 +17,7 @@ LIMITS = {"ddpm.py": 400, "ldm.py": 400, "train.py": 250}
 
 
 def keywords(cls):
-    """The model's flags: its __init__'s keywords, and sample's and animate's (sample.py's knobs)."""
+    """The model's flags: its __init__'s keywords, and sample's and animate's (sample.py's)."""
     fns = [cls.__init__, cls.sample] + ([cls.animate] if hasattr(cls, "animate") else [])
     return [(fn, name) for fn in fns for name in hyperparameters(fn)]
 
@@ -60,7 +60,10 @@ torch.manual_seed(0)
 model = Model({size}, 3, **dict({args}))
 x = torch.rand(2, 3, {size}, {size}) * 2 - 1
 y = {y}
-terms = model.loss(x, y) if hasattr(model, "loss") else {{**model.d_loss(x, y), **model.g_loss(x, y)}}
+if hasattr(model, "loss"):
+    terms = model.loss(x, y)
+else:
+    terms = {{**model.d_loss(x, y), **model.g_loss(x, y)}}
 assert all(torch.isfinite(v) for v in terms.values()), terms
 s = model.sample(2, y)
 assert s.shape == x.shape and s.abs().max() <= 1, s.shape
@@ -99,7 +102,8 @@ def test_each_model_file_runs_copied_alone_into_an_empty_folder(tmp_path):
 
 
 def python_files():
-    return sorted(glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "*", "*.py")))
+    found = glob.glob(os.path.join(ROOT, "*.py")) + glob.glob(os.path.join(ROOT, "*", "*.py"))
+    return sorted(found)
 
 
 def test_every_add_argument_has_a_help_text():
