@@ -8,8 +8,7 @@ import numpy as np
 import torch
 from support.cli import Fail
 from support import scenes
-from support.folders import check_memory, load_folder, load_image  # load_image: for the tests
-from support.pictures import grid                                  # for train.py's imports
+from support.folders import check_memory, load_folder
 
 
 # ----------------------------------------------------------------------------- the built-in data

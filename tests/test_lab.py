@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 import evaluate as E
 from support import lab, scenes
-from support.data import load_folder, load_image
+from support.folders import load_folder, load_image
 from support.cli import Fail
 from vae import VAE
 from ddpm import DDPM
