@@ -30,8 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from support.cli import Fail
-from support.classifier import (Classifier, classifier_flags, load_classifier,  # Classifier: tests
-                                train_classifier)
+from support.classifier import classifier_flags, load_classifier, train_classifier
 from support.features import (cached_weights, features_and_probs, load_inception, read_folder,
                               read_pairs, reads)
 from support.pictures import to_uint8

@@ -278,10 +278,10 @@ def test_diffusion_previews_use_the_fast_sampler(cli, tmp_path, monkeypatch):
 def random_classifier(path, channels=1, size=16):
     """A classifier file as evaluate.py --train-classifier writes it, with random weights: features
     enough to tell images apart, and FD 0 for identical sets whatever the weights."""
-    import evaluate
+    from support.classifier import Classifier
     torch.manual_seed(0)
     config = dict(channels=channels, num_classes=3, width=8)
-    net = evaluate.Classifier(**config)
+    net = Classifier(**config)
     torch.save(dict(model="classifier", config=config, class_names=list("abc"), image_size=size,
                     weights=net.state_dict()), path)
     return str(path)
