@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 import evaluate as E
+from support.classifier import Classifier
 from support.inception import InceptionV3
 
 
@@ -262,7 +263,7 @@ def test_bad_input_is_one_line(cli, tmp_path):
     os.makedirs(tmp_path / "junk")
     for i in range(3):
         (tmp_path / "junk" / f"{i}.png").write_text("not an image")
-    net = E.Classifier(channels=1, num_classes=2, width=4)
+    net = Classifier(channels=1, num_classes=2, width=4)
     torch.save(dict(model="classifier", config=dict(channels=1, num_classes=2, width=4),
                     class_names=["h", "v"], image_size=8, weights=net.state_dict()),
                tmp_path / "clf.pt")

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 import evaluate as E
 from support import lab, scenes
+from support.classifier import Classifier
 from support.folders import load_folder, load_image
 from support.cli import Fail
 from vae import VAE
@@ -127,7 +128,7 @@ def train_classifier(x, y, steps):
     """evaluate.py's Classifier trained multi-label (BCE) on x (N, 3, S, S) in [0, 1] and y (N, K)
     multi-hot, with evaluate.py's blur augmentation: a CVAE's samples are blurry, and a sharp-only
     CNN misreads them."""
-    net = E.Classifier(3, y.shape[1], width=16)
+    net = Classifier(3, y.shape[1], width=16)
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     for step in range(steps):
         idx = torch.randint(0, len(x), (64,))
