@@ -127,7 +127,7 @@ def write(out, n=N, size=64, seed=0):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m support.scenes", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="the folder to write")
     p.add_argument("-n", type=int, default=N, help=f"training scenes. default: {N}")
