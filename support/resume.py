@@ -7,8 +7,8 @@ from support.cli import Fail, build_model, load_checkpoint
 
 
 def model_and_resume(name, config, args, ck, proc):
-    """The model, optimizers and EMA copy (one seed: the same weights in every process), resumed
-    from the checkpoint ck if given. Returns model, opts (a list), ema or None, and the step."""
+    """The model, optimizers and EMA copy (one seed: the same weights in every process); with a
+    checkpoint ck, resumed. Returns model, opts (a list), ema or None, and the step."""
     torch.manual_seed(args["seed"])
     model = build_model(name, config).to(proc.device)
     if proc.cuda:
