@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import torch
 from PIL import Image
 from support.cli import (Fail, Parser, add_flags, at_least, build_model, compile_sampling,
-                         condition, flag_help, hyperparameters, load_checkpoint, to_folder, watched)
+                         condition, hyperparameters, load_checkpoint, to_folder, watched)
 from support.folders import load_image
 from support.lab import read_conditions
 from support.pictures import grid, save_animation, save_each
@@ -103,12 +103,8 @@ def parse(argv):
         p.add_argument("--input", action="append", metavar="FILE|DIR",
                        help="an image, or a folder of them, to translate (pix2pix: side-by-side "
                             "A|B pairs or A/ and B/ too; cyclegan: --direction BtoA); repeatable")
-    knobs = hyperparameters(model.sample)
-    helps = flag_help(model.sample)
-    if hasattr(model, "animate"):
-        knobs |= hyperparameters(model.animate)
-        helps |= flag_help(model.animate)
-    add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), knobs, helps)
+    draws = [model.sample, model.animate] if hasattr(model, "animate") else [model.sample]
+    add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), *draws)
     return ck, model, p.parse_args(argv)
 
 

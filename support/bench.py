@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 from train import train_step
 from support.cli import (MODELS, Fail, Parser, add_flags, at_least, compile_objectives,
-                         compile_sampling, flag_help, hyperparameters, model_class)
+                         compile_sampling, hyperparameters, model_class)
 from support.data import Batches, UnpairedBatches
 from support.processes import processes
 from support.resume import model_and_resume
@@ -71,7 +71,7 @@ def parse(argv):
     if "model" in known:                                        # its keywords, as train.py's flags
         init = model_class(known.model).__init__
         group = p.add_argument_group(f"{known.model} hyperparameters")
-        add_flags(group, hyperparameters(init), flag_help(init))
+        add_flags(group, init)
     args = vars(p.parse_args(argv))
     quick = args.get("quick", False)
     cuda = torch.cuda.is_available()

@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import torch
+from support.checks import RANGES, Fail
 
 fcntl = importlib.import_module("fcntl") if os.name == "posix" else None   # --out's lock (POSIX)
 
@@ -27,10 +28,6 @@ MODELS = {
     "ddpm": "DDPM",
     "ldm": "LDM",
 }
-
-
-class Fail(Exception):
-    """An error in the user's input: printed as one line, exit status 1."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -59,14 +56,33 @@ def flag_help(fn):
     return found
 
 
-def ints(text):
-    """A tuple flag's value: "1,2,2" -> (1, 2, 2); "" -> ()."""
-    return tuple(int(v) for v in text.split(",") if v)
+def ints(rng):
+    """A tuple flag's type: "1,2,2" -> (1, 2, 2), each number in rng; never empty."""
+    def parse(text):
+        return tuple(rng(v) for v in text.split(","))         # "": one line, an invalid int
+    parse.__name__ = "list of numbers"
+    return parse
 
 
-def add_flags(parser, params, helps):
-    """Each keyword argument becomes a flag: ch_mult=(1, 2) -> --ch-mult 1,2, a bool -> --x/--no-x;
-    its help is the docstring's line for it (flag_help) and its default."""
+def declared(module, name):
+    """The range of a model keyword: its file's own ("gan.lr"), else RANGES[name]."""
+    own = f"{module}.{name}"
+    if own not in RANGES and name not in RANGES:
+        raise KeyError(f"{own}: a numeric keyword with no range in support/checks.py RANGES")
+    return RANGES.get(own, RANGES.get(name))
+
+
+def add_flags(parser, *fns):
+    """Each keyword argument of fns (a model's __init__; or its sample and animate) becomes a flag:
+    ch_mult=(1, 2) -> --ch-mult 1,2, a bool -> --x/--no-x, a number -> checked against its
+    declared range (support/checks.py); its help is the docstring's line for it (flag_help) and
+    its default."""
+    params = {}
+    helps = {}
+    for fn in fns:
+        params |= hyperparameters(fn)
+        helps |= flag_help(fn)
+    module = fns[0].__module__
     for name, p in params.items():
         d = p.default
         flag = "--" + name.replace("_", "-")
@@ -75,9 +91,11 @@ def add_flags(parser, params, helps):
         if isinstance(d, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(d, tuple):
-            parser.add_argument(flag, type=ints, metavar="A,B,...", **kw)
+            parser.add_argument(flag, type=ints(declared(module, name)), metavar="A,B,...", **kw)
         elif d is None or d is inspect.Parameter.empty:
             parser.add_argument(flag, metavar="PATH", **kw)      # an image file (sample.py)
+        elif isinstance(d, (int, float)):
+            parser.add_argument(flag, type=declared(module, name), **kw)
         else:
             parser.add_argument(flag, type=type(d), **kw)
 

@@ -8,7 +8,7 @@ import argparse
 import importlib
 import os
 import sys
-from support.cli import (MODELS, Fail, Parser, add_flags, at_least, flag_help, hyperparameters,
+from support.cli import (MODELS, Fail, Parser, add_flags, at_least, hyperparameters,
                          load_checkpoint, model_class)
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None,
@@ -80,7 +80,7 @@ def parse(argv, usage):
         p.add_argument("--preview-steps", type=int, help="the grids' sampling steps (1000 for the "
                        f"full chain). default: {preview['steps']}")
     group = p.add_argument_group(f"{name} hyperparameters")
-    add_flags(group, hyperparameters(cls.__init__), flag_help(cls.__init__))
+    add_flags(group, cls.__init__)
     return name, cls, vars(p.parse_args(argv[1:]))
 
 

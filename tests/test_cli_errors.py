@@ -47,15 +47,16 @@ def one_line(r, message):
     (["vae", "--ema", 1], "--ema is a decay in [0, 1)"),
     (["vae", "--ema", "nan"], "--ema is a decay in [0, 1)"),
     (["vae", "--ema", -0.1], "--ema is a decay in [0, 1)"),
-    (["vae", "--lr", "nan"], "bad vae configuration: Invalid learning rate"),
-    (["vae", "--lr", -1], "bad vae configuration: Invalid learning rate"),
-    (["vae", "--z-dim", 0], "--z-dim must be at least 1"),   # an int keyword, a positive default
+    (["vae", "--lr", "nan"], "argument --lr: must be above 0 (got nan)"),
+    (["vae", "--lr", -1], "argument --lr: must be above 0 (got -1)"),
+    (["vae", "--z-dim", 0], "argument --z-dim: must be at least 1 (got 0)"),   # a keyword: its range
     (["vae", "--data", "A_FILE"], "is a file: give the folder"),
     # argparse's mistakes too: one line
     (["vae", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
     (["vae", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     # NaN before any save: says so
-    (["vae", "--beta", "nan", "--log-every", 1], "no checkpoint was written"),
+    (["vae", "--beta", "nan"], "argument --beta: must be at least 0 (got nan)"),
+    (["vae", "--lr", 1e30, "--log-every", 1], "no checkpoint was written"),
     (["vae", "OUT_IS_FILE"], "cannot make the folder --out"),
     (["vae", "LOCKED"], "another run is training into"),
     (["ldm", "--data", "BAD_CAPTIONS", "--captions"], "captions.txt is not UTF-8"),
@@ -100,10 +101,10 @@ def write_checkpoint(path, name, **config):
 @pytest.mark.parametrize("args, message", [
     (["VAE", "-n", 0], "-n must be at least 1 (got 0)"),
     (["VAE", "--batch-size", 0], "--batch-size must be at least 1"),
-    (["VAE", "--frames", -1, "--gif"], "--frames must be at least 1"),
-    (["DDPM", "--steps", 0], "--steps must be at least 1"),
-    (["DDPM", "--strength", 1.5], "--strength is a fraction of the chain, in [0, 1]"),
-    (["DDPM", "--guidance", "nan"], "--guidance must be a finite number"),
+    (["VAE", "--frames", -1, "--gif"], "argument --frames: must be at least 1 (got -1)"),
+    (["DDPM", "--steps", 0], "argument --steps: must be at least 1 (got 0)"),
+    (["DDPM", "--strength", 1.5], "argument --strength: must be in [0, 1] (got 1.5)"),
+    (["DDPM", "--guidance", "nan"], "argument --guidance: must be a finite number (got nan)"),
     (["VAE", "--out", "A_FILE/grid.png"], "cannot write --out"),    # was: after all the sampling
     (["VAE", "--out", "grid"], "name a picture (.png) or a folder"),
     (["VAE", "--temperature", "hot"], "invalid float value: 'hot'"),
