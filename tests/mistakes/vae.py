@@ -1,0 +1,11 @@
+"""vae.py's mistakes: the reparameterization, the closed-form KL, the reconstruction term."""
+from tests.mistakes import Mistake
+
+MISTAKES = [
+    Mistake("vae.py", "the KL term with its sign flipped",
+            "kl = -0.5 * (1 + logvar - mu**2 - logvar.exp())",
+            "kl = 0.5 * (1 + logvar - mu**2 - logvar.exp())"),
+    Mistake("vae.py", "sigma taken as exp(logvar), not exp(logvar / 2)",
+            "return mu + (0.5 * logvar).exp() * eps",
+            "return mu + logvar.exp() * eps"),
+]
