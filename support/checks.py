@@ -10,6 +10,8 @@ did not come from the command line (a resumed run's, a default).
 """
 import argparse
 import math
+import os
+import torch
 
 
 class Range:
@@ -110,3 +112,19 @@ def check(name, value, rng=None):
     rng = rng or RANGES[name]
     if value is not None and not rng.holds(value):
         raise Fail(f"argument {flag(name)}: must be {rng.says()} (got {value})")
+
+
+def fits(flag_name, value, nbytes, device="cpu"):
+    """A size that cannot fit is refused before it is allocated: nbytes against the GPU's free
+    memory, or the machine's physical memory on the CPU (POSIX; elsewhere not checked)."""
+    if str(device).startswith("cuda"):
+        have = torch.cuda.mem_get_info(torch.device(device))[0]
+        where = "free on the GPU"
+    elif hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        where = "of this machine's memory"
+    else:
+        return
+    if nbytes > have:
+        raise Fail(f"{flag_name} {value} needs {nbytes / 2**30:.1f} GiB, more than the "
+                   f"{have / 2**30:.1f} GiB {where}: choose a smaller {flag_name}")

@@ -18,6 +18,7 @@ class Mistake:
     pattern: str         # the exact text of the right code: it occurs once in file
     replacement: str     # the same place with the mistake in it
     tests: str = ""      # the test file(s) that catch it; default tests/test_<file's name>.py
+    shows: str = ""      # what it does to training, as a student would see it (docs/mistakes.md)
     missed: str = ""     # why no cheap test can catch it, when none does (then it is not run)
 
     def test_files(self):
