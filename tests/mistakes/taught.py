@@ -1,0 +1,58 @@
+"""The ten mistakes docs/mistakes.md measures: each trained for a few hundred steps on
+Fashion-MNIST beside the right code (`python -m tests.mistakes._symptoms`), its picture and loss
+figures on the page. Listed here, not in the lists of their files, so each is run once."""
+from tests.mistakes import Mistake
+
+MISTAKES = [
+    Mistake("vae.py", "the reconstruction error averaged over the pixels instead of summed",
+            "se = ((x - x_hat) ** 2).sum((1, 2, 3))",
+            "se = ((x - x_hat) ** 2).mean((1, 2, 3))",
+            shows="the KL term outweighs the reconstruction 3,000 to 1: the posterior collapses "
+                  "to the prior, every sample is the same blurred average item"),
+    Mistake("vae.py", "the decoder fed mu, skipping the reparameterization z = mu + sigma * eps",
+            "z = self.reparameterize(mu, logvar)",
+            "z = mu",
+            shows="reconstructions sharp, but the decoder never saw the noise of q(z | x): "
+                  "samples from the prior N(0, I) are smeared, broken items"),
+    Mistake("gan.py", "D's targets swapped: real images labelled 0, fakes 1",
+            "return torch.where(real, 1 - u, u).split(n)",
+            "return torch.where(real, u, 1 - u).split(n)",
+            shows="G is rewarded for looking unlike the data: its loss falls towards 0 while "
+                  "the samples stay noise"),
+    Mistake("gan.py", "G's loss computed on detached fakes",
+            "fake_logit = self.critic(self.fake, self.y)",
+            "fake_logit = self.critic(self.fake.detach(), self.y)",
+            shows="no gradient reaches G: D wins within a hundred steps (D(G(z)) near 0) and "
+                  "the samples stay the untrained G's noise"),
+    Mistake("gan.py", "WGAN's critic loss with the sign of E[f(x)] flipped",
+            'terms = {"real": -real_f.float().mean(),',
+            'terms = {"real": real_f.float().mean(),',
+            shows="the critic pushes real and fake scores down together and measures no "
+                  "distance: G gets no signal, the samples stay noise"),
+    Mistake("dcgan.py", "G's target set to 0 (fake), not 1 (real)",
+            "target = torch.ones_like(fake_logit)",
+            "target = torch.zeros_like(fake_logit)",
+            shows="G helps D tell its samples apart: D(G(z)) falls to 0 in a few steps and the "
+                  "samples never look like clothes"),
+    Mistake("dcgan.py", "G's output layer a Sigmoid, images in [0, 1] instead of [-1, 1]",
+            "nn.Tanh())",
+            "nn.Sigmoid())",
+            shows="G cannot reach the dark half of the range: backgrounds mid-grey, never "
+                  "black, and D tells fakes from real by their brightness alone"),
+    Mistake("ddpm.py", "the network trained to predict x_0 instead of the noise eps",
+            'return {"mse": F.mse_loss(self.eps_theta(x_t, t, y), eps)}',
+            'return {"mse": F.mse_loss(self.eps_theta(x_t, t, y), x_0)}',
+            shows="the loss falls as usual, but the sampler reads the output as eps: samples "
+                  "come out flat and washed out, no items"),
+    Mistake("ddpm.py", "x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / alpha_bar_t, its square "
+                       "root dropped",
+            "x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()",
+            "x0_hat = (x - (1 - ab).sqrt() * eps) / ab",
+            shows="the training is untouched, the sampling over-scales x_0: samples saturated "
+                  "to pure black and white"),
+    Mistake("support/data.py", "images loaded in [0, 1] (x / 255), not [-1, 1]",
+            "float() / 127.5 - 1",
+            "float() / 255",
+            shows="every model learns images in [0, 1], which the grids show as [-1, 1]: "
+                  "black backgrounds come out mid-grey, the contrast halved"),
+]
