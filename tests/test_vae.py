@@ -1,7 +1,9 @@
-"""vae.py: the equations (KL, reparameterization, Gaussian reconstruction term) and learning."""
+"""vae.py: the equations (KL, beta, reparameterization, Gaussian reconstruction term), the
+decoder's range, the condition's embedding, the prior at sampling, and learning."""
 import math
 import pytest
 import torch
+from torch.distributions import Normal, kl_divergence
 from support.data import shapes
 from vae import VAE
 
@@ -44,9 +46,73 @@ def test_reparameterization_passes_gradients_to_mu_and_sigma():
     z = VAE(8, 1).reparameterize(mu, logvar)
     eps = (z - mu) / 2
     assert eps.mean().abs() < 0.01 and (eps.std() - 1).abs() < 0.01          # z ~ N(mu, sigma^2)
+    assert (eps[1:] * eps[:-1]).mean().abs() < 0.01                           # a fresh eps per image
     z.sum().backward()
     assert torch.allclose(mu.grad, torch.ones_like(mu))                       # dz/dmu = 1
     assert torch.allclose(logvar.grad, 0.5 * 2 * eps.detach(), atol=1e-5)  # dz/dlogvar: sigma eps/2
+
+
+def test_kl_term_is_weighted_by_beta():
+    """L = recon + beta * KL: the term is beta times the closed form of KL(N(mu, sigma^2) || N(0, 1)),
+    summed over z's dimensions, averaged over the batch."""
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(4, 3), torch.randn(4, 3)
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    model = with_fixed_posterior(VAE(8, 1, z_dim=3, beta=4.0), mu, logvar, x)
+    kl = kl_divergence(Normal(mu, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(1).mean()
+    assert model.loss(x)["kl"].item() == pytest.approx(4.0 * kl.item(), rel=1e-5)
+
+
+def test_recon_scores_a_sample_of_q_not_its_mean():
+    """x = 0 and a decoder that returns z itself: recon = ||z||^2 / (2 s^2), whose expectation under
+    z ~ q = N(mu, sigma^2) is (||mu||^2 + sum sigma^2) / (2 s^2), here 64 (0.25 + 4) / 2 = 136.
+    Decoding mu alone would give 8."""
+    torch.manual_seed(0)
+    n = 20_000
+    mu = torch.full((n, 64), 0.5)
+    logvar = torch.full((n, 64), math.log(4.0))                                # sigma = 2
+    model = VAE(8, 1, z_dim=64, sigma=1.0)
+    model.encode = lambda x, y=None: (mu, logvar)
+    model.decode = lambda z, y=None: z.view(-1, 1, 8, 8)
+    recon = model.loss(torch.zeros(n, 1, 8, 8))["recon"]
+    assert recon.item() == pytest.approx(64 * (0.5**2 + 4.0) / 2, rel=0.01)   # std of it: 0.2
+
+
+def test_decoder_spans_the_data_range():
+    """The data lie in [-1, 1] and so must x_hat: pushed hard either way, the decoder's output goes
+    to -1 and to +1, and sits at 0 in between (a sigmoid would stop at 0 and 1/2, a bare conv
+    overshoot)."""
+    model = VAE(8, 1).eval()
+    last = model.decoder[-2]                                                   # the last conv
+    torch.nn.init.zeros_(last.weight)
+    z = torch.randn(4, 32)
+    for bias, end in [(-20.0, -1.0), (0.0, 0.0), (20.0, 1.0)]:
+        torch.nn.init.constant_(last.bias, bias)
+        x_hat = model.decode(z)
+        assert torch.allclose(x_hat, torch.full_like(x_hat, end), atol=1e-4), (bias, x_hat.mean())
+
+
+def test_condition_appends_the_labels_rows():
+    """CVAE: the condition y W appended to h. A class id c is W's row c; a set of labels
+    (multi-hot) is the sum of its rows."""
+    model = VAE(8, 1, num_classes=5)
+    W = model.embed.weight
+    h = torch.randn(2, 3)
+    got = model.condition(h, torch.tensor([2, 4]))
+    assert torch.equal(got[:, :3], h) and torch.allclose(got[:, 3:], W[[2, 4]])
+    got = model.condition(h, torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 0, 1]]))
+    assert torch.allclose(got[:, 3:], torch.stack([W[0] + W[2], W[4]]))
+
+
+def test_sample_draws_z_from_the_prior_at_the_temperature():
+    """Step 6: z ~ N(0, T^2 I): mean 0, std T, and N's tails, P(|z| > 2T) = 0.0455."""
+    torch.manual_seed(0)
+    model = VAE(8, 1, z_dim=4)
+    model.decode = lambda z, y=None: z                                         # sample returns z
+    for T in (1.0, 0.5):
+        z = model.sample(50_000, temperature=T)
+        assert z.mean().abs() < 0.01 and z.std().item() == pytest.approx(T, rel=0.01)
+        assert (z.abs() > 2 * T).float().mean().item() == pytest.approx(0.0455, abs=0.003)
 
 
 def test_conditional_decoder_uses_the_label():
