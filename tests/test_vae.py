@@ -46,15 +46,15 @@ def test_reparameterization_passes_gradients_to_mu_and_sigma():
     z = VAE(8, 1).reparameterize(mu, logvar)
     eps = (z - mu) / 2
     assert eps.mean().abs() < 0.01 and (eps.std() - 1).abs() < 0.01          # z ~ N(mu, sigma^2)
-    assert (eps[1:] * eps[:-1]).mean().abs() < 0.01                           # a fresh eps per image
+    assert (eps[1:] * eps[:-1]).mean().abs() < 0.01               # a fresh eps for each image
     z.sum().backward()
     assert torch.allclose(mu.grad, torch.ones_like(mu))                       # dz/dmu = 1
     assert torch.allclose(logvar.grad, 0.5 * 2 * eps.detach(), atol=1e-5)  # dz/dlogvar: sigma eps/2
 
 
 def test_kl_term_is_weighted_by_beta():
-    """L = recon + beta * KL: the term is beta times the closed form of KL(N(mu, sigma^2) || N(0, 1)),
-    summed over z's dimensions, averaged over the batch."""
+    """L = recon + beta * KL: the term is beta times the closed form of
+    KL(N(mu, sigma^2) || N(0, 1)), summed over z's dimensions, averaged over the batch."""
     torch.manual_seed(0)
     mu, logvar = torch.randn(4, 3), torch.randn(4, 3)
     x = torch.rand(4, 1, 8, 8) * 2 - 1
