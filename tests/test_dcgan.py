@@ -1,6 +1,7 @@
 """dcgan.py: the lecture's parameter counts, the minimax value, confident and wrong discriminators,
-the Wasserstein critic's sign and clipping, the conditional penalty's interpolates, ACGAN's labels,
-learning on tiny data, the options, the command line."""
+the Wasserstein critic's sign and clipping, the conditional penalty's interpolates, ACGAN's labels
+and class loss, the labels D and G see, which step's gradient reaches G, the optimisers'
+parameters, the prior of z, learning on tiny data, the options, the command line."""
 import math
 import pytest
 import torch
@@ -123,6 +124,106 @@ def test_acgan_classifies_fakes_by_the_labels_g_was_given():
     g = m.g_loss(None, y)
     assert (m.y_fake != y).sum() >= 2                            # labels differ: a wrong one shows
     assert d["aux"].item() < 1e-3 and g["aux"].item() < 1e-3
+
+
+def test_acgan_class_loss_when_g_draws_the_wrong_class():
+    """G's fakes show class c + 1 where c was asked for; the head names what it sees with logit
+    10. Then each fake costs CE = log(e^10 + 7) = 10.0009 (the real images log(1 + 7 e^-10)):
+    D's aux term counts real and fake images, G's the fakes, both as losses to minimise."""
+    torch.manual_seed(0)
+    m = DCGAN(8, 1, 8, ngf=4, ndf=4, acgan=True)
+    y = torch.arange(8)
+    m.generate = lambda z, c: ((c + 1) % 8).float().view(-1, 1, 1, 1).expand(-1, 1, 8, 8)
+    m.D, m.D_out = Fn(lambda x: x), Fn(lambda h: h.mean((1, 2, 3)))
+    m.D_aux = Fn(lambda h: 10 * F.one_hot(h[:, 0, 0, 0].round().long(), 8).float())
+    d = m.d_loss(y.float().view(-1, 1, 1, 1).expand(-1, 1, 8, 8), y)
+    g = m.g_loss(None, y)
+    wrong, right = math.log(math.exp(10) + 7), math.log1p(7 * math.exp(-10))
+    assert d["aux"].item() == pytest.approx(right + wrong, rel=1e-5)
+    assert g["aux"].item() == pytest.approx(wrong, rel=1e-5)
+
+
+def test_acgan_class_loss_by_hand():
+    """-log P(C = c | X): for a class id, logsumexp(l) - l_c; for a set of labels, the BCE of each
+    of the K logits summed over k (a mean over k would weigh L_C by 1/K)."""
+    m = DCGAN(8, 1, 3, ngf=4, ndf=4, acgan=True)
+    l = torch.tensor([[2.0, -1.0, 0.5]])
+    m.D_aux = Fn(lambda h: l)
+    expected = math.log(sum(math.exp(v) for v in l[0].tolist())) - 0.5
+    assert m.class_loss(None, torch.tensor([2])).item() == pytest.approx(expected, rel=1e-5)
+    expected = bce(2.0, 1.0) + bce(-1.0, 0.0) + bce(0.5, 1.0)
+    assert m.class_loss(None, torch.tensor([[1, 0, 1]])).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_conditional_d_sees_each_fake_with_the_label_g_was_given():
+    """A conditional D (no ACGAN) reads y as one-hot maps beside the image. G draws with the
+    batch's labels shuffled and writes its label into its pixels: in D's step and G's, each input
+    D sees must carry the maps of its own label."""
+    torch.manual_seed(0)
+    m = DCGAN(8, 1, 8, ngf=4, ndf=4)
+    y = torch.arange(8)
+    m.generate = lambda z, c: c.float().view(-1, 1, 1, 1).expand(-1, 1, 8, 8)
+    seen = []
+    m.D = Fn(lambda v: seen.append(v.detach()) or v)
+    m.D_out = Fn(lambda h: h.mean((1, 2, 3)))
+    m.d_loss(y.float().view(-1, 1, 1, 1).expand(-1, 1, 8, 8), y)
+    m.g_loss(None)
+    assert (m.y_fake != y).any() and len(seen) == 3              # real, fake, fake
+    for v in seen:
+        assert torch.equal(v[:, 1:].argmax(1), v[:, 0].round().long())
+
+
+def test_generator_input_appends_the_labels_rows():
+    """G's input [z, y W]: a class id c appends W's row c, a set of labels the sum of its rows."""
+    m = DCGAN(8, 1, 5, z_dim=4, ngf=4, ndf=4)
+    W = m.embed.weight
+    m.G = Fn(lambda h: h)
+    z = torch.randn(2, 4)
+    h = m.generate(z, torch.tensor([2, 4])).flatten(1)
+    assert torch.equal(h[:, :4], z) and torch.allclose(h[:, 4:], W[[2, 4]])
+    h = m.generate(z, torch.tensor([[1, 0, 1, 0, 0], [0, 0, 0, 0, 1]])).flatten(1)
+    assert torch.allclose(h[:, 4:], torch.stack([W[0] + W[2], W[4]]))
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
+def test_gradients_reach_g_only_in_its_own_step(loss):
+    """D's step trains D alone: its loss leaves G without a gradient (the fakes are detached). G's
+    step, on the fakes d_loss kept with their graph, reaches all of G."""
+    torch.manual_seed(0)
+    m = DCGAN(8, 1, ngf=4, ndf=4, loss=loss)
+    sum(m.d_loss(torch.rand(8, 1, 8, 8) * 2 - 1).values()).backward()
+    assert all(p.grad is None for p in m.G.parameters())
+    assert all(p.grad is not None for p in [*m.D.parameters(), *m.D_out.parameters()])
+    sum(m.g_loss(None).values()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.G.parameters())
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan"])
+def test_each_optimizer_steps_its_own_network(loss):
+    """D's optimizer: D, D_out, D_aux; G's: G and the label embedding; none in both."""
+    m = DCGAN(8, 1, 3, ngf=4, ndf=4, acgan=True, loss=loss)
+    d_opt, g_opt = m.configure_optimizers()
+    ids = lambda params: {id(p) for p in params}
+    in_opt = lambda opt: ids(p for g in opt.param_groups for p in g["params"])
+    d_nets, g_nets = (m.D, m.D_out, m.D_aux), (m.G, m.embed)
+    assert in_opt(d_opt) == ids(p for net in d_nets for p in net.parameters())
+    assert in_opt(g_opt) == ids(p for net in g_nets for p in net.parameters())
+
+
+def test_g_draws_z_from_the_prior_in_training_and_sampling():
+    """z ~ N(0, I) in d_loss and in sample alike: mean 0, std 1, N's tails P(|z| > 2) = 0.0455."""
+    torch.manual_seed(0)
+    m = DCGAN(8, 1, z_dim=4, ngf=4, ndf=4)
+    seen = []
+    m.generate = lambda z, y=None: seen.append(z) or torch.zeros(len(z), 1, 8, 8)
+    m.D, m.D_out = Fn(lambda x: x), Fn(lambda h: h.mean((1, 2, 3)))
+    m.d_loss(torch.zeros(50_000, 1, 8, 8))
+    m.sample(50_000)
+    assert len(seen) == 2
+    for z in seen:
+        assert z.shape == (50_000, 4)
+        assert z.mean().abs() < 0.01 and z.std().item() == pytest.approx(1.0, rel=0.01)
+        assert (z.abs() > 2).float().mean().item() == pytest.approx(0.0455, abs=0.003)
 
 
 def test_initialisation_is_the_papers():

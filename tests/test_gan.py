@@ -1,6 +1,7 @@
-"""gan.py: the minimax value, confident and wrong discriminators, the Wasserstein critic's value,
-sign and clipping, the gradient penalty, the lab's soft and flipped labels, mode coverage on 8
-Gaussians, the command line."""
+"""gan.py: the minimax value, confident and wrong discriminators, which step's gradient reaches G,
+the optimisers' parameters, the prior of z, the Wasserstein critic's value, sign and clipping, the
+gradient penalty's value, points and gradient, the lab's soft and flipped labels and dropout, mode
+coverage on 8 Gaussians, the command line."""
 import math
 import pytest
 import torch
@@ -80,6 +81,57 @@ def test_soft_and_flipped_label_distributions(module):
     assert fake[fake > 0.5].min() >= 0.7
 
 
+def ids(params):
+    return {id(p) for p in params}
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan-gp"])
+def test_gradients_reach_g_only_in_its_own_step(loss):
+    """D's step trains D alone: its loss leaves G without a gradient (the fakes are detached, the
+    penalty's points too). G's step, on the fakes d_loss kept with their graph, reaches all of G."""
+    torch.manual_seed(0)
+    m = GAN(4, 1, hidden=8, loss=loss)
+    sum(m.d_loss(torch.rand(8, 1, 4, 4) * 2 - 1).values()).backward()
+    assert all(p.grad is None for p in m.G.parameters())
+    assert all(p.grad is not None for p in m.D.parameters())   # WGAN's last bias: exactly 0
+    sum(m.g_loss(None).values()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.G.parameters())
+
+
+@pytest.mark.parametrize("loss", ["bce", "wgan"])
+def test_each_optimizer_steps_its_own_network(loss):
+    m = GAN(4, 1, hidden=8, loss=loss)
+    d_opt, g_opt = m.configure_optimizers()
+    assert ids(p for g in d_opt.param_groups for p in g["params"]) == ids(m.D.parameters())
+    assert ids(p for g in g_opt.param_groups for p in g["params"]) == ids(m.G.parameters())
+
+
+def test_dropout_is_in_d_only():
+    """The lab's dropout regularises D: in training mode D's score of one x varies from call to
+    call, G(z) does not."""
+    torch.manual_seed(0)
+    m = GAN(4, 1, hidden=16, d_dropout=0.5).train()
+    z, x = torch.randn(4, 100), torch.rand(4, 1, 4, 4)
+    assert torch.equal(m.generate(z), m.generate(z))
+    assert not torch.equal(m.critic(x), m.critic(x))
+
+
+def test_g_draws_z_from_the_prior_in_training_and_sampling():
+    """z ~ N(0, I) in d_loss and in sample alike: mean 0, std 1, N's tails P(|z| > 2) = 0.0455."""
+    torch.manual_seed(0)
+    m = GAN(1, 2, z_dim=4, hidden=8)
+    seen = []
+    generate = m.generate
+    m.generate = lambda z, y=None: seen.append(z) or generate(z, y)
+    m.d_loss(torch.zeros(50_000, 2))
+    m.sample(50_000)
+    assert len(seen) == 2
+    for z in seen:
+        assert z.shape == (50_000, 4)
+        assert z.mean().abs() < 0.01 and z.std().item() == pytest.approx(1.0, rel=0.01)
+        assert (z.abs() > 2).float().mean().item() == pytest.approx(0.0455, abs=0.003)
+
+
 @pytest.mark.parametrize("loss", ["wgan", "wgan-gp"])
 def test_wasserstein_critic_value_and_sign(loss):
     """A linear critic f(x) = w . x with ||w|| = 2, real data where f = 6 and fakes where f = -2:
@@ -127,6 +179,33 @@ def test_gradient_penalty_vanishes_for_a_1_lipschitz_critic(module):
     for norm, expected in [(1.0, 0.0), (3.0, 4.0), (0.5, 0.25)]:   # (||w|| - 1)^2 for f(x) = w . x
         critic = lambda v, w=w * norm / w.norm(): v.flatten(1) @ w
         assert module.gradient_penalty(critic, x, fake).item() == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("module", [gan, dcgan])
+def test_penalty_points_lie_on_the_lines_between_real_and_fake(module):
+    """x_hat = u x + (1 - u) G(z), one u ~ U(0, 1) per image: all of x_hat_i lies at one fraction
+    u_i of the way from G(z)_i to x_i, and the u_i spread over (0, 1) (mean 1/2, variance 1/12)."""
+    torch.manual_seed(0)
+    x, fake = torch.randn(20_000, 3, 4, 4), torch.randn(20_000, 3, 4, 4)
+    seen = []
+    module.gradient_penalty(lambda v: seen.append(v.detach()) or v.flatten(1).sum(1), x, fake)
+    d, along = (x - fake).flatten(1), (seen[0] - fake).flatten(1)
+    u = (along * d).sum(1) / (d * d).sum(1)                     # least squares: along = u d
+    assert (along - u[:, None] * d).abs().max() < 1e-4          # on the line, all pixels alike
+    assert 0 < u.min() and u.max() < 1
+    assert u.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert u.var().item() == pytest.approx(1 / 12, rel=0.03)
+
+
+@pytest.mark.parametrize("module", [gan, dcgan])
+def test_penalty_trains_the_critic(module):
+    """The penalty is differentiated through the critic's gradient (create_graph): for f(x) = w . x
+    it is (||w|| - 1)^2, and its gradient 2 (||w|| - 1) w / ||w||: for w = (3, 4), 1.6 w."""
+    w = torch.tensor([3.0, 4.0], requires_grad=True)
+    penalty = module.gradient_penalty(lambda v: v @ w, torch.randn(8, 2), torch.randn(8, 2))
+    assert penalty.item() == pytest.approx(16.0)
+    penalty.backward()
+    assert torch.allclose(w.grad, 1.6 * w.detach())
 
 
 def ring(n, modes=8, radius=0.8, std=0.02):

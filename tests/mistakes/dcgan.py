@@ -1,0 +1,135 @@
+"""dcgan.py's mistakes: D's targets, G's loss, where the fakes are detached, the labels D and G
+see, ACGAN's class loss, the optimisers, the prior of z, the paper's initialisation; WGAN's signs
+and clipping, the gradient penalty; the lab's soft and flipped labels. Two more are in taught.py
+(docs/mistakes.md measures them): G's target 0, a Sigmoid at G's output."""
+from tests.mistakes import Mistake
+
+GAN_TESTS = "tests/test_gan.py"         # its tests of d_targets and gradient_penalty take dcgan too
+
+MISTAKES = [
+    Mistake("dcgan.py", "D's real and fake targets swapped where d_loss unpacks them",
+            "t_real, t_fake = d_targets(",
+            "t_fake, t_real = d_targets(",
+            shows="D learns to call the data fake: G is pushed away from the data, the samples "
+                  "stay noise while every loss looks healthy"),
+    Mistake("dcgan.py", "G's loss the saturating minimax form: minimise log(1 - D(G(z)))",
+            '{"gan": F.binary_cross_entropy_with_logits(fake_logit, target)}',
+            '{"gan": -F.binary_cross_entropy_with_logits(fake_logit, 1 - target)}',
+            shows="early on D rejects the fakes with confidence and G's gradient vanishes: "
+                  "D(G(z)) near 0, the samples barely move"),
+    Mistake("dcgan.py", "the fakes not detached in D's step",
+            "fake = self.fake.detach()",
+            "fake = self.fake",
+            shows="D's loss reaches G: G's gradient gets D's term added, pulling it away from "
+                  "the data each step"),
+    Mistake("dcgan.py", "G's loss computed on detached fakes",
+            "h = self.features(self.fake, self.y_fake)",
+            "h = self.features(self.fake.detach(), self.y_fake)",
+            shows="no gradient reaches G: D wins within a hundred steps and the samples stay "
+                  "the untrained G's blobs"),
+    Mistake("dcgan.py", "WGAN's critic loss with the sign of E[f(x)] flipped",
+            '"real": -real_f.float().mean()',
+            '"real": real_f.float().mean()',
+            shows="the critic pushes real and fake scores down together and measures no "
+                  "distance: G gets no signal"),
+    Mistake("dcgan.py", "WGAN's G loss +E[f(G(z))], the critic's sign, not its opposite",
+            '{"wgan": -fake_f.float().mean()}',
+            '{"wgan": fake_f.float().mean()}',
+            shows="G moves its samples to where the critic scores them lowest: away from the "
+                  "data"),
+    Mistake("dcgan.py", "WGAN clips the gradients, not the weights",
+            "p.clamp_(-c, c)",
+            "p.grad.clamp_(-c, c)",
+            shows="the critic's weights grow without bound: the Wasserstein estimate diverges"),
+    Mistake("dcgan.py", "WGAN-GP's lambda dropped",
+            "self.gp_lambda * gradient_penalty",
+            "gradient_penalty",
+            shows="--gp-lambda does nothing; at lambda = 1 the critic drifts from 1-Lipschitz"),
+    Mistake("dcgan.py", "the penalty's interpolation weight drawn per pixel, not per image",
+            "u = torch.rand(x.shape[0], *[1] * (x.dim() - 1), device=x.device)",
+            "u = torch.rand_like(x)", tests=GAN_TESTS,
+            shows="x_hat is a patchwork off the lines between x and G(z): the gradient is "
+                  "held to 1 in the wrong places, a weaker critic"),
+    Mistake("dcgan.py", "create_graph dropped from the penalty's autograd.grad",
+            "x_hat, create_graph=True)",
+            "x_hat)", tests=GAN_TESTS,
+            shows="the penalty cannot be differentiated: the first backward fails"),
+    Mistake("dcgan.py", "the penalty's line drawn to another label's fake (perm for its inverse)",
+            "fake[perm.argsort()]",
+            "fake[perm]",
+            shows="conditional WGAN-GP: x_hat mixes two classes, the critic is held to "
+                  "1-Lipschitz between classes it never compares"),
+    Mistake("dcgan.py", "ACGAN's D scores the fakes' class against the data's labels",
+            "self.class_loss(h_fake, self.y_fake)",
+            "self.class_loss(h_fake, y)",
+            shows="D's classifier learns that fakes show some other class: G's class loss "
+                  "fights it, samples ignore their label"),
+    Mistake("dcgan.py", "ACGAN's G loss on the batch's labels, not those G drew with",
+            'terms["aux"] = self.class_loss(h, self.y_fake)',
+            'terms["aux"] = self.class_loss(h, y)',
+            shows="G is asked for class y_i while drawing class c_i: samples ignore their "
+                  "label"),
+    Mistake("dcgan.py", "ACGAN's D class loss on real images only",
+            "self.class_loss(h_real, y) + self.class_loss(h_fake, self.y_fake)",
+            "self.class_loss(h_real, y)",
+            shows="the paper's L_C counts fakes too; without them D's classifier never sees "
+                  "G's samples, class control is weaker early on"),
+    Mistake("dcgan.py", "ACGAN's G maximises the class loss (L_C's sign read as D's L_S - L_C)",
+            "self.class_loss(h, self.y_fake)",
+            "-self.class_loss(h, self.y_fake)",
+            shows="G learns to draw any class but the one asked for: the class-conditional "
+                  "grid is shuffled"),
+    Mistake("dcgan.py", "the multi-label class loss averaged over the K labels, not summed",
+            "return bce.sum(1).mean()",
+            "return bce.mean()",
+            shows="L_C weighs 1/K of the paper's: with 24 objects class control barely "
+                  "trains, samples ignore their labels"),
+    Mistake("dcgan.py", "the conditional D shown the fakes with the data's labels",
+            "h_fake = self.features(fake, self.y_fake)",
+            "h_fake = self.features(fake, y)",
+            shows="D learns that the label and the picture disagree on fakes; G is judged by "
+                  "a label it was not given: samples ignore their label"),
+    Mistake("dcgan.py", "G's condition looked up as an index, which a set of labels is not",
+            "self.onehot(y) @ self.embed.weight",
+            "self.embed(y)",
+            shows="class ids work; multi-hot labels (the lab's i-CLEVR sets) crash"),
+    Mistake("dcgan.py", "normal_(w, 0.02): mean 0.02 and std 1, not N(0, 0.02)",
+            "nn.init.normal_(m.weight, 0.0, 0.02)",
+            "nn.init.normal_(m.weight, 0.02)",
+            shows="weights 50 times too large: BatchNorm hides some of it, but G starts "
+                  "saturated (pure black and white) and D's logits huge"),
+    Mistake("dcgan.py", "the layer norm given to WGAN's critic, BatchNorm to WGAN-GP's",
+            'if loss == "wgan-gp" else nn.BatchNorm2d',
+            'if loss == "wgan" else nn.BatchNorm2d',
+            shows="WGAN-GP's penalty per sample meets a norm that mixes the batch: the "
+                  "penalty no longer constrains f, training unstable"),
+    Mistake("dcgan.py", "z drawn from U(0, 1) (rand) in training, N(0, I) at sampling",
+            "z = torch.randn(x.shape[0], self.z_dim, device=x.device)",
+            "z = torch.rand(x.shape[0], self.z_dim, device=x.device)",
+            shows="G learns on a corner of z-space that sample() rarely visits: training "
+                  "grids fine, sample.py's samples broken"),
+    Mistake("dcgan.py", "z drawn from U(0, 1) (rand) at sampling",
+            "torch.randn(n, self.z_dim",
+            "torch.rand(n, self.z_dim",
+            shows="samples from a corner of z-space G never trained on: broken, all alike"),
+    Mistake("dcgan.py", "G's Adam given every parameter, D's too",
+            'g_params = [p for name, p in self.named_parameters() if not name.startswith("D")]',
+            "g_params = list(self.parameters())",
+            shows="G's step also moves D to help G: D's loss creeps up and the game is "
+                  "no longer played"),
+    Mistake("dcgan.py", "n_critic's defaults swapped: 5 D steps per G step for BCE, 1 for WGAN",
+            '(1 if loss == "bce" else 5)',
+            '(5 if loss == "bce" else 1)',
+            shows="the BCE D wins (D(x) near 1, D(G(z)) near 0); the WGAN critic is too far "
+                  "from optimal to estimate the distance"),
+    Mistake("dcgan.py", "soft labels added to 1 instead of taken from it",
+            "torch.where(real, 1 - u, u)",
+            "torch.where(real, 1 + u, u)", tests=GAN_TESTS,
+            shows="real targets in [1, 1.3]: D's BCE has no minimum, its logits on real data "
+                  "run away"),
+    Mistake("dcgan.py", "labels flipped with probability 1 - p, not p",
+            "< flip",
+            "> flip", tests=GAN_TESTS,
+            shows="with --flip-labels 0.05 D is trained on 95% wrong labels: it calls the data "
+                  "fake and G is pushed from it"),
+]

@@ -1,0 +1,112 @@
+"""gan.py's mistakes: D's targets, G's loss, where the fakes are detached, the optimisers, the
+prior of z; WGAN's signs and clipping, the gradient penalty; the lab's soft and flipped labels and
+dropout. Three more are in taught.py (docs/mistakes.md measures them): D's targets swapped in
+d_targets, G's loss on detached fakes, the sign of WGAN's E[f(x)]."""
+from tests.mistakes import Mistake
+
+MISTAKES = [
+    Mistake("gan.py", "D's real and fake targets swapped where d_loss unpacks them",
+            "t_real, t_fake = d_targets(",
+            "t_fake, t_real = d_targets(",
+            shows="D learns to call the data fake: G is pushed away from the data, the samples "
+                  "stay noise while every loss looks healthy"),
+    Mistake("gan.py", "G's loss the saturating minimax form: minimise log(1 - D(G(z)))",
+            '{"gan": F.binary_cross_entropy_with_logits(fake_logit, target)}',
+            '{"gan": -F.binary_cross_entropy_with_logits(fake_logit, 1 - target)}',
+            shows="early on D rejects the fakes with confidence and G's gradient vanishes: "
+                  "D(G(z)) near 0, G's loss flat near 0, the samples barely move"),
+    Mistake("gan.py", "G's target set to 0 (fake), not 1 (real)",
+            "target = torch.ones_like(fake_logit)",
+            "target = torch.zeros_like(fake_logit)",
+            shows="G helps D tell its samples apart: D(G(z)) falls to 0 within a few steps, "
+                  "the samples never approach the data"),
+    Mistake("gan.py", "the fakes not detached in D's step",
+            "fake = self.fake.detach()",
+            "fake = self.fake",
+            shows="D's loss reaches G: G's gradient gets D's term added, pulling it away from "
+                  "the data each step (and a second backward through G's graph is wasted)"),
+    Mistake("gan.py", "the fakes kept for g_loss without their graph",
+            "self.fake = self.generate(z, y).view_as(x)",
+            "self.fake = self.generate(z, y).view_as(x).detach()",
+            shows="G's step has no gradient: G never changes, D wins at once"),
+    Mistake("gan.py", "WGAN's critic loss with the sign of E[f(G(z))] flipped",
+            '"fake": fake_f.float().mean()}',
+            '"fake": -fake_f.float().mean()}',
+            shows="the critic pushes all scores up together and measures no distance: the "
+                  "scores diverge, G gets no useful signal"),
+    Mistake("gan.py", "WGAN's G loss +E[f(G(z))], the critic's sign, not its opposite",
+            '{"wgan": -fake_f.float().mean()}',
+            '{"wgan": fake_f.float().mean()}',
+            shows="G moves its samples to where the critic scores them lowest: away from the "
+                  "data, the Wasserstein estimate grows"),
+    Mistake("gan.py", "WGAN's clip hooked on G's optimizer instead of D's",
+            "d_opt.register_step_post_hook",
+            "g_opt.register_step_post_hook",
+            shows="the critic is unconstrained and its scores explode, while G is held to "
+                  "weights in [-0.01, 0.01] and outputs grey"),
+    Mistake("gan.py", "WGAN clips the gradients, not the weights",
+            "p.clamp_(-c, c)",
+            "p.grad.clamp_(-c, c)",
+            shows="the critic's weights grow without bound: the Wasserstein estimate diverges"),
+    Mistake("gan.py", "the gradient penalty's norm taken over the whole batch, not per image",
+            "grad.flatten(1).norm(dim=1)",
+            "grad.norm()",
+            shows="the penalty pushes the critic's gradient to 1/sqrt(B) per image: a critic "
+                  "far too flat, G learns slowly"),
+    Mistake("gan.py", "the penalty on the squared norm, its square root missing",
+            "norm(dim=1) - 1) ** 2",
+            "pow(2).sum(1) - 1) ** 2",
+            shows="a quartic penalty: weak near norm 1, harsh away from it, training less stable"),
+    Mistake("gan.py", "create_graph dropped from the penalty's autograd.grad",
+            "x_hat, create_graph=True)",
+            "x_hat)",
+            shows="the penalty cannot be differentiated: the first backward fails, or with "
+                  "the graph detached the critic goes unconstrained"),
+    Mistake("gan.py", "the penalty's interpolation weight drawn per pixel, not per image",
+            "u = torch.rand(x.shape[0], *[1] * (x.dim() - 1), device=x.device)",
+            "u = torch.rand_like(x)",
+            shows="x_hat is a patchwork off the lines between x and G(z): the gradient is "
+                  "held to 1 in the wrong places, a weaker critic"),
+    Mistake("gan.py", "WGAN-GP's lambda dropped",
+            "self.gp_lambda * gradient_penalty",
+            "gradient_penalty",
+            shows="--gp-lambda does nothing; at lambda = 1 the critic drifts from 1-Lipschitz"),
+    Mistake("gan.py", "n_critic's defaults swapped: 5 D steps per G step for BCE, 1 for WGAN",
+            '(1 if loss == "bce" else 5)',
+            '(5 if loss == "bce" else 1)',
+            shows="the BCE D wins (D(x) near 1, D(G(z)) near 0); the WGAN critic is too far "
+                  "from optimal to estimate the distance"),
+    Mistake("gan.py", "soft labels added to 1 instead of taken from it",
+            "torch.where(real, 1 - u, u)",
+            "torch.where(real, 1 + u, u)",
+            shows="real targets in [1, 1.3]: D's BCE has no minimum, its logits on real data "
+                  "run away"),
+    Mistake("gan.py", "labels flipped with probability 1 - p, not p",
+            "< flip",
+            "> flip",
+            shows="with --flip-labels 0.05 D is trained on 95% wrong labels: it calls the data "
+                  "fake and G is pushed from it"),
+    Mistake("gan.py", "one soft-label draw for the whole batch",
+            "u = 0.3 * torch.rand(2 * n, device=device)",
+            "u = 0.3 * torch.rand(1, device=device)",
+            shows="all targets of a step move together: soft labels smooth no single sample"),
+    Mistake("gan.py", "z drawn from U(0, 1) (rand) in training, N(0, I) at sampling",
+            "z = torch.randn(x.shape[0], self.z_dim, device=x.device)",
+            "z = torch.rand(x.shape[0], self.z_dim, device=x.device)",
+            shows="G learns on a corner of z-space that sample() rarely visits: training "
+                  "grids fine, sample.py's samples broken"),
+    Mistake("gan.py", "z drawn from U(0, 1) (rand) at sampling",
+            "torch.randn(n, self.z_dim",
+            "torch.rand(n, self.z_dim",
+            shows="samples from a corner of z-space G never trained on: broken, all alike"),
+    Mistake("gan.py", "D's Adam given G's parameters",
+            "torch.optim.Adam(self.D.parameters()",
+            "torch.optim.Adam(self.G.parameters()",
+            shows="D never learns (stays at D = 1/2, loss 1.386) and G is also stepped on "
+                  "D's loss: the samples go nowhere"),
+    Mistake("gan.py", "the lab's dropout put in G too",
+            "nn.Tanh())",
+            "nn.Tanh(), dropout=d_dropout)",
+            shows="G's samples are noisy in training and sharper at sampling (eval mode): "
+                  "D trained on fakes unlike those sample.py draws"),
+]
