@@ -1,6 +1,7 @@
-"""pix2pix.py: the reference parameter counts, the PatchGAN's receptive field measured by gradients,
-the halved minimax value, confident and wrong discriminators, the weighted L1 term, dropout as G's
-noise, G at test time as in training, learning a paired task, the command line."""
+"""pix2pix.py: the reference parameter counts, DCGAN's initialisation, the PatchGAN's receptive
+field measured by gradients, the skip connections, the halved minimax value, confident and wrong
+discriminators, D's targets, the weighted L1 term, which steps reach G, dropout as G's noise, G at
+test time as in training, learning a paired task, the command line."""
 import math
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch
 from PIL import Image
 from conftest import adversarial_steps
 from support.data import shapes
-from pix2pix import Pix2Pix, patchgan
+from pix2pix import Pix2Pix, d_targets, patchgan
 
 
 def bce(logit, target):
@@ -26,6 +27,20 @@ def test_parameter_counts_match_the_reference():
     assert count(m.D) == 2_768_705 and m.D[0].in_channels == 6       # 70x70 PatchGAN on [y, x]
     a = torch.zeros(1, 3, 256, 256)
     assert m.critic(a, a).shape == (1, 1, 30, 30)
+
+
+def test_weights_start_as_dcgans():
+    """Every conv's weights ~ N(0, 0.02) and biases 0; BatchNorm's scales ~ N(1, 0.02), shifts 0."""
+    torch.manual_seed(0)
+    m = Pix2Pix(32, 3, ngf=8, ndf=8)
+    convs = [c for c in m.modules() if isinstance(c, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    norms = [b for b in m.modules() if isinstance(b, torch.nn.BatchNorm2d)]
+    w = torch.cat([c.weight.flatten() for c in convs])
+    gamma = torch.cat([b.weight for b in norms])
+    assert abs(w.mean().item()) < 1e-3 and w.std().item() == pytest.approx(0.02, rel=0.02)
+    assert gamma.mean().item() == pytest.approx(1.0, abs=0.01) and gamma.std().item() < 0.03
+    assert all(not c.bias.any() for c in convs if c.bias is not None)
+    assert all(not b.bias.any() for b in norms)
 
 
 @pytest.mark.parametrize("n_layers, window", [(1, 16), (3, 70)])   # the paper's 16x16 and 70x70
@@ -53,6 +68,19 @@ def test_unet_depth_follows_the_image_size():
         assert m.G(a).abs().max() <= 1                                        # Tanh out
     with pytest.raises(ValueError, match="power of two"):
         Pix2Pix(48, 3)
+
+
+def test_skip_connections_carry_y_past_the_bottleneck():
+    """With the innermost conv zeroed, the 1x1 bottleneck is 0 whatever y is: a plain
+    encoder-decoder would then give one output for every input; the U-Net's skips still carry
+    each level's e_i across to its mirror."""
+    torch.manual_seed(0)
+    m = Pix2Pix(16, 3, ngf=4, ndf=4, n_layers=1).eval()  # eval: BatchNorm a fixed map, no dropout
+    torch.nn.init.zeros_(m.G.down[-1][0].weight)
+    a = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        out = m.G(a)
+    assert (out[0] - out[1]).abs().mean() > 1e-3
 
 
 def test_minimax_value_is_halved():
@@ -95,6 +123,43 @@ def test_l1_term_is_lambda_times_the_mean_error(lambda_l1):
         Pix2Pix(16, 3, ngf=4, ndf=4, n_layers=1).g_loss(b, a)
 
 
+def test_d_targets_hard_soft_and_flipped():
+    """1 for real pairs and 0 for fakes (Eq. 1); soft labels U(0.7, 1) and U(0, 0.3), means 0.85
+    and 0.15; flipped labels trade a fraction flip of each side's targets for the other's."""
+    torch.manual_seed(0)
+    real, fake = d_targets(3, "cpu")
+    assert real.shape == fake.shape == (3, 1, 1, 1)
+    assert torch.equal(real, torch.ones(3, 1, 1, 1)) and torch.equal(fake, torch.zeros(3, 1, 1, 1))
+    real, fake = d_targets(20_000, "cpu", soft=True)
+    assert 0.7 <= real.min() and real.max() <= 1 and 0 <= fake.min() and fake.max() <= 0.3
+    assert real.mean().item() == pytest.approx(0.85, abs=0.01)
+    assert fake.mean().item() == pytest.approx(0.15, abs=0.01)
+    real, fake = d_targets(20_000, "cpu", flip=0.1)
+    assert (real == 0).float().mean().item() == pytest.approx(0.1, abs=0.01)
+    assert (fake == 1).float().mean().item() == pytest.approx(0.1, abs=0.01)
+
+
+def test_d_step_stops_at_g_and_both_g_terms_reach_g():
+    """D's terms give G no gradient (G(y) detached); G's adversarial and L1 terms each do. For
+    G(y) = s y at s = 1/2: d(lambda L1)/ds = lambda mean(sign(s y - x) y), Eq. 3 by hand."""
+    torch.manual_seed(0)
+    m = Pix2Pix(16, 3, ngf=4, ndf=4, n_layers=1, lambda_l1=7.0)
+    a, b = torch.rand(2, 4, 3, 16, 16) * 2 - 1
+    d = m.d_loss(b, a)
+    (d["real"] + d["fake"]).backward()
+    assert all(p.grad is None for p in m.G.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in m.D.parameters())
+    g = m.g_loss(b, a)
+    for term in ("gan", "l1"):
+        grads = torch.autograd.grad(g[term], list(m.G.parameters()), retain_graph=True)
+        assert any(grad.abs().sum() > 0 for grad in grads), term
+    s = torch.tensor(0.5, requires_grad=True)
+    m.G.forward = lambda y: s * y
+    m.d_loss(b, a)
+    grad, = torch.autograd.grad(m.g_loss(b, a)["l1"], s)
+    assert grad.item() == pytest.approx(7.0 * ((0.5 * a - b).sign() * a).mean().item(), rel=1e-4)
+
+
 def test_g_at_test_time_runs_as_in_training():
     """Isola et al., Sec. 3.3: at test time G runs exactly as in training, dropout on and BatchNorm
     with the test batch's statistics; that is the default. batch_stats=False uses the running
@@ -120,6 +185,8 @@ def test_dropout_is_the_noise_of_g():
     m = Pix2Pix(32, 3, ngf=8, ndf=8).eval()
     drops = [mod for mod in m.G.modules() if isinstance(mod, torch.nn.Dropout)]
     assert len(drops) == 3 and all(d.p == 0.5 for d in drops)
+    with_dropout = [k for k, block in enumerate(m.G.up) if any(d in drops for d in block)]
+    assert with_dropout == [0, 1, 2]                             # the three innermost blocks
     a = torch.randn(2, 3, 32, 32)
     assert not torch.equal(m.sample(2, a), m.sample(2, a))        # on at test time, as in the paper
     assert torch.equal(m.sample(2, a, dropout=False), m.sample(2, a, dropout=False))
