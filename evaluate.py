@@ -25,16 +25,15 @@ PATH, or in the cache folder). Figures on the classifier's features are for comp
 they are not FID. The classifier, reading the folders and the table live in support/ (classifier.py,
 features.py, report.py); the lab's files and accuracy in support/lab.py.
 """
-import argparse, json, math, os, sys
+import json, math, os, sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from support.cli import Fail
-from support.classifier import classifier_flags, load_classifier, train_classifier
-from support.features import (cached_weights, features_and_probs, load_inception, read_folder,
-                              read_pairs, reads)
+from support.checks import Fail, writable
+from support.classifier import load_classifier, train_classifier
+from support.features import features_and_probs, load_inception, read_folder, read_pairs, reads
 from support.pictures import to_uint8
-from support.report import table
+from support.report import parse, table
 from support import lab
 
 
@@ -48,7 +47,8 @@ def frechet_distance(mu1, S1, mu2, S2):
     root1 = (V * np.sqrt(w.clip(0))) @ V.T                                 # S1^(1/2)
     M = root1 @ S2 @ root1
     tr_sqrt = np.sqrt(np.linalg.eigvalsh((M + M.T) / 2).clip(0)).sum()     # Tr (S1 S2)^(1/2)
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(S1) + np.trace(S2) - 2 * tr_sqrt)
+    d2 = ((mu1 - mu2) ** 2).sum() + np.trace(S1) + np.trace(S2) - 2 * tr_sqrt
+    return float(np.maximum(d2, 0))             # a squared distance: below 0 only by rounding
 
 
 def fd(f1, f2):
@@ -88,16 +88,45 @@ def kid(f1, f2, subsets=100, size=1000, seed=0):
     return float(np.mean(v)), float(np.std(v))
 
 
+def sq_distances(a, b):
+    """||a_i - b_j||^2, (len(a), len(b)), by one matrix product: |a|^2 + |b|^2 - 2 a.b. Fast, but
+    cancellation can put two copies of a point 1e-6 apart; its error stays below err, (len(a), 1).
+    """
+    a2 = (a * a).sum(1, keepdim=True)
+    b2 = (b * b).sum(1)
+    return (a2 + b2 - 2 * a @ b.T).clamp(min=0), 1e-9 * (a2 + b2.max())
+
+
+def exact(a, b, rows, cols):
+    """||a_i - b_j||^2 of the pairs (rows, cols), summed from the differences: copies at 0."""
+    return torch.cat([((a[i] - b[j]) ** 2).sum(1)
+                      for i, j in zip(rows.split(2**14), cols.split(2**14))])
+
+
 def radii(f, k):
-    """The distance from each point of f to its k-th nearest neighbour, itself left out."""
-    return torch.cat([torch.cdist(b, f).kthvalue(k + 1, 1).values       # the 1st is itself, at 0
-                      for b in f.split(1000)])
+    """The squared distance from each point of f to its k-th nearest neighbour, itself left out;
+    exact: every pair the matrix product cannot rule out is measured again."""
+    r = []
+    for b in f.split(1000):
+        D, err = sq_distances(b, f)
+        near = D <= D.kthvalue(k + 1, 1, keepdim=True).values + 2 * err     # the candidates
+        rows, cols = near.nonzero(as_tuple=True)
+        D.fill_(math.inf)
+        D[rows, cols] = exact(b, f, rows, cols)
+        r.append(D.kthvalue(k + 1, 1).values)                         # the 1st is itself, at 0
+    return torch.cat(r)
 
 
 def coverage(points, f, r):
-    """The fraction of `points` inside at least one ball B(f_i, r_i)."""
-    inside = torch.cat([(torch.cdist(b, f) <= r).any(1) for b in points.split(1000)])
-    return float(inside.double().mean())
+    """The fraction of `points` inside at least one ball B(f_i, r_i), r squared radii; a pair too
+    close to its ball's edge for the matrix product to tell is measured exactly."""
+    inside = []
+    for b in points.split(1000):
+        D, err = sq_distances(b, f)
+        rows, cols = ((D - r).abs() <= err).nonzero(as_tuple=True)
+        D[rows, cols] = exact(b, f, rows, cols)
+        inside.append((D <= r).any(1))
+    return float(torch.cat(inside).double().mean())
 
 
 def precision_recall(real, fake, k=3):
@@ -111,6 +140,9 @@ def precision_recall(real, fake, k=3):
 def inception_score(p, splits=10):
     """Eq. 4: p (N, K) = p(y | x) -> exp(E_x KL(p(y | x) || p(y))) on each split, p(y) its mean
     -> (mean, std)."""
+    if len(p) < splits:
+        raise Fail(f"IS with --splits {splits} needs at least {splits} images ({len(p)} here): "
+                   f"give a smaller --splits")
     s = []
     for q in np.array_split(np.asarray(p, np.float64), splits):
         p_y = q.mean(0, keepdims=True)                                 # p(y) = E_x p(y | x), (1, K)
@@ -204,10 +236,11 @@ def measure(args, device):
                                    for i, n in enumerate(names)}
     if args.ref:
         ref = read_folder(args.ref, size)[0]
+        if min(len(f), len(ref)) < 2:                       # a covariance needs two points
+            raise Fail(f"FD and KID need at least 2 images in each folder ({len(f)} in "
+                       f"{args.samples}, {len(ref)} in {args.ref})")
         g = features_and_probs(net, ref, C, device)[0]
         r.update(ref=args.ref, n_ref=len(ref), FD=fd(g, f))
-        if min(len(f), len(g)) < 2 or args.kid_size < 2:
-            raise Fail("KID needs at least 2 images in each folder")
         r["KID"], r["KID_std"] = kid(g, f, args.kid_subsets, args.kid_size, args.seed)
         r["KID_subset"] = min(args.kid_size, len(f), len(g))
         if min(len(f), len(g)) <= args.k:
@@ -227,7 +260,9 @@ def translation(args):
 
 
 def main(argv):
-    args = parse(argv)
+    args = parse(argv, __doc__)
+    if args.json:
+        writable("--json", args.json)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(args.seed)
     if args.train_classifier:
@@ -246,39 +281,6 @@ def main(argv):
         with open(args.json, "w") as f:
             json.dump(r, f, indent=1)
         print(f"wrote {args.json}")
-
-
-def parse(argv):
-    p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("samples", nargs="?",
-                   help="a folder of generated images (class subfolders: conditional accuracy)")
-    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall against it")
-    p.add_argument("--json", help="also write the figures to this file")
-    p.add_argument("--features", choices=["inception", "classifier"],
-                   help="the network whose features are compared. "
-                        "default: classifier when --classifier is given, else inception")
-    p.add_argument("--classifier", metavar="PATH",
-                   help="a classifier from --train-classifier (or the lab's ResNet-18 file)")
-    p.add_argument("--inception-weights", metavar="PATH",
-                   help=f"the FID Inception weights file. default: {cached_weights()}")
-    p.add_argument("--pairs", metavar="TARGETS",
-                   help="translation: PSNR and SSIM against the targets of the same names")
-    p.add_argument("--conditions", metavar="JSON",
-                   help="the lab: SAMPLES/0.png, 1.png, ... against test.json's sets (lab.py)")
-    p.add_argument("--kid-subsets", type=int, default=100,
-                   help="random subsets KID averages over. default: 100")
-    p.add_argument("--kid-size", type=int, default=1000,
-                   help="images per KID subset (fewer if a folder has fewer). default: 1000")
-    p.add_argument("--k", type=int, default=3, help="the k of precision/recall. default: 3")
-    p.add_argument("--splits", type=int, default=10, help="IS splits. default: 10")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seeds KID's subsets, the IS splits, the classifier's training. default: 0")
-    classifier_flags(p.add_argument_group("training the classifier"))
-    args = p.parse_args(argv)
-    if not args.samples and not args.train_classifier:
-        p.error("give SAMPLES (a folder of images) or --train-classifier DIR")
-    return args
 
 
 def cli(argv):

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from support.checks import COUNT, RATE, Range, writable
 from support.cli import Fail, read_checkpoint, save_checkpoint
 from support.folders import load_folder
 from support import lab
@@ -47,13 +48,28 @@ def classifier_flags(group):
     group.add_argument("--resize", choices=["crop", "squash"], default="crop",
                        help="non-square images: crop the centre, or squash the whole frame. "
                             "default: crop")
-    group.add_argument("--image-size", type=int, default=32,
-                       help="the classifier's input size. default: 32")
-    group.add_argument("--epochs", type=int, default=10, help="passes over the images. default: 10")
-    group.add_argument("--batch-size", type=int, default=128, help="images a step. default: 128")
-    group.add_argument("--width", type=int, default=32,
+    group.add_argument("--image-size", type=Range(int, 4), default=32,      # two halvings: S/4
+                       help="the classifier's input size, at least 4. default: 32")
+    group.add_argument("--epochs", type=COUNT, default=10,
+                       help="passes over the images. default: 10")
+    group.add_argument("--batch-size", type=COUNT, default=128, help="images a step. default: 128")
+    group.add_argument("--width", type=COUNT, default=32,
                        help="channels of the first conv; features are 4x. default: 32")
-    group.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate. default: 1e-3")
+    group.add_argument("--lr", type=RATE, default=1e-3, help="Adam's learning rate. default: 1e-3")
+
+
+def may_write(path):
+    """--out: a file that can be written, and not a file of another kind (a model's ckpt.pt):
+    only a classifier of evaluate.py is overwritten."""
+    writable("--out", path)
+    if os.path.exists(path):
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            ck = None
+        if not isinstance(ck, dict) or ck.get("model") != "classifier":
+            raise Fail(f"--out {path} exists and is not a classifier of evaluate.py: choose "
+                       f"another --out (it is not overwritten)")
 
 
 def load_classifier(path):
@@ -83,9 +99,13 @@ def train_classifier(args, device):
     """--train-classifier DIR: every tenth image of each class held out, the rest trained on with
     Adam. With --labels (the lab's train.json) multi-label: K sigmoid outputs, BCE, scored by the
     lab's accuracy."""
+    may_write(args.out)
     images, labels, names = load_folder(args.train_classifier, args.image_size, not args.labels,
                                         label_file=args.labels, objects=args.objects,
                                         resize=args.resize)
+    if len(names) < 2:                              # one class: every answer right, accuracy 1.0
+        raise Fail(f"--train-classifier {args.train_classifier} has one class ({names[0]}): a "
+                   f"classifier needs at least 2 to tell apart")
     held = np.arange(len(images)) % 10 == 0
     multi = labels.ndim == 2
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255).to(device)   # in [0, 1]

@@ -8,7 +8,9 @@ parameter names.
     Mixed_5  3 blocks A (four branches: 1x1, 5x5, two 3x3, pool)       -> 288 x 35 x 35
     Mixed_6  block B (stride 2), 4 blocks C (7x7 factored as 1x7, 7x1)  -> 768 x 17 x 17
     Mixed_7  block D (stride 2), 2 blocks E (3x3 split into 1x3 | 3x1)  -> 2048 x 8 x 8
-    head     global average pool -> the 2048-d features of FID; fc -> 1008 logits for IS
+    head     global average pool -> the 2048-d features of FID; fc -> 1008 logits for IS,
+             without fc's bias, as the reference code of IS takes them (Salimans et al.'s, TTUR's,
+             torch-fidelity's): the bias shifts each class's logit and would change the score
 
 What sets this graph apart from torchvision's ImageNet Inception v3: the average pools of the
 blocks leave the padding out of the mean (TensorFlow's SAME pooling), the last block E pools with
@@ -133,7 +135,7 @@ class E(nn.Module):                                              # Mixed_7b/c, 8
 
 
 class InceptionV3(nn.Module):
-    """Images (B, 3, H, W) in [0, 1] -> (2048-d pool features, 1008 logits)."""
+    """Images (B, 3, H, W) in [0, 1] -> (2048-d pool features, 1008 logits without fc's bias)."""
 
     def __init__(self, num_classes=1008):
         super().__init__()
@@ -166,4 +168,4 @@ class InceptionV3(nn.Module):
         for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
             x = getattr(self, f"Mixed_{name}")(x)
         features = x.mean((2, 3))                               # (B, 2048): pool_3, FID's features
-        return features, self.fc(features)                      # (B, 1008) logits, IS's p(y | x)
+        return features, features @ self.fc.weight.T            # (B, 1008) logits, IS's p(y | x)

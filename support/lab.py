@@ -92,12 +92,18 @@ def read_conditions(path, names):
 def accuracy(scores, asked):
     """scores (N, K) from the classifier, asked (N, K) multi-hot -> the fraction of asked objects
     that are among their sample's k highest scores, k = the objects that sample asked for (top-k,
-    not top-1)."""
-    scores = torch.as_tensor(scores, dtype=torch.float64)
-    asked = torch.as_tensor(asked) > 0
-    k = asked.sum(1, keepdim=True)                                     # (N, 1) objects asked for
-    rank = scores.argsort(1, descending=True).argsort(1)               # (N, K): 0 for the highest
-    return float(((rank < k) & asked).sum() / k.sum())                 # hits / objects asked for
+    not top-1). The k highest as the course's evaluator takes them, torch.topk on the CPU: a
+    sigmoid saturated at 1.0 ties, and topk's choice among the tied is the course's number."""
+    scores = torch.as_tensor(scores).cpu()
+    asked = torch.as_tensor(asked).cpu() > 0
+    k = asked.sum(1)                                                   # (N,) objects asked for
+    hits = 0
+    for n in k.unique().tolist():                                      # the rows that ask for n
+        rows = (k == n).nonzero()[:, 0]
+        top = scores[rows].topk(n, 1).indices                          # (rows, n): the n highest
+        hits += int(asked[rows[:, None], top].sum())                   # those among the asked
+    total = int(k.sum())
+    return hits / total if total else float("nan")                    # hits / objects asked for
 
 
 @torch.no_grad()
@@ -105,9 +111,17 @@ def score(samples, conditions, net, ck, device):
     """SAMPLES/0.png, 1.png, ... (sample.py --conditions --out SAMPLES/) against the conditions
     they were asked for, scored by a multi-label classifier of evaluate.py -> a dict of figures."""
     names = ck["class_names"]
+    objects = "its class names"
     if not names:                        # the course's file has none: the objects.json of the lab
-        names = read_objects(os.path.join(os.path.dirname(conditions), "objects.json"))
+        objects = os.path.join(os.path.dirname(conditions), "objects.json")
+        names = read_objects(objects)
+    K = ck["config"]["num_classes"]
+    if K != len(names):
+        raise Fail(f"--classifier scores {K} objects, but {objects} names {len(names)}: "
+                   f"use the evaluator of the lab's {len(names)} objects")
     asked = read_conditions(conditions, names)
+    if not asked.any():
+        raise Fail(f"{conditions} asks for no objects: there is nothing to score")
     size = ck["image_size"]
     C = ck["config"]["channels"]
     x = []
@@ -180,4 +194,5 @@ def course_evaluator(state, path):
         net.load_state_dict(state)
     except RuntimeError as e:
         raise Fail(f"{path} is not the course's ResNet-18 evaluator: {str(e).splitlines()[0]}")
-    return net.eval(), {"class_names": None, "image_size": 64, "config": {"channels": 3}}
+    config = {"channels": 3, "num_classes": net.fc[0].out_features}
+    return net.eval(), {"class_names": None, "image_size": 64, "config": config}

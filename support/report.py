@@ -1,4 +1,46 @@
-"""evaluate.py's figures as one table a person reads."""
+"""evaluate.py's command line: its flags, each number with its declared range (support/checks.py),
+and its figures as one table a person reads."""
+import argparse
+from support.checks import COUNT, SEED, Range
+from support.classifier import classifier_flags
+from support.cli import Parser
+from support.features import cached_weights
+
+
+def parse(argv, doc):
+    """evaluate.py's arguments (doc: its docstring, for --help), or one line saying what is
+    wrong."""
+    p = Parser(prog="evaluate.py", description=doc,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("samples", nargs="?",
+                   help="a folder of generated images (class subfolders: conditional accuracy)")
+    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall against it")
+    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--features", choices=["inception", "classifier"],
+                   help="the network whose features are compared. "
+                        "default: classifier when --classifier is given, else inception")
+    p.add_argument("--classifier", metavar="PATH",
+                   help="a classifier from --train-classifier (or the lab's ResNet-18 file)")
+    p.add_argument("--inception-weights", metavar="PATH",
+                   help=f"the FID Inception weights file. default: {cached_weights()}")
+    p.add_argument("--pairs", metavar="TARGETS",
+                   help="translation: PSNR and SSIM against the targets of the same names")
+    p.add_argument("--conditions", metavar="JSON",
+                   help="the lab: SAMPLES/0.png, 1.png, ... against test.json's sets (lab.py)")
+    p.add_argument("--kid-subsets", type=COUNT, default=100,
+                   help="random subsets KID averages over. default: 100")
+    p.add_argument("--kid-size", type=Range(int, 2), default=1000,     # MMD^2 / (m (m - 1))
+                   help="images per KID subset, at least 2 (fewer if a folder has fewer). "
+                        "default: 1000")
+    p.add_argument("--k", type=COUNT, default=3, help="the k of precision/recall. default: 3")
+    p.add_argument("--splits", type=COUNT, default=10, help="IS splits. default: 10")
+    p.add_argument("--seed", type=SEED, default=0,
+                   help="seeds KID's subsets, the IS splits, the classifier's training. default: 0")
+    classifier_flags(p.add_argument_group("training the classifier"))
+    args = p.parse_args(argv)
+    if not args.samples and not args.train_classifier:
+        p.error("give SAMPLES (a folder of images) or --train-classifier DIR")
+    return args
 
 
 def table(r, args):
