@@ -20,8 +20,9 @@ MISTAKES = [
     Mistake("dcgan.py", "the fakes not detached in D's step",
             "fake = self.fake.detach()",
             "fake = self.fake",
-            shows="D's loss reaches G: G's gradient gets D's term added, pulling it away from "
-                  "the data each step"),
+            shows="the first G step fails: 'Trying to backward through the graph a second "
+                  "time' (D's backward freed G's graph); with retain_graph to silence it, "
+                  "G's gradient gets D's added, pulling it away from the data"),
     Mistake("dcgan.py", "G's loss computed on detached fakes",
             "h = self.features(self.fake, self.y_fake)",
             "h = self.features(self.fake.detach(), self.y_fake)",
@@ -53,7 +54,8 @@ MISTAKES = [
     Mistake("dcgan.py", "create_graph dropped from the penalty's autograd.grad",
             "x_hat, create_graph=True)",
             "x_hat)", tests=GAN_TESTS,
-            shows="the penalty cannot be differentiated: the first backward fails"),
+            shows="the penalty is logged but is a constant to the optimiser: the critic is "
+                  "unconstrained and its scores drift apart"),
     Mistake("dcgan.py", "the penalty's line drawn to another label's fake (perm for its inverse)",
             "fake[perm.argsort()]",
             "fake[perm]",
@@ -72,8 +74,8 @@ MISTAKES = [
     Mistake("dcgan.py", "ACGAN's D class loss on real images only",
             "self.class_loss(h_real, y) + self.class_loss(h_fake, self.y_fake)",
             "self.class_loss(h_real, y)",
-            shows="the paper's L_C counts fakes too; without them D's classifier never sees "
-                  "G's samples, class control is weaker early on"),
+            shows="the paper's L_C counts fakes too; without them G's class loss is judged by "
+                  "a classifier that never learned from fakes"),
     Mistake("dcgan.py", "ACGAN's G maximises the class loss (L_C's sign read as D's L_S - L_C)",
             "self.class_loss(h, self.y_fake)",
             "-self.class_loss(h, self.y_fake)",
@@ -96,8 +98,8 @@ MISTAKES = [
     Mistake("dcgan.py", "normal_(w, 0.02): mean 0.02 and std 1, not N(0, 0.02)",
             "nn.init.normal_(m.weight, 0.0, 0.02)",
             "nn.init.normal_(m.weight, 0.02)",
-            shows="weights 50 times too large: BatchNorm hides some of it, but G starts "
-                  "saturated (pure black and white) and D's logits huge"),
+            shows="weights 50 times too wide and all shifted positive: G starts saturated "
+                  "(pure black and white) and D's logits huge"),
     Mistake("dcgan.py", "the layer norm given to WGAN's critic, BatchNorm to WGAN-GP's",
             'if loss == "wgan-gp" else nn.BatchNorm2d',
             'if loss == "wgan" else nn.BatchNorm2d',
@@ -106,8 +108,8 @@ MISTAKES = [
     Mistake("dcgan.py", "z drawn from U(0, 1) (rand) in training, N(0, I) at sampling",
             "z = torch.randn(x.shape[0], self.z_dim, device=x.device)",
             "z = torch.rand(x.shape[0], self.z_dim, device=x.device)",
-            shows="G learns on a corner of z-space that sample() rarely visits: training "
-                  "grids fine, sample.py's samples broken"),
+            shows="G learns on [0, 1]^d, a corner of z-space: every grid, drawn by sample() "
+                  "from N(0, I), shows broken samples while the losses look normal"),
     Mistake("dcgan.py", "z drawn from U(0, 1) (rand) at sampling",
             "torch.randn(n, self.z_dim",
             "torch.rand(n, self.z_dim",

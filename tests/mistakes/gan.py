@@ -23,8 +23,9 @@ MISTAKES = [
     Mistake("gan.py", "the fakes not detached in D's step",
             "fake = self.fake.detach()",
             "fake = self.fake",
-            shows="D's loss reaches G: G's gradient gets D's term added, pulling it away from "
-                  "the data each step (and a second backward through G's graph is wasted)"),
+            shows="the first G step fails: 'Trying to backward through the graph a second "
+                  "time' (D's backward freed G's graph); with retain_graph to silence it, "
+                  "G's gradient gets D's added, pulling it away from the data"),
     Mistake("gan.py", "the fakes kept for g_loss without their graph",
             "self.fake = self.generate(z, y).view_as(x)",
             "self.fake = self.generate(z, y).view_as(x).detach()",
@@ -60,8 +61,8 @@ MISTAKES = [
     Mistake("gan.py", "create_graph dropped from the penalty's autograd.grad",
             "x_hat, create_graph=True)",
             "x_hat)",
-            shows="the penalty cannot be differentiated: the first backward fails, or with "
-                  "the graph detached the critic goes unconstrained"),
+            shows="the penalty is logged but is a constant to the optimiser: the critic is "
+                  "unconstrained and its scores drift apart"),
     Mistake("gan.py", "the penalty's interpolation weight drawn per pixel, not per image",
             "u = torch.rand(x.shape[0], *[1] * (x.dim() - 1), device=x.device)",
             "u = torch.rand_like(x)",
@@ -93,8 +94,8 @@ MISTAKES = [
     Mistake("gan.py", "z drawn from U(0, 1) (rand) in training, N(0, I) at sampling",
             "z = torch.randn(x.shape[0], self.z_dim, device=x.device)",
             "z = torch.rand(x.shape[0], self.z_dim, device=x.device)",
-            shows="G learns on a corner of z-space that sample() rarely visits: training "
-                  "grids fine, sample.py's samples broken"),
+            shows="G learns on [0, 1]^d, a corner of z-space: every grid, drawn by sample() "
+                  "from N(0, I), shows broken samples while the losses look normal"),
     Mistake("gan.py", "z drawn from U(0, 1) (rand) at sampling",
             "torch.randn(n, self.z_dim",
             "torch.rand(n, self.z_dim",
@@ -102,11 +103,11 @@ MISTAKES = [
     Mistake("gan.py", "D's Adam given G's parameters",
             "torch.optim.Adam(self.D.parameters()",
             "torch.optim.Adam(self.G.parameters()",
-            shows="D never learns (stays at D = 1/2, loss 1.386) and G is also stepped on "
-                  "D's loss: the samples go nowhere"),
+            shows="D never learns (its loss stays near its initial 1.39) and G chases a fixed "
+                  "random D: the samples go nowhere"),
     Mistake("gan.py", "the lab's dropout put in G too",
             "nn.Tanh())",
             "nn.Tanh(), dropout=d_dropout)",
-            shows="G's samples are noisy in training and sharper at sampling (eval mode): "
-                  "D trained on fakes unlike those sample.py draws"),
+            shows="G's outputs carry dropout noise in training; in eval mode sample() draws "
+                  "from a G that D never judged"),
 ]

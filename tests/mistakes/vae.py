@@ -22,7 +22,7 @@ MISTAKES = [
             "(1 + logvar - mu**2 - logvar.exp()).sum(1)",
             "(1 + logvar - mu**2 - logvar.exp()).mean(1)",
             shows="KL shrunk by z_dim against a recon summed over pixels: sharp reconstructions, "
-                  "but samples from N(0, I) are garbage (the posterior ignores the prior)"),
+                  "but the posterior strays from the prior and samples from N(0, I) are poor"),
     Mistake("vae.py", "the KL summed over the batch while recon is averaged",
             "logvar.exp()).sum(1).mean()",
             "logvar.exp()).sum()",
@@ -36,7 +36,8 @@ MISTAKES = [
     Mistake("vae.py", "mu and logvar swapped at the call of reparameterize",
             "self.reparameterize(mu, logvar)",
             "self.reparameterize(logvar, mu)",
-            shows="z's mean is the log-variance: reconstructions blurred, the KL high for long"),
+            shows="z's mean is the network's logvar and its spread exp(mu / 2): the KL "
+                  "penalises the wrong quantities, reconstructions and samples blurred"),
     Mistake("vae.py", "one eps drawn for the whole batch, not one per image",
             "eps = torch.randn_like(mu)",
             "eps = torch.randn_like(mu[0])",
@@ -45,8 +46,8 @@ MISTAKES = [
     Mistake("vae.py", "eps drawn from U(0, 1) (rand) instead of N(0, I) (randn)",
             "torch.randn_like(mu)",
             "torch.rand_like(mu)",
-            shows="z is shifted by sigma/2 and too narrow; sampling from N(0, I) then lands "
-                  "where the decoder never trained: odd samples"),
+            shows="z is shifted by sigma / 2 and too narrow (std sigma / sqrt(12)); sampling "
+                  "from N(0, I) lands where the decoder never trained: odd samples"),
     Mistake("vae.py", "the reconstruction's 1/2 dropped: ||x - x_hat||^2 / s^2",
             "se.mean() / (2 * self.sigma**2)",
             "se.mean() / self.sigma**2",
