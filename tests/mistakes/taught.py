@@ -7,23 +7,26 @@ MISTAKES = [
     Mistake("vae.py", "the reconstruction error averaged over the pixels instead of summed",
             "se = ((x - x_hat) ** 2).sum((1, 2, 3))",
             "se = ((x - x_hat) ** 2).mean((1, 2, 3))",
-            shows="the KL term outweighs the reconstruction 3,000 to 1: the posterior collapses "
-                  "to the prior, every sample is the same blurred average item"),
+            shows="the reconstruction weighs 1/(C H W) of what it should (1/256 at 16x16), so "
+                  "the KL term wins: the posterior collapses to the prior (KL near 0) and "
+                  "every sample is the same blurred average item"),
     Mistake("vae.py", "the decoder fed mu, skipping the reparameterization z = mu + sigma * eps",
             "z = self.reparameterize(mu, logvar)",
             "z = mu",
-            shows="reconstructions sharp, but the decoder never saw the noise of q(z | x): "
-                  "samples from the prior N(0, I) are smeared, broken items"),
+            shows="the decoder learns only the points mu, never the noise of q(z | x), and "
+                  "the KL term squeezes them together at no cost: samples from the prior "
+                  "N(0, I) are broken, speckled shapes"),
     Mistake("gan.py", "D's targets swapped: real images labelled 0, fakes 1",
             "return torch.where(real, 1 - u, u).split(n)",
             "return torch.where(real, u, 1 - u).split(n)",
-            shows="G is rewarded for looking unlike the data: its loss falls towards 0 while "
-                  "the samples stay noise"),
+            shows="D calls the data fake and G is rewarded for looking unlike it: G's loss "
+                  "falls to 0, D(G(z)) to 1, and every sample is the same bright, inverted "
+                  "pattern"),
     Mistake("gan.py", "G's loss computed on detached fakes",
             "fake_logit = self.critic(self.fake, self.y)",
             "fake_logit = self.critic(self.fake.detach(), self.y)",
-            shows="no gradient reaches G: D wins within a hundred steps (D(G(z)) near 0) and "
-                  "the samples stay the untrained G's noise"),
+            shows="no gradient reaches G: D wins (D(G(z)) near 0, G's loss climbing past 10) "
+                  "and the samples stay the untrained G's flat grey noise"),
     Mistake("gan.py", "WGAN's critic loss with the sign of E[f(x)] flipped",
             'terms = {"real": -real_f.float().mean(),',
             'terms = {"real": real_f.float().mean(),',
