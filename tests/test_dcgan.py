@@ -236,6 +236,26 @@ def test_initialisation_is_the_papers():
     assert bn.std().item() == pytest.approx(0.02, rel=0.2)
 
 
+def test_conditional_acgan_and_wgan_gp():
+    torch.manual_seed(0)
+    x, y = torch.rand(4, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 1])
+    cond = DCGAN(16, 3, 3, ngf=8, ndf=8)
+    z = torch.randn(2, 128)
+    change = cond.generate(z, torch.tensor([0, 0])) - cond.generate(z, torch.tensor([2, 2]))
+    assert change.abs().mean() > 1e-4
+    assert cond.D[0][0].in_channels == 3 + 3                     # one-hot maps join D's input
+    ac = DCGAN(16, 3, 3, ngf=8, ndf=8, acgan=True)
+    assert ac.D[0][0].in_channels == 3 and "aux" in ac.d_loss(x, y) and "aux" in ac.g_loss(x, y)
+    w = DCGAN(16, 3, ngf=8, ndf=8, loss="wgan-gp")
+    assert w.n_critic == 5
+    assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in w.D.modules())
+    assert set(w.d_loss(x)) == {"real", "fake", "gp"} and set(w.g_loss(x)) == {"wgan"}
+    with pytest.raises(ValueError, match="class labels"):
+        DCGAN(16, 3, acgan=True)
+    with pytest.raises(RuntimeError, match="call d_loss first"):
+        DCGAN(16, 3, ngf=8, ndf=8).g_loss(x)
+
+
 def test_learns_the_colour_of_the_data():
     """A few hundred steps on red squares: D does not win outright, and G's samples move from
     grey towards the data's colour statistics."""
@@ -256,26 +276,6 @@ def test_learns_the_colour_of_the_data():
     after = (m.sample(256).mean((0, 2, 3)) - target).abs().sum()
     assert accuracy < 0.95, accuracy
     assert after < 0.6 * before, (before, after)                 # seeds 0-2: 0.49-0.51
-
-
-def test_conditional_acgan_and_wgan_gp():
-    torch.manual_seed(0)
-    x, y = torch.rand(4, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 1])
-    cond = DCGAN(16, 3, 3, ngf=8, ndf=8)
-    z = torch.randn(2, 128)
-    change = cond.generate(z, torch.tensor([0, 0])) - cond.generate(z, torch.tensor([2, 2]))
-    assert change.abs().mean() > 1e-4
-    assert cond.D[0][0].in_channels == 3 + 3                     # one-hot maps join D's input
-    ac = DCGAN(16, 3, 3, ngf=8, ndf=8, acgan=True)
-    assert ac.D[0][0].in_channels == 3 and "aux" in ac.d_loss(x, y) and "aux" in ac.g_loss(x, y)
-    w = DCGAN(16, 3, ngf=8, ndf=8, loss="wgan-gp")
-    assert w.n_critic == 5
-    assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in w.D.modules())
-    assert set(w.d_loss(x)) == {"real", "fake", "gp"} and set(w.g_loss(x)) == {"wgan"}
-    with pytest.raises(ValueError, match="class labels"):
-        DCGAN(16, 3, acgan=True)
-    with pytest.raises(RuntimeError, match="call d_loss first"):
-        DCGAN(16, 3, ngf=8, ndf=8).g_loss(x)
 
 
 @pytest.mark.parametrize("extra", [[], ["--loss", "wgan"],
