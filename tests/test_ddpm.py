@@ -261,6 +261,127 @@ def test_img2img_and_inpainting():
     assert not torch.allclose(x[..., 4:], init[..., 4:].expand(2, -1, -1, -1), atol=0.1)
 
 
+def test_the_schedule_by_hand():
+    """1. beta_t linear from beta_1 to beta_T, both ends included, T of them; alpha_bar_t the
+    product (not the sum) of alpha_s, s <= t; alpha_bar_prev the same one step later, 1 at t = 1;
+    the buffer beta~_t is posterior()'s variance. Here beta = 0.1, 0.2, ..., 0.5, worked by hand."""
+    m = DDPM(8, 1, **TINY, T=5, beta_1=0.1, beta_T=0.5)
+    alpha_bar = torch.tensor([0.9, 0.72, 0.504, 0.3024, 0.1512], dtype=torch.float64)  # 0.9 0.8 ..
+    assert torch.allclose(m.beta, torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5], dtype=torch.float64))
+    assert torch.allclose(m.alpha_bar, alpha_bar)
+    assert m.alpha_bar_prev[0] == 1 and torch.allclose(m.alpha_bar_prev[1:], alpha_bar[:4])
+    x0, x_t = torch.zeros(2, 5, 1, 1, 1)
+    _, var = m.posterior(x0, x_t, torch.arange(5))
+    assert torch.allclose(m.beta_tilde.float(), var.flatten())
+    assert m.beta_tilde[1].item() == pytest.approx(0.1 / 0.28 * 0.2)             # Eq. 7 at t = 2
+
+
+def test_algorithm_1_draws_t_uniformly_and_x_t_by_eq_4_and_regresses_the_noise():
+    """Lines 3-5 measured through the network's inputs: t uniform on all T indices (the paper's
+    1..T); at each t, x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps with eps ~ N(0, I)
+    independent across images and across pixels; and the target is that eps: a network that
+    knows x_0 and answers (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t) scores 0."""
+    torch.manual_seed(0)
+    m = DDPM(4, 1, **TINY, T=10)
+    x0 = torch.full((20_000, 1, 4, 4), 0.9)
+    seen = {}
+
+    def knows_x0(x_t, t, y=None):
+        seen.update(x_t=x_t, t=t)
+        ab = m.alpha_bar[t].view(-1, 1, 1, 1).float()
+        return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+    m.eps_theta = knows_x0
+    assert m.loss(x0)["mse"].item() < 1e-6
+    counts = torch.bincount(seen["t"], minlength=m.T)
+    assert len(counts) == m.T and counts.min() > 1800 and counts.max() < 2200       # 2000 each
+    for i in range(m.T):
+        ab = m.alpha_bar[i].item()
+        eps = (seen["x_t"][seen["t"] == i] - math.sqrt(ab) * 0.9) / math.sqrt(1 - ab)
+        assert abs(eps.mean().item()) < 0.03, i
+        assert eps.var(0).mean().item() == pytest.approx(1.0, abs=0.05), i      # across images
+        assert eps.flatten(1).var(1).mean().item() == pytest.approx(1.0, abs=0.05), i   # pixels
+
+
+def test_a_respaced_ddpm_step_uses_the_respaced_beta():
+    """On S < T steps the DDPM step from t to t' is Eq. 7 of the respaced chain, whose beta is
+    1 - alpha_bar_t / alpha_bar_t', with sigma^2 that beta: the full chain's beta_t would add
+    far too little noise. Eq. 7 by hand, in float64, with eps_theta = 0 (x0_hat =
+    x_t / sqrt(alpha_bar_t))."""
+    m = DDPM(8, 1, **TINY)
+    m.eps_theta = lambda x_t, t, y=None: torch.zeros_like(x_t)
+    for t, t_prev in ((999, 899), (500, 300), (40, 0)):
+        torch.manual_seed(0)
+        x_t, z = torch.randn(2, 4, 1, 8, 8).double()                    # x_T, then the step's noise
+        ab, ab_prev = m.alpha_bar[t], m.alpha_bar[t_prev]
+        beta = 1 - ab / ab_prev
+        x0_hat = x_t / ab.sqrt()
+        mean = ab_prev.sqrt() * beta / (1 - ab) * x0_hat
+        mean = mean + (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab) * x_t
+        torch.manual_seed(0)
+        got = next(m.reverse(4, None, [t, t_prev], "ddpm", clip=False))
+        assert torch.allclose(got.double(), mean + beta.sqrt() * z, atol=1e-5), t
+
+
+def test_ddim_with_clipping_steps_from_the_clipped_x0_and_its_eps():
+    """clip=True in DDIM (eta = 0): x0_hat clamped to [-1, 1], eps taken again from Eq. 4 at the
+    clamped x0_hat, then Eq. 12: x_t' = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t') eps."""
+    m = DDPM(8, 1, **TINY)
+    m.eps_theta = lambda x_t, t, y=None: torch.zeros_like(x_t)    # x0_hat = x_t / sqrt(alpha_bar_t)
+    for t, t_prev in ((999, 899), (500, 300), (40, 0)):
+        torch.manual_seed(0)
+        x_t = torch.randn(4, 1, 8, 8).double()                          # the x_T that reverse draws
+        ab, ab_prev = m.alpha_bar[t], m.alpha_bar[t_prev]
+        x0_hat = (x_t / ab.sqrt()).clamp(-1, 1)
+        eps = (x_t - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
+        torch.manual_seed(0)
+        got = next(m.reverse(4, None, [t, t_prev], "ddim", clip=True))
+        want = ab_prev.sqrt() * x0_hat + (1 - ab_prev).sqrt() * eps
+        assert torch.allclose(got.double(), want, atol=1e-5), t
+
+
+def test_img2img_starts_from_init_noised_to_the_first_step():
+    """SDEdit: x_t = sqrt(alpha_bar_t) init + sqrt(1 - alpha_bar_t) z at t = ts[0], z the noise
+    reverse draws as x_T; a DDIM step with eps_theta = 0 then scales it by
+    sqrt(alpha_bar_t' / alpha_bar_t). Strength 1 starts from pure noise: init is ignored."""
+    m = DDPM(8, 1, **TINY)
+    m.eps_theta = lambda x_t, t, y=None: torch.zeros_like(x_t)
+    torch.manual_seed(0)
+    init = torch.rand(1, 1, 8, 8) * 2 - 1
+    for t, t_prev in ((499, 388), (100, 0)):
+        torch.manual_seed(1)
+        z = torch.randn(4, 1, 8, 8).double()
+        torch.manual_seed(1)
+        got = next(m.reverse(4, None, [t, t_prev], "ddim", init=init, clip=False))
+        ab, ab_prev = m.alpha_bar[t], m.alpha_bar[t_prev]
+        x_t = ab.sqrt() * init.double() + (1 - ab).sqrt() * z
+        assert torch.allclose(got.double(), (ab_prev / ab).sqrt() * x_t, atol=1e-5), t
+    torch.manual_seed(2)
+    a = m.sample(2, init=init, strength=1.0, steps=5, sampler="ddim")
+    torch.manual_seed(2)
+    b = m.sample(2, init=-init, strength=1.0, steps=5, sampler="ddim")
+    assert torch.equal(a, b)
+
+
+def test_inpainting_puts_back_the_known_pixels_noised_to_each_step():
+    """Each x_t' the reverse process yields holds, where the mask is white, init noised to t' by
+    Eq. 4 (mean sqrt(alpha_bar_t') init, variance 1 - alpha_bar_t'), and at the end init itself;
+    where it is black, the sampled pixels."""
+    torch.manual_seed(0)
+    m = DDPM(8, 1, **TINY)
+    m.eps_theta = lambda x_t, t, y=None: torch.zeros_like(x_t)
+    init = torch.full((1, 1, 8, 8), 0.8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4] = 1                                                         # keep the left half
+    ts = m.timesteps(10)
+    xs = list(m.reverse(500, None, ts, "ddim", init=init, mask=mask))
+    for t_prev, x in zip(ts[1:], xs):
+        ab = m.alpha_bar[t_prev].item()
+        eps = (x[..., :4] - math.sqrt(ab) * 0.8) / math.sqrt(1 - ab)      # 16,000 draws of N(0, 1)
+        assert abs(eps.mean().item()) < 0.04 and eps.var().item() == pytest.approx(1, abs=0.05)
+    assert torch.equal(xs[-1][..., :4], init[..., :4].expand(500, -1, -1, -1))
+    assert (xs[-1][..., 4:] - 0.8).abs().mean() > 0.1
+
+
 def test_cifar10_network_size():
     """The DDPM paper's CIFAR-10 network (ch 128, mult 1,2,2,2, 2 blocks, attention at 16x16) has
     35.7M parameters (Ho et al., Appendix B); this implementation's exact count:"""

@@ -1,5 +1,6 @@
 """ldm.py: the autoencoder's KL and VQ terms and learning, scale-by-std, cross-attention, the
 tokenizer, the two stages, latent img2img and inpainting, the command line."""
+import math
 import numpy as np
 import pytest
 import torch
@@ -44,27 +45,10 @@ def test_kl_term_matches_a_monte_carlo_estimate():
         mc = (q.log_prob(z) - p.log_prob(z)).flatten(2).sum(2).mean()
         torch.manual_seed(1)
         kl = m.ae_loss(x)["kl"]
+        m.kl_weight = 1e-3
+        weighted = m.ae_loss(x)["kl"]                                            # w_KL KL
     assert kl.item() == pytest.approx(mc.item(), rel=0.03)
-
-
-def test_autoencoder_learns_and_latents_are_scaled_to_unit_std():
-    torch.manual_seed(0)
-    x, _, _ = shape_batch(600)
-    m = tiny(ae_steps=150, ae_lr=1e-3)
-    opt = m.configure_optimizers()
-    before = m.ae_loss(x[500:])["recon"].item()
-    for step in range(150):
-        terms = m.loss(x[torch.randint(0, 500, (8,))])
-        assert set(terms) == {"recon", "kl"}
-        opt.zero_grad()
-        sum(terms.values()).backward()
-        opt.step()
-    after = m.ae_loss(x[500:])["recon"].item()
-    assert after < 0.35 * before, (before, after)                             # seeds 0-2: 0.24-0.28
-    assert m.scale == 0 and set(m.loss(x[:64])) == {"mse"}      # stage 2 begins, measures the scale
-    mu, logvar = m.autoencoder.encode(x[64:256])
-    z = (mu + (0.5 * logvar).exp() * torch.randn_like(mu)) * m.scale  # other images: std close to 1
-    assert 0.8 < z.std().item() < 1.25 and m.scale != 1.0
+    assert weighted.item() == pytest.approx(1e-3 * kl.item(), rel=1e-5)
 
 
 def test_stage_two_freezes_the_autoencoder_and_the_counter_is_saved():
@@ -121,32 +105,87 @@ def test_guidance_uses_the_empty_caption():
         assert torch.allclose(m.diffusion.eps_theta(z, t, None), uncond, atol=1e-5)
 
 
-def test_command_line(cli, tmp_path):
-    out = tmp_path / "run"
-    small = ["--image-size", 16, "--T", 20, "--ae-ch", 32, "--ch", 32, "--ch-mult", "1,2",
-             "--attn-res", 4, "--num-res-blocks", 1, "--text-dim", 32, "--batch-size", 8,
-             "--grid", 4]
-    r = cli("train.py", "ldm", "--captions", "--steps", 4, "--ae-steps", 2, "--log-every", 1,
-            "--out", out, *small)
-    assert r.returncode == 0, r.out
-    assert "12 captions" in r.out and "recon" in r.out and "mse" in r.out
-    r = cli("train.py", "ldm", "--steps", 5, "--out", out, "--resume")
-    assert r.returncode == 0 and "step       5/5" in r.out and "recon" not in r.out, r.out
-    r = cli("sample.py", out / "ckpt.pt", "-n", 2, "--prompt", "blue square", "--steps", 5,
-            "--guidance", 3, "--sampler", "ddim", "--out", tmp_path / "s.png")
-    assert r.returncode == 0 and (tmp_path / "s.png").exists(), r.out
-    r = cli("sample.py", out / "ckpt.pt", "-n", 2, "--prompt", "purple blob", "--steps", 5)
-    assert r.returncode == 1 and "vocabulary" in r.out
-    # a new, class-conditional diffusion run on the first run's autoencoder: no stage 1
-    r = cli("train.py", "ldm", "--classes", "--ae", out / "ckpt.pt", "--steps", 2, "--log-every", 1,
-            "--out", tmp_path / "run2", *small)
-    assert r.returncode == 0 and "recon" not in r.out and "12 classes" in r.out, r.out
-    r = cli("sample.py", tmp_path / "run2" / "ckpt.pt", "-n", 2, "--label", "red circle",
-            "--steps", 5, "--out", tmp_path / "c.png")
-    assert r.returncode == 0 and (tmp_path / "c.png").exists(), r.out
-    r = cli("train.py", "ldm", "--ae", out / "ckpt.pt", "--ae-ch", 64, "--steps", 2,
-            "--out", tmp_path / "run3", *small[:2])
-    assert r.returncode == 1 and "no autoencoder of this shape" in r.out, r.out
+# -------------------------------------------------------------- z ~ q(z|x), the scale, tau(y)
+
+class Gaussian(torch.nn.Module):
+    """An encoder whose q(z|x) is N(0.5, 2^2) at every latent position, whatever the image."""
+    def forward(self, x):
+        stats = torch.tensor([0.5] * 3 + [math.log(4.0)] * 3)                # mu, log sigma^2
+        return stats.view(1, 6, 1, 1).expand(len(x), 6, 4, 4)
+
+
+def test_the_decoder_and_the_diffusion_see_z_drawn_from_q_z_given_x():
+    """1. z = mu + sigma eps, sigma = exp(logvar / 2): what the decoder reads in the autoencoder's
+    loss, and latent(x), have mean mu = 0.5 and std sigma = 2; latent(x, sample=False) is mu."""
+    torch.manual_seed(0)
+    m = tiny(z_channels=3)
+    m.autoencoder.encoder = Gaussian()
+    decoded = []
+    m.autoencoder.decode = lambda z: decoded.append(z) or z                       # x_hat = z
+    x = torch.zeros(2000, 3, 4, 4)
+    m.ae_loss(x)
+    for z in (decoded[0], m.latent(x)):                                        # 96,000 draws each
+        assert z.mean().item() == pytest.approx(0.5, abs=0.03)
+        assert z.std().item() == pytest.approx(2.0, rel=0.02)
+    assert torch.equal(m.latent(x[:2], sample=False), torch.full((2, 3, 4, 4), 0.5))
+
+
+class Affine(torch.nn.Module):
+    """A deterministic encoder: mu = 2 + 3 avg_pool(x), log sigma^2 = -30 (sigma = 3e-7)."""
+    def forward(self, x):
+        mu = 2 + 3 * torch.nn.functional.avg_pool2d(x, 4)
+        return torch.cat([mu, torch.full_like(mu, -30.0)], 1)
+
+
+def test_the_diffusion_sees_latents_of_unit_std_measured_once():
+    """2. scale = 1 / std(z), the std of all latents of the first batch (about their mean, 2 here),
+    then fixed: the diffusion's loss is given z * scale, of std 1 on that batch."""
+    torch.manual_seed(0)
+    m = tiny(z_channels=3, ae_steps=0)
+    m.autoencoder.encoder = Affine()
+    seen = []
+    m.diffusion.loss = lambda z, y=None: seen.append(z) or {"mse": z.sum()}
+    x = torch.rand(64, 3, 16, 16) * 2 - 1
+    m.loss(x)
+    z = 2 + 3 * torch.nn.functional.avg_pool2d(x, 4)
+    assert m.scale.item() == pytest.approx(1 / z.std(unbiased=False).item(), rel=1e-3)
+    assert seen[0].std(unbiased=False).item() == pytest.approx(1.0, rel=1e-3)
+    m.loss(x / 2)                                                    # another batch: the same scale
+    assert torch.allclose(seen[1], (2 + 1.5 * torch.nn.functional.avg_pool2d(x, 4)) * m.scale,
+                          atol=1e-5)
+
+
+def test_latents_are_the_image_size_over_f():
+    """1. log2(f) stride-2 levels: latents (z_channels, S/f, S/f), decoded back to (C, S, S)."""
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    for f in (1, 2, 8):
+        m = LDM(16, 3, f=f, ae_ch=32, ch=32, ch_mult=(1,), attn_res=(), num_res_blocks=1)
+        mu, logvar = m.autoencoder.encode(x)
+        assert mu.shape == logvar.shape == (2, 4, 16 // f, 16 // f), f
+        assert m.diffusion.shape == (4, 16 // f, 16 // f), f
+        assert m.autoencoder.decode(mu).shape == x.shape, f
+
+
+def test_every_word_of_the_caption_reads_every_other():
+    """tau(y) is a bidirectional Transformer: changing the last word changes the first word's
+    encoding (a causal mask would hide it), and each caption's encoding is its own."""
+    torch.manual_seed(0)
+    m = tiny(vocab=LDM.vocabulary(CAPTIONS)).eval()
+    tau = m.diffusion.net.tau
+    y = m.tokenize(["red circle", "red square"])
+    with torch.no_grad():
+        h = tau(y)
+        alone = tau(y[:1])
+    assert (h[0, 0] - h[1, 0]).abs().max() > 1e-3                  # "red" reads "circle"/"square"
+    assert torch.allclose(h[:1], alone, atol=1e-5)
+
+
+def test_each_stage_trains_at_its_own_learning_rate():
+    m = tiny(ae_lr=1e-4, lr=3e-4, vocab=LDM.vocabulary(CAPTIONS))
+    lr = {id(p): g["lr"] for g in m.configure_optimizers().param_groups for p in g["params"]}
+    assert len(lr) == len(list(m.parameters()))                               # every parameter
+    assert all(lr[id(p)] == 1e-4 for p in m.autoencoder.parameters())          # stage 1: ae_lr
+    assert all(lr[id(p)] == 3e-4 for p in m.diffusion.parameters())  # stage 2, tau(y) too: lr
 
 
 # -------------------------------------------------------------- VQ (--reg vq)
@@ -228,25 +267,6 @@ def test_perplexity_counts_the_codes_in_use():
     assert LDM.perplexity(torch.tensor([0, 0, 1, 2]), K).item() == pytest.approx(2 ** 1.5)
 
 
-def test_vq_autoencoder_learns_with_more_than_one_code():
-    torch.manual_seed(0)
-    x, _, _ = shape_batch(300, size=8)
-    m = LDM(8, 3, reg="vq", codebook_size=16, f=2, ae_ch=32, ae_steps=150, ae_lr=2e-3, ch=32,
-            ch_mult=(1,), attn_res=())
-    opt = m.configure_optimizers()
-    before = m.ae_loss(x[256:])["recon"].item()
-    for step in range(150):
-        terms = m.loss(x[torch.randint(0, 256, (8,))])
-        assert not terms["perplexity"].requires_grad
-        opt.zero_grad()
-        # as train.py: perplexity is logged only
-        sum(v for v in terms.values() if v.requires_grad).backward()
-        opt.step()
-    terms = m.ae_loss(x[256:])
-    assert terms["recon"].item() < 0.5 * before, (before, terms["recon"].item())
-    assert terms["perplexity"].item() > 2, terms["perplexity"].item()
-
-
 # -------------------------------------------------------------- latent img2img and inpainting
 
 def editable(**kw):
@@ -293,6 +313,75 @@ def test_latent_inpainting_keeps_the_known_region():
     assert torch.allclose(out[..., :4], ref[..., :4].expand(2, -1, -1, -1), atol=1e-5)
     # cell 2 half known: not
     assert (out - ref)[..., 4:6].abs().mean() > 0.1 and (out - ref)[..., 6:].abs().mean() > 0.1
+
+
+# -------------------------------------------------------------- learning, the command line
+
+def test_autoencoder_learns_and_latents_are_scaled_to_unit_std():
+    torch.manual_seed(0)
+    x, _, _ = shape_batch(600)
+    m = tiny(ae_steps=150, ae_lr=1e-3)
+    opt = m.configure_optimizers()
+    before = m.ae_loss(x[500:])["recon"].item()
+    for step in range(150):
+        terms = m.loss(x[torch.randint(0, 500, (8,))])
+        assert set(terms) == {"recon", "kl"}
+        opt.zero_grad()
+        sum(terms.values()).backward()
+        opt.step()
+    after = m.ae_loss(x[500:])["recon"].item()
+    assert after < 0.35 * before, (before, after)                             # seeds 0-2: 0.24-0.28
+    assert m.scale == 0 and set(m.loss(x[:64])) == {"mse"}      # stage 2 begins, measures the scale
+    mu, logvar = m.autoencoder.encode(x[64:256])
+    z = (mu + (0.5 * logvar).exp() * torch.randn_like(mu)) * m.scale  # other images: std close to 1
+    assert 0.8 < z.std().item() < 1.25 and m.scale != 1.0
+
+
+def test_command_line(cli, tmp_path):
+    out = tmp_path / "run"
+    small = ["--image-size", 16, "--T", 20, "--ae-ch", 32, "--ch", 32, "--ch-mult", "1,2",
+             "--attn-res", 4, "--num-res-blocks", 1, "--text-dim", 32, "--batch-size", 8,
+             "--grid", 4]
+    r = cli("train.py", "ldm", "--captions", "--steps", 4, "--ae-steps", 2, "--log-every", 1,
+            "--out", out, *small)
+    assert r.returncode == 0, r.out
+    assert "12 captions" in r.out and "recon" in r.out and "mse" in r.out
+    r = cli("train.py", "ldm", "--steps", 5, "--out", out, "--resume")
+    assert r.returncode == 0 and "step       5/5" in r.out and "recon" not in r.out, r.out
+    r = cli("sample.py", out / "ckpt.pt", "-n", 2, "--prompt", "blue square", "--steps", 5,
+            "--guidance", 3, "--sampler", "ddim", "--out", tmp_path / "s.png")
+    assert r.returncode == 0 and (tmp_path / "s.png").exists(), r.out
+    r = cli("sample.py", out / "ckpt.pt", "-n", 2, "--prompt", "purple blob", "--steps", 5)
+    assert r.returncode == 1 and "vocabulary" in r.out
+    # a new, class-conditional diffusion run on the first run's autoencoder: no stage 1
+    r = cli("train.py", "ldm", "--classes", "--ae", out / "ckpt.pt", "--steps", 2, "--log-every", 1,
+            "--out", tmp_path / "run2", *small)
+    assert r.returncode == 0 and "recon" not in r.out and "12 classes" in r.out, r.out
+    r = cli("sample.py", tmp_path / "run2" / "ckpt.pt", "-n", 2, "--label", "red circle",
+            "--steps", 5, "--out", tmp_path / "c.png")
+    assert r.returncode == 0 and (tmp_path / "c.png").exists(), r.out
+    r = cli("train.py", "ldm", "--ae", out / "ckpt.pt", "--ae-ch", 64, "--steps", 2,
+            "--out", tmp_path / "run3", *small[:2])
+    assert r.returncode == 1 and "no autoencoder of this shape" in r.out, r.out
+
+
+def test_vq_autoencoder_learns_with_more_than_one_code():
+    torch.manual_seed(0)
+    x, _, _ = shape_batch(300, size=8)
+    m = LDM(8, 3, reg="vq", codebook_size=16, f=2, ae_ch=32, ae_steps=150, ae_lr=2e-3, ch=32,
+            ch_mult=(1,), attn_res=())
+    opt = m.configure_optimizers()
+    before = m.ae_loss(x[256:])["recon"].item()
+    for step in range(150):
+        terms = m.loss(x[torch.randint(0, 256, (8,))])
+        assert not terms["perplexity"].requires_grad
+        opt.zero_grad()
+        # as train.py: perplexity is logged only
+        sum(v for v in terms.values() if v.requires_grad).backward()
+        opt.step()
+    terms = m.ae_loss(x[256:])
+    assert terms["recon"].item() < 0.5 * before, (before, terms["recon"].item())
+    assert terms["perplexity"].item() > 2, terms["perplexity"].item()
 
 
 def test_command_line_vq_and_latent_editing(cli, tmp_path):
