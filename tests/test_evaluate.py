@@ -2,9 +2,11 @@ import json, math, os, shutil
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 import evaluate as E
-from support.classifier import Classifier
+from support import inception, lab
+from support.classifier import Classifier, blur_window, held_out_accuracy, load_classifier
 from support.inception import InceptionV3
 
 
@@ -34,6 +36,30 @@ def test_fd_of_a_set_with_itself_is_zero_and_order_does_not_matter():
     assert abs(E.fd(f, f)) < 1e-8
     assert E.fd(f, g) == pytest.approx(E.fd(rng.permutation(f), rng.permutation(g)), rel=1e-9)
     assert E.fd(f, g) > 1
+
+
+def test_fd_is_never_below_zero():
+    """FD is a squared distance: a set against itself is 0, and rounding must not print it as
+    below 0 (the unclamped sum gave -5.8e-11 on the first of these sets)."""
+    for seed in range(5):
+        f = np.random.default_rng(seed).normal(size=(50, 8)) * 100
+        assert 0 <= E.fd(f, f) < 1e-8
+
+
+def test_kid_kernel_on_a_hand_computed_case():
+    """x = (1, 0), (0, 1); y = (1, 1), (0, 0); d = 2 and k(a, b) = (a.b / 2 + 1)^3. Off the
+    diagonals a.b = 0, so E k(x, x') = E k(y, y') = 1; across, a.b is 1, 0, 1, 0, so
+    E k(x, y) = (2 * 1.5^3 + 2) / 4 = 2.1875; MMD^2 = 1 + 1 - 2 * 2.1875. Without the 1/d the
+    kernel gives -7; with the diagonal in, or k(x, y) counted once, other numbers."""
+    x = np.array([[1.0, 0.0], [0.0, 1.0]])
+    y = np.array([[1.0, 1.0], [0.0, 0.0]])
+    assert E.mmd2(x, y) == pytest.approx(1 + 1 - 2 * (2 * 1.5**3 + 2) / 4, rel=1e-12)
+    x3 = np.array([[2.0, 0.0], [2.0, 2.0], [0.0, 1.0]])          # off-diagonal a.b = 4, 0, 2
+    xx = 2 * ((4 / 2 + 1) ** 3 + 1 + (2 / 2 + 1) ** 3) / (3 * 2)
+    yy = 1.0                                                       # y's two: a.b = 0
+    cross = [(2 / 2 + 1) ** 3, 1, (4 / 2 + 1) ** 3, 1, (1 / 2 + 1) ** 3, 1]
+    assert E.mmd2(x3, y) == pytest.approx(xx + yy - 2 * np.mean(cross), rel=1e-12)
+    assert E.kid(x, y, subsets=3, size=10) == pytest.approx((E.mmd2(x, y), 0), abs=1e-12)
 
 
 def test_kid_is_unbiased_and_grows_with_a_shift():
@@ -76,6 +102,154 @@ def test_inception_score_is_one_for_constant_and_k_for_confident_even_prediction
     onehot = np.eye(K)[np.arange(100) % K]                           # every split holds every class
     mean, std = E.inception_score(onehot, splits=2)
     assert mean == pytest.approx(K) and std == pytest.approx(0)
+
+
+def test_inception_score_of_two_images_by_hand_and_no_split_left_empty():
+    """p(y | x) = (1, 0) and (1/2, 1/2): p(y) = (3/4, 1/4), KL = log(4/3) and
+    (log(2/3) + log 2) / 2, IS = exp of their mean (not the mean of their exps). One image per
+    split is IS 1; fewer images than splits would leave a split empty (NaN): refused, naming
+    --splits."""
+    p = np.array([[1.0, 0.0], [0.5, 0.5]])
+    kl = [math.log(4 / 3), (math.log(2 / 3) + math.log(2)) / 2]
+    assert E.inception_score(p, splits=1)[0] == pytest.approx(math.exp(np.mean(kl)), rel=1e-9)
+    assert E.inception_score(p, splits=2) == pytest.approx((1, 0))
+    with pytest.raises(E.Fail, match="--splits 3 needs at least 3 images"):
+        E.inception_score(p, splits=3)
+
+
+def test_precision_counts_an_exact_copy_of_a_real_point():
+    """A real point repeated k + 1 times has its k-th neighbour at distance 0, and a sample that
+    is its exact copy lies in that ball: precision 1/26 exactly, the other 25 samples being far
+    from every real point. The matrix-product distances of torch.cdist put copies ~1e-6 apart
+    (the old code gave 0 on several of these seeds); the ball test must be exact."""
+    k = 3
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        p = rng.normal(size=(1, 301)) * 3 + 1
+        real = np.concatenate([np.repeat(p, k + 1, 0), rng.normal(size=(196, 301)) * 3 + 50])
+        fake = np.concatenate([p, rng.normal(size=(25, 301)) * 3 - 50])
+        r = E.radii(torch.tensor(real), k)
+        assert (r[:k + 1] == 0).all() and (r[k + 1:] > 0).all()
+        assert E.precision_recall(real, fake, k)[0] == 1 / 26
+
+
+def test_inception_reads_0_1_as_minus_1_1_resized_bilinearly_to_299():
+    """The graph's input: the image resized to 299 x 299 (bilinear, align_corners False: output
+    pixel j reads source position (j + 1/2) 16/299 - 1/2) and mapped from [0, 1] to [-1, 1]. On a
+    ramp 0..1 across 16 pixels, bilinear interpolation is exact: the first conv sees
+    2 clip(source, 0, 15) / 15 - 1."""
+    seen = []
+
+    def stop(module, args):
+        seen.append(args[0])
+        raise StopIteration                                  # the rest of the network not needed
+
+    net = InceptionV3().eval()
+    net.Conv2d_1a_3x3.register_forward_pre_hook(stop)
+    ramp = torch.arange(16.0).div(15).expand(1, 3, 16, 16)
+    with pytest.raises(StopIteration):
+        net(ramp)
+    source = ((torch.arange(299.0) + 0.5) * 16 / 299 - 0.5).clamp(0, 15)
+    assert seen[0].shape == (1, 3, 299, 299)
+    assert torch.allclose(seen[0][0, 1, 7], 2 * source / 15 - 1, atol=1e-6)
+
+
+def test_inception_score_logits_leave_the_fc_bias_out_and_features_are_the_mean():
+    """The reference IS code (Salimans et al., TTUR, torch-fidelity) takes the softmax of
+    pool_3 W^T, without fc's bias: a bias that changes the softmax leaves the logits and the score
+    unchanged. FID's features are the global average of Mixed_7c's output."""
+    torch.manual_seed(0)
+    net = InceptionV3().eval()
+    seen = []
+    net.Mixed_7c.register_forward_hook(lambda m, args, out: seen.append(out))
+    x = torch.rand(4, 3, 16, 16)
+    with torch.no_grad():
+        scale = net(x, size=75)[0].norm(dim=1).mean()
+        net.fc.weight.normal_(0, 3 / scale)                           # logits of about +-3
+        net.fc.bias.normal_(0, 3)
+        f, logits = net(x, size=75)
+    assert torch.allclose(f, seen[-1].mean((2, 3)), atol=1e-6)
+    assert torch.allclose(logits, f @ net.fc.weight.T, atol=1e-5)
+    p = logits.double().softmax(1).numpy()
+    with torch.no_grad():
+        with_bias = net.fc(f).double().softmax(1).numpy()
+    assert E.inception_score(p, 1)[0] != pytest.approx(E.inception_score(with_bias, 1)[0])
+
+
+def test_tf_average_pool_leaves_the_padding_out_and_the_last_block_pools_with_a_max():
+    """TensorFlow's SAME pooling averages only the pixels inside the image: on ones, ones
+    everywhere (counting the padding, a corner would be 4/9). Mixed_7b pools so; Mixed_7c, the
+    2015 graph's last block, with a 3x3 max."""
+    assert torch.equal(inception.tf_avg_pool(torch.ones(1, 1, 4, 5)), torch.ones(1, 1, 4, 5))
+    net = InceptionV3().eval()
+    for block, pool in ((net.Mixed_7b, inception.tf_avg_pool),
+                        (net.Mixed_7c, lambda x: F.max_pool2d(x, 3, 1, 1))):
+        seen = []
+        block.branch_pool.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+        x = torch.randn(1, block.branch1x1.conv.in_channels, 3, 3)
+        with torch.no_grad():
+            block(x)
+        assert torch.allclose(seen[0], pool(x))
+
+
+WIRING = {   # each block's output, in the published order: (channels, the branches feeding them)
+    "A": (lambda: inception.A(192, 32), 5, [(64, "branch1x1"), (64, "branch5x5_1 branch5x5_2"),
+          (96, "branch3x3dbl_1 branch3x3dbl_2 branch3x3dbl_3"), (32, "branch_pool")]),
+    "B": (lambda: inception.B(288), 7, [(384, "branch3x3"),
+          (96, "branch3x3dbl_1 branch3x3dbl_2 branch3x3dbl_3"), (288, "")]),
+    "C": (lambda: inception.C(768, 128), 5, [(192, "branch1x1"),
+          (192, "branch7x7_1 branch7x7_2 branch7x7_3"),
+          (192, " ".join(f"branch7x7dbl_{i}" for i in range(1, 6))), (192, "branch_pool")]),
+    "D": (lambda: inception.D(768), 7, [(320, "branch3x3_1 branch3x3_2"),
+          (192, " ".join(f"branch7x7x3_{i}" for i in range(1, 5))), (768, "")]),
+    "E": (lambda: inception.E(1280, max_pool=False), 3, [(320, "branch1x1"),
+          (384, "branch3x3_1 branch3x3_2a"), (384, "branch3x3_1 branch3x3_2b"),
+          (384, "branch3x3dbl_1 branch3x3dbl_2 branch3x3dbl_3a"),
+          (384, "branch3x3dbl_1 branch3x3dbl_2 branch3x3dbl_3b"), (192, "branch_pool")]),
+}
+
+
+@pytest.mark.parametrize("name", WIRING)
+def test_each_block_is_wired_as_published(name):
+    """Each slice of a block's output depends on exactly the branches that feed it in the
+    published graph (pool slices on none): measured by which parameters get a gradient."""
+    make, size, slices = WIRING[name]
+    torch.manual_seed(0)
+    block = make().eval()
+    x = torch.randn(1, next(block.parameters()).shape[1], size, size)
+    out = block(x)
+    assert out.shape[1] == sum(c for c, _ in slices)
+    lo = 0
+    for c, branches in slices:
+        block.zero_grad(set_to_none=True)
+        out[:, lo:lo + c].sum().backward(retain_graph=True)
+        fed = {n.split(".")[0] for n, p in block.named_parameters()
+               if p.grad is not None and p.grad.abs().sum() > 0}
+        assert fed == set(branches.split()), (lo, c)
+        lo += c
+
+
+def test_the_classifier_blurs_with_ssim_window_and_is_scored_in_eval_mode(tmp_path):
+    """The training blur is SSIM's window, a normalised Gaussian of sigma 1.5 (checked against the
+    closed form); a loaded classifier is in eval mode, and scoring the held-out images leaves the
+    batch norm's running statistics alone."""
+    i = np.arange(11) - 5
+    g = np.exp(-(i[:, None] ** 2 + i[None] ** 2) / (2 * 1.5**2))
+    w = blur_window(2, "cpu")
+    assert w.shape == (2, 1, 11, 11) and torch.allclose(w[1, 0].double(), torch.tensor(g / g.sum()))
+    assert np.allclose(E.gaussian_window(), g / g.sum())
+    torch.manual_seed(0)
+    net = Classifier(channels=1, num_classes=3, width=4)
+    x = torch.rand(20, 1, 8, 8)
+    y = torch.randint(0, 3, (20,))
+    eval_mode = float((net.eval()(x)[1].argmax(1) == y).float().mean())
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert held_out_accuracy(net.train(), x, y, False) == eval_mode
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    torch.save(dict(model="classifier", config=dict(channels=1, num_classes=3, width=4),
+                    class_names=["a", "b", "c"], image_size=8, weights=net.state_dict()),
+               tmp_path / "clf.pt")
+    assert not load_classifier(str(tmp_path / "clf.pt"))[0].training
 
 
 def slow_ssim(x, y, K1=0.01, K2=0.03):
