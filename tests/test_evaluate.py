@@ -413,6 +413,11 @@ def test_the_classifier_learns_a_tiny_set_and_measures_conditional_accuracy(cli,
     assert cli(*args).returncode == 0 and json.load(open(tmp_path / "r.json"))["accuracy"] == 1.0
     os.rename(tmp_path / "samples" / "v", tmp_path / "samples" / "h")    # vertical ones asked as h
     assert cli(*args).returncode == 0 and json.load(open(tmp_path / "r.json"))["accuracy"] == 0.0
+    shutil.copytree(tmp_path / "real" / "h", tmp_path / "copies")       # half the real set, copied
+    p = cli("evaluate.py", tmp_path / "copies", "--ref", tmp_path / "real",
+            "--classifier", tmp_path / "clf.pt", "--splits", 2, "--json", tmp_path / "r.json")
+    r = json.load(open(tmp_path / "r.json"))
+    assert p.returncode == 0 and (r["precision"], r["recall"]) == (1.0, 0.5), p.out
 
 
 def test_pairs_give_psnr_and_ssim_of_each_output_against_its_target(cli, tmp_path):
@@ -457,3 +462,76 @@ def test_bad_input_is_one_line(cli, tmp_path):
     assert p.returncode == 1 and "no classifier at" in p.stderr
     p = cli("evaluate.py", "--train-classifier", tmp_path / "junk", "--out", tmp_path / "c.pt")
     assert p.returncode == 1 and "one subfolder per class" in p.stderr
+
+
+def refusal_setup(tmp_path):
+    """Folders of 1, 3 and 12 gray images, a classifier of random weights reading 8x8, a model's
+    checkpoint, the lab's files for a course evaluator with 10 outputs, a folder of one class."""
+    rng = np.random.default_rng(0)
+    for name, n in (("one", 1), ("three", 3), ("twelve", 12), ("single/only", 12)):
+        os.makedirs(tmp_path / name)
+        for i in range(n):
+            im = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+            Image.fromarray(im).save(tmp_path / name / f"{i}.png")
+    config = dict(channels=1, num_classes=2, width=4)
+    torch.save(dict(model="classifier", config=config, class_names=["h", "v"], image_size=8,
+                    weights=Classifier(**config).state_dict()), tmp_path / "clf.pt")
+    torch.save(dict(model="vae", config=dict(image_size=8, channels=1), weights={}),
+               tmp_path / "ckpt.pt")
+    torch.save({"model": lab.ResNet18(10).state_dict()}, tmp_path / "course.pth")
+    (tmp_path / "test.json").write_text(json.dumps([["object 0"], ["object 1", "object 2"]]))
+    objects = {f"object {i}": i for i in range(24)}
+    (tmp_path / "objects.json").write_text(json.dumps(objects))
+    return {"ONE": tmp_path / "one", "THREE": tmp_path / "three", "TWELVE": tmp_path / "twelve",
+            "SINGLE": tmp_path / "single", "CLF": tmp_path / "clf.pt",
+            "CKPT": tmp_path / "ckpt.pt", "COURSE": tmp_path / "course.pth",
+            "TEST": tmp_path / "test.json", "NOWHERE": tmp_path / "no" / "such" / "r.json",
+            "FOLDER": tmp_path / "twelve", "OUT": tmp_path / "out.pt"}
+
+
+CLF = ["--classifier", "CLF"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["TWELVE", *CLF, "--k", "-1"], "argument --k: must be at least 1 (got -1)"),
+    (["TWELVE", *CLF, "--k", "0"], "argument --k: must be at least 1 (got 0)"),
+    (["TWELVE", *CLF, "--splits", "0"], "argument --splits: must be at least 1"),
+    (["TWELVE", *CLF, "--seed", "-1"], "argument --seed: must be in [0, "),
+    (["TWELVE", *CLF, "--kid-subsets", "0"], "argument --kid-subsets: must be at least 1"),
+    (["TWELVE", *CLF, "--kid-size", "0"], "argument --kid-size: must be at least 2 (got 0)"),
+    (["TWELVE", *CLF, "--kid-size", "1"], "argument --kid-size: must be at least 2 (got 1)"),
+    (["TWELVE", *CLF, "--k", "x"], "argument --k: invalid int value: 'x'"),
+    (["TWELVE", *CLF, "--nope"], "unrecognized arguments: --nope"),
+    ([], "give SAMPLES (a folder of images) or --train-classifier DIR"),
+    (["--train-classifier", "SINGLE", "--epochs", "0"], "argument --epochs: must be at least 1"),
+    (["--train-classifier", "SINGLE", "--batch-size", "0"], "argument --batch-size: must be at"),
+    (["--train-classifier", "SINGLE", "--lr", "nan"], "argument --lr: must be above 0 (got nan)"),
+    (["--train-classifier", "SINGLE", "--lr", "-1"], "argument --lr: must be above 0 (got -1)"),
+    (["--train-classifier", "SINGLE", "--width", "0"], "argument --width: must be at least 1"),
+    (["--train-classifier", "SINGLE", "--image-size", "3"],
+     "argument --image-size: must be at least 4 (got 3)"),
+    (["THREE", *CLF], "IS with --splits 10 needs at least 10 images (3 here): give a smaller"),
+    (["ONE", *CLF, "--splits", "1", "--ref", "TWELVE"],
+     "FD and KID need at least 2 images in each folder (1 in"),
+    (["THREE", *CLF, "--splits", "1", "--ref", "TWELVE"],
+     "precision/recall with k = 3 needs more than 3 images in each folder"),
+    (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE"],
+     "--classifier scores 10 objects, but"),
+    (["TWELVE", *CLF, "--json", "NOWHERE"], "cannot write --json"),
+    (["TWELVE", *CLF, "--json", "FOLDER"], "is a folder: name a file"),
+    (["--train-classifier", "TWELVE", "--out", "NOWHERE"], "cannot write --out"),
+    (["--train-classifier", "TWELVE", "--out", "CKPT"],
+     "exists and is not a classifier of evaluate.py: choose another --out"),
+    (["--train-classifier", "SINGLE", "--image-size", "8", "--out", "OUT"],
+     "has one class (only): a classifier needs at least 2"),
+])
+def test_refusals_are_one_line_before_the_work(cli, tmp_path, args, message):
+    """Each bad input (issue 30) is one line naming the flag, exit 1, and nothing written: no
+    NaN figure, no traceback, no usage block, no checkpoint overwritten."""
+    places = refusal_setup(tmp_path)
+    before = open(places["CKPT"], "rb").read()
+    p = cli("evaluate.py", *[places.get(a, a) for a in args])
+    assert p.returncode == 1 and message in p.stderr, p.out
+    assert len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("error: "), p.out
+    assert "epoch" not in p.stdout and not os.path.exists(places["OUT"])
+    assert open(places["CKPT"], "rb").read() == before
