@@ -124,6 +124,60 @@ def test_lab_accuracy_is_top_k_hits_over_objects_asked_for():
     assert lab.accuracy(asked + 0.1 * torch.rand(20_000, 24, generator=g), asked) == 1.0
 
 
+def course_compute_acc(out, onehot_labels):
+    """The course's evaluator (evaluator.py of the lab), its compute_acc as written there."""
+    batch_size = out.size(0)
+    acc = 0
+    total = 0
+    for i in range(batch_size):
+        k = int(onehot_labels[i].sum().item())
+        total += k
+        outv, outi = out[i].topk(k)
+        lv, li = onehot_labels[i].topk(k)
+        for j in outi:
+            if j in li:
+                acc += 1
+    return acc / total
+
+
+def test_lab_accuracy_breaks_ties_as_the_course_evaluator_does():
+    """Sigmoid outputs saturated at 1.0 tie; the course's number is whatever torch.topk picks
+    among the tied, and so is ours, exactly, on 2,000 such cases. Ranking by argsort (the old
+    code) picks others on these cases: that answer must differ, or the case tests nothing."""
+    g = torch.Generator().manual_seed(0)
+    asked = torch.zeros(2000, 24)
+    for i, n in enumerate(torch.randint(1, 4, (2000,), generator=g).tolist()):
+        asked[i, torch.randperm(24, generator=g)[:n]] = 1
+    saturated = torch.rand(2000, 24, generator=g) < 0.3
+    out = torch.where(saturated, 1.0, torch.rand(2000, 24, generator=g)).float()
+    assert lab.accuracy(out, asked) == course_compute_acc(out, asked)
+    k = asked.sum(1, keepdim=True)
+    by_argsort = ((out.argsort(1, descending=True).argsort(1) < k) & (asked > 0)).sum() / k.sum()
+    assert float(by_argsort) != course_compute_acc(out, asked)
+    one = torch.tensor([[1.0, 1.0, 1.0, 0.5, 1.0, 0.2]])                # k = 1, four tied at 1.0
+    for i in (0, 1, 2, 4):
+        asked = torch.zeros(1, 6)
+        asked[0, i] = 1
+        assert lab.accuracy(one, asked) == course_compute_acc(one, asked)
+
+
+def test_the_course_evaluator_reads_images_as_the_course_normalises_them(tmp_path):
+    """score reads each PNG in [0, 1] and the ResNet-18 normalises it to [-1, 1] (the course's
+    Normalize(0.5, 0.5)): a flat image of value v reaches conv1 as 2 v / 255 - 1."""
+    net = lab.ResNet18().eval()
+    seen = []
+    net.conv1.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    (tmp_path / "s").mkdir()
+    for i, v in enumerate((0, 51, 255)):
+        Image.fromarray(np.full((64, 64, 3), v, np.uint8)).save(tmp_path / "s" / f"{i}.png")
+    (tmp_path / "test.json").write_text(json.dumps([["red cube"]] * 3))
+    ck = {"class_names": ["red cube"] + [f"object {i}" for i in range(1, 24)], "image_size": 64,
+          "config": {"channels": 3, "num_classes": 24}}
+    lab.score(str(tmp_path / "s"), str(tmp_path / "test.json"), net, ck, "cpu")
+    for i, v in enumerate((0, 51, 255)):
+        assert torch.allclose(seen[0][i], torch.tensor(2 * v / 255 - 1), atol=1e-6)
+
+
 def train_classifier(x, y, steps):
     """evaluate.py's Classifier trained multi-label (BCE) on x (N, 3, S, S) in [0, 1] and y (N, K)
     multi-hot, with evaluate.py's blur augmentation: a CVAE's samples are blurry, and a sharp-only
