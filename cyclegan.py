@@ -19,7 +19,7 @@ are the paper's X and Y (the folders A/ and B/), a and b its x and y.
     6. D_A, D_B   pix2pix's 70x70 PatchGAN with InstanceNorm, on one image: C64-C128-C256-C512,
                   then a score for each overlapping 70x70 patch (30x30 of them at 256x256)
     7. history    each D is shown fakes from a buffer of the 50 last ones (Shrivastava et al.;
-                  Sec. 4)
+                  Sec. 4), saved in the checkpoint with the weights
 
 Adam, lr 2e-4, beta1 0.5, batch 1, as the paper. Left out: its linear decay of the learning rate
 to 0 over the second 100 epochs (train.py keeps the rate constant).
@@ -175,25 +175,36 @@ def resnet_generator(channels, ngf=64, n_blocks=9):
         nn.Conv2d(ngf, channels, 7), nn.Tanh())                         # c7s1-C: (C, S, S)
 
 
-class History:
+class History(nn.Module):
     """Step 7, the buffer of past fakes: once it holds `size` of them, each new fake is shown to D
     as it is with probability 1/2, and otherwise swapped for a random stored one, which it
     replaces. D so keeps seeing what G did a while ago and cannot simply chase G's latest move.
-    Like the paper's code, it is not saved in checkpoints: a resumed run refills it from its
-    first 50 fakes. Size 0: no buffer."""
+    Unlike the paper's code, it is saved in checkpoints with the weights (its extra state), so a
+    resumed run shows D the very fakes an uninterrupted one would. Size 0: no buffer."""
 
     def __init__(self, size=50):
+        super().__init__()
         self.size = size
         self.n = 0                                          # how many are stored
         self.images = None
 
+    def get_extra_state(self):                              # in state_dict(): the checkpoint's
+        return {"n": self.n, "images": self.images}
+
+    def set_extra_state(self, state):                       # refused: another --history
+        if state["images"] is not None and len(state["images"]) != self.size:
+            raise ValueError(f"a history of {len(state['images'])} fakes, not {self.size}")
+        self.n = state["n"]
+        self.images = state["images"]
+
     @torch.compiler.disable         # train.py --compile: its host-side count stays out of the
-    def __call__(self, fake):       # graph, so no recompiling as it fills
+    def forward(self, fake):        # graph, so no recompiling as it fills
         fake = fake.detach()                                # (B, C, S, S); D's step only
         if self.size == 0:
             return fake
         if self.images is None:
-            self.images = fake.new_empty(self.size, *fake.shape[1:])
+            self.images = fake.new_zeros(self.size, *fake.shape[1:])
+        self.images = self.images.to(fake)                  # a resumed run's: loaded on the CPU
         if self.n < self.size:                              # still filling: store, show the new
             k = min(len(fake), self.size - self.n)
             self.images[self.n:self.n + k] = fake[:k]

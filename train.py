@@ -14,12 +14,14 @@ The rest of a run lives in support/: its settings (settings.py), processes (proc
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
 import torch
 from support.cli import Fail, Signals, compile_objectives, save_checkpoint
-from support.processes import agree, all_reduce_grads, end, first_process_first, processes
+from support.processes import (agree, all_reduce_grads, end, first_process_first, in_first,
+                               processes, rng_states)
 from support.preview import sample_grid
 from support.quality import load_features, quality
 from support.resume import model_and_resume
@@ -37,8 +39,6 @@ def main(argv):
         images, labels, names = first_process_first(proc, data, name, cls, args, config, ck, proc)
         model, opts, ema, step = model_and_resume(name, config, args, ck, proc)
         batches = make_batches(images, labels, names, model, args, proc)
-        if proc.rank > 0:
-            torch.manual_seed(args["seed"] + 1000 * proc.rank + step)   # other noise in each
         if args["compile"]:
             compile_objectives(model)
         millions = sum(p.numel() for p in model.parameters()) / 1e6
@@ -61,18 +61,24 @@ def train(model, opts, ema, batches, step, run, proc, features=None):
     nonfinite = torch.zeros((), dtype=torch.bool, device=proc.device)
     saved = step if step else None                              # the step of the checkpoint on disk
 
+    def kept():
+        """What a run that stops now leaves: said by every error that stops it."""
+        if saved:
+            return f"{out}/ckpt.pt (step {saved}) is the last good checkpoint"
+        return "no checkpoint was written"
+
     def checkpoint():
         """Only weights that are finite are saved: a run that diverged keeps its last good one."""
         nonlocal saved
         if agree(nonfinite.item() or not all(torch.isfinite(p).all() for p in params), proc):
-            if saved:
-                kept = f"{out}/ckpt.pt (step {saved}) is the last good checkpoint"
-            else:
-                kept = "no checkpoint was written"
-            raise Fail(f"a loss became NaN/inf by step {step}; stopped: {kept}")
-        if proc.rank == 0:
-            save(f"{out}/ckpt.pt", run, step, model, ema, opts, proc)
+            raise Fail(f"a loss became NaN/inf by step {step}; stopped: {kept()}")
+        rng = rng_states(proc)                                  # every process's, in process 0
+        in_first(proc, save, f"{out}/ckpt.pt", run, step, model, ema, opts, rng, kept())
         saved = step
+
+    def samples():
+        """OUT/samples_STEP.png; samples that are not finite, or a full disk, stop the run."""
+        in_first(proc, sample_grid, model, ema, batches, args, step, proc, kept())
 
     t0 = time.perf_counter()                                    # nn.Module starts in training mode
     s0 = step
@@ -92,7 +98,7 @@ def train(model, opts, ema, batches, step, run, proc, features=None):
             if step % args["ckpt_every"] == 0:
                 checkpoint()
             if step % args["sample_every"] == 0 and step != args["steps"]:
-                sample_grid(model, ema, batches, args, step, proc)
+                samples()
             if args["eval_every"] and step % args["eval_every"] == 0 and proc.rank == 0:
                 quality(model, ema, batches, features, args, step, proc)
     checkpoint()
@@ -100,7 +106,7 @@ def train(model, opts, ema, batches, step, run, proc, features=None):
         proc.log(f"\ninterrupted ({signal.Signals(stop).name}) at step {step}: saved "
                  f"{out}/ckpt.pt; continue with --resume")
         sys.exit(128 + stop)
-    sample_grid(model, ema, batches, args, step, proc)
+    samples()
     proc.log(f"done: {out}/ckpt.pt, samples in {out}")
 
 
@@ -129,14 +135,20 @@ def train_step(model, opts, ema, x, y, step, ema_decay, nonfinite, proc):
         nonfinite |= ~torch.isfinite(total.detach())
         terms.update({(prefix if v.requires_grad else "") + k: v.detach()
                       for k, v in out_terms.items()})
-    if ema is not None:                                         # with warm-up: short runs work too
-        decay = min(ema_decay, (1 + done) / (10 + done))
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), params):
-                p_ema.lerp_(p, 1 - decay)                       # p_ema <- decay p_ema + (1-decay) p
-            for b_ema, b in zip(ema.buffers(), model.buffers()):
-                b_ema.copy_(b)                                  # BatchNorm statistics: copied
+    if ema is not None:
+        update_ema(ema, model, done, ema_decay)
     return terms
+
+
+@torch.no_grad()
+def update_ema(ema, model, done, ema_decay):
+    """The moving average of the weights after step number `done`, with a warm-up so that short
+    runs average too: the decay is ema_decay, or (1 + n) / (10 + n) after n steps where smaller."""
+    decay = min(ema_decay, (1 + done) / (10 + done))
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1 - decay)                               # p_ema <- decay p_ema + (1-decay) p
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)                                          # BatchNorm statistics: copied
 
 
 def log(step, terms, speed, args, proc):
@@ -150,15 +162,22 @@ def log(step, terms, speed, args, proc):
             f.write(json.dumps({"step": step, **terms, "img_per_s": speed}) + "\n")
 
 
-def save(path, run, step, model, ema, opts, proc):
+def save(path, run, step, model, ema, opts, rng, kept):
     """Checkpoints are atomic (save_checkpoint: a temporary file, then a rename) and hold every
-    piece of training state, as plain data: the run's settings, step, weights, EMA, optimizers'
-    moments, RNG states. --resume continues from them bit for bit."""
-    cuda_rng = torch.cuda.get_rng_state(proc.device) if proc.cuda else None
-    save_checkpoint(path, dict(**run, step=step, weights=model.state_dict(),
-                               ema=ema.state_dict() if ema else None,
-                               optimizers=[o.state_dict() for o in opts],
-                               rng=dict(cpu=torch.get_rng_state(), cuda=cuda_rng)))
+    piece of training state, as plain data: the run's settings, step, weights (with buffers and
+    extra state: cyclegan's history), EMA, optimizers' moments, each process's RNG states.
+    --resume continues from them bit for bit. A full disk stops the run; the old ckpt.pt is
+    whole."""
+    try:
+        save_checkpoint(path, dict(**run, step=step, weights=model.state_dict(),
+                                   ema=ema.state_dict() if ema else None,
+                                   optimizers=[o.state_dict() for o in opts], rng=rng))
+    except (OSError, RuntimeError) as e:                        # torch.save's: a RuntimeError
+        if os.path.exists(path + ".tmp"):
+            os.remove(path + ".tmp")                            # half a file: its space freed
+        why = e.strerror if isinstance(e, OSError) else "the write failed"
+        free = shutil.disk_usage(os.path.dirname(path) or ".").free / 2**20
+        raise Fail(f"cannot write {path} ({why}; {free:.0f} MiB free there): {kept}")
 
 
 def cli(argv):

@@ -1,10 +1,11 @@
 """The sample grids train.py writes during a run (OUT/samples_STEP.png): the same noise every time,
-so progress shows as the same samples sharpening. A diffusion model draws them with its `preview`
-sampler (few steps), which --preview-sampler and --preview-steps replace.
+so progress shows as the same samples sharpening; samples that are not finite are never written.
+A diffusion model draws them with its `preview` sampler (few steps), which --preview-sampler and
+--preview-steps replace.
 """
 import os
 import torch
-from support.cli import watched
+from support.cli import Fail, watched
 from support.data import UnpairedBatches
 from support.pictures import grid
 
@@ -15,10 +16,10 @@ def preview_knobs(net, args, what):
     return knobs | watched(net.sample, what, args["quiet"])
 
 
-def sample_grid(model, ema, batches, args, step, proc):
-    """OUT/samples_STEP.png from the EMA weights (else the model's), on its own seed."""
-    if proc.rank != 0:
-        return
+def sample_grid(model, ema, batches, args, step, proc, kept):
+    """OUT/samples_STEP.png from the EMA weights (else the model's), on its own seed; in process 0
+    (in_first). Samples with a NaN/inf are never written: like a NaN loss, they stop the run, as
+    does a full disk; the line ends with kept, what the run leaves."""
     net = ema or model
     n = args["grid"]
     device = proc.device
@@ -46,4 +47,13 @@ def sample_grid(model, ema, batches, args, step, proc):
             x = net.sample(n, **knobs)
             nrow = None
     model.train()
-    grid(x, nrow=nrow).save(os.path.join(args["out"], f"samples_{step:06d}.png"))
+    path = os.path.join(args["out"], f"samples_{step:06d}.png")
+    if not torch.isfinite(x).all():
+        flags = [f"--preview-{k} {args['preview_' + k]}" for k in getattr(net, "preview", {})]
+        where = f" ({', '.join(flags)})" if flags else ""
+        raise Fail(f"the samples of step {step}{where} hold NaN/inf: {path} not written; "
+                   f"stopped: {kept}")
+    try:
+        grid(x, nrow=nrow).save(path)
+    except OSError as e:                                        # a full disk
+        raise Fail(f"cannot write {path} ({e.strerror}): {kept}")

@@ -3,7 +3,8 @@
     torchrun --nproc_per_node=4 train.py MODEL ...      # data parallel, one process per GPU
 
 processes() reads torchrun's variables and sets the device and its precision; the others make
-every process take the same branch, and average the gradients as DistributedDataParallel does.
+every process take the same branch, give each its own random numbers (saved and restored on
+--resume), and average the gradients as DistributedDataParallel does.
 """
 import os
 from contextlib import nullcontext
@@ -42,11 +43,9 @@ def agree(value, proc):
     return t.item()
 
 
-def first_process_first(proc, fn, *args):
-    """fn(*args) in process 0, then in the others (process 0 decodes and caches the images once; the
-    others read its cache). A mistake found by process 0 stops every process with the same line."""
-    if proc.world == 1:
-        return fn(*args)
+def in_first(proc, fn, *args):
+    """fn(*args) in process 0 alone (a checkpoint, a grid); a mistake it finds (Fail: a full disk,
+    NaN samples) stops every process with the same line. Returns fn's result in process 0."""
     result = None
     message = [None]
     if proc.rank == 0:
@@ -54,10 +53,44 @@ def first_process_first(proc, fn, *args):
             result = fn(*args)
         except Fail as e:
             message = [str(e)]
-    dist.broadcast_object_list(message, src=0, group=proc.host)
+    if proc.world > 1:
+        dist.broadcast_object_list(message, src=0, group=proc.host)
     if message[0]:
         raise Fail(message[0])
+    return result
+
+
+def first_process_first(proc, fn, *args):
+    """fn(*args) in process 0, then in the others (process 0 decodes and caches the images once; the
+    others read its cache). A mistake found by process 0 stops every process (in_first)."""
+    result = in_first(proc, fn, *args)
     return result if proc.rank == 0 else fn(*args)
+
+
+def rng_states(proc):
+    """The states of every process's random number generators (CPU, and CUDA), gathered in process
+    0 (None in the others) for the checkpoint: each process draws its own noise and flips."""
+    cuda = torch.cuda.get_rng_state(proc.device) if proc.cuda else None
+    mine = dict(cpu=torch.get_rng_state(), cuda=cuda)
+    if proc.world == 1:
+        return [mine]
+    every = [None] * proc.world if proc.rank == 0 else None
+    dist.gather_object(mine, every, dst=0, group=proc.host)
+    return every
+
+
+def own_noise(proc, seed, states=None, step=0):
+    """Each process's random numbers its own, once the model is built (from one seed in all): with
+    the states of a checkpoint (rng_states), this process's as it left them; else process k > 0
+    seeded seed + 1000 k, and process 0 going on with the seed's."""
+    if isinstance(states, dict):                            # a checkpoint of process 0's alone
+        states = [states]
+    if states and proc.rank < len(states):
+        torch.set_rng_state(states[proc.rank]["cpu"])
+        if proc.cuda and states[proc.rank]["cuda"] is not None:
+            torch.cuda.set_rng_state(states[proc.rank]["cuda"], proc.device)
+    elif proc.rank > 0:                                     # fresh, or a process the run lacked
+        torch.manual_seed(seed + 1000 * proc.rank + step)
 
 
 def all_reduce_grads(params, world):

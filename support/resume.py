@@ -4,11 +4,13 @@ resumed from the run's checkpoint (weights, EMA, optimizer moments, step, RNG st
 import copy
 import torch
 from support.cli import Fail, build_model, load_checkpoint
+from support.processes import own_noise
 
 
 def model_and_resume(name, config, args, ck, proc):
     """The model, optimizers and EMA copy (one seed: the same weights in every process); with a
-    checkpoint ck, resumed. Returns model, opts (a list), ema or None, and the step."""
+    checkpoint ck, resumed, each process's random number generators too. Returns model, opts (a
+    list), ema or None, and the step."""
     torch.manual_seed(args["seed"])
     model = build_model(name, config).to(proc.device)
     if proc.cuda:
@@ -26,6 +28,7 @@ def model_and_resume(name, config, args, ck, proc):
                        "(same --f, --z-channels, --ae-ch)")
     ema = copy.deepcopy(model).eval().requires_grad_(False) if args["ema"] > 0 else None
     if not ck:
+        own_noise(proc, args["seed"])                           # process k > 0: its own seed
         return model, opts, ema, 0
     try:
         model.load_state_dict(ck["weights"])
@@ -37,13 +40,11 @@ def model_and_resume(name, config, args, ck, proc):
             opt.load_state_dict(state)                          # the resumed run's moments, counts
             for g, settings_now in zip(opt.param_groups, now):
                 g.update(settings_now)                          # --resume --lr X trains with X
+        own_noise(proc, args["seed"], ck["rng"], ck["step"])      # each process's own RNG states
     except (RuntimeError, ValueError, KeyError, TypeError):
         raise Fail(f"{args['out']}/ckpt.pt does not fit this {name} configuration: "
                    "resume without changing its shape flags")
     before = ck["config"]
     if changed := [f"{k} {before[k]} -> {v}" for k, v in config.items() if before.get(k, v) != v]:
         proc.log("changed on resume: " + ", ".join(changed))
-    torch.set_rng_state(ck["rng"]["cpu"])
-    if proc.cuda and ck["rng"]["cuda"] is not None:
-        torch.cuda.set_rng_state(ck["rng"]["cuda"], proc.device)
     return model, opts, ema, ck["step"]

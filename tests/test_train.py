@@ -1,5 +1,6 @@
 """The command line end to end: train.py and sample.py on the built-in data and on image folders,
 resume, sampling, every bad input, Ctrl-C, and a 2-process torchrun run on the CPU."""
+import errno
 import json
 import os
 import random
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from conftest import ROOT
@@ -52,14 +54,14 @@ def test_train_resume_sample(cli, tmp_path):
 
 
 def test_resume_applies_the_settings_it_prints(cli, tmp_path):
-    """--resume --lr 0: the printed lr is the one used (the optimizer's state once restored the old
-    one), so the weights stay where the checkpoint left them; the BatchNorm statistics still
-    move."""
+    """--resume --lr 1e-30: the printed lr is the one used (the optimizer's state once restored the
+    old one), so the weights stay where the checkpoint left them (Adam's steps of about lr vanish
+    in float32 rounding); the BatchNorm statistics still move."""
     out = tmp_path / "run"
     assert cli("train.py", "vae", "--steps", 10, "--out", out, *TINY).returncode == 0
     before = ckpt(out)
-    r = cli("train.py", "vae", "--resume", "--steps", 14, "--lr", 0, "--out", out)
-    assert r.returncode == 0 and "changed on resume: lr 0.001 -> 0.0" in r.out, r.out
+    r = cli("train.py", "vae", "--resume", "--steps", 14, "--lr", 1e-30, "--out", out)
+    assert r.returncode == 0 and "changed on resume: lr 0.001 -> 1e-30" in r.out, r.out
     after = ckpt(out)
     learned = [k for k, v in before["weights"].items()
                if v.is_floating_point() and "running" not in k]
@@ -170,6 +172,103 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cli, tmp_path):
     kept = ckpt(out)
     assert kept["step"] == 10
     assert all(torch.equal(kept["weights"][k], v) for k, v in good["weights"].items())
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks: one thread is faster, and on a busy CPU far faster, than several."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def one_line(r, *says):
+    """A mistake of the run told in one line on stderr, exit status 1, no traceback."""
+    assert r.returncode == 1 and "Traceback" not in r.out, r.out
+    assert len(r.stderr.strip().splitlines()) == 1 and all(s in r.stderr for s in says), r.out
+
+
+def full_disk_from(monkeypatch, k, error):
+    """train.py's checkpoints failing as on a full disk from the k-th on: half of ckpt.pt.tmp
+    written, then torch.save's own error (a RuntimeError) or an OSError(ENOSPC)."""
+    import train
+    save = train.save_checkpoint
+    calls = [0]
+
+    def full(path, state):
+        calls[0] += 1
+        if calls[0] < k:
+            return save(path, state)
+        with open(path + ".tmp", "wb") as f:
+            f.write(b"half a checkpoint")
+        raise error
+    monkeypatch.setattr(train, "save_checkpoint", full)
+
+
+ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("error", [ENOSPC, RuntimeError("[enforce fail at inline_container.cc:672]"
+                                                        " . unexpected pos 704 vs 598")])
+@pytest.mark.usefixtures("one_thread")
+def test_a_full_disk_at_a_checkpoint_keeps_the_last_good_one(cli, tmp_path, monkeypatch, error):
+    out = tmp_path / "run"
+    full_disk_from(monkeypatch, 2, error)                       # step 5 saved, step 10 not
+    r = cli("train.py", "vae", *TINY, "--steps", 10, "--ckpt-every", 5, "--out", out)
+    one_line(r, f"cannot write {out}/ckpt.pt (", "(step 5) is the last good checkpoint")
+    assert ckpt(out)["step"] == 5 and not os.path.exists(out / "ckpt.pt.tmp")
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_full_disk_at_the_ctrl_c_save_keeps_the_last_good_one(cli, tmp_path, monkeypatch):
+    from test_resume import ctrl_c_after
+    import train
+    out = tmp_path / "run"
+    full_disk_from(monkeypatch, 2, ENOSPC)                      # step 2 saved; Ctrl-C's, at 3, not
+    monkeypatch.setattr(train, "train_step", ctrl_c_after(3))
+    r = cli("train.py", "vae", *TINY, "--steps", 10, "--ckpt-every", 2, "--out", out)
+    one_line(r, "No space left on device", "(step 2) is the last good checkpoint")
+    assert ckpt(out)["step"] == 2 and not os.path.exists(out / "ckpt.pt.tmp")
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_full_disk_at_the_final_grid(cli, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+
+    def full(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+    monkeypatch.setattr(Image.Image, "save", full)
+    r = cli("train.py", "vae", *TINY, "--steps", 4, "--out", out)
+    one_line(r, f"cannot write {out}/samples_000004.png (No space left on device)",
+             "(step 4) is the last good checkpoint")
+    assert ckpt(out)["step"] == 4
+
+
+@pytest.mark.parametrize("name, flags, sampler", [
+    ("vae", TINY, ""),
+    ("ddpm", ["--image-size", 8, "--T", 20, "--ch", 32, "--ch-mult", 1, "--num-res-blocks", 1,
+              "--attn-res", 8, "--batch-size", 4, "--grid", 2], " (--preview-sampler ")])
+@pytest.mark.usefixtures("one_thread")
+def test_samples_that_are_not_finite_stop_the_run_unwritten(cli, tmp_path, monkeypatch, name,
+                                                            flags, sampler):
+    """A grid with a NaN is never written (a black PNG would look like a result): it stops the
+    run as a NaN loss does, saying which step and, for diffusion, which preview sampler."""
+    from support.cli import model_class
+    out = tmp_path / "run"
+    size = flags[1]
+
+    def nan(self, n, *args, **kwargs):
+        x = torch.zeros(n, 3, size, size)
+        x[-1, 0, 0, 0] = float("nan")
+        return x
+    monkeypatch.setattr(model_class(name), "sample", nan)
+    r = cli("train.py", name, *flags, "--steps", 4, "--ckpt-every", 2, "--sample-every", 2,
+            "--out", out)
+    one_line(r, f"the samples of step 2{sampler}", "hold NaN/inf", "not written",
+             "(step 2) is the last good checkpoint")
+    assert not [f for f in os.listdir(out) if f.startswith("samples_")]
+    assert ckpt(out)["step"] == 2
 
 
 def same_run(a, b):
