@@ -1,0 +1,45 @@
+"""support/lab.py's mistakes: the lab's top-k accuracy as the course's evaluator counts it, and how
+the evaluator reads an image."""
+from tests.mistakes import Mistake
+
+F = "support/lab.py"
+
+MISTAKES = [
+    Mistake(F, "the k lowest scores taken instead of the k highest",
+            "top = scores[rows].topk(n, 1).indices",
+            "top = scores[rows].topk(n, 1, largest=False).indices",
+            shows="a perfect model scores 0; an untrained one scores above chance"),
+    Mistake(F, "top-1 for every sample, whatever the number of objects asked for",
+            "scores[rows].topk(n, 1)",
+            "scores[rows].topk(1, 1)",
+            shows="a sample asked for three objects can reach at most 1/3: accuracy capped near "
+                  "0.5 for a perfect model"),
+    Mistake(F, "the top k + 1 scores counted for a sample that asked for k objects",
+            "topk(n, 1).indices",
+            "topk(n + 1, 1).indices",
+            shows="one extra guess per sample: accuracy inflated, a weak model passes the bar"),
+    Mistake(F, "ties at the k-th place broken by argsort, not by torch.topk as the course's "
+               "evaluator does",
+            "scores[rows].topk(n, 1).indices",
+            "scores[rows].argsort(1, descending=True)[:, :n]",
+            shows="with the evaluator saturated at 1.0 the figure differs from the one the "
+                  "course reports for the same images"),
+    Mistake(F, "hits divided by the number of samples, not by the objects asked for",
+            'return hits / total if total else float("nan")',
+            'return hits / len(k) if total else float("nan")',
+            shows="accuracy above 1 when samples ask for several objects"),
+    Mistake(F, "every object counted as asked for (>= 0 instead of > 0)",
+            "asked = torch.as_tensor(asked).cpu() > 0",
+            "asked = torch.as_tensor(asked).cpu() >= 0",
+            shows="k = 24 for every sample: accuracy 1.0 whatever the images"),
+    Mistake(F, "the course's Normalize(0.5, 0.5) left out: the ResNet-18 reads [0, 1]",
+            "self.conv1(x * 2 - 1)",
+            "self.conv1(x)",
+            shows="the evaluator sees washed-out images: its scores, and the accuracy, far from "
+                  "the course's"),
+    Mistake(F, "the samples read in [0, 255], not divided by 255",
+            "x = torch.stack(x).permute(0, 3, 1, 2).float().div(255)",
+            "x = torch.stack(x).permute(0, 3, 1, 2).float()",
+            shows="the evaluator's input 255 times too bright: every score saturates, accuracy "
+                  "near chance"),
+]
