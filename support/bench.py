@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from PIL import Image
 from train import train_step
-from support.cli import (MODELS, Fail, Parser, add_flags, at_least, compile_objectives,
-                         compile_sampling, hyperparameters, model_class)
+from support.checks import COUNT, writable
+from support.cli import (MODELS, Fail, Parser, add_flags, compile_objectives, compile_sampling,
+                         hyperparameters, model_class)
 from support.data import Batches, UnpairedBatches
 from support.processes import processes
 from support.resume import model_and_resume
-from support.settings import TRAIN_DEFAULTS
+from support.settings import TRAIN_DEFAULTS, network
 from support.training_data import data
 
 resource = importlib.import_module("resource") if os.name == "posix" else None   # CPU peak memory
@@ -49,15 +50,15 @@ def parse(argv):
                    help="one model (its hyperparameters as flags). default: all")
     p.add_argument("--quick", action="store_true", help="seconds in all: 8-16px, narrow networks, "
                    "batch 4, 2 timed steps, 8 samples, 10 DDPM and 5 DDIM steps, no compile")
-    p.add_argument("--image-size", type=int, help="the images' side. default: the model's own")
-    p.add_argument("--batch-size", type=int,
+    p.add_argument("--image-size", type=COUNT, help="the images' side. default: the model's own")
+    p.add_argument("--batch-size", type=COUNT,
                    help="images per training step. default: the model's train.py default")
-    p.add_argument("--steps", type=int,
+    p.add_argument("--steps", type=COUNT,
                    help="timed training steps, after 2 warm-up steps. default: 5")
-    p.add_argument("-n", type=int, help="samples to time. default: 64")
-    p.add_argument("--ddpm-steps", type=int,
+    p.add_argument("-n", type=COUNT, help="samples to time. default: 64")
+    p.add_argument("--ddpm-steps", type=COUNT,
                    help="DDPM sampling steps. default: the model's T (1000)")
-    p.add_argument("--ddim-steps", type=int, help="DDIM sampling steps. default: 50")
+    p.add_argument("--ddim-steps", type=COUNT, help="DDIM sampling steps. default: 50")
     p.add_argument("--bf16", choices=["off", "on", "both"],
                    help="bf16 autocast. default: both on CUDA, off on the CPU")
     p.add_argument("--compile", choices=["off", "on", "both"],
@@ -82,8 +83,10 @@ def parse(argv):
     s.update({k: v for k, v in args.items() if k in s})
     s["config"] = {k: v for k, v in args.items() if k not in s and k != "model"}
     s["models"] = [args["model"]] if "model" in args else list(MODELS)
-    counts = ("steps", "n", "ddim_steps", "image_size", "batch_size", "ddpm_steps")
-    at_least(1, **{k: s[k] for k in counts})
+    if s["json"]:
+        writable("--json", s["json"])
+    for name in s["models"]:                                    # train.py's checks, before work
+        network(name, config(name, s), image_size(name, s), batch_size(name, s))
     return s
 
 
@@ -108,6 +111,16 @@ def quick(name):
 def image_size(name, s):
     default = inspect.signature(model_class(name).__init__).parameters["image_size"].default
     return s["image_size"] or (s["quick"] and quick(name)[0]) or default
+
+
+def batch_size(name, s):
+    return s["batch_size"] or getattr(model_class(name), "batch_size", 64)
+
+
+def config(name, s):
+    """A model's keywords in a row: its defaults, then --quick's, then the flags given."""
+    defaults = {k: p.default for k, p in hyperparameters(model_class(name).__init__).items()}
+    return {**defaults, **(quick(name)[1] if s["quick"] else {}), **s["config"]}
 
 
 def write_folder(root, name, size, n):
@@ -144,19 +157,18 @@ def row(name, s, bf16, compiled, folder, out, proc):
     """One model, one setting of bf16 and compile: the figures of one row."""
     cls = model_class(name)
     size = image_size(name, s)
-    B = s["batch_size"] or getattr(cls, "batch_size", 64)
+    B = batch_size(name, s)
     args = dict(TRAIN_DEFAULTS, data=folder, image_size=size, batch_size=B, out=out, seed=0,
                 ema=getattr(cls, "ema_decay", 0.0))
-    defaults = {k: p.default for k, p in hyperparameters(cls.__init__).items()}
-    config = {**defaults, **(quick(name)[1] if s["quick"] else {}), **s["config"]}
+    keywords = config(name, s)
     proc.autocast = torch.autocast(proc.device.type, torch.bfloat16) if bf16 else nullcontext()
     if proc.cuda:
         torch.cuda.reset_peak_memory_stats(proc.device)
     cache = {} if s["data"] else {"XDG_CACHE_HOME": os.path.join(out, "cache")}
     with mock.patch.dict(os.environ, cache), redirect_stdout(sys.stderr):   # said on stderr
-        images, labels, names = data(name, cls, args, config, None, proc)   # cached, not timed
+        images, labels, names = data(name, cls, args, keywords, None, proc)   # cached, not timed
     proc.lock.close()
-    model, opts, ema, _ = model_and_resume(name, config, args, None, proc)
+    model, opts, ema, _ = model_and_resume(name, keywords, args, None, proc)
     if hasattr(model, "ae_steps_done"):                         # ldm: the diffusion stage, as in
         model.ae_steps_done = model.ae_steps                    # most of a run's steps
     Draw = UnpairedBatches if getattr(cls, "unpaired", False) else Batches
@@ -181,7 +193,7 @@ def row(name, s, bf16, compiled, folder, out, proc):
     diffusion = "steps" in hyperparameters(net.sample)
     samplers = [{}]
     if diffusion:
-        samplers = [dict(sampler="ddpm", steps=s["ddpm_steps"] or config["T"]),
+        samplers = [dict(sampler="ddpm", steps=s["ddpm_steps"] or keywords["T"]),
                     dict(sampler="ddim", steps=s["ddim_steps"])]
     times = []
     with torch.no_grad(), proc.autocast:
@@ -238,7 +250,7 @@ def main(argv):
     with tempfile.TemporaryDirectory() as tmp:
         for name in s["models"]:
             size = image_size(name, s)
-            B = s["batch_size"] or getattr(model_class(name), "batch_size", 64)
+            B = batch_size(name, s)
             folder = s["data"] or write_folder(os.path.join(tmp, name), name, size, max(2 * B, 8))
             for bf16 in both[s["bf16"]]:
                 for compiled in both[s["compile"]]:

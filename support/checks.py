@@ -11,7 +11,6 @@ did not come from the command line (a resumed run's, a default).
 import argparse
 import math
 import os
-import torch
 
 
 class Range:
@@ -101,6 +100,12 @@ class Fail(Exception):
     """An error in the user's input: printed as one line, exit status 1 (cli.Fail is this)."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake on the command line as one line (error: ...) like every other."""
+    def error(self, message):
+        raise Fail(f"{message} (see {self.prog} --help)")
+
+
 def flag(name):
     """A keyword's name as its flag: n -> -n, batch_size -> --batch-size."""
     return "-n" if name == "n" else "--" + name.replace("_", "-")
@@ -117,6 +122,7 @@ def check(name, value, rng=None):
 def fits(flag_name, value, nbytes, device="cpu"):
     """A size that cannot fit is refused before it is allocated: nbytes against the GPU's free
     memory, or the machine's physical memory on the CPU (POSIX; elsewhere not checked)."""
+    import torch                                # here: scenes.py reads this file without torch
     if str(device).startswith("cuda"):
         have = torch.cuda.mem_get_info(torch.device(device))[0]
         where = "free on the GPU"
@@ -128,3 +134,12 @@ def fits(flag_name, value, nbytes, device="cpu"):
     if nbytes > have:
         raise Fail(f"{flag_name} {value} needs {nbytes / 2**30:.1f} GiB, more than the "
                    f"{have / 2**30:.1f} GiB {where}: choose a smaller {flag_name}")
+
+
+def writable(flag_name, path):
+    """An output file that could not be written is refused before the work, not after it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise Fail(f"{flag_name} {path} is a folder: name a file")
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise Fail(f"cannot write {flag_name} {path}: {folder} is not a folder you can write to")

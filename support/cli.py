@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 import torch
-from support.checks import RANGES, Fail
+from support.checks import RANGES, Fail, Parser
 
 fcntl = importlib.import_module("fcntl") if os.name == "posix" else None   # --out's lock (POSIX)
 
@@ -28,12 +28,6 @@ MODELS = {
     "ddpm": "DDPM",
     "ldm": "LDM",
 }
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with a mistake on the command line as one line (error: ...) like every other."""
-    def error(self, message):
-        raise Fail(f"{message} (see {self.prog} --help)")
 
 
 def hyperparameters(fn):
@@ -57,9 +51,10 @@ def flag_help(fn):
 
 
 def ints(rng):
-    """A tuple flag's type: "1,2,2" -> (1, 2, 2), each number in rng; never empty."""
+    """A tuple flag's type: "1,2,2" -> (1, 2, 2), each number in rng; "" -> () (--attn-res ''
+    for none; an empty --ch-mult is refused with the network's checks, settings.network)."""
     def parse(text):
-        return tuple(rng(v) for v in text.split(","))         # "": one line, an invalid int
+        return tuple(rng(v) for v in text.split(",")) if text else ()
     parse.__name__ = "list of numbers"
     return parse
 

@@ -190,6 +190,9 @@ def load_folder(root, size, classes=False, paired=False, captions=False, label_f
     labels = None
     if label_file:                                     # the lab's train.json: a set of objects each
         files, labels, names = read_labels(root, label_file, objects)
+        if not labels.any():                           # all y = 0: the null condition throughout
+            raise Fail(f"--labels {label_file} gives every image an empty list of objects: "
+                       "nothing to condition on; fill the lists, or drop --labels")
     elif folders:
         names, groups = class_folders(root, captions)
         files = [f for g in groups for f in g]

@@ -12,11 +12,12 @@ scenes/test.json, sets drawn as the training scenes are, and scenes/new_test.jso
 objects that no training scene holds. `python train.py ddpm --data scenes` draws the same scenes
 in memory instead (seed 0, at --image-size).
 
-numpy and PIL only: this file reads on its own.
+numpy, PIL and the flags' ranges (support/checks.py) only: this file reads on its own.
 """
-import argparse, json, os
+import argparse, json, os, sys
 import numpy as np
 from PIL import Image
+from support.checks import COUNT, SEED, Fail, Parser, fits
 
 COLOURS = {"gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215),   # CLEVR's RGB
            "green": (29, 105, 20), "brown": (129, 74, 25), "purple": (129, 38, 192),
@@ -126,13 +127,34 @@ def write(out, n=N, size=64, seed=0):
           f"and train.json, objects.json, test.json, new_test.json")
 
 
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="python -m support.scenes", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv):
+    p = Parser(prog="python -m support.scenes", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="the folder to write")
-    p.add_argument("-n", type=int, default=N, help=f"training scenes. default: {N}")
-    p.add_argument("--image-size", type=int, default=64, help="the scenes' size. default: 64")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("-n", type=COUNT, default=N, help=f"training scenes. default: {N}")
+    p.add_argument("--image-size", type=COUNT, default=64, help="the scenes' size. default: 64")
+    p.add_argument("--seed", type=SEED, default=0,
                    help="the same seed, the same scenes and conditions. default: 0")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    fits("-n", a.n, a.n * a.image_size**2 * 3)                 # the scenes, held at once (uint8)
+    if os.path.exists(a.out) and not os.path.isdir(a.out):
+        raise Fail(f"--out {a.out} is a file: name a folder to write the scenes into")
+    try:
+        os.makedirs(os.path.join(a.out, "images"), exist_ok=True)
+    except OSError as e:
+        raise Fail(f"cannot make the folder --out {a.out}: {e.strerror}")
     write(a.out, a.n, a.image_size, a.seed)
+
+
+def cli(argv):
+    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
+    try:
+        main(argv)
+    except Fail as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:]))

@@ -6,9 +6,12 @@ image is decoded.
 """
 import argparse
 import importlib
+import inspect
 import os
 import sys
-from support.cli import (MODELS, Fail, Parser, add_flags, at_least, hyperparameters,
+import torch
+from support.checks import COUNT, COUNT0, DECAY, SEED, Range, fits
+from support.cli import (MODELS, Fail, Parser, add_flags, build_model, hyperparameters,
                          load_checkpoint, model_class)
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000, out=None,
@@ -17,13 +20,19 @@ TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_
                       log_every=100, sample_every=1000, ckpt_every=1000, grid=64, quiet=False,
                       preview_sampler=None, preview_steps=None, eval_every=0, eval_n=500,
                       eval_features="inception")
-COUNTS = [("seed", "random seed"),                              # the integer flags: (flag, what)
-          ("log-every", "steps between progress lines (and log.jsonl records)"),
-          ("sample-every", "steps between sample grids"),
-          ("ckpt-every", "steps between checkpoints"),
-          ("grid", "samples in each grid"),
-          ("eval-every", "steps between quality checks (KID, FD; log.jsonl), 0 = off"),
-          ("eval-n", "samples per quality check, against as many training images")]
+COUNTS = [("seed", SEED, "random seed"),           # the integer flags: (flag, range, what)
+          ("log-every", COUNT, "steps between progress lines (and log.jsonl records)"),
+          ("sample-every", COUNT, "steps between sample grids"),
+          ("ckpt-every", COUNT, "steps between checkpoints"),
+          ("grid", COUNT, "samples in each grid"),
+          ("eval-every", COUNT0, "steps between quality checks (KID, FD; log.jsonl), 0 = off"),
+          ("eval-n", Range(int, 2),                    # a covariance; KID: subsets of n/2
+           "samples per quality check, against as many training images")]
+BUILT_IN = ("shapes", "scenes")                         # --data's names that are not folders
+GROUPS = 32                     # ddpm.py's and ldm.py's GroupNorm(32, c): widths split in 32
+UNLABELLED = {"pix2pix": "its condition is the input image of each pair",
+              "cyclegan": "it translates between two unlabelled domains",
+              "stylegan": "this StyleGAN is unconditional (num_classes must be 0)"}
 
 
 def parse(argv, usage):
@@ -37,12 +46,12 @@ def parse(argv, usage):
                formatter_class=argparse.RawDescriptionHelpFormatter,
                description=(cls.__doc__ or importlib.import_module(name).__doc__).strip())
     p.add_argument("--data", help="a folder of images, or built in: 'shapes', or the lab's "
-                   "'scenes'. default: shapes")
-    p.add_argument("--image-size", type=int, help="the images' side after cropping and "
+                   "'scenes' (a folder of either name: give ./shapes). default: shapes")
+    p.add_argument("--image-size", type=COUNT, help="the images' side after cropping and "
                    "resizing. default: 32 for shapes, 64 for a folder")
-    p.add_argument("--batch-size", type=int, help="images per step, over all processes. "
-                   f"default: {getattr(cls, 'batch_size', 64)}")
-    p.add_argument("--steps", type=int, help="total optimisation steps. default: 10000")
+    p.add_argument("--batch-size", type=COUNT, help="images per step, over all processes "
+                   f"(torchrun: a multiple of them). default: {getattr(cls, 'batch_size', 64)}")
+    p.add_argument("--steps", type=COUNT0, help="total optimisation steps. default: 10000")
     p.add_argument("--out", help="the run's folder: ckpt.pt, sample grids, log.jsonl. "
                    f"default: runs/{name}")
     p.add_argument("--classes", action="store_true",
@@ -62,23 +71,23 @@ def parse(argv, usage):
         p.add_argument("--captions", action="store_true", help="condition on captions: --data's "
                        "captions.txt (filename<TAB>caption a line), else the class folders' "
                        "names, or the shapes' names")
-    p.add_argument("--ema", type=float, help="EMA decay of the weights, 0 = off. "
+    p.add_argument("--ema", type=DECAY, help="EMA decay of the weights, 0 = off. "
                    f"default: {getattr(cls, 'ema_decay', 0)}")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the loss computation (networks included)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true",
                    help="no progress line on stderr while a grid is sampled")
-    for flag, what in COUNTS:
+    for flag, rng, what in COUNTS:
         default = TRAIN_DEFAULTS[flag.replace("-", "_")]
-        p.add_argument("--" + flag, type=int, help=f"{what}. default: {default}")
+        p.add_argument("--" + flag, type=rng, help=f"{what}. default: {default}")
     p.add_argument("--eval-features", metavar="PATH", help="the quality check's features: a "
                    "classifier of evaluate.py, or 'inception'. default: inception")
     if preview := getattr(cls, "preview", None):          # diffusion: the grids' own, fast sampler
         p.add_argument("--preview-sampler", choices=["ddpm", "ddim"],
                        help=f"the grids' sampler. default: {preview['sampler']}")
-        p.add_argument("--preview-steps", type=int, help="the grids' sampling steps (1000 for the "
-                       f"full chain). default: {preview['steps']}")
+        p.add_argument("--preview-steps", type=COUNT, help="the grids' sampling steps (1000 for "
+                       f"the full chain). default: {preview['steps']}")
     group = p.add_argument_group(f"{name} hyperparameters")
     add_flags(group, cls.__init__)
     return name, cls, vars(p.parse_args(argv[1:]))
@@ -110,22 +119,74 @@ def settings(name, cls, given):
                ema=getattr(cls, "ema_decay", 0.0),
                **{f"preview_{k}": v for k, v in getattr(cls, "preview", {}).items()})   # its grids'
     args.update({k: v for k, v in own.items() if args[k] is None})
-    positive = ("image_size", "batch_size", "log_every", "sample_every", "ckpt_every", "grid",
-                "preview_steps")
-    at_least(1, **{k: args[k] for k in positive})
-    if not 0 <= args["ema"] < 1:                                # nan fails this too
-        raise Fail(f"--ema is a decay in [0, 1), 0 = off (got {args['ema']})")
     if ck and args["steps"] <= ck["step"]:
         raise Fail(f"{ckpt_path} has done {ck['step']} steps already: "
                    f"give --steps above {ck['step']} to train on")
-    at_least(0, steps=args["steps"], eval_every=args["eval_every"])
-    at_least(2, eval_n=args["eval_n"])                          # a covariance; KID: subsets of n/2
-    counts = {k: v for k, v in config.items()                   # widths, T, n_critic, ...
-              if k in hp and type(hp[k].default) is int}
-    at_least(1, **{k: v for k, v in counts.items() if hp[k].default > 0})
-    at_least(0, **counts)
+    applies(name, args)
+    world = int(os.environ.get("WORLD_SIZE", 1))               # torchrun's processes
+    if args["batch_size"] % world:
+        raise Fail(f"--batch-size {args['batch_size']} is not a multiple of the {world} "
+                   f"processes: give a multiple of {world}")
+    size = args["image_size"] or (32 if args["data"] == "shapes" else 64)
+    image = 3 * size * size * 4                                 # bytes: 3 channels of float32
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    fits("--image-size", size, args["batch_size"] // world * image, device)   # one batch
+    labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
+    network(name, config, size, args["batch_size"] // world, labelled)
+    fits("--grid", args["grid"], args["grid"] * image, device)  # a grid is sampled at once
     try:
         os.makedirs(out, exist_ok=True)                         # --out a file, or read-only: said
     except OSError as e:                                        # now, not after decoding images
         raise Fail(f"cannot make the folder --out {out}: {e.strerror}")
     return args, config, ck
+
+
+def applies(name, args):
+    """Flags that do not apply to this model, and a --data that names two things, refused by name.
+    """
+    given = [f"--{f}" for f in ("classes", "labels") if args[f]]
+    given += ["--data scenes"] if args["data"] == "scenes" else []     # always labelled: sets
+    if given and name in UNLABELLED:
+        raise Fail(f"{given[0]} does not apply to {name}: {UNLABELLED[name]}; drop {given[0]}")
+    if (data := args["data"]) in BUILT_IN and os.path.isdir(data):
+        raise Fail(f"--data {data} names the built-in data and the folder ./{data}: "
+                   f"give --data ./{data} for the folder, or rename it")
+
+
+def network(name, config, size, batch, labelled=False):
+    """Network shapes that cannot work, refused with the reason before any work: widths that
+    GroupNorm or the text encoder's heads cannot split, attention at a resolution no level has, a
+    minibatch-std group that does not divide the batch of a process; then the model is built on
+    the meta device (no memory), so its own checks run now too. Used by train.py and bench.py."""
+    c = config
+    if c.get("mbstd_group") and batch % c["mbstd_group"]:
+        raise Fail(f"--mbstd-group {c['mbstd_group']} does not divide the batch of {batch} "
+                   "(per process): choose a divisor of it")
+    for key in ("ch", "ae_ch"):
+        if "ch_mult" in c and c.get(key) and c[key] % GROUPS:       # ddpm.py's and ldm.py's
+            raise Fail(f"--{key.replace('_', '-')} {c[key]} is not a multiple of {GROUPS}: "
+                       f"GroupNorm splits each width in {GROUPS} groups")
+    if "text_dim" in c:
+        heads = inspect.signature(importlib.import_module(name).TextEncoder).parameters["heads"]
+        if c["text_dim"] % heads.default:
+            raise Fail(f"--text-dim {c['text_dim']} is not a multiple of the text encoder's "
+                       f"{heads.default} attention heads")
+    if c.get("ch_mult") == ():
+        raise Fail("--ch-mult '' gives the U-Net no level: give at least one multiple, as 1")
+    f = c.get("f", 1)                                           # ldm: the latent's size
+    if "ch_mult" in c and size % f == 0:                        # the U-Net of ddpm.py
+        what = f"the latent's size {size // f} (--image-size {size} / --f {f})"
+        what = what if "f" in c else f"--image-size {size}"
+        halvings = len(c["ch_mult"]) - 1
+        if size // f % 2**halvings:
+            raise Fail(f"{what} does not halve {halvings} times (--ch-mult "
+                       f"{','.join(map(str, c['ch_mult']))}): give a multiple of {2**halvings}")
+        levels = [size // f >> i for i in range(halvings + 1)]
+        if stray := [r for r in c["attn_res"] if r not in levels]:
+            raise Fail(f"--attn-res {stray[0]} matches no level of the U-Net, whose resolutions "
+                       f"are {', '.join(map(str, levels))}")
+    if "history" in c and c["history"]:                         # cyclegan: two image buffers
+        fits("--history", c["history"], 2 * c["history"] * 3 * size * size * 4)
+    config = {"image_size": size, "channels": 3, "num_classes": 2 if labelled else 0, **config}
+    with torch.device("meta"):
+        build_model(name, config)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import pytest
 from conftest import ROOT
-from support.cli import MODELS, flag_help, hyperparameters, model_class
+from support.cli import MODELS, declared, flag_help, hyperparameters, model_class
 
 BUILDS = ("vae", "gan", "dcgan", "pix2pix", "cyclegan", "stylegan", "ddpm", "ldm")
 NEEDS = {"ldm": ["ddpm"], "cyclegan": ["pix2pix"]}   # the files a model file builds on
@@ -116,6 +116,36 @@ def test_every_add_argument_has_a_help_text():
                 if "help" not in given and None not in given:      # None: a **kw that holds it
                     bare.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
     assert not bare, f"add_argument without help: {bare}"
+
+
+def test_every_number_a_command_takes_has_a_declared_range():
+    """No add_argument with a bare type=int or type=float: a number's flag is declared with its
+    range (support/checks.py: COUNT, SEED, RATE, ...), so a bad value is refused before any work."""
+    bare = []
+    for path in python_files():
+        for node in ast.walk(ast.parse(open(path).read())):
+            is_call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            if is_call and node.func.attr == "add_argument":
+                types = [k.value for k in node.keywords if k.arg == "type"]
+                if any(isinstance(t, ast.Name) and t.id in ("int", "float") for t in types):
+                    bare.append(f"{os.path.relpath(path, ROOT)}:{node.lineno}")
+    assert not bare, f"type=int or type=float without a range (use support.checks): {bare}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_numeric_keyword_of_a_model_has_a_range(name):
+    """Each number of __init__, sample and animate has its range in support/checks.py's RANGES
+    (by name, or "file.name"): cli.add_flags would refuse to build the flags otherwise."""
+    missing = []
+    for fn, k in keywords(model_class(name)):
+        d = hyperparameters(fn)[k].default
+        number = isinstance(d, (int, float)) and not isinstance(d, bool)
+        if number or isinstance(d, tuple):
+            try:
+                declared(name, k)
+            except KeyError:
+                missing.append(f"{fn.__qualname__}: {k}")
+    assert not missing, f"numeric keywords with no range in support/checks.py RANGES: {missing}"
 
 
 def test_short_lines_and_the_line_budgets():
