@@ -1,9 +1,10 @@
-"""stylegan.py: AdaIN, the mapping network, equalised lr, minibatch std, truncation, style mixing,
-R1, the paper's parameter counts, learning on tiny data, the command line."""
+"""stylegan.py: AdaIN, a style layer's start and its noise, the mapping network, equalised lr and
+its step sizes, minibatch std, truncation, style mixing, R1, which steps reach G, the paper's
+parameter counts, learning on tiny data, the command line."""
 import math
 import pytest
 import torch
-from stylegan import Equalized, StyleGAN, adain, minibatch_std, pixel_norm
+from stylegan import Equalized, StyleGAN, StyleLayer, adain, minibatch_std, pixel_norm
 
 
 def tiny(size=8, **kw):
@@ -30,6 +31,26 @@ def test_adain_gives_each_channel_the_styles_mean_and_std():
     out = adain(x, y_s, y_b)
     assert torch.allclose(out.mean((2, 3)), y_b, atol=1e-5)
     assert torch.allclose(out.std((2, 3), unbiased=False), y_s, rtol=1e-4)
+
+
+def test_a_style_layer_starts_as_plain_normalisation_with_noise_per_pixel():
+    """A(0) is A's bias: y_s = 1, y_b = 0, so at w = 0 the layer's output has mean 0 and std 1 in
+    each channel. The noise is one image per sample, scaled per channel by B: on h = 0 with B > 0,
+    LeakyReLU(B_c n) = B_c LeakyReLU(n) and AdaIN divides B_c out, so every channel is the same
+    image, and the two samples' differ."""
+    torch.manual_seed(0)
+    layer = StyleLayer(4, 4, w_dim=8, conv=False)
+    w = torch.zeros(2, 8)
+    y_s, y_b = layer.A(w).chunk(2, 1)
+    assert torch.equal(y_s, torch.ones(2, 4)) and torch.equal(y_b, torch.zeros(2, 4))
+    out = layer(torch.randn(2, 4, 8, 8) * 3 + 1, w)
+    assert torch.allclose(out.mean((2, 3)), torch.zeros(2, 4), atol=1e-5)
+    assert torch.allclose(out.std((2, 3), unbiased=False), torch.ones(2, 4), atol=1e-4)
+    with torch.no_grad():
+        layer.B.copy_(torch.tensor([0.5, 1.0, 2.0, 4.0]))
+    out = layer(torch.zeros(2, 4, 8, 8), w)
+    assert torch.allclose(out, out[:, :1].expand_as(out), atol=1e-4)    # one noise image, all C
+    assert (out[0] - out[1]).abs().max() > 0.1                          # a fresh one per sample
 
 
 def test_mapping_ignores_the_scale_of_z():
@@ -62,6 +83,26 @@ def test_equalised_lr_weights_have_he_std():
     assert seen == {"f", "g", "to_rgb", "D", "D_out"}
     conv = Equalized(64, 32, 3)                          # fan_in = 64 * 3 * 3
     assert (conv.weight * conv.scale).std().item() == pytest.approx(math.sqrt(2 / 576), rel=0.02)
+
+
+def test_equalised_lr_steps_move_used_weights_by_c_and_biases_by_lr_mul():
+    """Adam's first step moves every stored parameter by lr (its size, whatever the gradient's):
+    the used weights w * c then move by lr * c, and the used biases b * lr_mul by lr * lr_mul,
+    which makes f's learning rate 0.01 times G's."""
+    torch.manual_seed(0)
+    layer = Equalized(8, 4, lr_mul=0.01).double()       # float64: steps 1e-5 of weights ~100
+    used_w = lambda: layer.weight.detach() * layer.scale
+    used_b = lambda: layer.bias.detach() * layer.lr_mul
+    w0, b0 = used_w(), used_b()
+    opt = torch.optim.Adam(layer.parameters(), lr=1e-3)
+    (layer(torch.randn(16, 8).double()) * torch.randn(16, 4).double()).sum().backward()
+    opt.step()
+    c = 2**0.5 * 0.01 / math.sqrt(8)
+    assert torch.allclose((used_w() - w0).abs(), torch.full((4, 8), 1e-3 * c).double())
+    assert torch.allclose((used_b() - b0).abs(), torch.full((4,), 1e-3 * 0.01).double())
+    x = torch.randn(3, 8).double()
+    want = x @ (layer.weight * c).T + 0.01 * layer.bias                 # what the layer computes
+    assert torch.allclose(layer(x), want, atol=1e-6)
 
 
 def test_minibatch_std_on_a_hand_made_batch():
@@ -168,6 +209,19 @@ def test_losses_and_r1_on_a_linear_d():
     assert terms["fake"].item() == pytest.approx(want_fake, rel=1e-5)
     assert m.g_loss(x)["gan"].item() == pytest.approx(want_gan, rel=1e-5)
     assert "r1" not in tiny(gamma=0.0).d_loss(x)
+
+
+def test_d_step_stops_at_g_and_g_step_reaches_it():
+    """D's terms (R1 included) give G's parameters no gradient: the fakes are detached; G's term
+    reaches f, the constant, every style layer and to RGB."""
+    torch.manual_seed(0)
+    m = tiny(gamma=1.0)
+    sum(m.d_loss(torch.randn(4, 3, 8, 8)).values()).backward()
+    g_params = [p for name, p in m.named_parameters() if not name.startswith("D")]
+    assert all(p.grad is None for p in g_params)
+    assert all(p.grad is not None for name, p in m.named_parameters() if name.startswith("D"))
+    m.g_loss(None)["gan"].backward()
+    assert all(p.grad is not None for p in g_params)
 
 
 def test_w_avg_follows_the_mapped_w():
