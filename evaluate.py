@@ -13,17 +13,18 @@
     2. KID     unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3, averaged over subsets
                (Binkowski et al., 2018)
     3. P / R   precision: samples inside the real k-NN manifold; recall: real images inside the
-               samples' one; each ball reaches a point's k-th neighbour, k = 3
+               samples' one; each ball reaches a point's k-th neighbour, k = 3, distances exact
                (Kynkaanniemi et al., 2019)
-    4. IS      exp(E_x KL(p(y | x) || p(y))), per split (Salimans et al., 2016)
+    4. IS      exp(E_x KL(p(y | x) || p(y))), per split (Salimans et al., 2016); p(y | x) the
+               softmax of Inception's logits without the fc bias, as the reference code has it
     5. acc     how often the classifier names the class of the subfolder a sample was asked for
     6. PSNR    10 log10(1 / MSE) on the [0, 1] scale; SSIM (Wang et al., 2004), Gaussian window
                11, sigma 1.5, K1 0.01, K2 0.03, averaged over the map
 
 The Inception network needs its weights file (see support/inception.py; --inception-weights
 PATH, or in the cache folder). Figures on the classifier's features are for comparing runs here:
-they are not FID. The classifier, reading the folders and the table live in support/ (classifier.py,
-features.py, report.py); the lab's files and accuracy in support/lab.py.
+they are not FID. The classifier, reading the folders, the flags and the table live in support/
+(classifier.py, features.py, report.py); the lab's files and accuracy in support/lab.py.
 """
 import json, math, os, sys
 import numpy as np

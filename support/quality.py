@@ -35,7 +35,8 @@ def quality(model, ema, batches, features, args, step, proc):
     model.train()
     f_real = features(real)                                     # (n, d)
     f_fake = features(fake)                                     # (n, d)
-    kid, kid_std = evaluate.kid(f_real, f_fake, 50, len(real) // 2, args["seed"])
+    half = max(2, len(real) // 2)                       # the unbiased MMD^2 needs 2 a subset
+    kid, kid_std = evaluate.kid(f_real, f_fake, 50, half, args["seed"])
     fd = evaluate.fd(f_real, f_fake)
     proc.log(f"quality at step {step}: KID {kid:.4g} +- {kid_std:.2g}, FD {fd:.4g} "
              f"({len(real)} samples, {args['eval_features']})")
