@@ -183,7 +183,7 @@ def measured_part(found):
             continue
         out += [f"![{mid}](mistakes/{mid}.png)", ""]
         out += wrap(f"{m.shows[0].upper()}{m.shows[1:]}.")
-        out += ["", "The edit:", "```", m.pattern, m.replacement, "```", ""]
+        out += ["", "The edit:", "```diff", "- " + m.pattern, "+ " + m.replacement, "```", ""]
         keys = [k for k in run["right"]["loss"] if k != "step"]
         out += ["| | " + " | ".join(keys) + " | pixel mean | pixel std | seconds |"]
         out += ["|---" * (len(keys) + 4) + "|"]

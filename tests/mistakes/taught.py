@@ -47,8 +47,9 @@ MISTAKES = [
     Mistake("ddpm.py", "the network trained to predict x_0 instead of the noise eps",
             'return {"mse": F.mse_loss(self.eps_theta(x_t, t, y), eps)}',
             'return {"mse": F.mse_loss(self.eps_theta(x_t, t, y), x_0)}',
-            shows="the loss falls as usual, but the sampler reads the output as eps: samples "
-                  "come out flat and washed out, no items"),
+            shows="the loss stays 4 times the right one's (0.22 against 0.049 at step 300), "
+                  "and the sampler, reading the output as eps, ends in saturated black and "
+                  "white noise, no items"),
     Mistake("ddpm.py", "x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / alpha_bar_t, its square "
                        "root dropped",
             "x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()",
