@@ -10,15 +10,16 @@
 
 The model is rebuilt from the checkpoint alone; the EMA weights are used when it has them.
 """
-import argparse, math, os, sys
+import argparse, os, sys, tempfile, zipfile
 from contextlib import nullcontext
 import torch
 from PIL import Image
-from support.cli import (Fail, Parser, add_flags, at_least, build_model, compile_sampling,
-                         condition, hyperparameters, load_checkpoint, to_folder, watched)
+from support.checks import COUNT, SEED, Fail, fits, flag
+from support.cli import (Parser, add_flags, build_model, compile_sampling, condition,
+                         hyperparameters, load_checkpoint, to_folder, watched)
 from support.folders import load_image
 from support.lab import read_conditions
-from support.pictures import grid, save_animation, save_each
+from support.pictures import finite, grid, save_animation, save_each
 from support.translate import cycle, translate
 
 
@@ -27,35 +28,41 @@ def main(argv):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else nullcontext()
     load_weights(model, ck, args)
+    if args.gif and not hasattr(model, "animate"):
+        raise Fail(f"a {ck['model']} has no animation")
+    draw = model.animate if args.gif else model.sample
+    knobs = given_knobs(draw, model, args, ck["config"], device)
+    used = settings(draw, knobs)
+    applies(ck, model, args, knobs, used)
+    translator = getattr(model, "paired", False) or getattr(model, "unpaired", False)
+    k = ck["config"].get("num_classes", 0)
+    names = ck.get("class_names") or [str(i) for i in range(k)]
+    y = None if translator else conditions(ck, args, names, device)
+    check(args, used, ck["config"], device)
     model.to(device).eval()
     if args.compile:
         compile_sampling(model, device.type == "cuda")
     torch.manual_seed(args.seed)
-    draw = model.animate if args.gif and hasattr(model, "animate") else model.sample
-    knobs = given_knobs(draw, model, args, ck["config"], device)
-    check(args, knobs, args.out)
     knobs |= watched(draw, "sampling", args.quiet)      # a progress line on stderr, for diffusion
     warn_of_a_long_prompt(model, knobs)
-    if args.gif and not hasattr(model, "animate"):
-        raise Fail(f"a {ck['model']} has no animation")
     if getattr(model, "paired", False):
         return translate(ck, model, args, knobs, device, autocast)
     if getattr(model, "unpaired", False):
         return cycle(ck, model, args, knobs, device, autocast)
-    k = ck["config"].get("num_classes", 0)
-    names = ck.get("class_names") or [str(i) for i in range(k)]
-    y = conditions(ck, args, names, device)
     if args.gif:
         with autocast:
             frames = model.animate(args.n, y, **knobs).float().cpu()           # (F, n, C, H, W)
+        finite(frames, ck, used)
         return save_animation(frames, args.out)
     samples = []
-    for lo in range(0, args.n, args.batch_size):
-        b = min(args.batch_size, args.n - lo)
+    batch = args.n if knobs.get("mix") else args.batch_size    # a mixing table: one set of w's
+    for lo in range(0, args.n, batch):
+        b = min(batch, args.n - lo)
         yb = y[lo:lo + b] if y is not None else None
         with autocast:
             samples.append(model.sample(b, yb, **knobs).float().cpu())
     x = torch.cat(samples)                                             # (n, C, H, W) in [-1, 1]
+    finite(x, ck, used)
     labels = y.cpu() if k and not args.conditions else None           # class subfolders, not sets
     if to_folder(args.out):
         return save_each(x, args.out, names, labels, lab=bool(args.conditions))
@@ -77,8 +84,8 @@ def parse(argv):
     p = Parser(prog="sample.py", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ckpt", help="a checkpoint written by train.py (runs/MODEL/ckpt.pt)")
-    p.add_argument("-n", type=int, default=64, help="how many samples. default: 64")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("-n", type=COUNT, help="how many samples. default: 64")
+    p.add_argument("--seed", type=SEED, default=0,
                    help="the random seed: the same seed, the same samples. default: 0")
     p.add_argument("--out", default="samples.png",
                    help="a .png grid, or a folder ending in / for one PNG per sample")
@@ -87,12 +94,12 @@ def parse(argv):
     p.add_argument("--conditions", metavar="JSON",
                    help="the lab's test.json, a list of object-name lists: one sample each, in "
                         "that order (-n is their number), OUT/0.png, 1.png, ... or a grid")
-    p.add_argument("--nrow", type=int,
+    p.add_argument("--nrow", type=COUNT,
                    help="samples in a row of the grid. "
                         "default: a square grid, or a column per class")
     p.add_argument("--gif", action="store_true",
                    help="write the model's animation (OUT as .gif) and a strip of frames")
-    p.add_argument("--batch-size", type=int, default=256,
+    p.add_argument("--batch-size", type=COUNT, default=256,
                    help="samples generated at once. default: 256")
     p.add_argument("--no-ema", action="store_true",
                    help="use the raw weights, not their moving average")
@@ -109,13 +116,22 @@ def parse(argv):
 
 
 def load_weights(model, ck, args):
-    """The moving average of the weights when the checkpoint has it (--no-ema: the raw ones)."""
+    """The moving average of the weights when the checkpoint has it (--no-ema: the raw ones); an
+    ldm still training its autoencoder has no diffusion to sample from yet."""
+    if args.no_ema and ck.get("ema") is None:
+        raise Fail(f"--no-ema: {args.ckpt} has no moving average, only its raw weights: drop it")
     try:
         model.load_state_dict(ck["weights"] if args.no_ema or ck.get("ema") is None else ck["ema"])
     except (KeyError, RuntimeError) as e:           # e.g. a class-conditional DDPM from before sets
         why = str(e).strip().splitlines()[-1].strip().split(", the shape")[0]
         raise Fail(f"{args.ckpt}: its weights do not fit its own configuration (damaged, edited "
                    f"or from an older version of this code: {why})")
+    stage = ck["weights"].get("_extra_state") or {}     # ldm's stage counter, in the raw weights
+    done = stage.get("ae_steps_done", 0)                # (train.py's EMA copy does not count)
+    if done < getattr(model, "ae_steps", 0):
+        raise Fail(f"{args.ckpt} is an ldm still in its first stage: {done} of {model.ae_steps} "
+                   f"autoencoder steps done, no diffusion yet: train on with train.py ldm "
+                   f"--resume --out {os.path.dirname(args.ckpt) or '.'}")
 
 
 def given_knobs(draw, model, args, config, device):
@@ -141,20 +157,101 @@ def image_knob(path, config, device):
     return (torch.tensor(im).float().permute(2, 0, 1)[None] / 127.5 - 1).to(device)
 
 
-def check(args, knobs, out):
-    """The numbers and the destination, checked before any sampling: a bad --out costs nothing."""
-    counts = {k: v for k, v in knobs.items() if k in ("steps", "frames")}
-    at_least(1, n=args.n, batch_size=args.batch_size, nrow=args.nrow, **counts)
-    if bad := [k for k, v in knobs.items() if isinstance(v, float) and not math.isfinite(v)]:
-        raise Fail(f"--{bad[0].replace('_', '-')} must be a finite number (got {knobs[bad[0]]})")
-    if not 0 <= knobs.get("strength", 0) <= 1:
-        raise Fail(f"--strength is a fraction of the chain, in [0, 1] (got {knobs['strength']})")
+def settings(draw, knobs):
+    """The knobs draw() will run with: those given, and the defaults of the rest."""
+    return {k: p.default for k, p in hyperparameters(draw).items()} | knobs
+
+
+def applies(ck, model, args, knobs, used):
+    """A flag that would be silently ignored (it does not apply to this model, this checkpoint or
+    the other flags given) is refused by name, before any work."""
+    name = ck["model"]
+    draws = [model.sample, model.animate] if hasattr(model, "animate") else [model.sample]
+    given = set(vars(args)) & set().union(*map(hyperparameters, draws))
+    if unused := sorted(given - set(hyperparameters(model.animate if args.gif else model.sample))):
+        mode = "with" if args.gif else "without"
+        raise Fail(f"{flag(unused[0])} does not apply {mode} --gif for a {name}: drop it")
+    if getattr(model, "paired", False) or getattr(model, "unpaired", False):
+        for f, v in (("-n", args.n), ("--label", args.label), ("--conditions", args.conditions),
+                     ("--nrow", args.nrow)):
+            if v is not None:
+                raise Fail(f"{f} does not apply to a {name}: it translates each --input image")
+    if args.label is not None and args.conditions:
+        raise Fail("--label and --conditions both say what to draw: give one of them")
+    if args.conditions and args.n is not None:
+        raise Fail("-n does not apply with --conditions: one sample is drawn per set in it")
+    if args.nrow is not None and to_folder(args.out):
+        raise Fail(f"--nrow applies to a grid, not to --out {args.out} (one PNG per sample)")
+    if args.gif and to_folder(args.out):
+        raise Fail(f"--gif writes OUT.gif and OUT_strip.png: name a file, not --out {args.out}")
+    if "guidance" in knobs:
+        guided(ck, model, knobs)
+    if "eta" in knobs and used.get("sampler") != "ddim":
+        raise Fail("--eta is DDIM's noise: it applies with --sampler ddim")
+    if "variance" in knobs and used.get("sampler") != "ddpm":
+        raise Fail("--variance is the DDPM step's: it applies with --sampler ddpm")
+    if "strength" in knobs and (knobs.get("init") is None or knobs.get("mask") is not None):
+        raise Fail("--strength applies to img2img: with --init and without --mask")
+
+
+def guided(ck, model, knobs):
+    """Classifier-free guidance needs a condition to steer towards, and a model that learned the
+    unconditional eps too (the condition dropped with p_uncond > 0 in training)."""
+    config = ck["config"]
+    p_uncond = config.get("p_uncond", hyperparameters(type(model).__init__)["p_uncond"].default)
+    if not config.get("num_classes") and not config.get("vocab"):
+        raise Fail(f"--guidance applies to a model trained with classes or captions: this "
+                   f"{ck['model']} was trained with neither")
+    if not p_uncond:
+        raise Fail(f"--guidance needs a {ck['model']} trained with --p-uncond above 0 (this one: "
+                   "0): it never learned the unconditional eps")
+    if config.get("vocab") and not knobs.get("prompt"):
+        raise Fail("--guidance steers towards a --prompt: give one")
+
+
+def check(args, used, config, device):
+    """The destination and the sizes, checked before any sampling: a bad --out costs nothing, and
+    a count that cannot fit is refused with the number, before it is allocated."""
+    destination(args.out, args.gif)
+    if args.n is None:                                       # a translation: one per --input
+        return
+    if args.nrow is not None and args.nrow > args.n:
+        raise Fail(f"--nrow {args.nrow} is more than the {args.n} samples: choose at most -n")
+    image = config["channels"] * config["image_size"] ** 2 * 4       # one sample, float32 bytes
+    fits("-n", args.n, args.n * image)                               # the samples, on the CPU
+    if args.gif:                                                     # every frame, on the device
+        frames = min(used["frames"], used.get("steps", used["frames"]))
+        fits("--frames", used["frames"], frames * args.n * image, device)
+
+
+def destination(out, gif):
+    """--out: never over a checkpoint; a picture's name or a folder; writable, found by writing
+    (a read-only folder fails here, even for root on a read-only mount, not after the work)."""
+    stem = os.path.splitext(out)[0]
+    files = [stem + ".gif", stem + "_strip.png"] if gif else [out]
+    if mine := [f for f in files if a_checkpoint(f)]:
+        raise Fail(f"--out {out}: {mine[0]} is a checkpoint, and sample.py never writes over one: "
+                   "choose another --out")
     if not to_folder(out) and os.path.splitext(out)[1].lower() not in Image.registered_extensions():
         raise Fail(f"--out {out}: name a picture (.png) or a folder (ending in /)")
+    folder = out if to_folder(out) else os.path.dirname(out) or "."
     try:
-        os.makedirs(out if to_folder(out) else os.path.dirname(out) or ".", exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
     except OSError as e:
         raise Fail(f"cannot write --out {out}: {e.strerror}")
+
+
+def a_checkpoint(path):
+    """A file torch.save wrote: a zip archive holding data.pkl, or a bare pickle (older torch)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                return any(n.endswith("data.pkl") for n in z.namelist())
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x80\x02"                # pickle protocol 2: torch's legacy save
+    except (OSError, zipfile.BadZipFile):                    # no such file, or not one to read
+        return False
 
 
 def warn_of_a_long_prompt(model, knobs):
@@ -168,7 +265,9 @@ def warn_of_a_long_prompt(model, knobs):
 
 def conditions(ck, args, names, device):
     """The condition y of each sample: --label, the lab's --conditions (then -n is their number),
-    or, for a conditional model, every class in turn, counted over all n samples, not per batch."""
+    or, for a conditional model, every class in turn, counted over all n samples, not per batch.
+    -n is 64 when not given."""
+    args.n = 64 if args.n is None else args.n
     y = condition(ck, args, args.n, device)
     if args.conditions:                                   # the lab: one sample per set of objects
         y = torch.from_numpy(read_conditions(args.conditions, names)).to(device)  # (n, K) multi-hot

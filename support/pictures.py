@@ -1,16 +1,35 @@
 """Pictures out: tensors in [-1, 1] -> uint8 pixels, a grid, one PNG per sample, an animation.
 Used by train.py (its sample grids), sample.py and evaluate.py.
 """
-import math, os
+import math, os, shlex
 import numpy as np
 import torch
 from PIL import Image
+from support.checks import Fail, flag
 
 
 def to_uint8(x):
     """(..., C, H, W) in [-1, 1] -> (..., H, W, C) uint8 numpy."""
     x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.movedim(-3, -1).cpu().numpy()
+
+
+def finite(x, ck, knobs):
+    """Never a NaN image (it would be written black): samples holding NaN or inf stop the command
+    in one line naming the knobs that drew them and the checkpoint's step; nothing is written."""
+    if torch.isfinite(x).all():
+        return
+    named = {k: v for k, v in knobs.items() if isinstance(v, (int, float, str)) and v != ""}
+    said = " ".join(as_flag(k, v) for k, v in named.items()) or "the default knobs"
+    raise Fail(f"the samples hold NaN or inf: drawn with {said} from the checkpoint at step "
+               f"{ck.get('step', '?')}; nothing written: try other knobs, or an earlier checkpoint")
+
+
+def as_flag(name, v):
+    """A knob as it is typed: --steps 50, --no-clip, --prompt 'a red cube'."""
+    if isinstance(v, bool):
+        return flag(name) if v else "--no-" + name.replace("_", "-")
+    return f"{flag(name)} {shlex.quote(str(v))}"
 
 
 def grid(x, nrow=None):

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from support.cli import Fail, to_folder
 from support.folders import find_images, find_pairs, load_image, load_pair
-from support.pictures import grid, save_named
+from support.pictures import finite, grid, save_named
 
 
 def as_tensor(im, channels, device):
@@ -52,6 +52,7 @@ def translate(ck, model, args, knobs, device, autocast):
     with autocast:
         out = torch.cat([model.sample(len(c), c, **knobs).float()
                          for c in a.split(args.batch_size)])
+    finite(out, ck, knobs)
     if to_folder(args.out):
         save_named(out, stems, args.out)
     columns = [a, out]
@@ -88,6 +89,7 @@ def cycle(ck, model, args, knobs, device, autocast):
         t = torch.cat([model.sample(len(c), c, **knobs).float() for c in x.split(args.batch_size)])
         r = torch.cat([model.sample(len(c), c, direction=back).float()
                        for c in t.split(args.batch_size)])
+    finite(torch.cat([t, r]), ck, knobs)
     print(f"{len(x)} images: mean cycle L1 {((r - x) / 2).abs().mean():.4f}")
     if to_folder(args.out):
         save_named(t, [stem(f) for f in files], args.out)
