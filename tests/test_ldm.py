@@ -97,10 +97,14 @@ def test_cross_attention_reads_the_caption_and_nothing_else_in_the_batch():
 
 
 def test_guidance_uses_the_empty_caption():
+    torch.manual_seed(0)
     m = tiny(vocab=LDM.vocabulary(CAPTIONS)).eval()
     z, t, y = torch.randn(2, 4, 4, 4), torch.tensor([5, 50]), m.tokenize(CAPTIONS[:2])
     with torch.no_grad():
+        for p in m.diffusion.net.parameters():          # the zero-initialised cross-attention on
+            p.add_(torch.randn_like(p) * 0.05)
         uncond = m.diffusion.eps_theta(z, t, torch.full_like(y, PAD))
+        assert (m.diffusion.eps_theta(z, t, y) - uncond).abs().max() > 1e-3   # the caption counts
         assert torch.allclose(m.diffusion.guided_eps(z, t, y, 0.0), uncond, atol=1e-5)
         assert torch.allclose(m.diffusion.eps_theta(z, t, None), uncond, atol=1e-5)
 

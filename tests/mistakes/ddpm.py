@@ -18,7 +18,7 @@ MISTAKES = [
             "F.pad(alpha_bar[:-1], (1, 0), value=1.0)",
             "F.pad(alpha_bar[1:], (0, 1), value=1.0)",
             shows="training untouched; the sampler's step beta, 1 - alpha_bar_t / "
-                  "alpha_bar_{t-1}, is negative: NaN samples, a black grid"),
+                  "alpha_bar_{t-1}, is negative, its square root NaN: NaN samples"),
     # -------------------------------------------------------------- 2, 3. Algorithm 1
     Mistake("ddpm.py", "t drawn from 1..T-1 as an index, so the step t = 1 is never trained",
             "t = torch.randint(0, self.T, (len(x_0),), device=x_0.device)",
