@@ -53,7 +53,8 @@ def main(argv):
 def train(model, opts, ema, batches, step, run, proc, features=None):
     """Steps until args["steps"]: each one D then G (adversarial models) or one loss, then the EMA.
     Every --log-every steps a progress line; checkpoints, grids and quality checks on their own
-    schedules; Ctrl-C or SIGTERM stops at the next step boundary, saved."""
+    schedules; Ctrl-C or SIGTERM stops at the next step boundary, saved. A NaN loss, samples that
+    are not finite or a full disk stop it in one line, the last good checkpoint kept."""
     args = run["args"]
     out = args["out"]
     params = list(model.parameters())

@@ -169,6 +169,7 @@ def noise_and_agreement():
 def two(tmp_path_factory):
     if not (dist.is_available() and dist.is_gloo_available()):
         pytest.skip("needs torch.distributed with gloo")
+    steps(ALONE, Pair)                                          # the imports of a first step, once
     return in_two_processes(str(tmp_path_factory.mktemp("two")), noise_and_agreement)
 
 

@@ -161,12 +161,19 @@ def test_wrong_checkpoints(cli, tmp_path):
     assert r.returncode == 1 and "not a readable checkpoint" in r.out and "Traceback" not in r.out
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cli, tmp_path):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cli, tmp_path, monkeypatch):
+    """A run that diverges (here its KL made NaN on resume: --beta nan is refused by its range)."""
+    import vae
     out = tmp_path / "run"
     assert cli("train.py", "vae", "--steps", 10, "--out", out, *TINY).returncode == 0
     good = ckpt(out)
-    r = cli("train.py", "vae", "--resume", "--steps", 30, "--ckpt-every", 5, "--beta", "nan",
-            "--out", out)
+    loss = vae.VAE.loss
+
+    def diverged(self, x, y=None):
+        terms = loss(self, x, y)
+        return {**terms, "kl": terms["kl"] * float("nan")}
+    monkeypatch.setattr(vae.VAE, "loss", diverged)
+    r = cli("train.py", "vae", "--resume", "--steps", 30, "--ckpt-every", 5, "--out", out)
     assert r.returncode == 1 and "NaN" in r.out and "Traceback" not in r.out, r.out
     assert "(step 10) is the last good checkpoint" in r.out
     kept = ckpt(out)
