@@ -53,7 +53,7 @@ def main(argv):
         with autocast:
             frames = model.animate(args.n, y, **knobs).float().cpu()           # (F, n, C, H, W)
         finite(frames, ck, used)
-        return save_animation(frames, args.out)
+        return save_animation(frames, args.out, args.nrow)
     samples = []
     batch = args.n if knobs.get("mix") else args.batch_size    # a mixing table: one set of w's
     for lo in range(0, args.n, batch):

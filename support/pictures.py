@@ -71,11 +71,11 @@ def save_named(x, stems, out):
     print(f"wrote {len(x)} translations to {out}")
 
 
-def save_animation(frames, out):
-    """frames (F, n, C, H, W) -> OUT as a .gif of grids, and OUT_strip.png: a row per sample (at
-    most 8), 8 frames spread over the whole animation."""
+def save_animation(frames, out, nrow=None):
+    """frames (F, n, C, H, W) -> OUT as a .gif of grids (nrow samples a row), and OUT_strip.png: a
+    row per sample (at most 8), 8 frames spread over the whole animation."""
     stem = os.path.splitext(out)[0]
-    pictures = [grid(f) for f in frames]
+    pictures = [grid(f, nrow) for f in frames]
     pictures[0].save(stem + ".gif", save_all=True, append_images=pictures[1:], duration=60, loop=0)
     picks = torch.linspace(0, len(frames) - 1, 8).round().long()
     strip = frames[picks, :8].transpose(0, 1).flatten(0, 1)         # rows: samples, columns: frames

@@ -199,3 +199,11 @@ def test_guidance_where_it_applies(cli, places, tmp_path):
     r = cli("sample.py", places["DDPM_CLASSES"], "--conditions", places["CONDITIONS"],
             "--steps", 2, "--out", tmp_path / "c.png")
     assert r.returncode == 0 and (tmp_path / "c.png").exists(), r.out
+
+
+def test_nrow_lays_out_the_animation_too(cli, places, tmp_path):
+    """--gif --nrow 4: each frame of the animation is a grid of 4 samples a row (it was ignored)."""
+    r = cli("sample.py", places["VAE"], "-n", 4, "--gif", "--frames", 2, "--nrow", 4,
+            "--out", tmp_path / "walk.png")
+    assert r.returncode == 0, r.out
+    assert Image.open(tmp_path / "walk.gif").size == (4 * 10 + 2, 10 + 2)   # 4 tiles of 8 + 2
