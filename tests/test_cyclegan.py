@@ -1,5 +1,6 @@
-"""cyclegan.py: the reference parameter counts, G keeping the size, D's 70x70 window, the cycle,
-identity and least-squares terms against their closed forms, the history buffer, learning an
+"""cyclegan.py: the reference parameter counts, G keeping the size, the residual blocks, D's 70x70
+window, the cycle, identity and least-squares terms against their closed forms, each D on its own
+domain, which steps reach which networks, the history buffer, the sampling directions, learning an
 unpaired toy task, the unpaired data and the command line."""
 import numpy as np
 import pytest
@@ -45,6 +46,17 @@ def test_generators_keep_the_image_size():
             assert out.shape == a.shape and out.abs().max() <= 1             # Tanh out
     with pytest.raises(ValueError, match="multiple of 4"):
         CycleGAN(30, 3)
+
+
+def test_a_residual_block_learns_a_change_to_x():
+    """R256 is x + f(x): with f's last conv zeroed, f(x) = IN(0) = 0 and the block is the
+    identity."""
+    torch.manual_seed(0)
+    block = ResidualBlock(4)
+    nn.init.zeros_(block.f[-2].weight)
+    nn.init.zeros_(block.f[-2].bias)
+    x = torch.randn(2, 4, 8, 8)
+    assert torch.allclose(block(x), x, atol=1e-6)
 
 
 def test_patchgan_output_sees_a_70x70_window():
@@ -100,6 +112,12 @@ def test_identity_loss():
     # 0.5 lambda ||G(b) - b||_1 = 5 |b|, 0.5 lambda ||F(a) - a||_1 = 5 * 0.25
     assert terms["idt_G"].item() == pytest.approx(5 * b.abs().mean().item(), rel=1e-5)
     assert terms["idt_F"].item() == pytest.approx(5 * 0.25, rel=1e-5)
+    m.G, m.F = Map(lambda x: x / 2), Map(lambda y: -y)
+    m.d_loss(b, a)
+    terms = m.g_loss(b, a)
+    # each generator on its own output domain: 5 |b / 2 - b| and 5 |-a - a|
+    assert terms["idt_G"].item() == pytest.approx(2.5 * b.abs().mean().item(), rel=1e-5)
+    assert terms["idt_F"].item() == pytest.approx(10 * a.abs().mean().item(), rel=1e-5)
     m = tiny(lambda_identity=0)
     m.d_loss(b, a)
     assert "idt_G" not in m.g_loss(b, a)                                      # 0 turns it off
@@ -124,6 +142,47 @@ def test_least_squares_terms_at_chosen_outputs():
     assert m.history_a.n == m.history_b.n == 4       # D was shown the fakes through the buffer
 
 
+def test_each_d_judges_its_own_domain():
+    """Known maps G(a) = 2a, F(b) = b + 1/4 and score maps D_A(x) = mean over channels of x,
+    D_B(x) = that of x / 2 + 1/10: D_A scores a against F(b), D_B scores b against G(a)
+    (through the filling history, which shows them as they are), each term as in Eq. 1 with
+    least squares."""
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 4, 3, 8, 8) * 2 - 1
+    m = tiny()
+    m.G, m.F = Map(lambda x: 2 * x), Map(lambda y: y + 0.25)
+    m.D_A = Map(lambda x: x.mean(1, keepdim=True))
+    m.D_B = Map(lambda x: x.mean(1, keepdim=True) / 2 + 0.1)
+    d, g = m.d_loss(b, a), m.g_loss(b, a)
+    ls = lambda s, t: ((s - t) ** 2).mean().item()
+    want = {"real_A": 0.5 * ls(m.D_A(a), 1), "fake_A": 0.5 * ls(m.D_A(b + 0.25), 0),
+            "real_B": 0.5 * ls(m.D_B(b), 1), "fake_B": 0.5 * ls(m.D_B(2 * a), 0)}
+    for k, v in want.items():
+        assert d[k].item() == pytest.approx(v, rel=1e-5), k
+    assert g["gan_G"].item() == pytest.approx(ls(m.D_B(2 * a), 1), rel=1e-5)
+    assert g["gan_F"].item() == pytest.approx(ls(m.D_A(b + 0.25), 1), rel=1e-5)
+
+
+def test_d_step_stops_at_the_generators_and_g_terms_reach_them():
+    """The Ds' terms give G and F no gradient (the history detaches the fakes); each of the
+    generators' terms reaches the networks it is about: gan_G and idt_G G, gan_F and idt_F F,
+    and each cycle term both."""
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 2, 3, 8, 8) * 2 - 1
+    m = tiny()
+    sum(m.d_loss(b, a).values()).backward()
+    nets = {"G": list(m.G.parameters()), "F": list(m.F.parameters())}
+    assert all(p.grad is None for p in nets["G"] + nets["F"])
+    assert all(p.grad is not None for p in [*m.D_A.parameters(), *m.D_B.parameters()])
+    g = m.g_loss(b, a)
+    reaches = {"gan_G": "G", "idt_G": "G", "gan_F": "F", "idt_F": "F",
+               "cyc_A": "GF", "cyc_B": "GF"}
+    for term, names in reaches.items():
+        for name in names:
+            grads = torch.autograd.grad(g[term], nets[name], retain_graph=True, allow_unused=True)
+            assert any(x is not None and x.abs().sum() > 0 for x in grads), (term, name)
+
+
 def test_history_buffer():
     """Fakes numbered 0, 1, 2, ...: the first 50 pass as they are; after that about half of those
     shown are past ones, each then replaced by the new one, so no past fake is shown twice."""
@@ -143,6 +202,16 @@ def test_history_buffer():
     assert 0.45 < past.float().mean() < 0.55                  # with probability 1/2
     assert len(shown[52:][past].unique()) == past.sum()       # each past fake shown once
     assert len(h.images[:, 0, 0, 0].unique()) == 50           # 50 distinct fakes held
+
+
+def test_sample_translates_with_g_and_back_with_f():
+    torch.manual_seed(0)
+    m = tiny()
+    a = torch.randn(3, 3, 8, 8)
+    assert torch.equal(m.sample(2, a), m.G(a[:2]).detach())              # AtoB: G(a)
+    assert torch.equal(m.sample(2, a, direction="BtoA"), m.F(a[:2]).detach())   # BtoA: F(b)
+    with pytest.raises(ValueError, match="AtoB or BtoA"):
+        m.sample(2, a, direction="up")
 
 
 def test_unpaired_data():

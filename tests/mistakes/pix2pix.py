@@ -39,8 +39,8 @@ MISTAKES = [
             shows="G is pulled towards copying its input: outputs look like the input image "
                   "(a label map, an edge map), not the target"),
     Mistake("pix2pix.py", "L2, the squared error, where Eq. 3 has the L1 distance",
-            "l1 = (x - self.fake).abs().mean()",
-            "l1 = (x - self.fake).pow(2).mean()",
+            "self.fake).abs().mean()",
+            "self.fake).pow(2).mean()",
             shows="the term is smaller for errors under 1 and blurs more (Isola et al., Sec. "
                   "3.1): outputs the mean of the plausible targets"),
     Mistake("pix2pix.py", "D's real term not halved",
