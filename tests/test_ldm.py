@@ -364,8 +364,8 @@ def test_command_line(cli, tmp_path):
     r = cli("sample.py", tmp_path / "run2" / "ckpt.pt", "-n", 2, "--label", "red circle",
             "--steps", 5, "--out", tmp_path / "c.png")
     assert r.returncode == 0 and (tmp_path / "c.png").exists(), r.out
-    r = cli("train.py", "ldm", "--ae", out / "ckpt.pt", "--ae-ch", 64, "--steps", 2,
-            "--out", tmp_path / "run3", *small[:2])
+    r = cli("train.py", "ldm", "--ae", out / "ckpt.pt", *small, "--ae-ch", 64, "--steps", 2,
+            "--out", tmp_path / "run3")                          # the last --ae-ch counts: 64
     assert r.returncode == 1 and "no autoencoder of this shape" in r.out, r.out
 
 
