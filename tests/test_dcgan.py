@@ -226,6 +226,16 @@ def test_g_draws_z_from_the_prior_in_training_and_sampling():
         assert (z.abs() > 2).float().mean().item() == pytest.approx(0.0455, abs=0.003)
 
 
+def test_generator_spans_the_data_range():
+    """Images lie in [-1, 1] and so must G(z): G's last conv pushed hard either way, its output
+    goes to -1 and to +1, and sits at 0 in between (a sigmoid would stop at 0 and 1/2)."""
+    m = DCGAN(8, 1, ngf=4, ndf=4).eval()
+    for pre, end in [(-20.0, -1.0), (0.0, 0.0), (20.0, 1.0)]:
+        m.G[-2] = Fn(lambda h, pre=pre: torch.full((len(h), 1, 8, 8), pre))   # the last conv
+        x = m.sample(4)
+        assert torch.allclose(x, torch.full_like(x, end), atol=1e-4), (pre, x.mean())
+
+
 def test_initialisation_is_the_papers():
     m = DCGAN(64, 3)
     w = torch.cat([p.flatten() for n, p in m.named_parameters()
