@@ -100,6 +100,7 @@ def test_gradients_reach_g_only_in_its_own_step(loss):
 
 @pytest.mark.parametrize("loss", ["bce", "wgan"])
 def test_each_optimizer_steps_its_own_network(loss):
+    """D's optimizer steps D's parameters and G's G's, Adam and WGAN's RMSprop alike."""
     m = GAN(4, 1, hidden=8, loss=loss)
     d_opt, g_opt = m.configure_optimizers()
     assert ids(p for g in d_opt.param_groups for p in g["params"]) == ids(m.D.parameters())
@@ -189,7 +190,8 @@ def test_penalty_points_lie_on_the_lines_between_real_and_fake(module):
     x, fake = torch.randn(20_000, 3, 4, 4), torch.randn(20_000, 3, 4, 4)
     seen = []
     module.gradient_penalty(lambda v: seen.append(v.detach()) or v.flatten(1).sum(1), x, fake)
-    d, along = (x - fake).flatten(1), (seen[0] - fake).flatten(1)
+    d = (x - fake).flatten(1)
+    along = (seen[0] - fake).flatten(1)
     u = (along * d).sum(1) / (d * d).sum(1)                     # least squares: along = u d
     assert (along - u[:, None] * d).abs().max() < 1e-4          # on the line, all pixels alike
     assert 0 < u.min() and u.max() < 1
