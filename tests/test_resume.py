@@ -6,10 +6,9 @@ import os
 import signal
 import pytest
 import torch
-import torch.distributed as dist
 import train
 from support.cli import MODELS
-from test_distributed import in_two_processes
+from test_distributed import gloo, in_two_processes
 
 TINY = {
     "vae": ["--image-size", 8, "--ch", 8, "--z-dim", 4, "--ema", 0.5],
@@ -118,8 +117,7 @@ def torchrun(commands):
 STEP = train.train_step
 
 
-@pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                    reason="needs torch.distributed with gloo")
+@gloo
 @pytest.mark.parametrize("name", ["ddpm", "vae"])
 def test_two_processes_resume_each_its_own_random_numbers(tmp_path, name, monkeypatch):
     """torchrun --nproc_per_node 2: stopped by Ctrl-C (in process 1 alone: both stop) and resumed,
