@@ -26,8 +26,9 @@ def run_one(m, copy, timeout):
     with open(path, "w") as f:
         f.write(right.replace(m.pattern, m.replacement))
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *m.test_files()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}    # one core a copy: --jobs copies side by side
     try:
-        r = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
         code = r.returncode
     except subprocess.TimeoutExpired:
         code = "timeout"
