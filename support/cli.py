@@ -95,14 +95,6 @@ def add_flags(parser, *fns):
             parser.add_argument(flag, type=type(d), **kw)
 
 
-def at_least(lo, **counts):
-    """--batch-size 0 or -n -4: refused in one line, never replaced by a default or a crash."""
-    for k, v in counts.items():
-        if v is not None and not v >= lo:
-            flag = "-n" if k == "n" else "--" + k.replace("_", "-")
-            raise Fail(f"{flag} must be at least {lo} (got {v})")
-
-
 def claim(out):
     """One run at a time in a folder: a lock on OUT/.lock, which the system releases however the
     process ends. Then a .tmp checkpoint left by a killed run is removed. Returns the lock file."""

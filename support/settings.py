@@ -123,6 +123,9 @@ def settings(name, cls, given):
         raise Fail(f"{ckpt_path} has done {ck['step']} steps already: "
                    f"give --steps above {ck['step']} to train on")
     applies(name, args)
+    for k, p in hp.items():                                     # a file keyword (ldm's --ae)
+        if p.default is None and config.get(k) and not os.path.isfile(config[k]):
+            raise Fail(f"no checkpoint at --{k.replace('_', '-')} {config[k]}")
     world = int(os.environ.get("WORLD_SIZE", 1))               # torchrun's processes
     if args["batch_size"] % world:
         raise Fail(f"--batch-size {args['batch_size']} is not a multiple of the {world} "
