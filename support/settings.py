@@ -132,7 +132,7 @@ def settings(name, cls, given):
                    f"processes: give a multiple of {world}")
     size = args["image_size"] or (32 if args["data"] == "shapes" else 64)
     image = 3 * size * size * 4                                 # bytes: 3 channels of float32
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
     fits("--image-size", size, args["batch_size"] // world * image, device)   # one batch
     labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
     network(name, config, size, args["batch_size"] // world, labelled)
