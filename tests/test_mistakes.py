@@ -25,3 +25,21 @@ def test_each_pattern_matches_one_place(m):
 def test_no_mistake_is_listed_twice():
     twice = [k for k, n in Counter((m.file, m.pattern) for m in MISTAKES).items() if n > 1]
     assert not twice, twice
+
+
+def test_the_list_covers_the_maths():
+    """Issue 31's floor: 100 mistakes in all, 8 a model file, 5 a support file with maths (the
+    metrics, FID's network, the lab's accuracy, the EMA and the step, the gradient averaging)."""
+    per_file = Counter(m.file for m in MISTAKES)
+    maths = ["evaluate.py", "support/inception.py", "support/lab.py", "train.py",
+             "support/processes.py"]
+    assert len(MISTAKES) >= 100
+    short = {f: per_file[f] for f in MODEL_FILES if per_file[f] < 8}
+    short |= {f: per_file[f] for f in maths if per_file[f] < 5}
+    assert not short, f"too few mistakes listed: {short}"
+
+
+def test_each_mistake_says_what_it_does():
+    """docs/mistakes.md is generated from `says` and `shows`: neither may be empty."""
+    silent = [f"{m.file}: {m.says}" for m in MISTAKES if not (m.says and m.shows)]
+    assert not silent, silent
