@@ -3,14 +3,15 @@
 train.py's run       settings.py (flags and checks), processes.py (torchrun), training_data.py
                      (--data to batches), resume.py (model, optimizers, EMA, --resume),
                      preview.py (sample grids), quality.py (--eval-every KID and FD)
-the command line     cli.py: models by name (MODELS, the one registration), flags from a model's
-                     keywords, checkpoints, the lock on --out, Ctrl-C, progress
+the command line     checks.py: every number's declared range (the flags' types), Fail, sizes
+                     that cannot fit; cli.py: models by name (MODELS, the one registration), flags
+                     from a model's keywords, checkpoints, the lock on --out, Ctrl-C, progress
 data                 data.py (the built-in shapes, pairs, two domains; batches on the device),
                      folders.py (folders of images, decoded once and cached), pictures.py (grids,
                      PNGs, animations)
 sample.py's          translate.py (pix2pix and CycleGAN on --input images)
 evaluate.py's        features.py (what is measured), classifier.py (its small classifier),
-                     inception.py (FID's Inception v3), report.py (the table)
+                     inception.py (FID's Inception v3), report.py (the flags and the table)
 the lab              lab.py (its file formats and accuracy), scenes.py (python -m support.scenes)
 speed                bench.py (python -m support.bench), bench_peer.py (against diffusers)
 """

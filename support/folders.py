@@ -182,7 +182,7 @@ def load_folder(root, size, classes=False, paired=False, captions=False, label_f
     lab's train.json) the labels are (N, K) float32 multi-hot and the names are objects.json's."""
     if not os.path.isdir(root):
         if os.path.exists(root):
-            raise Fail(f"--data {root} is a file: give the folder that holds the images")
+            raise Fail(f"{root} is a file: give the folder that holds the images")
         raise Fail(f"no such folder: {root}")
     table = captions and os.path.isfile(os.path.join(root, "captions.txt"))
     folders = (classes or captions) and not table and not label_file  # the subfolders: classes
