@@ -313,8 +313,8 @@ class DDPM(nn.Module):
         start = round(strength * self.T)
         return torch.linspace(start - 1, 0, min(steps, start)).round().long().tolist()
 
-    def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0, variance="beta", init=None,
-                mask=None, clip=True):
+    def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0, variance="posterior",
+                init=None, mask=None, clip=True):
         """The reverse process over the indices ts, from x_T (or init noised to ts[0]) to x_0,
         yielding each x_t: guidance, x0_hat, a DDPM or DDIM step, (inpainting) the known pixels.
         sampler="ddpm" on all T indices with clip=False is Algorithm 2. Keywords: see sample()."""
@@ -359,8 +359,8 @@ class DDPM(nn.Module):
 
     @torch.no_grad()
     def sample(self, n, y=None, progress=None, *, sampler="ddpm", steps=1000, eta=0.0,
-               guidance=1.0, variance="beta", init: torch.Tensor | None = None, strength=0.8,
-               mask: torch.Tensor | None = None, clip=True):
+               guidance=1.0, variance="posterior", init: torch.Tensor | None = None,
+               strength=0.8, mask: torch.Tensor | None = None, clip=True):
         """Algorithm 2 and its extensions: x_T ~ N(0, I), then the reverse process. progress(xs,
         total), if given, wraps the loop to show it. Returns (n, C, H, W) in [-1, 1].
 
@@ -368,7 +368,7 @@ class DDPM(nn.Module):
         steps: how many of the T steps to visit, evenly spaced from t = T to t = 1
         eta: DDIM's noise, sigma = eta sqrt(beta~_t); 0 is deterministic (Song et al.)
         guidance: the classifier-free guidance scale s; 1 is the conditional model alone
-        variance: the DDPM step's sigma_t^2: beta (beta_t) or posterior (beta~_t); both in the paper
+        variance: the DDPM step's sigma_t^2: posterior, beta~_t (measured best), or beta, beta_t
         init: an image to start from: img2img (SDEdit), or with mask, the image to inpaint
         strength: img2img: init is noised to t = strength * T; 1.0 ignores it, 0.0 returns it
         mask: inpainting: its white pixels are kept from init, the rest is sampled

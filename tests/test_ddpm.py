@@ -146,13 +146,13 @@ def test_clipping_x0_is_the_posterior_mean_at_the_clipped_x0():
         x_t = torch.randn(4, 1, 8, 8)                                   # the x_T that reverse draws
         z = torch.randn_like(x_t)                                       # and its first step's noise
         torch.manual_seed(0)
-        got = next(m.reverse(4, None, [t, t - 1], clip=True))
+        got = next(m.reverse(4, None, [t, t - 1], variance="beta", clip=True))
         x0_hat = (x_t / m.alpha_bar[t].sqrt()).clamp(-1, 1)
         mean, _ = m.posterior(x0_hat, x_t, torch.full((4,), t))
         assert torch.allclose(got, mean + m.beta[t].sqrt() * z, atol=1e-5)
     torch.manual_seed(0)
-    *_, clipped = m.reverse(16, None, m.timesteps(100), clip=True)
-    *_, raw = m.reverse(16, None, m.timesteps(100), clip=False)
+    *_, clipped = m.reverse(16, None, m.timesteps(100), variance="beta", clip=True)
+    *_, raw = m.reverse(16, None, m.timesteps(100), variance="beta", clip=False)
     assert clipped.abs().max() <= 1 + 1e-6 and raw.std() > 10
 
 
@@ -171,7 +171,7 @@ def test_a_ddpm_step_is_eq_11_as_printed():
         if t > 0:
             want = want + beta.sqrt() * z
         torch.manual_seed(0)
-        got = next(m.reverse(4, None, [t, t - 1] if t > 0 else [0], clip=False))
+        got = next(m.reverse(4, None, [t, t - 1] if t > 0 else [0], variance="beta", clip=False))
         assert torch.allclose(got.double(), want, atol=1e-5), t
 
 
@@ -318,7 +318,7 @@ def test_a_respaced_ddpm_step_uses_the_respaced_beta():
         mean = ab_prev.sqrt() * beta / (1 - ab) * x0_hat
         mean = mean + (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab) * x_t
         torch.manual_seed(0)
-        got = next(m.reverse(4, None, [t, t_prev], "ddpm", clip=False))
+        got = next(m.reverse(4, None, [t, t_prev], "ddpm", variance="beta", clip=False))
         assert torch.allclose(got.double(), mean + beta.sqrt() * z, atol=1e-5), t
 
 
