@@ -10,17 +10,21 @@
 
 The model is rebuilt from the checkpoint alone; the EMA weights are used when it has them.
 """
-import argparse, os, sys, tempfile, zipfile
+import argparse, os, sys
 from contextlib import nullcontext
 import torch
 from PIL import Image
 from support.checks import COUNT, SEED, Fail, fits, flag
 from support.cli import (Parser, add_flags, build_model, compile_sampling, condition,
-                         hyperparameters, load_checkpoint, to_folder, watched)
+                         hyperparameters, load_checkpoint, watched)
 from support.folders import load_image
 from support.lab import read_conditions
-from support.pictures import finite, grid, save_animation, save_each
+from support.pictures import (destination, finite, grid, save_animation, save_each,
+                              to_folder)
 from support.translate import cycle, translate
+
+# a model's attribute -> the function that runs it on sample.py's --input images
+TRANSLATORS = {"paired": translate, "unpaired": cycle}
 
 
 def main(argv):
@@ -34,10 +38,10 @@ def main(argv):
     knobs = given_knobs(draw, model, args, ck["config"], device)
     used = settings(draw, knobs)
     applies(ck, model, args, knobs, used)
-    translator = getattr(model, "paired", False) or getattr(model, "unpaired", False)
+    translates = translator(model)
     k = ck["config"].get("num_classes", 0)
     names = ck.get("class_names") or [str(i) for i in range(k)]
-    y = None if translator else conditions(ck, args, names, device)
+    y = None if translates else conditions(ck, args, names, device)
     check(args, used, ck["config"], device)
     model.to(device).eval()
     if args.compile:
@@ -45,10 +49,8 @@ def main(argv):
     torch.manual_seed(args.seed)
     knobs |= watched(draw, "sampling", args.quiet)      # a progress line on stderr, for diffusion
     warn_of_a_long_prompt(model, knobs)
-    if getattr(model, "paired", False):
-        return translate(ck, model, args, knobs, device, autocast)
-    if getattr(model, "unpaired", False):
-        return cycle(ck, model, args, knobs, device, autocast)
+    if translates:
+        return translates(ck, model, args, knobs, device, autocast)
     if args.gif:
         with autocast:
             frames = model.animate(args.n, y, **knobs).float().cpu()           # (F, n, C, H, W)
@@ -106,13 +108,18 @@ def parse(argv):
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr while sampling")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the sampling network (CUDA graphs on a GPU)")
-    if getattr(model, "paired", False) or getattr(model, "unpaired", False):
+    if translator(model):
         p.add_argument("--input", action="append", metavar="FILE|DIR",
                        help="an image, or a folder of them, to translate (pix2pix: side-by-side "
                             "A|B pairs or A/ and B/ too; cyclegan: --direction BtoA); repeatable")
     draws = [model.sample, model.animate] if hasattr(model, "animate") else [model.sample]
     add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), *draws)
     return ck, model, p.parse_args(argv)
+
+
+def translator(model):
+    """What sample.py does with --input for this model (TRANSLATORS), or None: it draws samples."""
+    return next((TRANSLATORS[a] for a in TRANSLATORS if getattr(model, a, False)), None)
 
 
 def load_weights(model, ck, args):
@@ -171,7 +178,7 @@ def applies(ck, model, args, knobs, used):
     if unused := sorted(given - set(hyperparameters(model.animate if args.gif else model.sample))):
         mode = "with" if args.gif else "without"
         raise Fail(f"{flag(unused[0])} does not apply {mode} --gif for a {name}: drop it")
-    if getattr(model, "paired", False) or getattr(model, "unpaired", False):
+    if translator(model):
         for f, v in (("-n", args.n), ("--label", args.label), ("--conditions", args.conditions),
                      ("--nrow", args.nrow)):
             if v is not None:
@@ -222,36 +229,6 @@ def check(args, used, config, device):
     if args.gif:                                                     # every frame, on the device
         frames = min(used["frames"], used.get("steps", used["frames"]))
         fits("--frames", used["frames"], frames * args.n * image, device)
-
-
-def destination(out, gif):
-    """--out: never over a checkpoint; a picture's name or a folder; writable, found by writing
-    (a read-only folder fails here, even for root on a read-only mount, not after the work)."""
-    stem = os.path.splitext(out)[0]
-    files = [stem + ".gif", stem + "_strip.png"] if gif else [out]
-    if mine := [f for f in files if a_checkpoint(f)]:
-        raise Fail(f"--out {out}: {mine[0]} is a checkpoint, and sample.py never writes over one: "
-                   "choose another --out")
-    if not to_folder(out) and os.path.splitext(out)[1].lower() not in Image.registered_extensions():
-        raise Fail(f"--out {out}: name a picture (.png) or a folder (ending in /)")
-    folder = out if to_folder(out) else os.path.dirname(out) or "."
-    try:
-        os.makedirs(folder, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as e:
-        raise Fail(f"cannot write --out {out}: {e.strerror}")
-
-
-def a_checkpoint(path):
-    """A file torch.save wrote: a zip archive holding data.pkl, or a bare pickle (older torch)."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                return any(n.endswith("data.pkl") for n in z.namelist())
-        with open(path, "rb") as f:
-            return f.read(2) == b"\x80\x02"                # pickle protocol 2: torch's legacy save
-    except (OSError, zipfile.BadZipFile):                    # no such file, or not one to read
-        return False
 
 
 def warn_of_a_long_prompt(model, knobs):

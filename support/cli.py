@@ -171,11 +171,6 @@ def load_checkpoint(path):
     return ck
 
 
-def to_folder(out):
-    """--out DIR/ (or an existing folder): one PNG per sample, rather than one grid."""
-    return out.endswith(os.sep) or os.path.isdir(out)
-
-
 def compile_sampling(model, cuda):
     """sample.py --compile: torch.compile, in place, the networks the model names in its
     `sampling_networks` (dotted attribute paths: "G", "diffusion.net"); a module is compiled, a

@@ -1,7 +1,7 @@
 """Pictures out: tensors in [-1, 1] -> uint8 pixels, a grid, one PNG per sample, an animation.
 Used by train.py (its sample grids), sample.py and evaluate.py.
 """
-import math, os, shlex
+import math, os, shlex, tempfile, zipfile
 import numpy as np
 import torch
 from PIL import Image
@@ -81,3 +81,38 @@ def save_animation(frames, out, nrow=None):
     strip = frames[picks, :8].transpose(0, 1).flatten(0, 1)         # rows: samples, columns: frames
     grid(strip, nrow=len(picks)).save(stem + "_strip.png")
     print(f"wrote {stem}.gif ({len(frames)} frames) and {stem}_strip.png")
+
+
+def to_folder(out):
+    """--out DIR/ (or an existing folder): one PNG per sample, rather than one grid."""
+    return out.endswith(os.sep) or os.path.isdir(out)
+
+
+def destination(out, gif):
+    """--out: never over a checkpoint; a picture's name or a folder; writable, found by writing
+    (a read-only folder fails here, even for root on a read-only mount, not after the work)."""
+    stem = os.path.splitext(out)[0]
+    files = [stem + ".gif", stem + "_strip.png"] if gif else [out]
+    if mine := [f for f in files if a_checkpoint(f)]:
+        raise Fail(f"--out {out}: {mine[0]} is a checkpoint, and sample.py never writes over one: "
+                   "choose another --out")
+    if not to_folder(out) and os.path.splitext(out)[1].lower() not in Image.registered_extensions():
+        raise Fail(f"--out {out}: name a picture (.png) or a folder (ending in /)")
+    folder = out if to_folder(out) else os.path.dirname(out) or "."
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise Fail(f"cannot write --out {out}: {e.strerror}")
+
+
+def a_checkpoint(path):
+    """A file torch.save wrote: a zip archive holding data.pkl, or a bare pickle (older torch)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                return any(n.endswith("data.pkl") for n in z.namelist())
+        with open(path, "rb") as f:
+            return f.read(2) == b"\x80\x02"                # pickle protocol 2: torch's legacy save
+    except (OSError, zipfile.BadZipFile):                    # no such file, or not one to read
+        return False

@@ -4,9 +4,9 @@ import os
 import numpy as np
 import torch
 from PIL import Image
-from support.cli import Fail, to_folder
+from support.cli import Fail
 from support.folders import find_images, find_pairs, load_image, load_pair
-from support.pictures import finite, grid, save_named
+from support.pictures import finite, grid, save_named, to_folder
 
 
 def as_tensor(im, channels, device):

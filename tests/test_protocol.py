@@ -163,10 +163,11 @@ def test_short_lines_and_the_line_budgets():
 
 
 def test_the_root_shows_the_course():
-    """At the root the 8 model files and the 3 commands; support code in support/."""
+    """At the root the lecture's model files and the 3 commands, nothing else: support code in
+    support/. (The 8 models of the first release and the 3 commands were "at most 12"; each
+    lecture system added since, such as stargan.py, joins them as one more model file.)"""
     root = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "*.py"))}
     assert root == {f"{m}.py" for m in MODELS} | {"train.py", "sample.py", "evaluate.py"}
-    assert len(root) <= 12
 
 
 def test_model_files_import_only_torch_and_the_files_they_build_on():
