@@ -5,7 +5,14 @@ A generator G maps noise z ~ p(z) to data; a discriminator D tells data from G's
 
     the game      min_G max_D V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))]             (Eq. 1)
     D's step      maximise V: minimise BCE(D(x), 1) + BCE(D(G(z)), 0), on logits
-    G's step      non-saturating: maximise E[log D(G(z))], i.e. minimise BCE(D(G(z)), 1)
+    G's step      saturating, Eq. 1 as written: minimise E[log(1 - D(G(z)))]; on the logit l,
+                  log(1 - sigmoid(l)) = -softplus(l), so minimise -softplus(l)
+                  non-saturating (the default, Section 3): maximise E[log D(G(z))], i.e.
+                  minimise BCE(D(G(z)), 1) = softplus(-l)
+    why           both move G the same way and share the fixed point; at D = 1/2 both have
+                  d loss/dl = -1/2. Early on D rejects the fakes with confidence (l << 0): the
+                  saturating gradient is -sigmoid(l), near 0, the non-saturating -sigmoid(-l),
+                  near -1. G learns from its worst samples only under the second
     optimum       for a fixed G, D*(x) = p_data(x) / (p_data(x) + p_g(x)) (Proposition 1);
                   at p_g = p_data, D* = 1/2 and D's loss is 2 log 2
 
@@ -58,13 +65,15 @@ class GAN(nn.Module):
     sampling_networks = ("G",)                          # what sample.py --compile compiles
 
     def __init__(self, image_size=28, channels=1, num_classes=0, *, z_dim=100, hidden=256,
-                 loss="bce", gp_lambda=10.0, clip=0.01, n_critic=0, soft_labels=False,
-                 flip_labels=0.0, d_dropout=0.0, lr=0.0, beta1=0.5, beta2=0.999):
+                 loss="bce", g_loss="non-saturating", gp_lambda=10.0, clip=0.01, n_critic=0,
+                 soft_labels=False, flip_labels=0.0, d_dropout=0.0, lr=0.0, beta1=0.5,
+                 beta2=0.999):
         """The networks and their optimisers' settings; each keyword is a train.py flag.
 
         z_dim: length of the latent z ~ N(0, I)
         hidden: width h of the MLPs: G is z -> h -> 2h -> 4h -> x, D is x -> 4h -> 2h -> h -> 1
         loss: bce (Goodfellow et al.'s game), wgan (Arjovsky et al.) or wgan-gp (Gulrajani et al.)
+        g_loss: bce: G's loss, saturating (Eq. 1's log(1 - D)) or non-saturating (-log D)
         gp_lambda: wgan-gp: the weight lambda of the gradient penalty
         clip: wgan: D's weights are clipped to [-clip, clip] after each D step
         n_critic: D steps per G step; 0 = the loss's paper: 1 for bce, 5 for wgan and wgan-gp
@@ -78,6 +87,11 @@ class GAN(nn.Module):
         super().__init__()
         if loss not in ("bce", "wgan", "wgan-gp"):
             raise ValueError(f"loss is bce, wgan or wgan-gp (got {loss})")
+        if g_loss not in ("saturating", "non-saturating"):
+            raise ValueError(f"g_loss is saturating or non-saturating (got {g_loss})")
+        if loss != "bce" and g_loss != "non-saturating":
+            raise ValueError(f"g_loss is a choice of the bce game; the {loss} G's loss is "
+                             f"-E[f(G(z))]: drop --g-loss")
         if loss != "bce" and (soft_labels or flip_labels):
             raise ValueError(f"soft and flipped labels are targets of the bce loss; "
                              f"the {loss} critic has none")
@@ -89,6 +103,7 @@ class GAN(nn.Module):
         self.z_dim = z_dim
         self.num_classes = num_classes
         self.loss_type = loss
+        self.saturating = g_loss == "saturating"
         self.gp_lambda = gp_lambda
         self.clip = clip
         self.soft_labels = soft_labels
@@ -138,14 +153,16 @@ class GAN(nn.Module):
 
     def g_loss(self, x, y=None):
         """G's step, on the fakes the d_loss before it drew (self.fake): x and y are not read again.
-        Non-saturating: maximise E[log D(G(z))]. The minimax form, minimise E[log(1 - D(G(z)))],
-        gives G almost no gradient early on, when D rejects its samples with confidence."""
+        Saturating: minimise E[log(1 - D(G(z)))], which gives G almost no gradient early on, when
+        D rejects its samples with confidence; non-saturating: maximise E[log D(G(z))]."""
         if self.fake is None:
             raise RuntimeError("g_loss scores the fakes that d_loss drew from this batch: "
                                "call d_loss first")
         fake_logit = self.critic(self.fake, self.y)
         if self.loss_type != "bce":
             return self.wgan_g_loss(fake_logit)                      # WGAN: the block below
+        if self.saturating:
+            return {"gan": -F.softplus(fake_logit).mean()}           # E[log(1 - D(G(z)))]
         target = torch.ones_like(fake_logit)
         return {"gan": F.binary_cross_entropy_with_logits(fake_logit, target)}  # -E[log D(G(z))]
 

@@ -45,6 +45,71 @@ def test_confident_discriminator(logit_of_real):
     assert (d["real"] + d["fake"] < 0.02) == (logit_of_real > 0) == (g["gan"] > 5)
 
 
+def g_loss_and_its_gradient(m, logits):
+    """G's loss for D's logits l on the fakes, and d loss / d l_i times the batch size: the
+    gradient one fake gets."""
+    l = torch.tensor(logits, requires_grad=True)
+    m.fake, m.y = torch.zeros(len(logits), 1), None
+    m.critic = lambda v, y=None: l
+    loss = m.g_loss(None)["gan"]
+    grad, = torch.autograd.grad(loss, l)
+    return loss.item(), grad * len(logits)
+
+
+@pytest.mark.parametrize("g_loss", ["saturating", "non-saturating", None])   # None: the default
+def test_saturating_g_loss_vanishes_at_a_confident_fake(g_loss):
+    """Saturating, Eq. 1: E[log(1 - sigmoid(l))], d/dl = -sigmoid(l): near 0 at a fake that D
+    rejects with confidence (l = -10). Non-saturating, -E[log sigmoid(l)], d/dl = -sigmoid(-l):
+    near -1 there. Both gradients are negative (a higher D(G(z)) lowers either loss) and equal,
+    -1/2, at D = 1/2. The default is the non-saturating loss."""
+    m = GAN(1, 1) if g_loss is None else GAN(1, 1, g_loss=g_loss)
+    logits = [-10.0, -3.0, 0.0, 2.0]
+    saturating = g_loss == "saturating"
+    value, grad = g_loss_and_its_gradient(m, logits)
+    sigmoid = lambda a: 1 / (1 + math.exp(-a))
+    if saturating:
+        expected = sum(math.log(1 - sigmoid(l)) for l in logits) / 4           # E[log(1 - D)]
+        slopes = [-sigmoid(l) for l in logits]
+    else:
+        expected = sum(-math.log(sigmoid(l)) for l in logits) / 4              # -E[log D]
+        slopes = [-sigmoid(-l) for l in logits]
+    assert value == pytest.approx(expected, rel=1e-5)
+    assert grad.tolist() == pytest.approx(slopes, rel=1e-4)
+    assert (grad < 0).all() and grad[2].item() == pytest.approx(-0.5)          # D = 1/2
+    assert (abs(grad[0].item()) < 1e-4) == saturating                          # l = -10
+    assert (abs(grad[0].item()) > 0.99) == (not saturating)
+
+
+@pytest.mark.parametrize("g_loss", ["saturating", "non-saturating"])
+def test_both_g_losses_share_the_minimax_fixed_point(g_loss):
+    """p_data = N(0, 1), p_g = N(mu, 1) (G(z) = z + mu), D the optimal D* = p_data / (p_data +
+    p_g), whose logit is log p_data - log p_g = -mu x + mu^2 / 2. Each G loss's gradient in mu has
+    mu's sign, so a G step moves p_g towards p_data; at mu = 0, p_g = p_data, D* = 1/2 and the
+    gradient is 0: the game's fixed point, under either loss."""
+    torch.manual_seed(0)
+    for mu0 in [-1.0, 0.0, 0.5, 2.0]:
+        m = GAN(1, 1, z_dim=1, g_loss=g_loss)
+        mu = torch.tensor(mu0, requires_grad=True)
+        m.generate = lambda z, y=None: z + mu                               # G(z) = z + mu
+        m.critic = lambda v, y=None: (-mu0 * v + mu0**2 / 2).flatten()      # D*'s logit
+        terms = m.d_loss(torch.randn(4096, 1))
+        grad, = torch.autograd.grad(m.g_loss(None)["gan"], mu)
+        if mu0 == 0:
+            assert grad.item() == 0 and terms["D(G(z))"].item() == 0.5
+        else:
+            assert grad.item() * mu0 > 0.05 * mu0**2, (mu0, grad)
+
+
+def test_the_g_loss_option(cli):
+    """--g-loss is a choice of the BCE game: refused with the WGAN critic, and checked by name."""
+    assert not GAN(1, 1).saturating and GAN(1, 1, g_loss="saturating").saturating
+    with pytest.raises(ValueError, match="saturating or non-saturating"):
+        GAN(1, 1, g_loss="minimax")
+    r = cli("train.py", "gan", "--loss", "wgan", "--g-loss", "saturating")
+    assert r.returncode == 1 and "drop --g-loss" in r.stderr, r.out
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_soft_and_flipped_labels_reach_the_loss():
     """With the stabilisers on, D's BCE terms measure its mean targets: soft and flipped with
     p = 0.2, the real ones average 0.8 * 0.85 + 0.2 * 0.15 = 0.71 and the fake ones 0.29."""
@@ -253,6 +318,7 @@ def test_loss_options_and_the_hand_off():
 
 
 @pytest.mark.parametrize("extra", [[], ["--loss", "wgan", "--n-critic", 2],
+                                   ["--g-loss", "saturating"],
                                    ["--classes", "--soft-labels", "--flip-labels", 0.1,
                                     "--d-dropout", 0.2, "--n-critic", 2]])
 def test_command_line(cli, tmp_path, extra):

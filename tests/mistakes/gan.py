@@ -10,11 +10,35 @@ MISTAKES = [
             "t_fake, t_real = d_targets(",
             shows="D learns to call the data fake: G is pushed away from the data, the samples "
                   "stay noise while every loss looks healthy"),
-    Mistake("gan.py", "G's loss the saturating minimax form: minimise log(1 - D(G(z)))",
+    Mistake("gan.py", "the non-saturating option written as the saturating form, "
+            "-BCE(D(G(z)), 0) = log(1 - D(G(z)))",
             '{"gan": F.binary_cross_entropy_with_logits(fake_logit, target)}',
             '{"gan": -F.binary_cross_entropy_with_logits(fake_logit, 1 - target)}',
-            shows="early on D rejects the fakes with confidence and G's gradient vanishes: "
-                  "D(G(z)) near 0, G's loss flat near 0, the samples barely move"),
+            shows="the default G loss saturates: early on D rejects the fakes with confidence "
+                  "and G's gradient vanishes: D(G(z)) near 0, G's loss flat near 0, the samples "
+                  "barely move (predicted)"),
+    Mistake("gan.py", "the two G losses' branches swapped",
+            "if self.saturating:",
+            "if not self.saturating:",
+            shows="--g-loss saturating trains with the non-saturating loss and the default "
+                  "with the saturating one: the lecture's comparison comes out backwards "
+                  "(predicted)"),
+    Mistake("gan.py", "the saturating loss with the sign inside log(1 - D) flipped: "
+            "-softplus(-l) = log D(G(z))",
+            '{"gan": -F.softplus(fake_logit).mean()}',
+            '{"gan": -F.softplus(-fake_logit).mean()}',
+            shows="G minimises log D(G(z)): it helps D reject its samples, D(G(z)) falls to 0 "
+                  "and the samples move away from the data (predicted)"),
+    Mistake("gan.py", "the saturating loss's outer sign dropped: softplus(l) = -log(1 - D)",
+            '{"gan": -F.softplus(fake_logit).mean()}',
+            '{"gan": F.softplus(fake_logit).mean()}',
+            shows="G maximises log(1 - D(G(z))), D's own objective: D(G(z)) goes to 0 and the "
+                  "samples never approach the data (predicted)"),
+    Mistake("gan.py", "--g-loss's default the saturating loss, not the lecture's practical one",
+            'g_loss="non-saturating", gp_lambda',
+            'g_loss="saturating", gp_lambda',
+            shows="every run without --g-loss starts with a vanishing G gradient: D(G(z)) near "
+                  "0 for hundreds of steps, the samples barely move (predicted)"),
     Mistake("gan.py", "G's target set to 0 (fake), not 1 (real)",
             "target = torch.ones_like(fake_logit)",
             "target = torch.zeros_like(fake_logit)",
