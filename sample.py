@@ -21,10 +21,11 @@ from support.folders import load_image
 from support.lab import read_conditions
 from support.pictures import (destination, finite, grid, save_animation, save_each,
                               to_folder)
+from support.domains import domains
 from support.translate import cycle, translate
 
 # a model's attribute -> the function that runs it on sample.py's --input images
-TRANSLATORS = {"paired": translate, "unpaired": cycle}
+TRANSLATORS = {"paired": translate, "unpaired": cycle, "domains": domains}
 
 
 def main(argv):

@@ -10,6 +10,7 @@ data                 data.py (the built-in shapes, pairs, two domains; batches o
                      folders.py (folders of images, decoded once and cached), pictures.py (grids,
                      PNGs, animations)
 sample.py's          translate.py (pix2pix and CycleGAN on --input images)
+                     domains.py (StarGAN: each --input image to every domain)
 evaluate.py's        features.py (what is measured), classifier.py (its small classifier),
                      inception.py (FID's Inception v3), report.py (the flags and the table)
 the lab              lab.py (its file formats and accuracy), scenes.py (python -m support.scenes)

@@ -74,11 +74,13 @@ RANGES = {
     "codebook_size": COUNT, "n_mlp": COUNT, "n_layers": COUNT, "num_res_blocks": COUNT,
     "text_layers": COUNT, "max_len": COUNT, "mbstd_group": COUNT, "f": COUNT, "steps": COUNT,
     "frames": COUNT, "ch_mult": COUNT, "attn_res": COUNT,
+    "d_repeats": COUNT, "g_steps": COUNT,                  # dcgan's D:G ratios (the lab report's)
     # counts where 0 means off, none or the paper's choice
     "n_blocks": COUNT0, "n_critic": COUNT0, "history": COUNT0, "ae_steps": COUNT0, "mix": COUNT0,
     # weights of loss terms
     "beta": WEIGHT, "kl_weight": WEIGHT, "commitment": WEIGHT, "gp_lambda": WEIGHT,
     "lambda_cyc": WEIGHT, "lambda_identity": WEIGHT, "lambda_l1": WEIGHT, "gamma": WEIGHT,
+    "lambda_cls": WEIGHT, "lambda_rec": WEIGHT,
     # probabilities and fractions
     "p_uncond": PROBABILITY, "mixing": PROBABILITY, "eta": PROBABILITY, "strength": PROBABILITY,
     "dropout": DECAY, "d_dropout": DECAY, "flip_labels": DECAY,
@@ -93,6 +95,8 @@ RANGES = {
     "guidance": REAL, "psi": REAL,
     # a model's own exceptions, "file.keyword"
     "gan.lr": WEIGHT, "dcgan.lr": WEIGHT,                   # 0 = the optimizer's paper
+    "srgan.B": COUNT0, "adv_weight": WEIGHT,                # srgan: 0 blocks, the weight of l_Gen
+    "stargan.n_layers": COUNT0, "stargan.n_critic": COUNT,  # 0 layers: down to 2x2
 }
 
 

@@ -27,6 +27,8 @@ MODELS = {
     "stylegan": "StyleGAN",
     "ddpm": "DDPM",
     "ldm": "LDM",
+    "stargan": "StarGAN",
+    "srgan": "SRGAN",
 }
 
 

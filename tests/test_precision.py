@@ -10,6 +10,8 @@ from ddpm import DDPM
 from gan import GAN
 from ldm import LDM
 from pix2pix import Pix2Pix
+from stargan import StarGAN
+from srgan import SRGAN
 from stylegan import StyleGAN
 from vae import VAE
 
@@ -25,6 +27,8 @@ MODELS = {                    # (model, its condition y for a batch of 4: None, 
     "stylegan": (lambda: StyleGAN(8, 3, z_dim=8, w_dim=8, n_mlp=2, ch=8, max_ch=8), None),
     "ddpm": (lambda: DDPM(8, 3, 2, **DIFFUSION), "labels"),
     "ldm": (lambda: LDM(16, 3, 2, f=2, ae_ch=32, ae_steps=1, **DIFFUSION), "labels"),
+    "stargan": (lambda: StarGAN(16, 3, 2, ngf=8, ndf=8, n_blocks=1), "labels"),
+    "srgan": (lambda: SRGAN(16, 3, content="mse", B=1, ngf=8), None),   # SRResNet
 }
 
 

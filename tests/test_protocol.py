@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT
 from support.cli import MODELS, declared, flag_help, hyperparameters, model_class
 
-BUILDS = ("vae", "gan", "dcgan", "pix2pix", "cyclegan", "stylegan", "ddpm", "ldm")
+BUILDS = ("vae", "gan", "dcgan", "pix2pix", "cyclegan", "stylegan", "ddpm", "ldm",
+          "srgan", "stargan")
 NEEDS = {"ldm": ["ddpm"], "cyclegan": ["pix2pix"]}   # the files a model file builds on
 LIMITS = {"ddpm.py": 400, "ldm.py": 400, "train.py": 250}
 
@@ -79,6 +80,8 @@ ALONE = {                               # (image size, tiny keywords, the condit
     "ddpm": (8, "T=4, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=()", "None"),
     "ldm": (16, "f=2, ae_ch=32, ae_steps=1, T=4, ch=32, ch_mult=(1, 2), num_res_blocks=1,"
             " attn_res=()", "None"),
+    "srgan": (16, "content='mse', B=1, ngf=8", "None"),
+    "stargan": (16, "num_classes=2, ngf=8, ndf=8, n_blocks=1", "torch.tensor([0, 1])"),
 }
 
 
