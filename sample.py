@@ -6,6 +6,7 @@
     python sample.py runs/ddpm/ckpt.pt --conditions test.json --out lab/  # the lab: a set each
     python sample.py runs/vae/ckpt.pt --gif                # an animation, and a strip of frames
     python sample.py runs/pix2pix/ckpt.pt --input a.png    # translate an image (pix2pix, cyclegan)
+    python sample.py runs/stylegan/ckpt.pt --invert a.png  # invert a GAN: reconstruct, then edit
     python sample.py runs/ddpm/ckpt.pt --help              # the model's own sampling knobs
 
 The model is rebuilt from the checkpoint alone; the EMA weights are used when it has them.
@@ -18,14 +19,17 @@ from support.checks import COUNT, SEED, Fail, fits, flag
 from support.cli import (Parser, add_flags, build_model, compile_sampling, condition,
                          hyperparameters, load_checkpoint, watched)
 from support.folders import load_image
+from support.invert import invert_flags, inversion
 from support.lab import read_conditions
 from support.pictures import (destination, finite, grid, save_animation, save_each,
                               to_folder)
 from support.domains import domains
 from support.translate import cycle, translate
+from support.upscale import upscale
 
 # a model's attribute -> the function that runs it on sample.py's --input images
-TRANSLATORS = {"paired": translate, "unpaired": cycle, "domains": domains}
+TRANSLATORS = {"paired": translate, "unpaired": cycle, "domains": domains,
+               "upscales": upscale}
 
 
 def main(argv):
@@ -33,6 +37,8 @@ def main(argv):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else nullcontext()
     load_weights(model, ck, args)
+    if args.invert is not None:                          # GAN inversion: support/invert.py
+        return inversion(ck, model, args, device)
     if args.gif and not hasattr(model, "animate"):
         raise Fail(f"a {ck['model']} has no animation")
     draw = model.animate if args.gif else model.sample
@@ -109,6 +115,7 @@ def parse(argv):
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr while sampling")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the sampling network (CUDA graphs on a GPU)")
+    invert_flags(p)
     if translator(model):
         p.add_argument("--input", action="append", metavar="FILE|DIR",
                        help="an image, or a folder of them, to translate (pix2pix: side-by-side "

@@ -11,6 +11,7 @@ data                 data.py (the built-in shapes, pairs, two domains; batches o
                      PNGs, animations)
 sample.py's          translate.py (pix2pix and CycleGAN on --input images)
                      domains.py (StarGAN: each --input image to every domain)
+                     invert.py (--invert: a GAN's latent for an image, and its edits)
 evaluate.py's        features.py (what is measured), classifier.py (its small classifier),
                      inception.py (FID's Inception v3), report.py (the flags and the table)
 the lab              lab.py (its file formats and accuracy), scenes.py (python -m support.scenes)

@@ -1,0 +1,174 @@
+"""support/invert.py (sample.py --invert): the optimiser recovers an image made from a known latent
+(z for gan.py's G, w+ for StyleGAN's), the gradient reaches the latent, images in a batch keep
+their own latents and noise, the edits in closed form, PSNR, and the command line."""
+import io
+from contextlib import redirect_stderr, redirect_stdout
+import pytest
+import torch
+from PIL import Image
+import train
+from conftest import ROOT
+from gan import GAN
+from stylegan import StyleGAN
+from support.cli import build_model, save_checkpoint
+from support.invert import Latents, invert, psnr
+
+
+def tiny_stylegan():
+    """A StyleGAN of 8x8 whose w_avg is the mean of its f(z), as training leaves it."""
+    torch.manual_seed(0)
+    m = StyleGAN(8, 1, z_dim=8, w_dim=8, ch=4, max_ch=8, n_mlp=2).eval().requires_grad_(False)
+    with torch.no_grad():
+        m.w_avg.copy_(m.mapping(torch.randn(1000, 8)).mean(0))
+    return m
+
+
+def test_inversion_recovers_an_image_of_known_z():
+    """x = G(z_true) for 4 z's: Adam from z = 0 finds a z whose G(z) is within a small L2 of x
+    (PSNR above 40 dB), the loss falls by orders of magnitude, and every image is reached."""
+    torch.manual_seed(0)
+    m = GAN(4, 1, z_dim=3, hidden=16).eval().requires_grad_(False)
+    x = m.generate(torch.randn(4, 3))
+    G = Latents(m, "z", 4, None)
+    assert G.start(4).eq(0).all()                                    # the prior's mean
+    z, curve = invert(G, x, G.start(4), 300)
+    assert ((G(z) - x) ** 2).flatten(1).mean(1).max() < 1e-4
+    assert psnr(G(z), x).min() > 40
+    assert curve[-1] < curve[0] / 100 and len(curve) == 300
+
+
+def test_inversion_recovers_an_image_of_known_w_in_w_plus():
+    """StyleGAN: x = g(w_true) (the same w at every layer, fixed noise); the w+ search, from
+    w_avg at every layer (Image2StyleGAN's start), brings the squared error to x below 1/15 of
+    the start's for each image in 300 steps (1/20 to 1/100 here)."""
+    m = tiny_stylegan()
+    torch.manual_seed(1)
+    G = Latents(m, "w+", 3, None)
+    start = G.start(3)
+    assert start.shape == (3, m.num_layers, 8) and torch.equal(start[1, 2], m.w_avg)
+    w = m.mapping(torch.randn(3, 8))
+    x = m.synthesis(w[:, None].expand(-1, m.num_layers, -1), G.noise)
+    far = ((G(start) - x) ** 2).flatten(1).mean(1)
+    ws, curve = invert(G, x, start, 300)
+    near = ((G(ws) - x) ** 2).flatten(1).mean(1)
+    assert (near < far / 15).all(), (far, near)
+    assert curve[-1] == pytest.approx(near.mean().item(), rel=0.2)
+
+
+def test_the_first_step_moves_every_coordinate_of_the_latent():
+    """The gradient reaches the latent: Adam's first step moves each coordinate by lr = 0.01 (its
+    update is lr m / sqrt(v) = lr sign(g)), against the sign of the loss's gradient there."""
+    torch.manual_seed(0)
+    m = GAN(4, 1, z_dim=6, hidden=16).eval().requires_grad_(False)
+    x = m.generate(torch.randn(2, 6))
+    z0 = torch.randn(2, 6)
+    z1, _ = invert(lambda v: m.generate(v), x, z0, 1)
+    v = z0.clone().requires_grad_(True)
+    g, = torch.autograd.grad(((m.generate(v) - x) ** 2).sum(), v)
+    assert torch.allclose(z1 - z0, -0.01 * g.sign(), atol=2e-4)           # eps: 1e-8 / |g|
+
+
+def test_each_image_keeps_its_own_latent_and_noise():
+    """Inverting 3 images in one batch, or in batches of 2 and 1 (sample.py's --batch-size, each
+    batch with its images' own noise), finds the same w's: no image's loss reaches another's."""
+    m = tiny_stylegan()
+    torch.manual_seed(2)
+    G = Latents(m, "w", 3, None)
+    x = G(m.mapping(torch.randn(3, 8)))
+    together, _ = invert(G, x, G.start(3), 20)
+    first, _ = invert(lambda v: G(v, 0), x[:2], G.start(2), 20)
+    last, _ = invert(lambda v: G(v, 2), x[2:], G.start(1), 20)
+    assert torch.allclose(together, torch.cat([first, last]), atol=1e-5)
+
+
+def test_the_edits():
+    """A synthesis that returns its w's shows each edit: style mixing takes the found w's before
+    the middle layer and the other's after; truncation w_avg + 0.5 (w - w_avg); interpolation
+    (1 - t) found + t other at t = 1/4, 1/2, 3/4. For G(z), the interpolations alone."""
+    m = tiny_stylegan()
+    m.synthesis = lambda ws, noise=None: ws
+    G = Latents(m, "w+", 2, None)
+    found, other = torch.randn(2, 2, m.num_layers, 8)
+    mixed, truncated, *lerps = G.edits(found, other)
+    k = m.num_layers // 2
+    assert torch.equal(mixed[:, :k], found[:, :k]) and torch.equal(mixed[:, k:], other[:, k:])
+    assert torch.allclose(truncated, m.w_avg + 0.5 * (found - m.w_avg))
+    for t, image in zip([0.25, 0.5, 0.75], lerps):
+        assert torch.allclose(image, (1 - t) * found + t * other)
+    g = GAN(4, 1, z_dim=3, hidden=8)
+    g.generate = lambda z, y=None: z
+    found, other = torch.randn(2, 5, 3)
+    lerps = Latents(g, "z", 5, None).edits(found, other)
+    assert len(lerps) == 3 and torch.allclose(lerps[0], 0.75 * found + 0.25 * other)
+
+
+def test_psnr():
+    """10 log10(1 / MSE) on [0, 1]: images 0.2 apart in [-1, 1] are 0.1 apart there, 20 dB."""
+    a = torch.zeros(2, 1, 4, 4)
+    b = a + torch.tensor([0.2, 0.02]).view(2, 1, 1, 1)
+    assert psnr(a, b).tolist() == pytest.approx([20.0, 40.0], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Tiny dcgan and stylegan checkpoints (train.py, 2 steps on the built-in shapes), an
+    untrained ddpm's, and 3 images."""
+    tmp = tmp_path_factory.mktemp("invert")
+    runs = {"dcgan": ["--ngf", 4, "--ndf", 4, "--z-dim", 4],
+            "stylegan": ["--ch", 4, "--max-ch", 8, "--z-dim", 8, "--w-dim", 8, "--n-mlp", 2]}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
+        mp.chdir(ROOT)
+        for name, flags in runs.items():
+            argv = [name, "--image-size", 8, "--steps", 2, "--batch-size", 8, "--grid", 4,
+                    "--out", tmp / name, *flags]
+            with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+                assert train.cli([str(a) for a in argv]) == 0
+    config = dict(image_size=8, channels=3, T=10, ch=32, ch_mult=(1,), num_res_blocks=1,
+                  attn_res=())
+    save_checkpoint(str(tmp / "ddpm.pt"), dict(
+        model="ddpm", config=config, step=0, args={}, class_names=None, optimizers=[], rng={},
+        weights=build_model("ddpm", config).state_dict(), ema=None))
+    (tmp / "images").mkdir()
+    for i in range(3):
+        Image.new("RGB", (12, 12), (40 * i, 200, 90)).save(tmp / "images" / f"im{i}.png")
+    return tmp
+
+
+@pytest.mark.parametrize("name, extra", [("dcgan", []), ("stylegan", ["--space", "w"]),
+                                         ("stylegan", ["--batch-size", 2])])
+def test_command_line(cli, checkpoints, tmp_path, name, extra):
+    ck = checkpoints / name / "ckpt.pt"
+    out = tmp_path / "inv.png"
+    r = cli("sample.py", ck, "--invert", checkpoints / "images" / "im1.png", "--invert-steps", 5,
+            "--out", out, *extra)
+    assert r.returncode == 0, r.out
+    assert "1 image(s)" in r.out and " dB" in r.out
+    assert out.exists() and (tmp_path / "inv_loss.png").exists()
+    folder = tmp_path / "inverted"
+    r = cli("sample.py", ck, "--invert", checkpoints / "images", "--invert-steps", 5,
+            "--out", f"{folder}/", *extra)
+    assert r.returncode == 0, r.out
+    assert "3 image(s)" in r.out and "mean" in r.out
+    assert {p.name for p in folder.iterdir()} == {"im0.png", "im1.png", "im2.png", "edits.png",
+                                                  "loss.png"}
+
+
+def test_bad_input_is_one_line(cli, checkpoints, tmp_path):
+    """A model with no generator latent, a missing image, a space the model has not, a flag
+    that does not apply: one line each, exit 1, before any work."""
+    dc = checkpoints / "dcgan" / "ckpt.pt"
+    sg = checkpoints / "stylegan" / "ckpt.pt"
+    image = checkpoints / "images" / "im0.png"
+    cases = [((checkpoints / "ddpm.pt", "--invert", image), "a ddpm has none"),
+             ((dc, "--invert", tmp_path / "missing.png"), "no such file"),
+             ((dc, "--invert", image, "--space", "w+"), "use --space z"),
+             ((sg, "--invert", image, "--space", "z"), "use --space w or w+"),
+             ((sg, "--invert", image, "--psi", 0.5), "--psi does not apply"),
+             ((dc, "--invert", image, "-n", 4), "-n does not apply"),
+             ((dc, "--invert", image, "--invert-steps", 0), "at least 1")]
+    for args, says in cases:
+        r = cli("sample.py", *args, "--out", tmp_path / "x.png")
+        assert r.returncode == 1 and says in r.stderr, (args, r.out)
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "x.png").exists()
