@@ -1,6 +1,7 @@
 """Deep convolutional GAN (Radford et al., 2015): the GAN game of gan.py, played by convolutional
-networks; conditional when labels are given (y's embedding joined to z, one-hot maps to D's input;
-a set of labels as a multi-hot vector, of which a class id c is the case e_c).
+networks; conditional when labels are given (y's learned embedding joined to z; one-hot maps, or
+with y_embed the lab report's learned map, joined to D's input; a set of labels as a multi-hot
+vector, of which a class id c is the case e_c).
 
     G             z (z_dim, 1, 1) -> ConvTranspose 4x4 stride 2 + BatchNorm + ReLU, doubling the
                   size each time -> Tanh: (C, S, S) in [-1, 1]
@@ -21,7 +22,8 @@ Beyond the lecture's game, in one block at the end of the file:
                   (Arjovsky et al., 2017, Algorithm 1)
     WGAN-GP       no clipping: + lambda (||grad f(x_hat)|| - 1)^2 (Gulrajani et al., 2017, Eq. 3),
                   x_hat between a real x and a fake of the same condition
-    stabilisers   the lab's: n_critic D steps per G step, soft and flipped labels, dropout in D
+    stabilisers   the lab's: n_critic D steps per G step, soft and flipped labels, dropout in D;
+                  the report's D:G ratios: d_repeats D steps on one batch, g_steps G steps per D's
 
 The hand-off: train.py calls d_loss and then g_loss on the same batch. d_loss draws the fakes and
 their labels and keeps them, with their graph, in self.fake and self.y_fake; g_loss scores those.
@@ -58,9 +60,9 @@ class DCGAN(nn.Module):
     sampling_networks = ("G",)                          # what sample.py --compile compiles
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, z_dim=128, ngf=64, ndf=64,
-                 bn_first=True, acgan=False, loss="bce", gp_lambda=10.0, clip=0.01, n_critic=0,
-                 soft_labels=False, flip_labels=0.0, d_dropout=0.0, lr=0.0, beta1=0.5,
-                 beta2=0.999):
+                 bn_first=True, acgan=False, y_embed=False, loss="bce", gp_lambda=10.0, clip=0.01,
+                 n_critic=0, d_repeats=1, g_steps=1, soft_labels=False, flip_labels=0.0,
+                 d_dropout=0.0, lr=0.0, beta1=0.5, beta2=0.999):
         """The networks and their optimisers' settings; each keyword is a train.py flag.
 
         z_dim: length of the latent z ~ N(0, I) (paper: 100)
@@ -68,10 +70,13 @@ class DCGAN(nn.Module):
         ndf: D's width: channels of its first layer, doubled per level deeper
         bn_first: BatchNorm after D's first conv too, as the lecture's table (paper: none there)
         acgan: D also classifies its input, an auxiliary classifier GAN (Odena et al.)
+        y_embed: D reads y as the lab report's learned S x S map, Linear(K, S^2), not K one-hot maps
         loss: bce (Goodfellow et al.'s game), wgan (Arjovsky et al.) or wgan-gp (Gulrajani et al.)
         gp_lambda: wgan-gp: the weight lambda of the gradient penalty
         clip: wgan: D's weights are clipped to [-clip, clip] after each D step
         n_critic: D steps per G step; 0 = the loss's paper: 1 for bce, 5 for wgan and wgan-gp
+        d_repeats: D steps on each batch, all on the same images, before G's (the lab report's)
+        g_steps: G steps each time G steps, each on new z (the lab report's G:D ratios above 1)
         soft_labels: bce: D's targets ~ U(0.7, 1.0) for real, U(0.0, 0.3) for fake (the lab's)
         flip_labels: bce: the probability that each of D's targets is swapped (the lab's)
         d_dropout: dropout after each of D's conv blocks (the lab's)
@@ -85,14 +90,11 @@ class DCGAN(nn.Module):
             raise ValueError(f"image size must be a power of two, at least 8 (got {image_size})")
         if loss not in ("bce", "wgan", "wgan-gp"):
             raise ValueError(f"loss is bce, wgan or wgan-gp (got {loss})")
-        if acgan and not num_classes:
-            raise ValueError("an ACGAN needs class labels (num_classes > 0)")
+        if (acgan or y_embed) and not num_classes:
+            raise ValueError("an ACGAN, and y_embed, need class labels (num_classes > 0)")
         if loss != "bce" and (soft_labels or flip_labels):
             raise ValueError(f"soft and flipped labels are targets of the bce loss; "
                              f"the {loss} critic has none")
-        if not (0 <= flip_labels < 1 and 0 <= d_dropout < 1 and n_critic >= 0 and clip > 0):
-            raise ValueError("flip_labels and d_dropout are probabilities in [0, 1), "
-                             "n_critic >= 0, clip > 0")
         self.z_dim = z_dim
         self.num_classes = num_classes
         self.acgan = acgan
@@ -102,11 +104,14 @@ class DCGAN(nn.Module):
         self.soft_labels = soft_labels
         self.flip_labels = flip_labels
         self.n_critic = n_critic or (1 if loss == "bce" else 5)  # a G step every n_critic steps
+        self.d_repeats = d_repeats                      # read by train.py's step, as n_critic
+        self.g_steps = g_steps
         self.lr = lr or (5e-5 if loss == "wgan" else 2e-4)
         self.betas = (beta1, beta2)
         emb = z_dim if num_classes else 0               # conditional G: [z, embed(y)]
         self.embed = nn.Embedding(num_classes, emb) if num_classes else None   # W: a row per label
-        d_in = channels + (num_classes if num_classes and not acgan else 0)   # + one-hot maps
+        self.D_embed = nn.Linear(num_classes, image_size**2) if y_embed else None   # y -> S x S
+        d_in = channels + ((1 if y_embed else num_classes) if num_classes and not acgan else 0)
         # G: (z_dim, 1, 1) -> (ngf * 2^(levels-1), 4, 4) -> ... -> (ngf, S/2, S/2) -> (C, S, S);
         # 64x64: (z_dim,1,1) -> (8ngf,4,4) -> (4ngf,8,8) -> (2ngf,16,16) -> (ngf,32,32) -> (C,64,64)
         widths = [ngf * 2 ** i for i in reversed(range(levels))]
@@ -145,8 +150,11 @@ class DCGAN(nn.Module):
 
     def features(self, x, y=None):
         """D's convolutions: (B, C, S, S) -> (B, ndf * 2^(levels-1), 4, 4)."""
-        if self.num_classes and not self.acgan:         # conditional D: y as constant maps
-            maps = self.onehot(y).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+        if self.num_classes and not self.acgan:         # conditional D: y as maps
+            y = self.onehot(y).to(x.dtype)
+            maps = y[:, :, None, None].expand(-1, -1, *x.shape[2:])   # K constant maps, one-hot
+            if self.D_embed is not None:                # the report's: one map, Linear(K, S^2) of y
+                maps = self.D_embed(y).view(-1, 1, *x.shape[2:]).to(x.dtype)
             x = torch.cat([x, maps], 1)
         return self.D(x)
 
@@ -160,6 +168,7 @@ class DCGAN(nn.Module):
         z = torch.randn(x.shape[0], self.z_dim, device=x.device)     # z ~ N(0, I)
         perm = torch.randperm(x.shape[0], device=x.device)
         self.y_fake = None if y is None else y[perm]                 # c ~ p(c), the data's own mix
+        self.g_done = False                                          # g_loss: self.fake unused
         self.fake = self.generate(z, self.y_fake)
         fake = self.fake.detach()                                    # D's step does not reach G
         h_real = self.features(x, y)
@@ -180,29 +189,35 @@ class DCGAN(nn.Module):
         return terms
 
     def g_loss(self, x, y=None):
-        """G's step, on the fakes the d_loss before it drew (self.fake, self.y_fake): x and y are
-        not read again. Non-saturating: maximise E[log D(G(z))] (log(1 - D(G(z))) stalls G)."""
+        """G's step on the fakes d_loss drew (self.fake, self.y_fake; x, y unread), or on new z for
+        the same c (g_steps). Non-saturating: maximise E[log D(G(z))]; log(1 - D(G(z))) stalls."""
         if self.fake is None:
             raise RuntimeError("g_loss scores the fakes that d_loss drew from this batch: "
                                "call d_loss first")
+        if self.g_done:                                              # g_steps: z ~ N(0, I) anew
+            z = torch.randn(self.fake.shape[0], self.z_dim, device=self.fake.device)
+            self.fake = self.generate(z, self.y_fake)
+        self.g_done = True
         h = self.features(self.fake, self.y_fake)
         fake_logit = self.D_out(h).flatten()
         if self.loss_type == "bce":
             target = torch.ones_like(fake_logit)
             terms = {"gan": F.binary_cross_entropy_with_logits(fake_logit, target)}  # -log D(G(z))
-        else:                                                        # WGAN: the block below
-            terms = self.wgan_g_loss(fake_logit)
+        else:                                                        # WGAN's: -E[f(G(z))]
+            terms = {"wgan": -fake_logit.float().mean()}
         if self.acgan:                                               # ACGAN: the block below
             terms["aux"] = self.class_loss(h, self.y_fake)
         return terms
 
     def configure_optimizers(self):
-        """(D's, G's): D, D_out and D_aux; G and the embedding. Adam for bce and wgan-gp; WGAN's
-        RMSprop in the block below."""
+        """(D's, G's): D, D_embed, D_out, D_aux; G and its embedding. Adam; for wgan RMSprop
+        (Arjovsky et al.: momentum is unstable with a clipped critic), D's clipping D's weights."""
         d_params = [p for name, p in self.named_parameters() if name.startswith("D")]
         g_params = [p for name, p in self.named_parameters() if not name.startswith("D")]
         if self.loss_type == "wgan":
-            return self.wgan_optimizers(d_params, g_params)
+            d_opt = torch.optim.RMSprop(d_params, lr=self.lr)
+            d_opt.register_step_post_hook(lambda opt, args, kwargs: clip_weights(opt, self.clip))
+            return d_opt, torch.optim.RMSprop(g_params, lr=self.lr)
         fused = d_params[0].is_cuda                                  # fused Adam: on CUDA only
         d_opt = torch.optim.Adam(d_params, lr=self.lr, betas=self.betas, fused=fused)
         g_opt = torch.optim.Adam(g_params, lr=self.lr, betas=self.betas, fused=fused)
@@ -232,10 +247,8 @@ class DCGAN(nn.Module):
         return torch.stack([self.generate(torch.lerp(z_a, z_b, float(t)), y) for t in ease])
 
     # ---------------------------------------------------------------------------------------------
-    # Beyond the lecture's game: ACGAN's class loss (Odena et al., 2017); WGAN (Arjovsky et al.,
-    # 2017), where D is the critic f, its output a score, not a logit; WGAN-GP (Gulrajani et al.,
-    # 2017), a gradient penalty in place of the clipping; and the lab's stabilisers: soft and
-    # flipped labels (d_targets), and in __init__ dropout in D and n_critic D steps per G step.
+    # Beyond the lecture's game: ACGAN's class loss (Odena et al., 2017); WGAN's critic f, a score,
+    # not a logit (Arjovsky et al., 2017), and WGAN-GP's penalty (Gulrajani et al., 2017).
 
     def class_loss(self, h, c):
         """ACGAN's -L_C = -log P(C = c | X) from the head's K logits l, per image, mean over the
@@ -257,18 +270,6 @@ class DCGAN(nn.Module):
             terms["gp"] = self.gp_lambda * gradient_penalty(self.critic, x, fake, y)
         return terms
 
-    def wgan_g_loss(self, fake_f):
-        """WGAN's G step: minimise -E[f(G(z))]."""
-        return {"wgan": -fake_f.float().mean()}
-
-    def wgan_optimizers(self, d_params, g_params):
-        """(D's, G's): RMSprop (Arjovsky et al. found momentum unstable with a clipped critic);
-        D's optimizer clips D's weights after each of its steps."""
-        d_opt = torch.optim.RMSprop(d_params, lr=self.lr)
-        g_opt = torch.optim.RMSprop(g_params, lr=self.lr)
-        d_opt.register_step_post_hook(lambda opt, args, kwargs: clip_weights(opt, self.clip))
-        return d_opt, g_opt
-
 
 def d_targets(n, device, soft=False, flip=0.0):
     """D's BCE targets for n real and n fake samples: 1 and 0 (Eq. 1). The lab's stabilisers: soft
@@ -276,10 +277,9 @@ def d_targets(n, device, soft=False, flip=0.0):
     side's target with probability flip."""
     real = torch.arange(2 * n, device=device) < n                   # (2n,): n real, then n fake
     real ^= torch.rand(2 * n, device=device) < flip                 # flipped labels
+    u = torch.zeros(2 * n, device=device)
     if soft:
         u = 0.3 * torch.rand(2 * n, device=device)                  # soft labels: U(0, 0.3)
-    else:
-        u = torch.zeros(2 * n, device=device)
     return torch.where(real, 1 - u, u).split(n)                     # 1 - u for real, u for fake
 
 

@@ -113,17 +113,18 @@ def train(model, opts, ema, batches, step, run, proc, features=None):
 
 def train_step(model, opts, ema, x, y, step, ema_decay, nonfinite, proc):
     """Step number step + 1 on the batch (x, y): the loss, or D then G on the same batch
-    (adversarial; G every n_critic steps), then the EMA. Returns the terms, detached; nonfinite
-    (a bool tensor) notes a NaN/inf without a host sync."""
+    (adversarial: d_repeats D steps on it, then, every n_critic steps, g_steps G steps), then the
+    EMA. Returns the terms, detached; nonfinite (a bool tensor) notes a NaN/inf without a host
+    sync."""
     params = list(model.parameters())
     terms = {}
     done = step + 1                                             # the steps taken after this one
     if len(opts) == 1:
         groups = [(opts[0], model.loss, "")]
     else:                                                       # D, then G every n_critic steps
-        groups = [(opts[0], model.d_loss, "D.")]
+        groups = [(opts[0], model.d_loss, "D.")] * getattr(model, "d_repeats", 1)   # one batch
         if done % getattr(model, "n_critic", 1) == 0:
-            groups.append((opts[1], model.g_loss, "G."))
+            groups += [(opts[1], model.g_loss, "G.")] * getattr(model, "g_steps", 1)
     for opt, objective, prefix in groups:
         with proc.autocast:
             out_terms = objective(x, y)

@@ -93,6 +93,9 @@ RANGES = {
     "beta_1": OPEN_UNIT, "beta_T": OPEN_UNIT,
     # classifier-free guidance and truncation: any finite number
     "guidance": REAL, "psi": REAL,
+    # classifier guidance's scale s (ddpm.py, support/guidance.py): 0 is off
+    "classifier_scale": WEIGHT,
+    "fade_images": COUNT, "stable_images": COUNT, "eps_drift": WEIGHT,   # progan, stylegan
     # a model's own exceptions, "file.keyword"
     "gan.lr": WEIGHT, "dcgan.lr": WEIGHT,                   # 0 = the optimizer's paper
     "srgan.B": COUNT0, "adv_weight": WEIGHT,                # srgan: 0 blocks, the weight of l_Gen

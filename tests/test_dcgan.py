@@ -1,13 +1,16 @@
 """dcgan.py: the lecture's parameter counts, the minimax value, confident and wrong discriminators,
 the Wasserstein critic's sign and clipping, the conditional penalty's interpolates, ACGAN's labels
 and class loss, the labels D and G see, which step's gradient reaches G, the optimisers'
-parameters, the prior of z, learning on tiny data, the options, the command line."""
+parameters, the prior of z, learning on tiny data, the options, the command line; the lab report's
+D:G ratios (d_repeats, g_steps) and its learned condition map (y_embed)."""
 import math
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import Fn, adversarial_steps
 from dcgan import DCGAN
+from test_distributed import ALONE
+import train
 
 
 def bce(logit, target):
@@ -291,7 +294,9 @@ def test_learns_the_colour_of_the_data():
 @pytest.mark.parametrize("extra", [[], ["--loss", "wgan"],
                                    ["--loss", "wgan-gp", "--classes", "--n-critic", 2],
                                    ["--classes", "--acgan", "--soft-labels", "--flip-labels", 0.1,
-                                    "--d-dropout", 0.2, "--n-critic", 2]])
+                                    "--d-dropout", 0.2, "--n-critic", 2],
+                                   ["--classes", "--y-embed", "--d-repeats", 3],
+                                   ["--classes", "--y-embed", "--g-steps", 2]])
 def test_command_line(cli, tmp_path, extra):
     out = tmp_path / "run"
     args = ["--image-size", 16, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "--grid", 4,
@@ -304,3 +309,105 @@ def test_command_line(cli, tmp_path, extra):
     r = cli("sample.py", out / "ckpt.pt", "-n", 4, "--gif", "--frames", 4,
             "--out", tmp_path / "s.png")
     assert r.returncode == 0 and (tmp_path / "s.gif").exists(), r.out
+
+
+def spied_steps(m, steps, x, y):
+    """train.py's train_step run `steps` times on one batch (x, y), with every D and G update
+    noted in order (0 = D's optimizer, 1 = G's), and for each call of d_loss, g_loss and
+    generate: what it was given, and the fakes g_loss scored."""
+    opts = m.configure_optimizers()
+    updates = []
+    for k, opt in enumerate(opts):
+        opt.register_step_pre_hook(lambda o, a, kw, k=k: updates.append(k))
+    calls = []
+    d_loss, g_loss, generate = m.d_loss, m.g_loss, m.generate
+
+    def spy_d(x, y=None):
+        calls.append(("d", x))
+        out = d_loss(x, y)
+        calls.append(("drew", m.fake))
+        return out
+
+    def spy_g(x, y=None):
+        out = g_loss(x, y)
+        calls.append(("g", m.fake))
+        return out
+
+    def spy_generate(z, c=None):
+        calls.append(("generate", c))
+        return generate(z, c)
+    m.d_loss, m.g_loss, m.generate = spy_d, spy_g, spy_generate
+    for step in range(steps):
+        train.train_step(m, opts, None, x, y, step, 0.0, torch.zeros((), dtype=torch.bool), ALONE)
+    return updates, calls
+
+
+def test_d_repeats_steps_d_on_the_same_batch_then_g_once():
+    """--d-repeats 3: three D updates, each on the very tensor of the batch (not a new draw),
+    each moving D, then one G update on the fakes of the last D step; n_critic still counts
+    train steps: with n_critic 2, G steps at the second step only."""
+    torch.manual_seed(0)
+    m = DCGAN(8, 1, 3, ngf=4, ndf=4, z_dim=4, d_repeats=3)
+    x = torch.rand(8, 1, 8, 8) * 2 - 1
+    y = torch.arange(8) % 3
+    w = []
+    m.D_out.register_forward_pre_hook(lambda mod, a: w.append(mod.weight.detach().clone()))
+    updates, calls = spied_steps(m, 1, x, y)
+    assert updates == [0, 0, 0, 1]
+    seen = [v for what, v in calls if what == "d"]
+    assert len(seen) == 3 and all(v is x for v in seen)          # the same mini-batch, 3 times
+    assert not torch.equal(w[0], w[2]) and not torch.equal(w[2], w[4])   # each D step moved D
+    drew = [v for what, v in calls if what == "drew"]
+    assert [v for what, v in calls if what == "g"][0] is drew[-1]         # the last D step's fakes
+    m = DCGAN(8, 1, 3, ngf=4, ndf=4, z_dim=4, d_repeats=2, n_critic=2)
+    assert spied_steps(m, 2, x, y)[0] == [0, 0, 0, 0, 1]
+
+
+def test_g_steps_take_more_g_updates_than_d_updates_each_on_new_z():
+    """--g-steps 2: one D update, then two G updates; the first on the fakes d_loss drew, the
+    second on fakes drawn anew (new z) for the same labels c, so each G update has a graph of its
+    own; the next train step's first G update is again on its own d_loss's fakes."""
+    torch.manual_seed(0)
+    m = DCGAN(8, 1, 3, ngf=4, ndf=4, z_dim=4, g_steps=2)
+    x = torch.rand(8, 1, 8, 8) * 2 - 1
+    y = torch.arange(8) % 3
+    updates, calls = spied_steps(m, 2, x, y)
+    assert updates == [0, 1, 1, 0, 1, 1]
+    drew = [v for what, v in calls if what == "drew"]
+    scored = [v for what, v in calls if what == "g"]
+    assert scored[0] is drew[0] and scored[2] is drew[1]          # each step's d_loss fakes first
+    assert not torch.equal(scored[1], scored[0])                  # then new z
+    labels = [c for what, c in calls if what == "generate"]
+    assert len(labels) == 4 and labels[1] is labels[0]            # G's 2nd step: the same c
+    assert not torch.equal(labels[0], y)                          # c: the batch's labels shuffled
+
+
+@pytest.mark.parametrize("y", [torch.tensor([0, 2, 1, 2]),
+                               torch.tensor([[1.0, 0, 1], [0, 1, 0], [0, 0, 1], [1, 1, 0]])])
+def test_y_embed_gives_d_one_learned_map_of_the_condition(y):
+    """--y-embed (the lab report's): D reads [x, Linear(K, S^2)(y) as one S x S map] in place of
+    K one-hot maps, for a class id (its one-hot row) or a set; each fake with the map of the label
+    G drew it with; the Linear is D's (its optimizer, its gradient in D's step), and learns."""
+    torch.manual_seed(0)
+    m = DCGAN(8, 1, 3, ngf=4, ndf=4, z_dim=4, y_embed=True)
+    assert m.D[0][0].in_channels == 2                            # the image and one map
+    seen = []
+    m.D[0].register_forward_pre_hook(lambda mod, a: seen.append(a[0].detach()))
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    terms = m.d_loss(x, y)
+    onehot = F.one_hot(y, 3).float() if y.dim() == 1 else y
+    W, b = m.D_embed.weight, m.D_embed.bias                      # (S^2, K), (S^2,)
+    maps = lambda c: (c @ W.T + b).view(-1, 1, 8, 8)
+    real, fake = seen
+    assert torch.equal(real[:, :1], x)
+    assert torch.allclose(real[:, 1:], maps(onehot), atol=1e-6)
+    c = F.one_hot(m.y_fake, 3).float() if y.dim() == 1 else m.y_fake
+    assert torch.allclose(fake[:, 1:], maps(c), atol=1e-6)
+    sum(v for v in terms.values() if v.requires_grad).backward()
+    assert W.grad is not None and W.grad.abs().sum() > 0          # D's step trains the map
+    d_opt, g_opt = m.configure_optimizers()
+    in_d = {id(p) for g in d_opt.param_groups for p in g["params"]}
+    in_g = {id(p) for g in g_opt.param_groups for p in g["params"]}
+    assert {id(W), id(b)} <= in_d and not {id(W), id(b)} & in_g
+    with pytest.raises(ValueError, match="class labels"):
+        DCGAN(8, 1, 0, y_embed=True)

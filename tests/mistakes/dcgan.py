@@ -34,8 +34,8 @@ MISTAKES = [
             shows="the critic pushes real and fake scores down together and measures no "
                   "distance: G gets no signal"),
     Mistake("dcgan.py", "WGAN's G loss +E[f(G(z))], the critic's sign, not its opposite",
-            '{"wgan": -fake_f.float().mean()}',
-            '{"wgan": fake_f.float().mean()}',
+            '{"wgan": -fake_logit.float().mean()}',
+            '{"wgan": fake_logit.float().mean()}',
             shows="G moves its samples to where the critic scores them lowest: away from the "
                   "data"),
     Mistake("dcgan.py", "WGAN clips the gradients, not the weights",
@@ -129,6 +129,34 @@ MISTAKES = [
             "torch.where(real, 1 + u, u)", tests=GAN_TESTS,
             shows="real targets in [1, 1.3]: D's BCE has no minimum, its logits on real data "
                   "run away"),
+    Mistake("dcgan.py", "the learned condition map detached: D_embed never learns",
+            "maps = self.D_embed(y).view(-1, 1, *x.shape[2:]).to(x.dtype)",
+            "maps = self.D_embed(y).view(-1, 1, *x.shape[2:]).detach().to(x.dtype)",
+            shows="(predicted) --y-embed's map stays its random init: D reads the condition "
+                  "through a fixed random projection, G's samples follow their sets less"),
+    Mistake("dcgan.py", "the learned map shown to D as K one-hot maps (the test inverted)",
+            "if self.D_embed is not None:",
+            "if self.D_embed is None:",
+            shows="--y-embed crashes at the first step (D's first conv expects C + 1 channels)"),
+    Mistake("dcgan.py", "the learned map read from the wrong side of Linear: y W, W (S^2, K)",
+            "self.D_embed(y).view(",
+            "(y @ self.D_embed.weight.T).view(",
+            shows="(predicted) the map loses its bias: a set of no objects gives D an all-zero "
+                  "map; barely visible in training"),
+    Mistake("dcgan.py", "g_loss's 'fakes used' mark not reset by d_loss",
+            "        self.g_done = False                                          # g_loss",
+            "        pass                                                         # g_loss",
+            shows="the first G step fails ('DCGAN' object has no attribute 'g_done'); set once "
+                  "in __init__ instead, every later G step would redraw d_loss's fakes"),
+    Mistake("dcgan.py", "a further G step (g_steps) draws its new fakes but scores the old ones",
+            "            self.fake = self.generate(z, self.y_fake)",
+            "            self.generate(z, self.y_fake)",
+            shows="--g-steps 2 crashes: 'Trying to backward through the graph a second time'"),
+    Mistake("dcgan.py", "a further G step draws its fakes for the batch's labels, not c",
+            "self.fake = self.generate(z, self.y_fake)",
+            "self.fake = self.generate(z, y)",
+            shows="(predicted) G's extra steps are judged by labels it was not given in D's "
+                  "step: conditioning weakens as --g-steps grows"),
     Mistake("dcgan.py", "labels flipped with probability 1 - p, not p",
             "< flip",
             "> flip", tests=GAN_TESTS,

@@ -85,4 +85,15 @@ MISTAKES = [
             tests=TESTS,
             shows="D never learns (G's optimizer has no D weights): G's loss falls, samples stay "
                   "poor"),
+    Mistake("train.py", "the D steps on one batch (d_repeats) not repeated",
+            'groups = [(opts[0], model.d_loss, "D.")] * getattr(model, "d_repeats", 1)',
+            'groups = [(opts[0], model.d_loss, "D.")]',
+            tests="tests/test_dcgan.py",
+            shows="--d-repeats does nothing: the report's 3:1 ratio trains as 1:1"),
+    Mistake("train.py", "G's steps counted by d_repeats, not g_steps",
+            'groups += [(opts[1], model.g_loss, "G.")] * getattr(model, "g_steps", 1)',
+            'groups += [(opts[1], model.g_loss, "G.")] * getattr(model, "d_repeats", 1)',
+            tests="tests/test_dcgan.py",
+            shows="--d-repeats 3 takes three G steps too (1:1 again, three times the work); "
+                  "--g-steps does nothing"),
 ]
