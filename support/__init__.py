@@ -16,4 +16,6 @@ evaluate.py's        features.py (what is measured), classifier.py (its small cl
                      inception.py (FID's Inception v3), report.py (the flags and the table)
 the lab              lab.py (its file formats and accuracy), scenes.py (python -m support.scenes)
 speed                bench.py (python -m support.bench), bench_peer.py (against diffusers)
+the peer             compare.py (python -m support.compare: our DDPM against denoising-diffusion-
+                     pytorch at equal CPU time), compare_peer.py (the peer's side, in its venv)
 """
