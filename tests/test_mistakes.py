@@ -9,7 +9,8 @@ from tests.mistakes import every_mistake
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MISTAKES = every_mistake()
 MODEL_FILES = ["vae.py", "gan.py", "dcgan.py", "pix2pix.py", "cyclegan.py", "stylegan.py",
-               "ddpm.py", "ldm.py"]
+               "ddpm.py", "ldm.py", "stargan.py"]
+MODEL_FILES += ["progan.py"]
 
 
 @pytest.mark.parametrize("m", MISTAKES, ids=lambda m: f"{m.file}: {m.says}")
