@@ -19,6 +19,7 @@ from support.checks import COUNT, SEED, Fail, fits, flag
 from support.cli import (Parser, add_flags, build_model, compile_sampling, condition,
                          hyperparameters, load_checkpoint, watched)
 from support.folders import load_image
+from support.guidance import flags as guidance_flags, guide
 from support.invert import invert_flags, inversion
 from support.lab import read_conditions
 from support.pictures import (destination, finite, grid, save_animation, save_each,
@@ -45,6 +46,7 @@ def main(argv):
     knobs = given_knobs(draw, model, args, ck["config"], device)
     used = settings(draw, knobs)
     applies(ck, model, args, knobs, used)
+    ck = guide(ck, model, args, knobs, device)     # --classifier, --target-colour: their hook
     translates = translator(model)
     k = ck["config"].get("num_classes", 0)
     names = ck.get("class_names") or [str(i) for i in range(k)]
@@ -122,6 +124,7 @@ def parse(argv):
                             "A|B pairs or A/ and B/ too; cyclegan: --direction BtoA); repeatable")
     draws = [model.sample, model.animate] if hasattr(model, "animate") else [model.sample]
     add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), *draws)
+    guidance_flags(p, model)
     return ck, model, p.parse_args(argv)
 
 

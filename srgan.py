@@ -1,8 +1,7 @@
 """SRGAN (Ledig et al., 2017): 4x super-resolution, a residual G trained against a D on a
-perceptual loss; SRResNet, the same G trained on pixel MSE alone, is the baseline it beats.
-
-x is the high-resolution image I^HR, (B, C, S, S) in [-1, 1]; its low-resolution input I^LR is
-made from it inside the loss, so any folder of images trains it and train.py's loop is unchanged.
+perceptual loss; SRResNet, the same G trained on pixel MSE alone, is the baseline it beats. x is
+the high-resolution I^HR, (B, C, S, S) in [-1, 1]; the low-resolution input I^LR is made from it
+in the loss, so any folder of images trains it, and train.py's loop is unchanged.
 
     1. I^LR       bicubic 4x downsampling of I^HR (antialiased), (B, C, S/4, S/4)
     2. G          SRResNet: 9x9 conv + PReLU, B = 16 residual blocks (conv-BN-PReLU-conv-BN, + x),
@@ -10,36 +9,31 @@ made from it inside the loss, so any folder of images trains it and train.py's l
                   channels, periodic shuffle, PReLU), 9x9 conv to C channels       (Fig. 4)
     3. shuffle    PS(T)[c, r h + i, r w + j] = T[r^2 c + r i + j, h, w], r = 2   (Shi et al., 2016)
     4. MSE        l_MSE = 1/(r^2 W H) sum (I^HR - G(I^LR))^2                          (Eq. 4)
-    5. content    l_VGG/5,4 = 1/(W H) sum (phi_5,4(I^HR) - phi_5,4(G(I^LR)))^2,
-                  phi_5,4 VGG19's 4th conv (after ReLU) before the 5th max-pool        (Eq. 5);
-                  the feature maps divided by 12.75 as the paper does, so the loss is about
-                  0.006 x Eq. 5 and on the MSE's scale; means over channels too
+    5. content    l_VGG/5,4 = 1/(W H) sum (phi_5,4(I^HR) - phi_5,4(G(I^LR)))^2, phi_5,4 VGG19's
+                  4th conv (after ReLU) before the 5th max-pool, its maps divided by 12.75 as
+                  the paper does (the loss ~0.006 Eq. 5, on the MSE's scale)         (Eq. 5)
     6. adversarial l_Gen = sum -log D(G(I^LR))                                          (Eq. 6)
     7. perceptual l^SR = l_content + 10^-3 l_Gen                                        (Eq. 3)
     8. D          8 3x3 convs, 64 to 512 channels, stride 2 every other, BN (not the first),
                   LeakyReLU(0.2), dense 1024, LeakyReLU, dense 1 (a logit); BCE against 1 and 0
 
 --content mse is SRResNet: configure_optimizers returns G's optimizer alone, so train.py calls
-loss (Eq. 4) and no D is built or stepped. Without a VGG19 file the perceptual loss reads the
-project's own classifier (python evaluate.py --train-classifier): a random VGG's features are not
-perceptual. The feature network is built here from the file's state dict (torch only, no
-torchvision), frozen, and saved in the checkpoint with the rest; the file is read again whenever
-the model is built (train.py, sample.py), so keep it where it was.
+loss (Eq. 4); no D is built or stepped. Without VGG19's weights phi is the project's classifier
+(python evaluate.py --train-classifier): a random VGG's features are not perceptual. phi is built
+here from the file (torch only), frozen, and kept in the checkpoint; the file is read whenever
+the model is built (train.py, sample.py): keep it where it was.
 
     python train.py srgan --data ./photos --image-size 96 --vgg-weights vgg19.pth
     python train.py srgan --data ./fashion --image-size 32 --features clf.pt
     python train.py srgan --data ./fashion --image-size 32 --content mse      # SRResNet
     python sample.py runs/srgan/ckpt.pt --input ./held_out --out sr.png     # bicubic | G | I^HR
 """
-import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 VGG19 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
          512, 512, 512, 512)                  # torchvision's cfg "E", cut after conv 5_4
-IMAGENET_MEAN = (0.485, 0.456, 0.406)         # the normalisation VGG19's weights were trained with
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class SRGAN(nn.Module):
@@ -68,12 +62,13 @@ class SRGAN(nn.Module):
             raise ValueError(f"image size {image_size} is not a multiple of 4: G upsamples 4x")
         if content not in ("perceptual", "mse"):
             raise ValueError(f"content is perceptual or mse (got {content})")
+        if content == "perceptual" and channels not in (1, 3):
+            raise ValueError(f"phi reads grey or RGB, not {channels} channels: use --content mse")
         if content == "perceptual" and bool(vgg_weights) == bool(features):
             raise ValueError("the perceptual loss needs one feature network: --vgg-weights PATH "
                              "(torchvision's vgg19) or --features PATH (a classifier of "
                              "evaluate.py); --content mse trains SRResNet without one")
         self.image_size = image_size
-        self.content = content
         self.adv_weight = adv_weight
         self.lr = lr
         self.betas = (beta1, beta2)
@@ -82,9 +77,8 @@ class SRGAN(nn.Module):
         self.phi = None
         if content == "perceptual":
             self.D = discriminator(channels, image_size, ndf)
-            self.phi = vgg19(vgg_weights, channels) if vgg_weights else classifier(features,
-                                                                                   channels)
-            self.phi.requires_grad_(False)
+            self.phi = vgg19(vgg_weights) if vgg_weights else classifier(features)
+            self.phi.requires_grad_(False).eval()                  # frozen: see train
         self.fake = None                                            # d_loss -> g_loss
         self.x_lr = None                                            # the last batch's I^LR
 
@@ -101,19 +95,16 @@ class SRGAN(nn.Module):
         lr = F.interpolate(x.float(), size=(s, s), mode="bicubic", antialias=True)
         return lr.clamp(-1, 1)                                      # bicubic overshoots a little
 
-    def upsample(self, x):
-        """G(I^LR) for the batch I^HR: step 1, then step 2; keeps I^LR for train.py's grids."""
-        self.x_lr = self.downsample(x).detach()
-        return self.G(self.x_lr)
-
     def loss(self, x, y=None):
         """SRResNet (--content mse): Eq. 4, the pixel MSE, a mean over pixels and channels."""
-        return {"mse": F.mse_loss(self.upsample(x).float(), x.float())}         # l_MSE
+        self.x_lr = self.downsample(x).detach()                     # kept for train.py's grids
+        return {"mse": F.mse_loss(self.G(self.x_lr).float(), x.float())}       # l_MSE
 
     def d_loss(self, x, y=None):
         """D's side: maximise log D(I^HR) + log(1 - D(G(I^LR))), as BCE on D's logits against 1
         and 0. Runs G and keeps G(I^LR), with its graph, in self.fake for g_loss."""
-        self.fake = self.upsample(x)                                # G(I^LR): (B, C, S, S)
+        self.x_lr = self.downsample(x).detach()                     # I^LR, kept for the grids
+        self.fake = self.G(self.x_lr)                               # G(I^LR): (B, C, S, S)
         real = self.D(x)                                            # D(I^HR): (B, 1) logits
         fake = self.D(self.fake.detach())                           # D's step does not reach G
         bce = F.binary_cross_entropy_with_logits                    # log-sigmoid without overflow
@@ -124,9 +115,6 @@ class SRGAN(nn.Module):
 
     def g_loss(self, x, y=None):
         """Eq. 3: l^SR = l_content (Eq. 5) + 10^-3 l_Gen (Eq. 6), on the G(I^LR) of d_loss."""
-        if self.fake is None:
-            raise RuntimeError("g_loss scores the G(I^LR) that d_loss made from this batch: "
-                               "call d_loss first")
         fake = self.D(self.fake)
         gen = F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))  # Eq. 6: -log D(G)
         return {"content": self.content_loss(self.fake, x),                    # Eq. 5
@@ -134,10 +122,8 @@ class SRGAN(nn.Module):
 
     def content_loss(self, sr, hr):
         """Eq. 5: the MSE of the feature maps phi of G(I^LR) and I^HR (a mean over positions and
-        channels); phi of I^HR is a fixed target."""
-        with torch.no_grad():
-            target = self.phi(hr.float())
-        return F.mse_loss(self.phi(sr.float()), target)
+        channels); phi is frozen, so phi(I^HR) is a fixed target."""
+        return F.mse_loss(self.phi(sr.float()), self.phi(hr.float()))
 
     def configure_optimizers(self):
         fused = next(self.parameters()).is_cuda                     # fused Adam: on CUDA only
@@ -221,14 +207,13 @@ def discriminator(channels, image_size, ndf=64):
     128, 128, 256, 256, 512, 512; four stride-2 convs leave ceil(S / 16) on a side."""
     layers = [nn.Conv2d(channels, ndf, 3, 1, 1), nn.LeakyReLU(0.2, True)]
     c = ndf
-    s = image_size
     for i in range(1, 8):
         c_out = ndf * 2 ** (i // 2)
         stride = 2 if i % 2 else 1
         layers += [nn.Conv2d(c, c_out, 3, stride, 1), nn.BatchNorm2d(c_out),
                    nn.LeakyReLU(0.2, True)]
         c = c_out
-        s = (s + 1) // 2 if stride == 2 else s
+    s = -(-image_size // 16)                                        # ceil(S / 16)
     return nn.Sequential(*layers, nn.Flatten(),
                          nn.Linear(c * s * s, 1024), nn.LeakyReLU(0.2, True),      # dense 1024
                          nn.Linear(1024, 1))                                       # dense 1
@@ -237,13 +222,21 @@ def discriminator(channels, image_size, ndf=64):
 # ---- The content loss's feature networks phi (step 5) -----------------------------------------
 
 def state_dict_of(path, flag):
-    """A weights file, as plain data, or ValueError naming the flag."""
-    if not os.path.isfile(path):
-        raise ValueError(f"no file at --{flag} {path}")
+    """A weights file, as plain data, or ValueError naming the flag (a missing file too)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(f"--{flag} {path} is not a readable weights file ({type(e).__name__})")
+
+
+def load(net, sd, why):
+    """net's layers from the state dict sd, strictly (each key at its shape), the file's later
+    ones left out; assign: train.py's check builds the model on the meta device (copies no-op)."""
+    try:
+        net.load_state_dict({k: v for k, v in sd.items() if k in net.state_dict()}, assign=True)
+    except (RuntimeError, AttributeError):                          # AttributeError: not a dict
+        raise ValueError(why)
+    return net
 
 
 class VGGFeatures(nn.Module):
@@ -261,8 +254,9 @@ class VGGFeatures(nn.Module):
                 layers += [nn.Conv2d(c, v, 3, 1, 1), nn.ReLU(True)]
                 c = v
         self.features = nn.Sequential(*layers)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), False)
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)   # ImageNet's statistics,
+        self.register_buffer("mean", mean, persistent=False)         # which VGG19 was trained on
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), False)
 
     def forward(self, x):
         x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
@@ -270,52 +264,37 @@ class VGGFeatures(nn.Module):
         return self.features(x) / 12.75                             # the paper's rescaling
 
 
-def vgg19(path, channels):
-    """phi_5,4 from torchvision's vgg19 state dict: its features.* keys, loaded strictly."""
-    net = VGGFeatures()
-    sd = state_dict_of(path, "vgg-weights")
-    kept = {k: v for k, v in sd.items() if k.startswith("features.")} if isinstance(sd, dict) else {}
-    try:
-        net.load_state_dict(kept)
-    except RuntimeError:
-        raise ValueError(f"--vgg-weights {path} is not torchvision's vgg19 state dict "
-                         "(features.0.weight ... features.34.bias)")
-    if channels not in (1, 3):
-        raise ValueError(f"VGG19 reads grey or RGB images, not {channels} channels")
-    return net
+def vgg19(path):
+    """phi_5,4 from torchvision's vgg19 state dict (features.0.weight ... features.34.bias)."""
+    return load(VGGFeatures(), state_dict_of(path, "vgg-weights"),
+                f"--vgg-weights {path} is not torchvision's vgg19 state dict")
 
 
 class ClassifierFeatures(nn.Module):
-    """evaluate.py's classifier (support/classifier.py), its layers under the same names so its
-    weights load; phi is its third conv block after ReLU, (4 width, S/4, S/4): the deepest
-    features that keep their layout, as phi_5,4 is VGG19's. BatchNorm keeps them near unit scale,
-    so they are not rescaled. It reads [0, 1] images as 2 x - 1: our x itself."""
+    """evaluate.py's classifier (support/classifier.py) to its third conv block's ReLU, named as
+    there: phi (4 width, S/4, S/4), its deepest features with a layout, as phi_5,4 is VGG19's; at
+    BatchNorm's unit scale, not rescaled. It reads [0, 1] images as 2 x - 1: our x; a grey one
+    reads RGB as the channels' mean (train.py gives grey folders 3 equal channels)."""
 
-    def __init__(self, channels, num_classes, width):
+    def __init__(self, channels, width):
         super().__init__()
-        def block(cin, cout):
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout),
-                                 nn.ReLU())
-        self.net = nn.Sequential(
-            block(channels, width), nn.MaxPool2d(2),
-            block(width, 2 * width), nn.MaxPool2d(2),
-            block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(), nn.Linear(64 * width, 4 * width), nn.ReLU())
-        self.head = nn.Linear(4 * width, num_classes)
+        block = lambda cin, cout: nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1),
+                                                nn.BatchNorm2d(cout), nn.ReLU())
+        self.net = nn.Sequential(block(channels, width), nn.MaxPool2d(2),       # (w, S/2, S/2)
+                                 block(width, 2 * width), nn.MaxPool2d(2),      # (2w, S/4, S/4)
+                                 block(2 * width, 4 * width))                   # (4w, S/4, S/4)
+        self.channels = channels
 
     def forward(self, x):
-        return self.net[:5](x)                                      # up to the third block's ReLU
+        x = x.mean(1, keepdim=True) if self.channels < x.shape[1] else x    # RGB -> grey
+        return self.net(x.expand(-1, self.channels, -1, -1))                # grey -> RGB
 
 
-def classifier(path, channels):
+def classifier(path):
     """phi from a classifier file of python evaluate.py --train-classifier, loaded strictly."""
     ck = state_dict_of(path, "features")
     if not isinstance(ck, dict) or ck.get("model") != "classifier":
         raise ValueError(f"--features {path} is not a classifier of evaluate.py: make one with "
                          "python evaluate.py --train-classifier DIR --out clf.pt")
-    if ck["config"]["channels"] != channels:
-        raise ValueError(f"--features {path} reads {ck['config']['channels']}-channel images, "
-                         f"the data have {channels}")
-    net = ClassifierFeatures(**ck["config"])
-    net.load_state_dict(ck["weights"])
-    return net
+    net = ClassifierFeatures(ck["config"]["channels"], ck["config"]["width"])
+    return load(net, ck["weights"], f"--features {path}: its weights do not fit its config")

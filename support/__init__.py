@@ -10,7 +10,9 @@ data                 data.py (the built-in shapes, pairs, two domains; batches o
                      folders.py (folders of images, decoded once and cached), pictures.py (grids,
                      PNGs, animations)
 sample.py's          translate.py (pix2pix and CycleGAN on --input images)
+classifier guidance  guidance.py (the noisy classifier, python -m support.guidance, and the hook)
                      domains.py (StarGAN: each --input image to every domain)
+                     upscale.py (SRGAN: each --input image upsampled 4x, beside bicubic)
                      invert.py (--invert: a GAN's latent for an image, and its edits)
 evaluate.py's        features.py (what is measured), classifier.py (its small classifier),
                      inception.py (FID's Inception v3), report.py (the flags and the table)
