@@ -1,7 +1,7 @@
 """Denoising diffusion probabilistic models (Ho et al., 2020): Algorithm 1 trains (DDPM.loss),
 Algorithm 2 samples (DDPM.algorithm_2). The full sampler, DDPM.sample, takes the same step and adds
-DDIM (Song et al., 2021), classifier-free guidance (Ho & Salimans, 2022), img2img by SDEdit (Meng
-et al., 2022) and inpainting.
+DDIM (Song et al., 2021), classifier-free guidance (Ho & Salimans, 2022), classifier guidance
+(Dhariwal & Nichol, 2021), img2img by SDEdit (Meng et al., 2022) and inpainting.
 
     1. schedule    beta_t from 1e-4 to 0.02 linearly, t = 1..T (index t - 1 in the code), T = 1000;
                    alpha_t = 1 - beta_t, alpha_bar_t = prod_{s <= t} alpha_s
@@ -11,18 +11,17 @@ et al., 2022) and inpainting.
     4. posterior   q(x_{t-1} | x_t, x_0) = N(mu~_t(x_t, x_0), beta~_t I),
                    beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t             (Eq. 6, 7)
     5. sampling    x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta)
-                   + sigma_t z, sigma_t^2 = beta_t or beta~_t                (Eq. 11, Algorithm 2);
-                   sample() first clips x0_hat (Eq. 4 solved for x_0) to [-1, 1], as Ho et al.'s
-                   code does, and on S < T steps takes the same step on the respaced chain
+                   + sigma_t z, sigma_t^2 = beta_t or beta~_t; on S < T steps, respaced  (Eq. 11)
     6. DDIM        x_t' = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps_theta
                    + sigma z, on S of the T steps; eta = 0 is deterministic  (Song et al., Eq. 12)
     7. guidance    eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale; the
                    condition is dropped with p_uncond in training, so the network learns eps_uncond
-    8. condition   y a class id c, or a multi-hot set of labels (B, K): emb(y) = y W, the sum of
-                   its labels' rows of W; class c is the one-hot e_c; zeros are the null condition
+    8. condition   y a class id or a multi-hot set (B, K): c = emb(y) = y W (class k: row k of W),
+                   zeros the null condition; c is added to the step's embedding, or (cond=multiply,
+                   the lab report's U-Net) 8'. h = h (1 + gamma(c)) in each ResBlock, step added
+    9. classifier  eps_hat = eps - s sqrt(1 - alpha_bar_t) grad_{x_t} log p_phi(y | x_t, t), the
+                   gradient a hook: support/guidance.py (Dhariwal & Nichol, Algorithm 2's eps)
 
-    python train.py ddpm                                   # the built-in shapes, 32x32
-    python train.py ddpm --data ./celeba                   # a folder of images, 64x64
     python train.py ddpm --ch 128 --ch-mult 1,2,2,2 --dropout 0.1 --data ./cifar10   # the paper's
 """
 import math
@@ -34,17 +33,14 @@ import torch.nn.functional as F
 # -------------------------------------------------------------- the network eps_theta(x_t, t, y)
 
 def zero(layer):
-    """Zeros for the last layer of each residual branch and of the output, as in Ho et al.'s
-    network: every block starts as its skip connection, the network as eps_theta = 0 (loss 1)."""
+    """Zeros for each residual branch's last layer and the output (Ho et al.): eps_theta = 0."""
     nn.init.zeros_(layer.weight)
     nn.init.zeros_(layer.bias)
     return layer
 
 
 def onehot(y, num_classes):
-    """The condition as the network reads it: class ids (B,) -> one-hot (B, K). Class c is exactly
-    the vector e_c, so a class id and a set of labels go one path; a multi-hot (B, K) set passes as
-    float. With no classes (num_classes = 0) y passes as it is: a caption's tokens (B, L)."""
+    """Class ids (B,) -> one-hot e_c (B, K): a class and a set go one path; tokens (B, L) pass."""
     if y is None or not num_classes:
         return y
     return F.one_hot(y, num_classes).float() if y.dim() == 1 else y.float()
@@ -58,13 +54,14 @@ def timestep_embedding(t, dim):
 
 
 class ResBlock(nn.Module):
-    """GroupNorm, SiLU, conv; plus the step embedding; GroupNorm, SiLU, dropout, conv; plus x."""
+    """GroupNorm, SiLU, conv, (times 1 + gamma(c)), plus the step; GroupNorm, SiLU, dropout, conv"""
 
-    def __init__(self, c_in, c_out, emb_dim, dropout):
+    def __init__(self, c_in, c_out, emb_dim, dropout, cond="add"):
         super().__init__()
         self.norm1 = nn.GroupNorm(32, c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
         self.emb = nn.Linear(emb_dim, c_out)
+        self.gamma = zero(nn.Linear(emb_dim, c_out)) if cond == "multiply" else None   # 8': 1 + 0
         self.norm2 = nn.GroupNorm(32, c_out)
         self.conv2 = zero(nn.Conv2d(c_out, c_out, 3, padding=1))
         self.dropout = nn.Dropout(dropout)
@@ -72,6 +69,9 @@ class ResBlock(nn.Module):
 
     def forward(self, x, emb, context=None):
         h = self.conv1(F.silu(self.norm1(x)))
+        if self.gamma is not None:                  # 8'. emb = [step | c]: h (1 + gamma(c)) first
+            emb, c = emb.chunk(2, dim=1)
+            h = h * (1 + self.gamma(c)[:, :, None, None])
         h = h + self.emb(F.silu(emb))[:, :, None, None]           # the step (and label) enters here
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return self.skip(x) + h
@@ -111,17 +111,18 @@ class UNet(nn.Module):
     embedding, self-attention at the resolutions in attn_res, and skip connections across."""
 
     def __init__(self, image_size, channels, num_classes, ch, ch_mult, num_res_blocks, attn_res,
-                 dropout, context_dim=0):
+                 dropout, context_dim=0, cond="add"):
         super().__init__()
         emb_dim = 4 * ch
 
         def level(c_in, c_out, res):
-            blocks = [ResBlock(c_in, c_out, emb_dim, dropout)]
+            blocks = [ResBlock(c_in, c_out, emb_dim, dropout, cond)]
             if res in attn_res:
                 blocks.append(Attention(c_out, context_dim))
             return nn.ModuleList(blocks)
 
         self.ch = ch
+        self.cond = cond
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(),
                                       nn.Linear(emb_dim, emb_dim))
         self.num_classes = num_classes
@@ -140,8 +141,8 @@ class UNet(nn.Module):
                 self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))   # (c, r, r) -> r/2
                 skips.append(c)
                 res //= 2
-        self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, dropout), Attention(c, context_dim),
-                                  ResBlock(c, c, emb_dim, dropout)])
+        mid = [ResBlock(c, c, emb_dim, dropout, cond), Attention(c, context_dim)]
+        self.mid = nn.ModuleList(mid + [ResBlock(c, c, emb_dim, dropout, cond)])
         self.up = nn.ModuleList()
         for i, mult in reversed(list(enumerate(ch_mult))):
             for _ in range(num_res_blocks + 1):
@@ -156,8 +157,10 @@ class UNet(nn.Module):
 
     def forward(self, x, t, y=None, context=None):
         emb = self.time_mlp(timestep_embedding(t, self.ch))                   # (B, 4 ch)
-        if self.label is not None and y is not None:    # 8. emb(y) = y W, (B, K) @ (K, 4 ch): e_c W
-            emb = emb + onehot(y, self.num_classes) @ self.label.weight   # is row c. None: emb 0
+        c = torch.zeros_like(emb)                       # 8. emb(y) = y W, (B, K) @ (K, 4 ch): e_c W
+        if self.label is not None and y is not None:    # is row c. None: 0
+            c = onehot(y, self.num_classes) @ self.label.weight
+        emb = torch.cat([emb, c], 1) if self.cond == "multiply" else emb + c   # 8' or 8
         h = self.conv_in(x)
         hs = [h]
         for layer in self.down:
@@ -172,8 +175,6 @@ class UNet(nn.Module):
 
 
 def through(layer, h, emb, context):
-    """h through one layer of the U-Net: a down- or upsampling, or a level's blocks (a ResBlock,
-    perhaps an Attention), each given the step embedding and the context."""
     if not isinstance(layer, nn.ModuleList):
         return layer(h)                                                        # resampling
     for block in layer:
@@ -192,7 +193,7 @@ class DDPM(nn.Module):
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *, T=1000, beta_1=1e-4,
                  beta_T=0.02, ch=64, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_res=(16,),
-                 dropout=0.1, p_uncond=0.1, lr=2e-4):
+                 dropout=0.1, p_uncond=0.1, cond="add", lr=2e-4):
         """The network eps_theta and the noise schedule; each keyword is a train.py flag.
 
         T: the number of diffusion steps, t = 1..T
@@ -204,19 +205,22 @@ class DDPM(nn.Module):
         attn_res: the resolutions that get self-attention (paper: 16, for 32x32 images)
         dropout: dropout in each residual block (paper: 0.1 on CIFAR-10)
         p_uncond: how often the condition is dropped in training, for guidance (Ho & Salimans)
+        cond: the condition c = emb(y) added to the step's embedding, or multiply: h (1 + gamma(c))
         lr: Adam's learning rate (paper: 2e-4)
         """
         super().__init__()
         if image_size % 2 ** (len(ch_mult) - 1):
             raise ValueError(f"image size {image_size} does not halve {len(ch_mult) - 1} times "
                              f"(ch_mult {ch_mult})")
+        if cond not in ("add", "multiply"):
+            raise ValueError(f"cond is add or multiply (got {cond})")
         self.T = T
         self.num_classes = num_classes
         self.p_uncond = p_uncond
         self.lr = lr
         self.shape = (channels, image_size, image_size)
         self.net = UNet(image_size, channels, num_classes, ch, ch_mult, num_res_blocks, attn_res,
-                        dropout)
+                        dropout, cond=cond)
         beta = torch.linspace(beta_1, beta_T, T, dtype=torch.float64)   # 1. linear, t = 1..T
         alpha = 1 - beta
         alpha_bar = torch.cumprod(alpha, 0)
@@ -244,9 +248,7 @@ class DDPM(nn.Module):
             4:   eps ~ N(0, I)
             5:   take a gradient descent step on grad_theta of
                    ||eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t)||^2
-            6: until converged
-
-        The norm is a mean over pixels (Eq. 14, L_simple): a network that predicts 0 scores 1."""
+            6: until converged"""
         x_0 = x                                                              # 2: a batch of data
         t = torch.randint(0, self.T, (len(x_0),), device=x_0.device)        # 3: as the index t - 1
         eps = torch.randn_like(x_0)                                          # 4
@@ -263,8 +265,7 @@ class DDPM(nn.Module):
 
     @torch.no_grad()
     def algorithm_2(self, n, y=None):
-        """Algorithm 2 (sampling), as printed, with sigma_t^2 = beta_t. sample() with
-        sampler="ddpm", steps=T, guidance=1 and clip=False draws the same x_0 from the same seed.
+        """Algorithm 2 (sampling) as printed, sigma_t^2 = beta_t: sample() with its knobs off.
 
             1: x_T ~ N(0, I)
             2: for t = T, ..., 1 do
@@ -282,9 +283,8 @@ class DDPM(nn.Module):
         return x                                                             # 6: x_0
 
     def guided_eps(self, x_t, t, y, guidance):
-        """7. eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale: both branches in
-        one batch, one network call. s = 1 is the conditional model alone, s = 0 the unconditional
-        one: the null condition, the zero vector (for a caption, all PAD: the empty caption)."""
+        """7. eps = eps_uncond + s (eps_cond - eps_uncond), both in one network call. s = 1 is the
+        conditional model alone, s = 0 the unconditional: y = 0 (a caption: all PAD, the empty)."""
         if y is None or guidance == 1:
             return self.eps_theta(x_t, t, y)
         y = onehot(y, self.num_classes)                     # (B, K), or a caption's tokens (B, L)
@@ -293,9 +293,8 @@ class DDPM(nn.Module):
         return e_uncond + guidance * (e_cond - e_uncond)
 
     def posterior(self, x_0, x_t, t, t_prev=None):
-        """Eq. 6, 7: the mean and variance of q(x_{t-1} | x_t, x_0). With t_prev (a respaced chain;
-        -1 for x_0), of q(x_t' | x_t, x_0), whose beta is 1 - alpha_bar_t / alpha_bar_t'. In
-        float64: at t = 1 the weight of x_0 is then exactly 1 (0.99983 in float32)."""
+        """Eq. 6, 7: the mean and variance of q(x_{t-1} | x_t, x_0), or with t_prev (-1: x_0) of the
+        respaced chain's q(x_t' | x_t, x_0). In float64: at t = 1 x_0's weight is exactly 1."""
         t_prev = t - 1 if t_prev is None else t_prev
         ab = self.alpha_bar[t]
         ab_prev = self.alpha_bar_prev[t_prev + 1]         # alpha_bar at index t_prev; 1 at -1 (x_0)
@@ -307,17 +306,15 @@ class DDPM(nn.Module):
         return mean, beta_tilde.float().view(-1, 1, 1, 1)
 
     def timesteps(self, steps, strength=1.0):
-        """The descending indices the reverse process visits: `steps` of them, evenly spaced from
-        start - 1 down to 0, start = strength * T (SDEdit starts part way; 1.0 is pure noise).
-        steps >= start visits every one: Algorithm 2's chain. (Lin et al., 2024's "linspace".)"""
+        """The `steps` descending indices the reverse process visits, evenly spaced from start - 1
+        to 0, start = strength * T (SDEdit; 1.0: pure noise) (Lin et al., 2024's "linspace")."""
         start = round(strength * self.T)
         return torch.linspace(start - 1, 0, min(steps, start)).round().long().tolist()
 
     def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0, variance="posterior",
-                init=None, mask=None, clip=True):
+                init=None, mask=None, clip=True, classifier=None, classifier_scale=0.0):
         """The reverse process over the indices ts, from x_T (or init noised to ts[0]) to x_0,
-        yielding each x_t: guidance, x0_hat, a DDPM or DDIM step, (inpainting) the known pixels.
-        sampler="ddpm" on all T indices with clip=False is Algorithm 2. Keywords: see sample()."""
+        yielding each x_t: guidance, x0_hat, a DDPM or DDIM step, (inpainting) the known pixels."""
         if sampler not in ("ddpm", "ddim") or variance not in ("beta", "posterior"):
             raise ValueError(f"sampler is ddpm or ddim, variance beta or posterior (got {sampler}, "
                              f"{variance})")
@@ -333,9 +330,12 @@ class DDPM(nn.Module):
                 x = self.q_sample(init, torch.full((n,), ts[0], device=device), x)
         keep = None if mask is None else (mask.to(device) > 0).expand_as(x)   # white: known pixels
         for t, t_prev in zip(ts, ts[1:] + [-1]):                            # t_prev = -1: x_0
-            eps = self.guided_eps(x, torch.full((n,), t, device=device), y, guidance)
+            t_n = torch.full((n,), t, device=device)                       # t for each sample
+            eps = self.guided_eps(x, t_n, y, guidance)
             ab = self.alpha_bar[t]
             ab_prev = self.alpha_bar_prev[t_prev + 1]                       # alpha_bar at t_prev
+            if classifier is not None and classifier_scale:    # 9. eps_hat = eps - s sqrt(1 - ab) g
+                eps = eps - classifier_scale * (1 - ab).sqrt().float() * classifier(x, t_n, y)
             x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()                # Eq. 4 solved for x_0
             if clip:                                                        # the data's range
                 x0_hat = x0_hat.clamp(-1, 1)
@@ -349,20 +349,17 @@ class DDPM(nn.Module):
                 sigma = eta * beta_tilde.sqrt()
                 x = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * z
             if keep is not None:                        # inpainting: the known pixels, at t_prev
-                if t_prev >= 0:
-                    known = self.q_sample(init, torch.full((n,), t_prev, device=device),
-                                          torch.randn_like(x))
-                else:
-                    known = init
+                noise = torch.randn_like(x)                 # Eq. 4 at t_prev; at -1, init itself
+                known = ab_prev.sqrt().float() * init + (1 - ab_prev).sqrt().float() * noise
                 x = torch.where(keep, known, x)
             yield x
 
     @torch.no_grad()
     def sample(self, n, y=None, progress=None, *, sampler="ddpm", steps=1000, eta=0.0,
                guidance=1.0, variance="posterior", init: torch.Tensor | None = None,
-               strength=0.8, mask: torch.Tensor | None = None, clip=True):
-        """Algorithm 2 and its extensions: x_T ~ N(0, I), then the reverse process. progress(xs,
-        total), if given, wraps the loop to show it. Returns (n, C, H, W) in [-1, 1].
+               strength=0.8, mask: torch.Tensor | None = None, clip=True, classifier=None,
+               classifier_scale=1.0):
+        """Algorithm 2 and its extensions: x_T ~ N(0, I), the reverse process -> (n, C, H, W).
 
         sampler: ddpm (Algorithm 2's step, respaced when steps < T) or ddim (Song et al., 2021)
         steps: how many of the T steps to visit, evenly spaced from t = T to t = 1
@@ -373,10 +370,13 @@ class DDPM(nn.Module):
         strength: img2img: init is noised to t = strength * T; 1.0 ignores it, 0.0 returns it
         mask: inpainting: its white pixels are kept from init, the rest is sampled
         clip: x0_hat clipped to [-1, 1] at every step, as in Ho et al.'s code (--no-clip: Eq. 11)
+        classifier: a noisy classifier (python -m support.guidance): classifier guidance (its hook)
+        classifier_scale: classifier guidance's s (Dhariwal & Nichol, 2021); 0 is off
         """
         ts = self.timesteps(steps, strength if init is not None and mask is None else 1.0)
         x = init.expand(n, -1, -1, -1) if init is not None else None    # strength 0: no steps
-        xs = self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask, clip)
+        xs = self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask, clip, classifier,
+                          classifier_scale)
         for x in progress(xs, len(ts)) if progress else xs:            # the last x_t is x_0
             pass
         return x.clamp(-1, 1)

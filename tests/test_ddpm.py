@@ -464,3 +464,57 @@ def test_command_line(cli, tmp_path):
     assert (tmp_path / "d.gif").exists() and (tmp_path / "d_strip.png").exists(), r.out
     r = cli("sample.py", ckpt, "--sampler", "euler")
     assert r.returncode == 1 and "sampler is ddpm or ddim" in r.out
+
+
+def test_multiplicative_conditioning_is_h_times_1_plus_gamma_c_then_the_step():
+    """cond="multiply" (the lab report's U-Net): a ResBlock reads emb = [step | c] and computes
+    h (1 + gamma(c)) + W_e SiLU(step) after its first conv, by hand here; the default stays the
+    additive embedding, with no gamma anywhere."""
+    from ddpm import ResBlock
+    torch.manual_seed(0)
+    block = ResBlock(32, 32, 16, 0.0, "multiply")
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(2, 32, 4, 4)
+    step, c = torch.randn(2, 16), torch.randn(2, 16)
+    h = block.conv1(torch.nn.functional.silu(block.norm1(x)))
+    h = h * (1 + block.gamma(c)[:, :, None, None]) + block.emb(torch.nn.functional.silu(step))[
+        :, :, None, None]
+    h = block.conv2(torch.nn.functional.silu(block.norm2(h)))
+    assert torch.allclose(block(x, torch.cat([step, c], 1)), x + h, atol=1e-5)
+    plain = DDPM(8, 1, num_classes=3, **TINY)
+    assert plain.net.cond == "add"
+    assert not any("gamma" in name for name, _ in plain.named_parameters())
+    with pytest.raises(ValueError, match="add or multiply"):
+        DDPM(8, 1, num_classes=3, cond="multiple", **TINY)
+
+
+def test_multiplicative_conditioning_reads_y_only_through_gamma():
+    """With cond="multiply" the output changes with y; with every gamma zeroed it cannot (the
+    condition is not also added to the step's embedding); y = 0 and no y are the same null."""
+    torch.manual_seed(0)
+    m = DDPM(8, 1, num_classes=3, cond="multiply", **TINY)
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(3, 1, 8, 8)
+    t = torch.tensor([5, 500, 900])
+    y = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        out = m.eps_theta(x, t, y)
+        assert (out - m.eps_theta(x, t, (y + 1) % 3)).abs().max() > 0.1 * out.abs().mean()
+        assert torch.allclose(m.eps_theta(x, t, None), m.eps_theta(x, t, torch.zeros(3, 3)))
+        for name, p in m.named_parameters():
+            if "gamma" in name:
+                p.zero_()
+        assert torch.allclose(m.eps_theta(x, t, y), m.eps_theta(x, t, (y + 1) % 3))
+
+
+def test_multiplicative_conditioning_trains_through_train_py(cli, tmp_path):
+    out = tmp_path / "run"
+    r = cli("train.py", "ddpm", "--cond", "multiply", "--classes", "--steps", 2, "--out", out,
+            "--image-size", 8, "--T", 10, "--ch", 32, "--ch-mult", "1,2", "--num-res-blocks", 1,
+            "--attn-res", "", "--batch-size", 8, "--grid", 1)
+    assert r.returncode == 0, r.out
+    ck = torch.load(out / "ckpt.pt", weights_only=True)
+    assert ck["config"]["cond"] == "multiply"
+    assert any("gamma" in k for k in ck["weights"])

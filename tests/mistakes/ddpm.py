@@ -114,6 +114,40 @@ MISTAKES = [
             "e_uncond, e_cond = self.eps_theta(",
             shows="guidance pushes away from the label: higher scales draw everything but the "
                   "asked class"),
+    # -------------------------------------------------------------- 9. classifier guidance
+    Mistake("ddpm.py", "classifier guidance's term added: eps + s sqrt(1 - alpha_bar_t) grad",
+            "eps = eps - classifier_scale",
+            "eps = eps + classifier_scale",
+            tests="tests/test_guidance.py",
+            shows="(predicted) guidance pushes away from the asked class: higher scales draw "
+                  "every class but that one"),
+    Mistake("ddpm.py", "classifier guidance scaled by 1 - alpha_bar_t, its square root dropped",
+            "(1 - ab).sqrt().float() * classifier(x, t_n, y)",
+            "(1 - ab).float() * classifier(x, t_n, y)",
+            tests="tests/test_guidance.py",
+            shows="(predicted) barely visible at large t; near t = 1 the guide fades too fast, "
+                  "so the class shows in the shapes but details drift"),
+    Mistake("ddpm.py", "the classifier scale s left out of the term",
+            "classifier_scale * (1 - ab)",
+            "(1 - ab)",
+            tests="tests/test_guidance.py",
+            shows="(predicted) --classifier-scale does nothing: every scale samples as s = 1"),
+    # -------------------------------------------------------------- 8'. multiplicative condition
+    Mistake("ddpm.py", "the report's conditioning as h gamma(c), the 1 + dropped",
+            "h = h * (1 + self.gamma(c)[:, :, None, None])",
+            "h = h * self.gamma(c)[:, :, None, None]",
+            shows="(predicted) gamma starts at zero, so every block's features are zero at the "
+                  "start: --cond multiply trains from a dead network, its loss stuck near 1"),
+    Mistake("ddpm.py", "the step's and the condition's halves of emb swapped in the ResBlock",
+            "emb, c = emb.chunk(2, dim=1)",
+            "c, emb = emb.chunk(2, dim=1)",
+            shows="(predicted) the step scales the features and the class shifts them: "
+                  "training still runs, samples follow the label weakly"),
+    Mistake("ddpm.py", "the condition added to the step's embedding as well as multiplied",
+            "emb = torch.cat([emb, c], 1) if self.cond == \"multiply\" else emb + c",
+            "emb = torch.cat([emb + c, c], 1) if self.cond == \"multiply\" else emb + c",
+            shows="(predicted) trains as well, but it is not the report's U-Net: the option "
+                  "measures nothing different from the additive default"),
     # -------------------------------------------------------------- img2img, inpainting
     Mistake("ddpm.py", "img2img's strength inverted: start = (1 - strength) T",
             "start = round(strength * self.T)",
@@ -125,8 +159,8 @@ MISTAKES = [
             shows="low strengths start from noise plus a faint copy of init: the output "
                   "ignores the input image"),
     Mistake("ddpm.py", "inpainting's known pixels noised to t, the step just taken, not t'",
-            "known = self.q_sample(init, torch.full((n,), t_prev, device=device),",
-            "known = self.q_sample(init, torch.full((n,), t, device=device),",
+            "known = ab_prev.sqrt().float() * init + (1 - ab_prev).sqrt().float() * noise",
+            "known = ab.sqrt().float() * init + (1 - ab).sqrt().float() * noise",
             shows="the known region one step noisier than the rest: a seam at the mask's "
                   "edge, the filled part not matching its surround"),
     Mistake("ddpm.py", "inpainting keeps the sampled pixels where the mask is white",
