@@ -23,7 +23,7 @@ from support.cli import Fail, Signals, compile_objectives, save_checkpoint
 from support.processes import (agree, all_reduce_grads, end, first_process_first, in_first,
                                processes, rng_states)
 from support.preview import sample_grid
-from support.quality import load_features, quality
+from support.quality import lab_sets, load_features, load_lab, quality
 from support.resume import model_and_resume
 from support.settings import parse, settings
 from support.training_data import data, make_batches
@@ -35,8 +35,10 @@ def main(argv):
     args, config, ck = settings(name, cls, given)               # every check that needs no data
     proc = processes()
     features = load_features(args, proc)                        # --eval-every: fails now, not later
+    evaluator = load_lab(args, proc)                            # --lab-evaluator: the same
     try:
         images, labels, names = first_process_first(proc, data, name, cls, args, config, ck, proc)
+        lab_check = lab_sets(evaluator, names, args)            # the test files' sets, as y
         model, opts, ema, step = model_and_resume(name, config, args, ck, proc)
         batches = make_batches(images, labels, names, model, args, proc)
         if args["compile"]:
@@ -45,12 +47,12 @@ def main(argv):
         proc.log(f"{millions:.2f}M parameters; config {json.dumps(config)}")
         kept = {k: v for k, v in args.items() if k not in ("resume", "compile")}
         run = dict(model=name, config=config, args=kept, class_names=names)   # the checkpoint's
-        train(model, opts, ema, batches, step, run, proc, features)
+        train(model, opts, ema, batches, step, run, proc, features, lab_check)
     finally:
         end(proc)
 
 
-def train(model, opts, ema, batches, step, run, proc, features=None):
+def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=None):
     """Steps until args["steps"]: each one D then G (adversarial models) or one loss, then the EMA.
     Every --log-every steps a progress line; checkpoints, grids and quality checks on their own
     schedules; Ctrl-C or SIGTERM stops at the next step boundary, saved. A NaN loss, samples that
@@ -101,7 +103,7 @@ def train(model, opts, ema, batches, step, run, proc, features=None):
             if step % args["sample_every"] == 0 and step != args["steps"]:
                 samples()
             if args["eval_every"] and step % args["eval_every"] == 0 and proc.rank == 0:
-                quality(model, ema, batches, features, args, step, proc)
+                quality(model, ema, batches, features, args, step, proc, lab_check)
     checkpoint()
     if stop:
         proc.log(f"\ninterrupted ({signal.Signals(stop).name}) at step {step}: saved "

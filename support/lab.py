@@ -10,13 +10,15 @@ here takes (a class id is the one-hot case). The accuracy is the course evaluato
 classifier scores each sample, and for a sample asked for k objects, each of them found among the
 classifier's k highest scores is a hit; accuracy = hits / objects asked for, over all samples.
 
-Read by folders.py (train.json), sample.py (test.json) and evaluate.py (--conditions: the score);
-a file of its own because the lab is one thing to read.
+Read by folders.py (train.json), sample.py (test.json), evaluate.py (--conditions: the score) and
+train.py (--lab-evaluator: the accuracy during training, support/quality.py); a file of its own
+because the lab is one thing to read.
 """
 import json, os
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from PIL import Image
 from support.cli import Fail
 
@@ -139,6 +141,20 @@ def score(samples, conditions, net, ck, device):
     logits = torch.cat([net.to(device)(b.to(device))[1].float().cpu() for b in x.split(200)])
     return {"samples": samples, "n": len(asked), "conditions": conditions,
             "lab_accuracy": accuracy(logits, asked)}
+
+
+@torch.no_grad()
+def sampled_accuracy(x, asked, net, ck):
+    """train.py's --lab-evaluator: samples x (n, C, S, S) in [-1, 1], one per condition of asked
+    (n, K), read as score reads sample.py's PNGs (8-bit levels, resized bicubic to the evaluator's
+    size, grey for a grey evaluator) -> the lab's accuracy."""
+    size = ck["image_size"]
+    x = ((x.float().clamp(-1, 1) + 1) * 127.5).round() / 255          # a PNG's levels, in [0, 1]
+    if x.shape[-1] != size:
+        x = F.interpolate(x, (size, size), mode="bicubic", antialias=True).clamp(0, 1)
+    x = x.mean(1, keepdim=True) if ck["config"]["channels"] == 1 else x
+    device = next(net.parameters()).device
+    return accuracy(net(x.to(device))[1].float(), asked)              # hits / objects asked for
 
 
 # ------------------------------------------------------------------------ the course's evaluator

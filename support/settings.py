@@ -19,13 +19,14 @@ TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_
                       direction="AtoB", captions=False, ema=None, compile=False, seed=0,
                       log_every=100, sample_every=1000, ckpt_every=1000, grid=64, quiet=False,
                       preview_sampler=None, preview_steps=None, eval_every=0, eval_n=500,
-                      eval_features="inception")
+                      eval_features="inception", lab_evaluator=None, lab_tests=None)
 COUNTS = [("seed", SEED, "random seed"),           # the integer flags: (flag, range, what)
           ("log-every", COUNT, "steps between progress lines (and log.jsonl records)"),
           ("sample-every", COUNT, "steps between sample grids"),
           ("ckpt-every", COUNT, "steps between checkpoints"),
           ("grid", COUNT, "samples in each grid"),
-          ("eval-every", COUNT0, "steps between quality checks (KID, FD; log.jsonl), 0 = off"),
+          ("eval-every", COUNT0, "steps between quality checks (KID, FD, the lab's accuracy; "
+           "log.jsonl, plotted by python -m support.curves), 0 = off"),
           ("eval-n", Range(int, 2),                    # a covariance; KID: subsets of n/2
            "samples per quality check, against as many training images")]
 BUILT_IN = ("shapes", "scenes")                         # --data's names that are not folders
@@ -83,6 +84,11 @@ def parse(argv, usage):
         p.add_argument("--" + flag, type=rng, help=f"{what}. default: {default}")
     p.add_argument("--eval-features", metavar="PATH", help="the quality check's features: a "
                    "classifier of evaluate.py, or 'inception'. default: inception")
+    p.add_argument("--lab-evaluator", metavar="PATH", help="the lab's accuracy at each quality "
+                   "check too (--labels or --data scenes): a multi-label classifier of evaluate.py "
+                   "or the course's ResNet-18 file; one sample per condition of each test file")
+    p.add_argument("--lab-tests", metavar="JSON[,JSON]", help="the lab's test files. default: "
+                   "test.json and new_test.json beside --labels; the built-in lists for scenes")
     if preview := getattr(cls, "preview", None):          # diffusion: the grids' own, fast sampler
         p.add_argument("--preview-sampler", choices=["ddpm", "ddim"],
                        help=f"the grids' sampler. default: {preview['sampler']}")

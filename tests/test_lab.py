@@ -331,3 +331,141 @@ def test_the_course_evaluator_loads_without_torchvision(tmp_path):
     with torch.no_grad():
         f, p = clf(torch.rand(2, 3, 64, 64))
     assert f.shape == (2, 512) and ((p > 0) & (p < 1)).all()                 # sigmoid probabilities
+
+
+# ------------------------------------------------------- the lab's accuracy during training
+
+@pytest.fixture(scope="module")
+def evaluator():
+    """evaluate.py's Classifier trained multi-label on 800 scenes of 8x8 (150 steps), and 200
+    other scenes with their sets: its accuracy on those is the most a generator can score."""
+    torch.manual_seed(0)
+    images, labels, names = scenes.scenes(1000, 8, seed=0)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    y = torch.from_numpy(labels)
+    return train_classifier(x[:800], y[:800], 150), names, x[800:], y[800:]
+
+
+def test_the_lab_accuracy_record_scores_what_the_generator_draws(tmp_path, evaluator):
+    """quality's record with --lab-evaluator: a stand-in G that returns, for each set asked, a
+    real scene of that set (drawn at 16x16 while the evaluator reads 8x8: resized as score reads
+    sample.py's PNGs) scores the evaluator's own accuracy on those scenes, far above chance; a G of
+    noise scores chance, sum k^2 / (24 sum k); the record is lab_acc_ and the test file's name."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+    from support.data import Batches
+    from support.quality import lab_sets, quality
+    net, names, x, y = evaluator
+    big = scenes.scenes(1000, 16, seed=0)[0][800:]                 # the same scenes, at 16x16
+    big = torch.from_numpy(big).permute(0, 3, 1, 2).float() / 127.5 - 1
+    index = {tuple(r.nonzero()[:, 0].tolist()): i for i, r in enumerate(y)}   # a scene a set
+    sets = [[names[j] for j in key] for key in index]
+    ck = {"class_names": names, "image_size": 8, "config": {"channels": 3, "num_classes": 24}}
+    args = dict(batch_size=64, seed=0, eval_n=16, quiet=True, out=str(tmp_path),
+                eval_features="means", lab_evaluator="clf.pt")
+    check = lab_sets((net, ck, {"held": ("held-out scenes", sets)}), names, args)
+    proc = SimpleNamespace(device=torch.device("cpu"), cuda=False, autocast=nullcontext(),
+                           log=lambda *a: None)
+    real = Batches(torch.from_numpy(scenes.scenes(16, 8)[0]), None, 8, "cpu", 0)
+
+    class G(torch.nn.Module):
+        def __init__(self, draw):
+            super().__init__()
+            self.draw = draw
+
+        def sample(self, n, y=None):
+            return self.draw(n, y)
+
+    def record(draw):
+        features = lambda v: v.double().mean((2, 3)).numpy()       # KID, FD: not tested here
+        quality(G(draw), None, real, features, args, 3, proc, check)
+        return json.loads(open(tmp_path / "log.jsonl").read().splitlines()[-1])
+    scene_of = lambda n, c: big[[index[tuple(r.nonzero()[:, 0].tolist())] for r in c]]
+    r = record(lambda n, c: scene_of(n, c) if c is not None else big[:n])
+    rows = list(index.values())
+    with torch.no_grad():
+        own = lab.accuracy(net(x[rows])[1], y[rows])
+    asked = y[rows]
+    chance = float((asked.sum(1) ** 2).sum() / 24 / asked.sum())
+    assert r["step"] == 3 and own > chance + 0.15, (own, chance)
+    assert r["lab_acc_held"] == pytest.approx(own, abs=0.05), (r, own)
+    g = torch.Generator().manual_seed(0)
+    r = record(lambda n, c: torch.rand(n, 3, 16, 16, generator=g) * 2 - 1)
+    assert r["lab_acc_held"] == pytest.approx(chance, abs=0.06), (r, chance)
+
+
+def clf_file(path, names, size=8):
+    """A multi-label classifier file as evaluate.py --train-classifier --labels writes it."""
+    torch.manual_seed(0)
+    config = dict(channels=3, num_classes=len(names), width=4)
+    save_checkpoint(str(path), dict(model="classifier", config=config, class_names=list(names),
+                                    image_size=size, weights=Classifier(**config).state_dict()))
+    return path
+
+
+def test_train_records_the_lab_accuracy_at_each_quality_check(cli, tmp_path):
+    """train.py --eval-every 2 --lab-evaluator: each quality check also records lab_acc_test and
+    lab_acc_new_test (the files beside --labels), or those of --lab-tests, in log.jsonl, and a
+    line of them."""
+    scenes.write(str(tmp_path / "lab"), n=32, size=8)
+    lab_dir = tmp_path / "lab"
+    clf = clf_file(tmp_path / "clf.pt", scenes.NAMES)
+    run = ["vae", "--data", lab_dir / "images", "--labels", lab_dir / "train.json",
+           "--image-size", 8, "--batch-size", 8, "--steps", 4, "--ch", 4, "--z-dim", 4,
+           "--grid", 2, "--eval-every", 2, "--eval-n", 8, "--eval-features", clf,
+           "--lab-evaluator", clf]
+    r = cli("train.py", *run, "--out", tmp_path / "a")
+    assert r.returncode == 0 and r.out.count("lab accuracy at step") == 2, r.out
+    checks = [l for l in map(json.loads, open(tmp_path / "a" / "log.jsonl")) if "KID" in l]
+    assert [c["step"] for c in checks] == [2, 4]
+    assert all(0 <= c["lab_acc_test"] <= 1 and 0 <= c["lab_acc_new_test"] <= 1 for c in checks)
+    (tmp_path / "one.json").write_text(json.dumps([["red square", "blue circle"]] * 4))
+    r = cli("train.py", *run, "--lab-tests", tmp_path / "one.json", "--out", tmp_path / "b")
+    checks = [l for l in map(json.loads, open(tmp_path / "b" / "log.jsonl")) if "KID" in l]
+    assert r.returncode == 0 and [k for k in checks[0] if k.startswith("lab_")] == ["lab_acc_one"]
+
+
+def test_the_built_in_scenes_bring_their_own_test_lists(tmp_path):
+    """--data scenes --lab-evaluator: no files to find; test and new_test are scenes.py's two
+    lists of 32 sets, as object names."""
+    from support.quality import load_lab
+    from types import SimpleNamespace
+    clf = clf_file(tmp_path / "clf.pt", scenes.NAMES)
+    args = dict(lab_evaluator=str(clf), eval_every=5, labels=None, data="scenes", lab_tests=None)
+    net, ck, tests = load_lab(args, SimpleNamespace(device=torch.device("cpu")))
+    test, new_test = scenes.conditions(0)
+    assert list(tests) == ["test", "new_test"] and ck["class_names"] == scenes.NAMES
+    assert tests["new_test"][1] == [[scenes.NAMES[i] for i in s] for s in new_test]
+    assert len(tests["test"][1]) == 32 and len(tests["new_test"][1]) == 32
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"drop": "--eval-every"}, "give --eval-every N too"),
+    ({"data": "shapes"}, "scores sets of objects: give --labels"),
+    ({"evaluator": "OTHER"}, "use the evaluator of these objects"),
+    ({"add": ["--lab-tests", "MISSING"]}, "cannot read --lab-tests"),
+    ({"add": ["--lab-tests", "NOT_A_LIST"]}, "should be a list of conditions"),
+    ({"labels": "ALONE"}, "no test.json or new_test.json beside"),
+])
+def test_bad_lab_evaluator_input_is_one_line(cli, tmp_path, change, message):
+    scenes.write(str(tmp_path / "lab"), n=16, size=8)
+    lab_dir = tmp_path / "lab"
+    (tmp_path / "alone").mkdir()
+    for f in ("train.json", "objects.json"):                   # no test files beside these
+        (tmp_path / "alone" / f).write_text((lab_dir / f).read_text())
+    (tmp_path / "dict.json").write_text(json.dumps({"a": ["red square"]}))
+    places = {"OTHER": clf_file(tmp_path / "other.pt", list("abc")),
+              "MISSING": tmp_path / "missing.json", "NOT_A_LIST": tmp_path / "dict.json",
+              "ALONE": tmp_path / "alone" / "train.json"}
+    clf = places.get(change.get("evaluator"), clf_file(tmp_path / "clf.pt", scenes.NAMES))
+    labels = places.get(change.get("labels"), lab_dir / "train.json")
+    data = ["--labels", labels, "--data", lab_dir / "images"]
+    data = data if "data" not in change else ["--data", change["data"]]
+    flags = {"--eval-every": 2, "--eval-features": clf, "--lab-evaluator": clf}
+    flags.pop(change.get("drop"), None)
+    add = [places.get(a, a) for a in change.get("add", [])]
+    r = cli("train.py", "vae", *data, "--image-size", 8, "--batch-size", 8, "--steps", 2,
+            "--ch", 4, "--z-dim", 4, *[v for kv in flags.items() for v in kv], *add,
+            "--out", tmp_path / "run")
+    assert r.returncode == 1 and message in r.stderr, r.out
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.out, r.stderr

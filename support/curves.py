@@ -1,0 +1,171 @@
+"""A run's curves: train.py's log.jsonl drawn against step, one panel per kind of quantity: the
+loss terms (and D's outputs), KID, FD, the lab's accuracy (train.py --eval-every N
+--lab-evaluator). Pillow only, so it runs wherever train.py does.
+
+    python -m support.curves runs/dcgan/log.jsonl --out curves.png
+
+A panel shows each of its quantities as a coloured line, with its axes, ticks and a legend; a
+quantity the log does not hold leaves its panel out. train.py writes a loss record every
+--log-every steps and a quality record every --eval-every steps into the same file (a resumed run
+appends to it).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+from PIL import Image, ImageDraw, ImageFont
+from support.checks import COUNT, Fail, Parser, writable
+
+NOT_PLOTTED = {"step", "img_per_s", "KID_std", "eval_n"}
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+LEFT, RIGHT, TOP, BOTTOM = 70, 20, 28, 36                      # a panel's margins, in pixels
+
+
+def read_log(path):
+    """log.jsonl -> its records (dicts with a step), or one line naming the file and the line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise Fail(f"cannot read {path}: {e.strerror} (train.py writes OUT/log.jsonl)")
+    records = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except ValueError:
+            raise Fail(f"{path}, line {i}, is not JSON: is it train.py's log.jsonl?")
+        if not isinstance(r, dict) or not isinstance(r.get("step"), int):
+            raise Fail(f"{path}, line {i}, has no step: is it train.py's log.jsonl?")
+        records.append(r)
+    if not records:
+        raise Fail(f"{path} holds no records: train a few --log-every steps first")
+    return records
+
+
+def kind(key):
+    """The panel a quantity of the log belongs to."""
+    if key.startswith("lab_acc_"):
+        return "the lab's accuracy"
+    if key in ("KID", "FD"):
+        return key
+    return "loss terms"
+
+
+def series(records):
+    """{panel: {quantity: [(step, value), ...]}}, in the order the log first names them; values
+    that are not finite numbers are left out."""
+    panels = {}
+    for r in records:
+        for k, v in r.items():
+            if k in NOT_PLOTTED or not isinstance(v, (int, float)) or not math.isfinite(v):
+                continue
+            panels.setdefault(kind(k), {}).setdefault(k, []).append((r["step"], float(v)))
+    order = ["loss terms", "KID", "FD", "the lab's accuracy"]
+    return {p: panels[p] for p in order if p in panels}
+
+
+def ticks(lo, hi, n=5, least=0.0):
+    """About n + 1 round values (1, 2 or 5 times a power of ten apart, at least `least`) covering
+    [lo, hi]."""
+    if hi <= lo:
+        lo, hi = lo - 0.5 * (abs(lo) or 1), hi + 0.5 * (abs(hi) or 1)
+    step = max(10 ** math.floor(math.log10((hi - lo) / n)), least)
+    step *= next(m for m in (1, 2, 5, 10) if (hi - lo) / (step * m) <= n)
+    first = math.floor(lo / step) * step
+    last = math.ceil(hi / step) * step
+    return [first + i * step for i in range(round((last - first) / step) + 1)]
+
+
+def label(v):
+    """A tick's text: short, without float noise."""
+    return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
+
+
+def panel(title, lines, width, height, font):
+    """One panel: its quantities against step, with axes, ticks, a title and a legend."""
+    im = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(im)
+    points = [p for pts in lines.values() for p in pts]
+    xs = ticks(min(p[0] for p in points), max(p[0] for p in points), least=1)   # whole steps
+    ys = ticks(min(p[1] for p in points), max(p[1] for p in points))
+    x0, x1, y0, y1 = LEFT, width - RIGHT, height - BOTTOM, TOP  # the plot's box; y grows down
+
+    def at(step, v):
+        return (x0 + (step - xs[0]) / (xs[-1] - xs[0]) * (x1 - x0),
+                y0 - (v - ys[0]) / (ys[-1] - ys[0]) * (y0 - y1))
+    for v in ys:                                                # y ticks, grid lines, labels
+        _, y = at(xs[0], v)
+        d.line([(x0, y), (x1, y)], fill=(230, 230, 230))
+        d.line([(x0 - 4, y), (x0, y)], fill="black")
+        d.text((x0 - 6, y), label(v), fill="black", font=font, anchor="rm")
+    for s in xs:                                                # x ticks and labels: the step
+        x, _ = at(s, ys[0])
+        d.line([(x, y0), (x, y0 + 4)], fill="black")
+        d.text((x, y0 + 6), label(s), fill="black", font=font, anchor="ma")
+    d.line([(x0, y1), (x0, y0), (x1, y0)], fill="black")        # the axes
+    d.text((width // 2, 6), title, fill="black", font=font, anchor="ma")
+    d.text((x1, height - 4), "step", fill="black", font=font, anchor="rd")
+    for i, pts in enumerate(lines.values()):
+        colour = COLOURS[i % len(COLOURS)]
+        xy = [at(s, v) for s, v in pts]
+        if len(xy) > 1:
+            d.line(xy, fill=colour, width=2)
+        for x, y in xy if len(xy) <= 60 else []:                # few points: each one marked
+            d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+    lx = x1 - 40 - max(font.getlength(n) for n in lines)        # the legend, top right, on top
+    d.rectangle([lx - 6, y1 + 2, x1 - 4, y1 + 8 + 14 * len(lines)], fill="white", outline="grey")
+    for i, name in enumerate(lines):
+        ly = y1 + 6 + 14 * i
+        d.line([(lx, ly + 6), (lx + 18, ly + 6)], fill=COLOURS[i % len(COLOURS)], width=3)
+        d.text((lx + 24, ly), name, fill="black", font=font)
+    return im
+
+
+def draw(records, width=720, height=260):
+    """The records -> one image, the panels stacked."""
+    panels = series(records)
+    if not panels:
+        raise Fail("the log holds no finite loss, KID, FD or accuracy to draw")
+    font = ImageFont.load_default()
+    ims = [panel(t, lines, width, height, font) for t, lines in panels.items()]
+    out = Image.new("RGB", (width, height * len(ims)), "white")
+    for i, im in enumerate(ims):
+        out.paste(im, (0, height * i))
+    return out
+
+
+def main(argv):
+    p = Parser(prog="python -m support.curves", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("log", help="a run's log.jsonl (train.py writes OUT/log.jsonl)")
+    p.add_argument("--out", default="curves.png", help="the PNG to write. default: curves.png")
+    p.add_argument("--width", type=COUNT, default=720, help="pixels across. default: 720")
+    p.add_argument("--height", type=COUNT, default=260, help="pixels a panel. default: 260")
+    a = p.parse_args(argv)
+    if os.path.isdir(a.log):
+        raise Fail(f"{a.log} is a folder: give the log.jsonl in it")
+    writable("--out", a.out)
+    records = read_log(a.log)
+    if a.width < LEFT + RIGHT + 100 or a.height < TOP + BOTTOM + 60:
+        raise Fail(f"--width {a.width} or --height {a.height} leaves no room for a plot: "
+                   f"give at least {LEFT + RIGHT + 100} and {TOP + BOTTOM + 60}")
+    draw(records, a.width, a.height).save(a.out)
+    print(f"wrote {a.out}: {', '.join(series(records))} from {len(records)} records")
+
+
+def cli(argv):
+    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
+    try:
+        main(argv)
+    except Fail as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli(sys.argv[1:]))
