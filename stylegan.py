@@ -1,113 +1,91 @@
-"""StyleGAN (Karras, Laine & Aila, 2019), with the tricks it keeps from ProGAN (Karras et al.,
-2018): a generator that maps z to an intermediate latent w and injects w as a style at every layer.
+"""StyleGAN (Karras, Laine & Aila, 2019), built on ProGAN (progan.py: equalised lr, pixel norm,
+minibatch std, D, growing): a generator that maps z to an intermediate latent w and injects w as a
+style at every layer; StyleGAN2's modulated convolution and a conditional model as options.
 
     1. mapping f      z ~ N(0, I) -> pixel norm z / sqrt(mean(z^2) + eps) -> 8 FC + LeakyReLU(0.2)
                       -> w, its learning rate x 0.01 (lr multiplier)
     2. styles         y = (y_s, y_b) = A(w): a learned affine map per layer, y_s starting at 1
     3. AdaIN          AdaIN(x_i, y) = y_s,i (x_i - mu(x_i)) / sigma(x_i) + y_b,i  (Eq. 1, channel i)
+       --demod        StyleGAN2 (Karras et al., 2020, Sec. 2.2) instead: s = A(w) per input channel
+                      i, w'_ijk = s_i w_ijk (Eq. 1), w''_ijk = w'_ijk / sqrt(sum_i,k w'_ijk^2 + eps)
+                      (Eq. 3), per sample; no instance norm (its droplets)
     4. noise          x + B_i * N(0, 1): one noise image per layer, a learned scale B_i per channel
     5. synthesis g    a learned 4x4 constant -> per resolution two 3x3 convs, each followed by
                       noise, LeakyReLU and AdaIN; bilinear x2 upsampling up to image_size; a 1x1
-                      conv to RGB
-    6. equal lr       weights stored ~ N(0, 1), scaled at run time by He's constant sqrt(2 / fan_in)
-                      (ProGAN 4.1), in G and D, so Adam's step is the same size for every layer
-    7. D              from RGB -> per resolution two 3x3 convs, 2x2 average pool -> at 4x4 the
-                      minibatch standard deviation (ProGAN 3) as one more feature map -> conv, FC,
-                      FC -> a logit
+                      conv to RGB (with --demod the constant goes through a conv too)
+    6. D              ProGAN's (progan.py 5.), its score a logit
+    7. growing        --progressive: ProGAN's schedule and fade-in (progan.py 6.-8.), as StyleGAN
+                      trained; off, a network of fixed size, as StyleGAN2's
     8. loss           the GAN game of gan.py on logits, non-saturating: D minimises
                       softplus(D(G(z))) + softplus(-D(x)) + gamma/2 E[||grad_x D(x)||^2] (R1,
                       Mescheder et al., 2018); G minimises softplus(-D(G(z)))
     9. style mixing   two z's per fake; layers before a random crossover take w_1, the rest w_2
    10. truncation     w' = w_avg + psi (w - w_avg), w_avg the moving average of f(z) in training
+   11. condition      f's input [z, pixel norm(embed(y))] (StyleGAN2-ADA, Karras et al., 2020);
+                      D's logit the projection <phi(x), pixel norm(embed_D(y))> / sqrt(c4) (Miyato
+                      & Koyama, 2018, in ADA's form); y: class ids or a multi-hot set
 
-The class reads in that order: the networks, the loss (8), sampling; then the tricks (9, 10) in
-one marked block at its end.
+Left out: the blur after resampling, StyleGAN2's modulated toRGB, skips and path length penalty,
+lazy R1 (a step counter in d_loss: torch.compile would recompile). Defaults are the paper's but the
+widths, small for a CPU (--ch, --max-ch, --z-dim, --w-dim); gamma = 10 is for 1024x1024 faces.
 
-Left out: progressive growing with fade-in (StyleGAN 2019 grows as ProGAN did; StyleGAN2, Karras
-et al., 2020, dropped it for a network of fixed size, as here), the blur after each up- and
-downsampling (bilinear upsampling and average pooling filter instead), lazy R1 (a Python step
-counter in d_loss would make torch.compile recompile every step) and conditioning. Defaults are
-the paper's except the widths, small for a CPU (--ch, --max-ch, --z-dim, --w-dim). gamma = 10 is
-the paper's for 1024x1024 faces; small images want less (--gamma 0.1).
-
-    python train.py stylegan --image-size 16                         # the built-in shapes
-    python train.py stylegan --data ./fashion-mnist --image-size 32
+    python train.py stylegan --data ./fashion-mnist --image-size 32 --demod --classes
     python sample.py runs/stylegan/ckpt.pt --psi 0.7 --mix 4         # truncation; a mixing table
 """
 import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-
-class Equalized(nn.Module):
-    """6. A linear layer (k = 0) or a k x k conv with the equalised learning rate: w ~ N(0, 1)
-    stored, w * c used, c = gain * lr_mul / sqrt(fan_in). With lr_mul < 1 the stored weights start
-    at std 1 / lr_mul, so Adam's steps of fixed size move the used weights lr_mul times as far (the
-    mapping network's 0.01)."""
-
-    def __init__(self, c_in, c_out, k=0, gain=2**0.5, lr_mul=1.0):
-        super().__init__()
-        shape = (c_out, c_in, k, k) if k else (c_out, c_in)
-        self.weight = nn.Parameter(torch.randn(shape) / lr_mul)
-        self.bias = nn.Parameter(torch.zeros(c_out))
-        self.scale = gain * lr_mul / math.sqrt(c_in * max(k, 1) ** 2)   # He: sqrt(2 / fan_in)
-        self.lr_mul = lr_mul
-
-    def forward(self, x):
-        w = self.weight * self.scale
-        b = self.bias * self.lr_mul
-        if self.weight.dim() == 2:
-            return F.linear(x, w, b)
-        return F.conv2d(x, w, b, padding=self.weight.shape[-1] // 2)
-
-
-def pixel_norm(z, eps=1e-8):
-    """1. Each sample to unit mean square: z / sqrt(mean_j z_j^2 + eps)."""
-    return z * torch.rsqrt(z.pow(2).mean(1, keepdim=True) + eps)
+from progan import Equalized, adam, discriminator, features, minibatch_std, pixel_norm, reals
+from progan import resolutions, schedule, to_image   # ProGAN's pieces, which StyleGAN keeps
 
 
 def adain(x, y_s, y_b, eps=1e-8):
-    """3. Eq. 1: AdaIN(x_i, y) = y_s,i (x_i - mu(x_i)) / sigma(x_i) + y_b,i, mu and sigma over
-    each channel's pixels."""
+    """3. Eq. 1, AdaIN(x_i, y), mu and sigma over each channel's pixels."""
     mu = x.mean((2, 3), keepdim=True)                                # (B, C, 1, 1)
     sigma = (x.var((2, 3), keepdim=True, unbiased=False) + eps).sqrt()
     return y_s[:, :, None, None] * (x - mu) / sigma + y_b[:, :, None, None]
 
 
-def minibatch_std(h, group=4, eps=1e-8):
-    """7. ProGAN 3: the std of each feature at each position over a group of samples, averaged over
-    features and positions: one number per group, appended as a constant feature map.
-    (B, C, H, W) -> (B, C + 1, H, W)."""
-    B, C, H, W = h.shape
-    g = math.gcd(B, group)                                           # groups of g samples in a row
-    var = h.float().reshape(-1, g, C, H, W).var(1, unbiased=False)   # (B/g, C, H, W): each group's
-    sigma = (var + eps).sqrt()
-    s = sigma.mean((1, 2, 3)).to(h.dtype).repeat_interleave(g)      # (B,): each sample its group's
-    return torch.cat([h, s.view(B, 1, 1, 1).expand(B, 1, H, W)], 1)
+def modulated_conv(x, conv, s, eps=1e-8):
+    """3. StyleGAN2's modulated convolution: each sample's styles s (B, I) scale conv's weights,
+    which are then demodulated; one grouped conv runs all samples. (B, I, H, W) -> (B, O, H, W)."""
+    B, I, H, W = x.shape
+    weight = conv.weight * conv.scale                                # w_ijk: (O, I, k, k)
+    w1 = s[:, None, :, None, None] * weight                          # Eq. 1: w'_ijk = s_i w_ijk
+    w2 = w1 * torch.rsqrt(w1.pow(2).sum((2, 3, 4), keepdim=True) + eps)   # Eq. 3: over i and k
+    O, k = weight.shape[0], weight.shape[-1]
+    h = F.conv2d(x.reshape(1, B * I, H, W), w2.reshape(B * O, I, k, k), padding=k // 2, groups=B)
+    return h.reshape(B, O, H, W) + conv.bias.view(1, -1, 1, 1)
 
 
 class StyleLayer(nn.Module):
     """5. One layer of g: [x2 upsampling, 3x3 conv] -> + B * noise (4.) -> LeakyReLU -> AdaIN with
-    y = A(w) (2., 3.)."""
+    y = A(w) (2., 3.); with demod, a conv modulated by s = A(w) and no AdaIN (3.)."""
 
-    def __init__(self, c_in, c_out, w_dim, conv=True, up=False):
+    def __init__(self, c_in, c_out, w_dim, conv=True, up=False, demod=False):
         super().__init__()
-        self.conv = Equalized(c_in, c_out, 3) if conv else None
+        self.conv = Equalized(c_in, c_out, 3) if conv or demod else None
         self.up = up
+        self.demod = demod
         self.B = nn.Parameter(torch.zeros(c_out))                     # noise scales, 0 at first
-        self.A = Equalized(w_dim, 2 * c_out, gain=1.0)                # y = (y_s, y_b) = A(w)
+        scales = c_in if demod else c_out                             # s_i, or y_s
+        self.A = Equalized(w_dim, scales if demod else 2 * c_out, gain=1.0)   # y = A(w)
         with torch.no_grad():
-            self.A.bias[:c_out] = 1.0                                 # y_s = 1 + ...: around 1
+            self.A.bias[:scales] = 1.0                                # y_s or s = 1 + ...: near 1
 
     def forward(self, h, w, noise=None):
         if self.up:
             h = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
-        if self.conv is not None:
+        if self.demod:
+            h = modulated_conv(h, self.conv, self.A(w))
+        elif self.conv is not None:
             h = self.conv(h)
         if noise is None:
             noise = torch.randn_like(h[:, :1])                        # (B, 1, H, W): all channels
         h = F.leaky_relu(h + self.B.view(1, -1, 1, 1) * noise, 0.2)
+        if self.demod:
+            return h
         y_s, y_b = self.A(w).chunk(2, 1)                              # (B, C) each
         return adain(h, y_s, y_b)
 
@@ -119,7 +97,8 @@ class StyleGAN(nn.Module):
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *, z_dim=128, w_dim=128,
                  n_mlp=8, ch=32, max_ch=128, mapping_lr_mul=0.01, mixing=0.9, gamma=10.0,
-                 w_avg_beta=0.995, mbstd_group=4, lr=1e-3, beta1=0.0, beta2=0.99):
+                 w_avg_beta=0.995, mbstd_group=4, demod=False, progressive=False,
+                 fade_images=60_000, stable_images=60_000, lr=1e-3, beta1=0.0, beta2=0.99):
         """The networks and their optimisers' settings; each keyword is a train.py flag.
 
         z_dim: length of the latent z ~ N(0, I) (paper: 512)
@@ -132,83 +111,107 @@ class StyleGAN(nn.Module):
         gamma: the weight of R1, gamma/2 E[||grad_x D(x)||^2] (paper: 10, for 1024x1024 faces)
         w_avg_beta: decay of w_avg, the moving average of w that truncation pulls towards
         mbstd_group: samples per group of the minibatch standard deviation
+        demod: StyleGAN2's modulated, demodulated convolutions instead of AdaIN
+        progressive: grow from 4x4 with ProGAN's fade-in, as StyleGAN (StyleGAN2: off)
+        fade_images: --progressive: images seen while each new resolution fades in (paper: 600k)
+        stable_images: --progressive: images seen at each resolution once in (paper: 600k)
         lr: Adam's learning rate
         beta1: Adam's beta1
         beta2: Adam's beta2
         """
         super().__init__()
-        n = image_size.bit_length() - 1                               # image_size = 2^n
-        if image_size < 4 or image_size != 1 << n:
-            raise ValueError(f"image size must be a power of two, at least 4 (got {image_size})")
-        if num_classes:
-            raise ValueError(f"this StyleGAN is unconditional: num_classes must be 0 "
-                             f"(got {num_classes}); drop --classes")
+        res, c = resolutions(image_size, ch, max_ch)                  # 4, ..., S; each one's width
+        self.image_size = image_size
+        self.num_classes = num_classes
         self.z_dim = z_dim
         self.mixing = mixing
         self.gamma = gamma
         self.w_avg_beta = w_avg_beta
         self.group = mbstd_group
+        self.progressive = progressive
+        self.phases = (fade_images, stable_images)                    # 7. images per phase
         self.lr = lr
         self.betas = (beta1, beta2)
-        res = [4 << i for i in range(n - 1)]                          # 4, 8, ..., image_size
-        c = {r: min(max_ch, ch * image_size // r) for r in res}       # ch at full size, doubling
+        self.levels = len(res)
         self.num_layers = 2 * len(res)                                # two styles per resolution
         self.layer_res = [r for r in res for _ in (0, 1)]             # each layer's (for noise)
-
-        # 1. f: z -> w, n_mlp FC layers, lr x 0.01
+        if progressive:
+            self.register_buffer("seen", torch.zeros((), dtype=torch.long))   # 7. images seen
+        # 1. f: z -> w, n_mlp FC layers, lr x 0.01; 11. y's embedding e joins z
+        self.embed = Equalized(num_classes, w_dim, gain=1.0) if num_classes else None
         f = []
         for i in range(n_mlp):
-            f += [Equalized(z_dim if i == 0 else w_dim, w_dim, lr_mul=mapping_lr_mul),
-                  nn.LeakyReLU(0.2)]
+            f += [Equalized(w_dim if i else z_dim + (w_dim if num_classes else 0), w_dim,
+                            lr_mul=mapping_lr_mul), nn.LeakyReLU(0.2)]
         self.f = nn.Sequential(*f)
         self.register_buffer("w_avg", torch.zeros(w_dim))             # 10. for truncation
         # 5. g: const (c4, 4, 4) -> two layers at 4x4 -> two per resolution to (c_S, S, S) -> RGB
         self.const = nn.Parameter(torch.ones(1, c[4], 4, 4))
-        self.g = nn.ModuleList([StyleLayer(c[4], c[4], w_dim, conv=False),
-                                StyleLayer(c[4], c[4], w_dim)])
+        self.g = nn.ModuleList([StyleLayer(c[4], c[4], w_dim, conv=False, demod=demod),
+                                StyleLayer(c[4], c[4], w_dim, demod=demod)])
         for r in res[1:]:
-            self.g.append(StyleLayer(c[r // 2], c[r], w_dim, up=True))
-            self.g.append(StyleLayer(c[r], c[r], w_dim))
-        self.to_rgb = Equalized(c[image_size], channels, 1, gain=1.0)
+            self.g.append(StyleLayer(c[r // 2], c[r], w_dim, up=True, demod=demod))
+            self.g.append(StyleLayer(c[r], c[r], w_dim, demod=demod))
+        self.to_rgb = nn.ModuleList(Equalized(c[r], channels, 1, gain=1.0)
+                                    for r in (res if progressive else res[-1:]))
 
-        # 7. D: (C, S, S) -> from RGB (c_S, S, S) -> ... -> (c4, 4, 4) -> minibatch std -> a logit
-        from_rgb = Equalized(channels, c[image_size], 1)
-        blocks = [nn.Sequential(Equalized(c[r], c[r], 3), nn.LeakyReLU(0.2),
-                                Equalized(c[r], c[r // 2], 3), nn.LeakyReLU(0.2),
-                                nn.AvgPool2d(2))              # (c_r, r, r) -> (c_r/2, r/2, r/2)
-                  for r in reversed(res[1:])]
-        self.D = nn.Sequential(from_rgb, nn.LeakyReLU(0.2), *blocks)
-        self.D_out = nn.Sequential(Equalized(c[4] + 1, c[4], 3), nn.LeakyReLU(0.2), nn.Flatten(),
-                                   Equalized(c[4] * 16, c[4]), nn.LeakyReLU(0.2),
-                                   Equalized(c[4], 1, gain=1.0))
+        # 6. D: ProGAN's, (C, S, S) -> from RGB -> ... -> (c4, 4, 4) -> minibatch std -> a logit
+        self.D_rgb, self.D, self.D_out = discriminator(channels, c, res, progressive,
+                                                       out=c[4] if num_classes else 1)
+        self.D_embed = Equalized(num_classes, c[4], gain=1.0) if num_classes else None
 
-    def mapping(self, z):
-        """1. w = f(z): (B, z_dim) -> (B, w_dim)."""
-        return self.f(pixel_norm(z))
+    def phase(self):
+        """7. (level, alpha) of this step, from the images seen; the full size without growing."""
+        grown = (self.levels - 1, 1.0)
+        return schedule(int(self.seen), self.levels, *self.phases) if self.progressive else grown
+
+    def embedded(self, embed, n, y):
+        """11. pixel norm(embed(y)), y's class ids one-hot (or multi-hot sets) repeated up to n;
+        no y: every class in turn."""
+        y = torch.arange(n, device=self.const.device) if y is None else y
+        y = y[torch.arange(n, device=y.device) % len(y)]
+        onehot = F.one_hot(y % self.num_classes, self.num_classes) if y.dim() == 1 else y
+        return pixel_norm(embed(onehot.float()))
+
+    def mapping(self, z, y=None):
+        """1. w = f(z), or f(z, y) (11.; no y: every class in turn): (B, z_dim) -> (B, w_dim)."""
+        z = pixel_norm(z)
+        if self.embed is not None:
+            z = torch.cat([z, self.embedded(self.embed, len(z), y).to(z.dtype)], 1)   # 11. [z, e]
+        return self.f(z)
 
     def noises(self, n):
         """4. One fixed set of noise images, (n, 1, r, r) per layer, for synthesis(ws, noise)."""
         return [torch.randn(n, 1, r, r, device=self.const.device) for r in self.layer_res]
 
     def synthesis(self, ws, noise=None):
-        """5. x = g(w): (B, L, w_dim), a w per layer -> (B, C, S, S). Fresh noise unless given."""
+        """5. x = g(w): (B, L, w_dim), a w per layer -> (B, C, S, S). Fresh noise unless given.
+        Growing (7.): the phase's layers, the image upsampled from r to S."""
+        level, alpha = self.phase()
         h = self.const.expand(ws.shape[0], -1, -1, -1)                # (B, c4, 4, 4)
-        for i, layer in enumerate(self.g):
+        hs = []                                                       # each resolution's h
+        for i, layer in enumerate(self.g[:2 * level + 2]):
             h = layer(h, ws[:, i], None if noise is None else noise[i])
-        return self.to_rgb(h)                                         # linear, as the paper's
+            if i % 2:
+                hs.append(h)
+        x = to_image(self.to_rgb, hs, alpha, self.levels)             # linear, as the paper's
+        return F.interpolate(x, size=self.image_size)                 # r -> S (nearest)
 
     def critic(self, x, y=None):
-        """7. D(x) as a logit: (B, C, S, S) -> (B,)."""
-        return self.D_out(minibatch_std(self.D(x), self.group)).flatten()
+        """6. D(x | y) as a logit: (B, C, r, r) at the phase's size r (or larger) -> (B,)."""
+        h = self.D_out(minibatch_std(features(self.D_rgb, self.D, x, *self.phase()), self.group))
+        if self.D_embed is None:
+            return h.flatten()
+        e = self.embedded(self.D_embed, len(h), y).to(h.dtype)       # 11. the class's direction
+        return (h * e).sum(1) / math.sqrt(h.shape[1])                 # <phi(x), e> / sqrt(c4)
 
     def d_loss(self, x, y=None):
         """8. D's step: minimise softplus(D(G(z))) + softplus(-D(x)), the game of gan.py on logits,
-        + R1 on the data. The fakes (9., 10.: the block below) are kept, with their graph, in
-        self.fake for g_loss."""
-        self.fake = self.draw_fakes(x.shape[0], x.device)
-        x = x.detach().requires_grad_(self.gamma > 0)
-        real = self.critic(x).float()                                 # D(x), a logit
-        fake = self.critic(self.fake.detach()).float()                # D's step does not reach G
+        + R1 on the data. The fakes (9., 10.) are kept, with their graph, for g_loss."""
+        self.fake = self.draw_fakes(x.shape[0], x.device, y)
+        x = reals(x, *self.phase()).detach().requires_grad_(self.gamma > 0)   # 7. at r (S fixed)
+        real = self.critic(x, y).float()                              # D(x), a logit
+        fake = self.critic(self.fake.detach(), y).float()             # D's step does not reach G
         terms = {"real": F.softplus(-real).mean(),                    # -log sigmoid(D(x))
                  "fake": F.softplus(fake).mean(),                     # -log(1 - sigmoid(D(G(z))))
                  "D(x)": real.detach().sigmoid().mean(),
@@ -219,17 +222,15 @@ class StyleGAN(nn.Module):
         return terms
 
     def g_loss(self, x, y=None):
-        """8. G's step, on the fakes d_loss drew: the non-saturating softplus(-D(G(z)))."""
-        fake = self.critic(self.fake).float()
+        """8. G's step on d_loss's fakes: the non-saturating softplus(-D(G(z))); then 7. counts."""
+        fake = self.critic(self.fake, y).float()
+        if self.progressive:
+            self.seen += len(self.fake)
         return {"gan": F.softplus(-fake).mean()}                      # -log sigmoid(D(G(z)))
 
     def configure_optimizers(self):
-        """(D's, G's): Adam for D and D_out; for f, const, g and to_rgb."""
-        d_params = [p for name, p in self.named_parameters() if name.startswith("D")]
-        g_params = [p for name, p in self.named_parameters() if not name.startswith("D")]
-        d_opt = torch.optim.Adam(d_params, lr=self.lr, betas=self.betas, eps=1e-8, fused=True)
-        g_opt = torch.optim.Adam(g_params, lr=self.lr, betas=self.betas, eps=1e-8, fused=True)
-        return d_opt, g_opt
+        """(D's, G's): Adam for D_rgb, D, D_out and D_embed; for embed, f, const, g and to_rgb."""
+        return adam(self, self.lr, self.betas)
 
     @torch.no_grad()
     def sample(self, n, y=None, *, psi=1.0, mix=0):
@@ -237,20 +238,20 @@ class StyleGAN(nn.Module):
 
         psi: truncation, w' = w_avg + psi (w - w_avg); 1 = off (the paper shows 0.7)
         mix: K > 0: the paper's style-mixing table (Fig. 3) at crossover layer K; 0 = off
-        With mix, sample.py's square grid is the table: the sample in row r and column c takes
-        the layers before K (the coarse styles) from row r's w, the rest from column c's."""
+        With mix, sample.py's square grid is the table: row r's w gives the layers before K (the
+        coarse styles), column c's the rest."""
         if not 0 <= mix < self.num_layers:
             raise ValueError(f"--mix is a crossover layer, 1..{self.num_layers - 1} "
                              f"(0 = no mixing; got {mix})")
         if not mix:
             z = torch.randn(n, self.z_dim, device=self.const.device)
-            w = self.truncate(self.mapping(z), psi)
+            w = self.truncate(self.mapping(z, y), psi)
             ws = w[:, None].expand(-1, self.num_layers, -1)          # the same w at every layer
             return self.synthesis(ws).clamp(-1, 1)
         cols = math.ceil(math.sqrt(n))                                # the grid's columns
         rows = math.ceil(n / cols)
         z = torch.randn(rows + cols, self.z_dim, device=self.const.device)
-        w = self.truncate(self.mapping(z), psi)
+        w = self.truncate(self.mapping(z, y), psi)
         i = torch.arange(n, device=w.device)
         ws = self.styles(w[i // cols], w[rows + i % cols], torch.full((n,), mix, device=w.device))
         return self.synthesis(ws).clamp(-1, 1)
@@ -263,7 +264,7 @@ class StyleGAN(nn.Module):
         psi: truncation, w' = w_avg + psi (w - w_avg); 1 = off (the paper shows 0.7)
         """
         z = torch.randn(2 * n, self.z_dim, device=self.const.device)
-        w_a, w_b = self.truncate(self.mapping(z), psi).chunk(2)
+        w_a, w_b = self.truncate(self.mapping(z, y), psi).chunk(2)
         noise = self.noises(n)
         ease = (1 - torch.cos(torch.arange(frames) * 2 * torch.pi / frames)) / 2   # 0 -> 1 -> 0
         images = []
@@ -273,13 +274,12 @@ class StyleGAN(nn.Module):
         return torch.stack(images).clamp(-1, 1)
 
     # ---------------------------------------------------------------------------------------------
-    # The tricks around the loss: style mixing (9.), and truncation (10.) with the moving average
-    # w_avg that it pulls towards, kept up in training.
+    # The tricks around the loss: style mixing (9.), truncation (10.) and its w_avg, kept up
 
-    def draw_fakes(self, B, device):
+    def draw_fakes(self, B, device, y=None):
         """G(z) for D's step: two z's per fake; a fraction `mixing` of the fakes cross from w_1 to
         w_2 at a random layer (9.); w_avg follows the batch's mean w_1 (10.)."""
-        w1, w2 = self.mapping(torch.randn(2 * B, self.z_dim, device=device)).chunk(2)
+        w1, w2 = self.mapping(torch.randn(2 * B, self.z_dim, device=device), y).chunk(2)
         with torch.no_grad():                                         # 10. w_avg <- lerp to mean w
             self.w_avg.lerp_(w1.float().mean(0), 1 - self.w_avg_beta)
         mix = torch.rand(B, device=device) < self.mixing              # 9. per sample, no host sync

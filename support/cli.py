@@ -25,6 +25,7 @@ MODELS = {
     "pix2pix": "Pix2Pix",
     "cyclegan": "CycleGAN",
     "stylegan": "StyleGAN",
+    "progan": "ProGAN",
     "ddpm": "DDPM",
     "ldm": "LDM",
     "stargan": "StarGAN",

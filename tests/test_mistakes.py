@@ -11,6 +11,7 @@ MISTAKES = every_mistake()
 MODEL_FILES = ["vae.py", "gan.py", "dcgan.py", "pix2pix.py", "cyclegan.py", "stylegan.py",
                "ddpm.py", "ldm.py", "stargan.py"]
 MODEL_FILES += ["progan.py"]
+MODEL_FILES += ["srgan.py"]
 
 
 @pytest.mark.parametrize("m", MISTAKES, ids=lambda m: f"{m.file}: {m.says}")

@@ -13,6 +13,7 @@ from pix2pix import Pix2Pix
 from stargan import StarGAN
 from srgan import SRGAN
 from stylegan import StyleGAN
+from progan import ProGAN
 from vae import VAE
 
 DIFFUSION = dict(T=10, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=(4,), dropout=0.0)
@@ -25,6 +26,11 @@ MODELS = {                    # (model, its condition y for a batch of 4: None, 
     "pix2pix": (lambda: Pix2Pix(16, 3, ngf=8, ndf=8, n_layers=1), "images"),
     "cyclegan": (lambda: CycleGAN(16, 3, ngf=8, ndf=8, n_blocks=1, n_layers=1), "images"),
     "stylegan": (lambda: StyleGAN(8, 3, z_dim=8, w_dim=8, n_mlp=2, ch=8, max_ch=8), None),
+    "stylegan demod conditional": (lambda: StyleGAN(8, 3, 2, z_dim=8, w_dim=8, n_mlp=2, ch=8,
+                                                    max_ch=8, demod=True), "labels"),
+    "stylegan progressive": (lambda: StyleGAN(8, 3, z_dim=8, w_dim=8, n_mlp=2, ch=8, max_ch=8,
+                                              progressive=True, stable_images=2), None),
+    "progan": (lambda: ProGAN(16, 3, z_dim=8, ch=8, max_ch=8, stable_images=2), None),
     "ddpm": (lambda: DDPM(8, 3, 2, **DIFFUSION), "labels"),
     "ldm": (lambda: LDM(16, 3, 2, f=2, ae_ch=32, ae_steps=1, **DIFFUSION), "labels"),
     "stargan": (lambda: StarGAN(16, 3, 2, ngf=8, ndf=8, n_blocks=1), "labels"),

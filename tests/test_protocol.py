@@ -14,6 +14,8 @@ from support.cli import MODELS, declared, flag_help, hyperparameters, model_clas
 BUILDS = ("vae", "gan", "dcgan", "pix2pix", "cyclegan", "stylegan", "ddpm", "ldm",
           "srgan", "stargan")
 NEEDS = {"ldm": ["ddpm"], "cyclegan": ["pix2pix"]}   # the files a model file builds on
+BUILDS += ("progan",)
+NEEDS["stylegan"] = ["progan"]                         # ProGAN's pieces
 LIMITS = {"ddpm.py": 400, "ldm.py": 400, "train.py": 250}
 
 
@@ -82,6 +84,7 @@ ALONE = {                               # (image size, tiny keywords, the condit
             " attn_res=()", "None"),
     "srgan": (16, "content='mse', B=1, ngf=8", "None"),
     "stargan": (16, "num_classes=2, ngf=8, ndf=8, n_blocks=1", "torch.tensor([0, 1])"),
+    "progan": (8, "z_dim=8, ch=8, max_ch=8, stable_images=2", "None"),
 }
 
 

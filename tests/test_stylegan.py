@@ -1,10 +1,15 @@
-"""stylegan.py: AdaIN, a style layer's start and its noise, the mapping network, equalised lr and
-its step sizes, minibatch std, truncation, style mixing, R1, which steps reach G, the paper's
-parameter counts, learning on tiny data, the command line."""
+"""stylegan.py: AdaIN, a style layer's start and its noise, the mapping network, equalised lr in
+each network, StyleGAN2's demodulation, the conditional model (mapping and projection D), growing,
+truncation, style mixing, R1, which steps reach G, the paper's parameter counts, learning on tiny
+data, the command line. ProGAN's pieces (equalised lr's steps, minibatch std, the fade-in, resume
+mid-phase) are tested in tests/test_progan.py."""
 import math
 import pytest
 import torch
-from stylegan import Equalized, StyleGAN, StyleLayer, adain, minibatch_std, pixel_norm
+import torch.nn.functional as F
+import support.settings
+from progan import Equalized, pixel_norm
+from stylegan import StyleGAN, StyleLayer, adain, modulated_conv
 
 
 def tiny(size=8, **kw):
@@ -72,7 +77,7 @@ def test_equalised_lr_weights_have_he_std():
     for name, layer in m.named_modules():
         if isinstance(layer, Equalized):
             fan_in, n = layer.weight[0].numel(), layer.weight.numel()
-            gain = 1.0 if name.endswith(("A", "to_rgb", "D_out.5")) else 2**0.5
+            gain = 1.0 if name.endswith(("A", "to_rgb.0", "D_out.5")) else 2**0.5
             lr_mul = 0.01 if name.startswith("f.") else 1.0
             tol = 3 / math.sqrt(2 * n) + 0.01            # 3 standard errors of a std
             assert n >= 256, name
@@ -80,51 +85,115 @@ def test_equalised_lr_weights_have_he_std():
             used = (layer.weight * layer.scale).std().item()
             assert used == pytest.approx(gain / math.sqrt(fan_in), rel=tol), name
             seen.add(name.split(".")[0])
-    assert seen == {"f", "g", "to_rgb", "D", "D_out"}
+    assert seen == {"f", "g", "to_rgb", "D_rgb", "D", "D_out"}
     conv = Equalized(64, 32, 3)                          # fan_in = 64 * 3 * 3
     assert (conv.weight * conv.scale).std().item() == pytest.approx(math.sqrt(2 / 576), rel=0.02)
 
 
-def test_equalised_lr_steps_move_used_weights_by_c_and_biases_by_lr_mul():
-    """Adam's first step moves every stored parameter by lr (its size, whatever the gradient's):
-    the used weights w * c then move by lr * c, and the used biases b * lr_mul by lr * lr_mul,
-    which makes f's learning rate 0.01 times G's."""
+def test_demodulation_gives_unit_variance_outputs_whatever_the_styles_scale():
+    """Eq. 3's point: for inputs of unit variance and i.i.d. weights, each output channel has
+    variance sum_i,k w''_ijk^2 = 1, whatever the styles' scale (0.01 to 100 here)."""
     torch.manual_seed(0)
-    layer = Equalized(8, 4, lr_mul=0.01).double()       # float64: steps 1e-5 of weights ~100
-    used_w = lambda: layer.weight.detach() * layer.scale
-    used_b = lambda: layer.bias.detach() * layer.lr_mul
-    w0, b0 = used_w(), used_b()
-    opt = torch.optim.Adam(layer.parameters(), lr=1e-3)
-    (layer(torch.randn(16, 8).double()) * torch.randn(16, 4).double()).sum().backward()
-    opt.step()
-    c = 2**0.5 * 0.01 / math.sqrt(8)
-    assert torch.allclose((used_w() - w0).abs(), torch.full((4, 8), 1e-3 * c).double())
-    assert torch.allclose((used_b() - b0).abs(), torch.full((4,), 1e-3 * 0.01).double())
-    x = torch.randn(3, 8).double()
-    want = x @ (layer.weight * c).T + 0.01 * layer.bias                 # what the layer computes
-    assert torch.allclose(layer(x), want, atol=1e-6)
+    conv = Equalized(64, 8, 3)
+    x = torch.randn(4, 64, 24, 24)
+    for scale in (0.01, 1.0, 100.0):
+        s = scale * (torch.rand(4, 64) + 0.5)            # a style per sample and input channel
+        out = modulated_conv(x, conv, s)[:, :, 1:-1, 1:-1]   # away from the zero padding
+        assert torch.allclose(out.std((2, 3)), torch.ones(4, 8), atol=0.1), scale
 
 
-def test_minibatch_std_on_a_hand_made_batch():
-    """Channel 0 is [0, 0, 2, 2] over the batch at every position (std 1); channel 1 is constant
-    except at one position, [0, 4, 0, 4] (std 2). Mean over 2 channels x 4 positions:
-    (4 * 1 + 2) / 8 = 0.75."""
-    h = torch.zeros(4, 2, 2, 2)
-    h[2:, 0] = 2.0
-    h[:, 1] = 1.0
-    h[:, 1, 0, 0] = torch.tensor([0.0, 4.0, 0.0, 4.0])
-    out = minibatch_std(h, group=4)
-    assert out.shape == (4, 3, 2, 2) and torch.equal(out[:, :2], h)
-    assert torch.allclose(out[:, 2], torch.full((4, 2, 2), 0.75), atol=1e-4)
-    two = minibatch_std(torch.cat([h, 3 * h]), group=4)  # two groups of 4: 0.75 and 2.25
-    assert torch.allclose(two[:, 2, 0, 0], torch.tensor([0.75] * 4 + [2.25] * 4), atol=1e-4)
+def test_modulation_scales_the_input_channels_of_each_sample():
+    """w'_ijk = s_i w_ijk: with s_i = 0 for every input channel but one, only that channel reaches
+    the output; and each sample is convolved with its own weights, no other sample's."""
     torch.manual_seed(0)
-    m, x = tiny(), torch.randn(8, 3, 8, 8)
-    d = lambda x: m.critic(x).detach()
+    conv = Equalized(6, 4, 3)
+    x = torch.randn(2, 6, 8, 8)
+    s = torch.zeros(2, 6)
+    s[:, 3] = torch.tensor([0.5, 7.0])
+    out = modulated_conv(x, conv, s)
     x2 = x.clone()
-    x2[1] += 1.0                                         # another sample of the first group
-    assert (d(x2)[0] - d(x)[0]).abs() > 1e-4             # D sees its group...
-    assert torch.equal(d(x2)[4:], d(x)[4:])              # ... and only its group
+    x2[:, [0, 1, 2, 4, 5]] = torch.randn(2, 5, 8, 8)     # every channel but 3 changed
+    assert torch.allclose(modulated_conv(x2, conv, s), out, atol=1e-5)
+    x3 = x.clone()
+    x3[1] = torch.randn(6, 8, 8)                         # sample 1 changed
+    assert torch.equal(modulated_conv(x3, conv, s)[0], out[0])
+    assert (modulated_conv(x3, conv, s)[1] - out[1]).abs().max() > 0.1
+    one = F.conv2d(x[:, 3:4], conv.weight[:, 3:4], padding=1)    # channel 3 alone, demodulated:
+    w = conv.weight[:, 3:4]
+    assert torch.allclose(out, one / w.pow(2).sum((1, 2, 3)).sqrt().view(1, 4, 1, 1), atol=1e-4)
+
+
+def test_a_demodulated_style_layer_has_no_instance_norm():
+    """With demod, the layer's output keeps the conv's statistics: no AdaIN sets each channel to
+    the style's mean and std (StyleGAN2 removed it)."""
+    torch.manual_seed(0)
+    layer = StyleLayer(8, 8, w_dim=4, demod=True)
+    out = layer(torch.randn(2, 8, 8, 8) + 5.0, torch.randn(2, 4))
+    assert out.mean((2, 3)).abs().max() > 0.5           # AdaIN would make it y_b = 0 at start
+    assert layer.A.weight.shape == (8, 4)                # s: one scale per input channel
+
+
+def test_the_conditional_mapping_takes_y_as_ids_or_multi_hot_rows():
+    torch.manual_seed(0)
+    m = tiny(num_classes=3)
+    z = torch.randn(6, 16)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    w = m.mapping(z, y)
+    assert torch.allclose(m.mapping(z, F.one_hot(y, 3).float()), w, atol=1e-6)   # a set of one
+    assert torch.allclose(m.mapping(z), w, atol=1e-6)    # no y: every class in turn
+    assert (m.mapping(z, torch.zeros(6, dtype=torch.long)) - w)[1:3].abs().min() > 0   # y shows
+    both = m.mapping(z, torch.tensor([[1.0, 1.0, 0.0]]).expand(6, -1))   # a multi-hot set
+    assert both.shape == (6, 16) and not torch.allclose(both, w)
+    torch.manual_seed(1)
+    a = m.sample(4, torch.zeros(4, dtype=torch.long))
+    torch.manual_seed(1)
+    b = m.sample(4, torch.ones(4, dtype=torch.long))
+    assert (a - b).abs().max() > 1e-4                    # the same z, another class
+
+
+def test_the_projection_discriminator_reads_the_classs_feature():
+    """11. logit = <phi(x), e_y> / sqrt(c4), e_y = pixel norm(embed_D(y)). With embed_D(k) a
+    multiple of the k-th unit vector, e_k = sqrt(c4) u_k, so the logit of class k is phi(x)_k."""
+    from progan import features, minibatch_std
+    torch.manual_seed(0)
+    m = tiny(num_classes=3)
+    with torch.no_grad():
+        m.D_embed.weight.zero_()
+        for k, scale in enumerate((0.3, 2.0, 9.0)):
+            m.D_embed.weight[k, k] = scale
+        x = torch.randn(4, 3, 8, 8)
+        phi = m.D_out(minibatch_std(features(m.D_rgb, m.D, x, *m.phase()), m.group))   # (4, 16)
+        for k in range(3):
+            logit = m.critic(x, torch.full((4,), k))
+            assert torch.allclose(logit, phi[:, k], atol=1e-5), k
+    assert phi.shape == (4, 16)
+
+
+def test_growing_synthesis_draws_at_the_phases_resolution():
+    """--progressive at 8x8: 4x4 (two layers, toRGB_4, upsampled) before growing, the same image
+    when 8x8 starts fading in (alpha = 0), toRGB_8 after all four layers once grown; each batch of
+    G's step is counted."""
+    torch.manual_seed(0)
+    m = tiny(progressive=True, fade_images=8, stable_images=4).eval()
+    for layer in m.g:
+        layer.B.data.normal_()                           # noise that shows in the image
+    ws = m.mapping(torch.randn(2, 16))[:, None].expand(-1, m.num_layers, -1).detach()
+    noise = m.noises(2)
+    with torch.no_grad():
+        h = m.const.expand(2, -1, -1, -1)
+        for i in range(4):
+            h = m.g[i](h, ws[:, i], noise[i])
+            if i == 1:
+                small = m.to_rgb[0](h).repeat_interleave(2, 2).repeat_interleave(2, 3)
+        assert torch.equal(m.synthesis(ws, noise), small)                  # seen 0: 4x4
+        m.seen.fill_(4)
+        assert torch.equal(m.synthesis(ws, noise), small)                  # alpha = 0
+        m.seen.fill_(12)
+        assert torch.allclose(m.synthesis(ws, noise), m.to_rgb[1](h), atol=1e-6)   # grown
+    m.seen.zero_()
+    m.d_loss(torch.randn(4, 3, 8, 8))
+    m.g_loss(None)
+    assert int(m.seen) == 4 and "seen" not in tiny().state_dict()
 
 
 def test_truncation_psi_0_is_the_average_w_and_psi_1_the_plain_sample():
@@ -276,6 +345,19 @@ def test_command_line(cli, tmp_path):
     assert r.returncode == 0 and (tmp_path / "s.gif").exists(), r.out
     r = cli("sample.py", out / "ckpt.pt", "--mix", 99)
     assert r.returncode == 1 and r.stderr.startswith("error: --mix"), r.out
-    r = cli("train.py", "stylegan", "--classes", "--steps", 1, "--out", tmp_path / "c", *args)
-    assert r.returncode == 1 and "num_classes" in r.stderr, r.out
-    assert len(r.stderr.strip().splitlines()) == 1, r.out
+    r = cli("train.py", "stylegan", "--steps", 2, "--out", tmp_path / "d", "--demod", *args)
+    assert r.returncode == 0 and "G.gan" in r.out, r.out
+
+
+def test_command_line_conditional(cli, tmp_path, monkeypatch):
+    """--classes trains the conditional model (the shapes' classes), sample.py draws a class."""
+    monkeypatch.delitem(support.settings.UNLABELLED, "stylegan", raising=False)
+    out = tmp_path / "c"
+    r = cli("train.py", "stylegan", "--classes", "--steps", 2, "--out", out, "--image-size", 8,
+            "--ch", 8, "--max-ch", 16, "--z-dim", 16, "--w-dim", 16, "--n-mlp", 2,
+            "--batch-size", 8, "--grid", 4)
+    assert r.returncode == 0 and "G.gan" in r.out, r.out
+    ck = torch.load(out / "ckpt.pt", weights_only=True)
+    assert ck["config"]["num_classes"] > 1 and "D_embed.weight" in ck["weights"]
+    r = cli("sample.py", out / "ckpt.pt", "-n", 4, "--label", 1, "--out", tmp_path / "s.png")
+    assert r.returncode == 0 and (tmp_path / "s.png").exists(), r.out

@@ -1,43 +1,14 @@
-"""stylegan.py's mistakes: equalised lr and the mapping's lr multiplier, pixel norm, AdaIN and its
-styles, the noise inputs, the minibatch std, the loss and R1, style mixing, truncation and w_avg."""
+"""stylegan.py's mistakes: the mapping's lr multiplier, AdaIN and its styles, StyleGAN2's
+modulation and demodulation, the noise inputs, the conditional mapping and projection D, growing,
+the loss and R1, style mixing, truncation and w_avg. ProGAN's pieces: tests/mistakes/progan.py."""
 from tests.mistakes import Mistake
 
 MISTAKES = [
     Mistake("stylegan.py", "the mapping network's layers without the lr multiplier 0.01",
-            "w_dim, lr_mul=mapping_lr_mul)",
-            "w_dim)",
+            "lr_mul=mapping_lr_mul), nn.LeakyReLU(0.2)]",
+            "lr_mul=1.0), nn.LeakyReLU(0.2)]",
             shows="f learns as fast as g: w wanders, the styles shift under the synthesis "
                   "network each step and training is less stable (Karras et al., Sec. 2)"),
-    Mistake("stylegan.py", "equalised lr's stored weights ~ N(0, 1) whatever lr_mul",
-            "torch.randn(shape) / lr_mul)",
-            "torch.randn(shape))",
-            shows="f's used weights start 100 times too small: w = f(z) starts near the "
-                  "biases, every z maps to almost the same w, the samples all alike"),
-    Mistake("stylegan.py", "equalised lr's bias not scaled by lr_mul",
-            "b = self.bias * self.lr_mul",
-            "b = self.bias",
-            shows="f's biases learn 100 times faster than its weights: w drifts as a whole, "
-                  "w_avg never settles, truncation pulls towards a moving target"),
-    Mistake("stylegan.py", "He's constant c = gain / fan_in, its square root missing",
-            "gain * lr_mul / math.sqrt(c_in * max(k, 1) ** 2)",
-            "gain * lr_mul / (c_in * max(k, 1) ** 2)",
-            shows="each layer shrinks its signal by sqrt(fan_in): activations vanish through "
-                  "the depth, samples flat grey and D's logits all 0"),
-    Mistake("stylegan.py", "equalised lr's fan_in without the kernel's k x k",
-            "math.sqrt(c_in * max(k, 1) ** 2)",
-            "math.sqrt(c_in)",
-            shows="each 3x3 conv amplifies by 3: G's AdaIN renormalises it, but D's "
-                  "activations grow threefold per conv, its first logits huge, its loss spiky"),
-    Mistake("stylegan.py", "equalised lr's runtime constant without lr_mul",
-            "self.scale = gain * lr_mul /",
-            "self.scale = gain /",
-            shows="f's used weights 100 times too large: w explodes through 8 layers, the "
-                  "styles saturate, samples NaN or blown out"),
-    Mistake("stylegan.py", "pixel norm dividing by the root of the sum of squares, not the mean",
-            "z.pow(2).mean(1, keepdim=True)",
-            "z.pow(2).sum(1, keepdim=True)",
-            shows="z scaled to unit length, not unit mean square: its entries 1/sqrt(z_dim) "
-                  "too small, so at the start w is nearly the same for every z, samples alike"),
     Mistake("stylegan.py", "AdaIN divides by the variance, not the standard deviation",
             "(x.var((2, 3), keepdim=True, unbiased=False) + eps).sqrt()",
             "(x.var((2, 3), keepdim=True, unbiased=False) + eps)",
@@ -49,8 +20,8 @@ MISTAKES = [
             shows="each channel keeps its own offset: y_b no longer sets it, the previous "
                   "layer's style leaks through, style mixing mixes less cleanly"),
     Mistake("stylegan.py", "the 1 added to y_b's half of A's bias, not y_s's",
-            "self.A.bias[:c_out] = 1.0",
-            "self.A.bias[c_out:] = 1.0",
+            "self.A.bias[:scales] = 1.0",
+            "self.A.bias[scales:] = 1.0",
             shows="y_s starts around 0: every AdaIN multiplies its normalised features by ~0, "
                   "the first samples a flat colour and training slow to start"),
     Mistake("stylegan.py", "the styles unpacked as (y_b, y_s)",
@@ -68,21 +39,6 @@ MISTAKES = [
             "torch.randn_like(h[:1, :1])",
             shows="every sample of a batch shares its stochastic detail: the same speckle "
                   "pattern sits on every image of a grid"),
-    Mistake("stylegan.py", "minibatch std's groups strided through the batch",
-            "reshape(-1, g, C, H, W).var(1, unbiased=False)",
-            "reshape(g, -1, C, H, W).var(0, unbiased=False)",
-            shows="samples grouped i, i + B/g, ...: D still sees a spread, but not the one "
-                  "of the group each sample is appended to; a subtle loss of mode coverage"),
-    Mistake("stylegan.py", "minibatch std's feature the mean variance, its square root missing",
-            "s = sigma.mean((1, 2, 3))",
-            "s = var.mean((1, 2, 3))",
-            shows="D's diversity feature grows with the square of the spread: small spreads "
-                  "vanish, so D is blind to a partial mode collapse"),
-    Mistake("stylegan.py", "minibatch std's group values tiled, not each repeated g times",
-            ".repeat_interleave(g)",
-            ".repeat(g)",
-            shows="each sample is shown another group's spread: D's diversity feature is "
-                  "noise, mode collapse goes unpunished"),
     Mistake("stylegan.py", "D's real term softplus(D(x)), its sign flipped",
             '"real": F.softplus(-real).mean()',
             '"real": F.softplus(real).mean()',
@@ -94,8 +50,8 @@ MISTAKES = [
             shows="G's gradient vanishes once D wins early: G's loss flat, the samples stuck "
                   "in their first blobs"),
     Mistake("stylegan.py", "G(z) not detached in D's step",
-            "fake = self.critic(self.fake.detach()).float()",
-            "fake = self.critic(self.fake).float()",
+            "fake = self.critic(self.fake.detach(), y).float()",
+            "fake = self.critic(self.fake, y).float()",
             shows="D's backward frees G's graph: the G step that follows crashes with 'Trying "
                   "to backward through the graph a second time'"),
     Mistake("stylegan.py", "R1 weighted gamma, not gamma/2",
@@ -143,4 +99,47 @@ MISTAKES = [
             "w1.float().mean(0), self.w_avg_beta)",
             shows="w_avg is the last batch's mean w, not the long average: truncated samples "
                   "change from one checkpoint to the next"),
+    Mistake("stylegan.py", "demodulation summed over the output channels, not the input's",
+            "w1.pow(2).sum((2, 3, 4), keepdim=True)",
+            "w1.pow(2).sum((1, 3, 4), keepdim=True)",
+            shows="(predicted) each output channel is no longer brought to unit variance: its "
+                  "scale follows the ratio of input to output widths, activations grow or "
+                  "shrink layer by layer and the styles' scale leaks back in"),
+    Mistake("stylegan.py", "demodulation dividing by the sum of squares, its square root missing",
+            "w1 * torch.rsqrt(w1.pow(2)",
+            "w1 * torch.reciprocal(w1.pow(2)",
+            shows="(predicted) outputs scale as 1 / (s |w|): a large style shrinks its "
+                  "features, a small one blows them up, the droplet-like blobs AdaIN caused "
+                  "come back in another form"),
+    Mistake("stylegan.py", "modulation without its demodulation (StyleGAN2's Eq. 3 left out)",
+            "w2 = w1 * torch.rsqrt(w1.pow(2).sum((2, 3, 4), keepdim=True) + eps)",
+            "w2 = w1",
+            shows="(predicted) nothing normalises the features any more: their scale grows "
+                  "with each layer's styles, the samples saturate to black and white"),
+    Mistake("stylegan.py", "the conditional mapping network ignoring y",
+            "self.embedded(self.embed, len(z), y)",
+            "self.embedded(self.embed, len(z), None)",
+            shows="(predicted) G draws its classes in turn whatever y asks for: --label picks "
+                  "nothing, the class accuracy is chance (10%) while D still asks for y"),
+    Mistake("stylegan.py", "the class embedding not normalised before joining z",
+            "return pixel_norm(embed(onehot.float()))",
+            "return embed(onehot.float())",
+            shows="(predicted) the embedding starts 1/sqrt(K) the scale of z and D's "
+                  "projection vector as small: the condition barely reaches w or D's logit, "
+                  "samples ignore y for longer"),
+    Mistake("stylegan.py", "the projection logit without its 1 / sqrt(c4)",
+            "(h * e).sum(1) / math.sqrt(h.shape[1])",
+            "(h * e).sum(1)",
+            shows="(predicted) D's logits sqrt(c4) times larger: the sigmoid saturates at the "
+                  "start, D wins at once and G's gradient is small"),
+    Mistake("stylegan.py", "growing: each resolution's features taken after the first layer",
+            "            if i % 2:",
+            "            if i % 2 == 0:",
+            shows="(predicted) toRGB reads the features after the upsampling conv, before the "
+                  "resolution's second layer: half of each new block never reaches the image"),
+    Mistake("stylegan.py", "growing: steps counted instead of images",
+            "self.seen += len(self.fake)",
+            "self.seen += 1",
+            shows="(predicted) --fade-images and --stable-images act as step counts: the "
+                  "schedule runs batch-size times slower, the run ends at 4x4 or 8x8"),
 ]
