@@ -2,7 +2,8 @@
 
 train.py's run       settings.py (flags and checks), processes.py (torchrun), training_data.py
                      (--data to batches), resume.py (model, optimizers, EMA, --resume),
-                     preview.py (sample grids), quality.py (--eval-every KID and FD)
+                     preview.py (sample grids), quality.py (--eval-every KID and FD, and the
+                     lab's accuracy), curves.py (python -m support.curves: log.jsonl drawn)
 the command line     checks.py: every number's declared range (the flags' types), Fail, sizes
                      that cannot fit; cli.py: models by name (MODELS, the one registration), flags
                      from a model's keywords, checkpoints, the lock on --out, Ctrl-C, progress

@@ -49,7 +49,7 @@ def read_log(path):
 def kind(key):
     """The panel a quantity of the log belongs to."""
     if key.startswith("lab_acc_"):
-        return "the lab's accuracy"
+        return "lab accuracy"
     if key in ("KID", "FD"):
         return key
     return "loss terms"
@@ -64,7 +64,7 @@ def series(records):
             if k in NOT_PLOTTED or not isinstance(v, (int, float)) or not math.isfinite(v):
                 continue
             panels.setdefault(kind(k), {}).setdefault(k, []).append((r["step"], float(v)))
-    order = ["loss terms", "KID", "FD", "the lab's accuracy"]
+    order = ["loss terms", "KID", "FD", "lab accuracy"]
     return {p: panels[p] for p in order if p in panels}
 
 

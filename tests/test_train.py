@@ -471,3 +471,52 @@ def test_quality_compares_the_emas_samples_with_the_images_they_were_drawn_for(t
     assert abs(fd(G(lambda n, y: level(y) / 127.5), batches=labelled)) < 1e-6
     record = [json.loads(l) for l in open(tmp_path / "log.jsonl")][-1]
     assert record["step"] == 7 and record["eval_n"] == 40 and np.isfinite(record["KID"])
+
+
+def test_curves_draw_the_log_and_refuse_a_missing_or_empty_one(cli, tmp_path):
+    """python -m support.curves LOG --out PNG: one panel per kind (loss terms, KID, FD, the lab's
+    accuracy) stacked, each quantity a coloured line; a missing, empty or foreign file is one
+    line."""
+    from support import curves
+    log = tmp_path / "log.jsonl"
+    lines = [{"step": s, "D.real": 1 / s, "G.gan": 0.5 + s / 100, "img_per_s": 10.0}
+             for s in range(1, 101, 10)]
+    lines += [{"step": s, "KID": 0.1, "KID_std": 0.01, "FD": 50.0 - s / 10, "eval_n": 8,
+               "lab_acc_test": s / 200, "lab_acc_new_test": 0.1} for s in (50, 100)]
+    log.write_text("\n".join(json.dumps(l) for l in lines) + "\n")
+    r = cli("support/curves.py", log, "--out", tmp_path / "c.png", "--height", 200)
+    assert r.returncode == 0 and "loss terms, KID, FD, lab accuracy" in r.out, r.out
+    im = np.asarray(Image.open(tmp_path / "c.png").convert("RGB")).astype(int)
+    assert im.shape == (4 * 200, 720, 3)
+    for i, colour in enumerate(curves.COLOURS[:2]):              # each panel's lines, in colour
+        for p in range(4 if i == 0 else 1):
+            part = im[200 * p:200 * (p + 1)]
+            assert (np.abs(part - colour).sum(2) == 0).sum() > 20, (p, colour)
+    panels = curves.series([json.loads(l) for l in log.read_text().splitlines()])
+    assert {k: list(v) for k, v in panels.items()} == {
+        "loss terms": ["D.real", "G.gan"], "KID": ["KID"], "FD": ["FD"],
+        "lab accuracy": ["lab_acc_test", "lab_acc_new_test"]}
+    assert panels["FD"]["FD"] == [(50, 45.0), (100, 40.0)]
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "other.jsonl").write_text('{"loss": 1}\n')
+    for bad, says in ((tmp_path / "missing.jsonl", "cannot read"),
+                      (tmp_path / "empty.jsonl", "holds no records"),
+                      (tmp_path / "other.jsonl", "line 1, has no step"), (tmp_path, "a folder")):
+        r = cli("support/curves.py", bad, "--out", tmp_path / "d.png", fresh=bad == tmp_path)
+        assert r.returncode == 1 and says in r.stderr, r.out
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.out, r.stderr
+    assert not (tmp_path / "d.png").exists()
+
+
+def test_curves_ticks_are_round_and_cover_the_range():
+    """ticks: 1, 2 or 5 times a power of ten apart, from at or below the least value to at or
+    above the greatest; a flat series still gets an axis."""
+    from support.curves import ticks
+    t = ticks(0.13, 0.87)
+    assert t[0] <= 0.13 and t[-1] >= 0.87 and len(t) <= 7
+    gaps = np.diff(t)
+    assert np.allclose(gaps, gaps[0])
+    assert any(np.isclose(gaps[0] / 10.0 ** k, m) for k in range(-3, 3) for m in (1, 2, 5))
+    assert ticks(1, 4, least=1) == [1, 2, 3, 4]
+    flat = ticks(0.5, 0.5)
+    assert flat[0] < 0.5 < flat[-1]

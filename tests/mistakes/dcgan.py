@@ -153,8 +153,8 @@ MISTAKES = [
             "            self.generate(z, self.y_fake)",
             shows="--g-steps 2 crashes: 'Trying to backward through the graph a second time'"),
     Mistake("dcgan.py", "a further G step draws its fakes for the batch's labels, not c",
-            "self.fake = self.generate(z, self.y_fake)",
-            "self.fake = self.generate(z, y)",
+            "self.fake = self.generate(z, self.y_fake)\n        self.g_done = True",
+            "self.fake = self.generate(z, y)\n        self.g_done = True",
             shows="(predicted) G's extra steps are judged by labels it was not given in D's "
                   "step: conditioning weakens as --g-steps grows"),
     Mistake("dcgan.py", "labels flipped with probability 1 - p, not p",

@@ -42,4 +42,18 @@ MISTAKES = [
             "x = torch.stack(x).permute(0, 3, 1, 2).float()",
             shows="the evaluator's input 255 times too bright: every score saturates, accuracy "
                   "near chance"),
+    Mistake(F, "train.py's samples read as if in [0, 1], not [-1, 1]: (x + 1) / 2 forgotten",
+            "x = ((x.float().clamp(-1, 1) + 1) * 127.5).round() / 255",
+            "x = (x.float().clamp(-1, 1) * 255).round() / 255",
+            shows="(predicted) the evaluator sees every sample's dark half as black: "
+                  "lab_acc_test in log.jsonl well below what evaluate.py gives the same model"),
+    Mistake(F, "the evaluator's features scored as its object scores",
+            "accuracy(net(x.to(device))[1].float(), asked)",
+            "accuracy(net(x.to(device))[0].float(), asked)",
+            shows="the first --eval-every check with --lab-evaluator crashes (an index past K), "
+                  "or, where the widths agree, scores noise"),
+    Mistake(F, "accuracy's arguments swapped: the asked sets ranked, the scores as the sets",
+            "accuracy(net(x.to(device))[1].float(), asked)",
+            "accuracy(asked, net(x.to(device))[1].float())",
+            shows="(predicted) lab_acc_test near chance for a perfect generator"),
 ]

@@ -96,4 +96,10 @@ MISTAKES = [
             tests="tests/test_dcgan.py",
             shows="--d-repeats 3 takes three G steps too (1:1 again, three times the work); "
                   "--g-steps does nothing"),
+    Mistake("train.py", "the lab's sets not handed to the quality check",
+            "quality(model, ema, batches, features, args, step, proc, lab_check)",
+            "quality(model, ema, batches, features, args, step, proc)",
+            tests="tests/test_lab.py",
+            shows="--lab-evaluator is loaded and checked, and then never scored: log.jsonl has "
+                  "KID and FD but no lab_acc_test"),
 ]
