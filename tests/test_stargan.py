@@ -161,11 +161,12 @@ def test_gradient_penalty_of_a_linear_critic():
 def test_gradient_penalty_points_lie_between_real_and_fake():
     seen = []
     critic = lambda v: seen.append(v.detach()) or v.sum((1, 2, 3))   # noqa: E731
-    x = torch.zeros(64, 1, 2, 2)
-    stargan.gradient_penalty(critic, x, torch.ones_like(x))
-    u = seen[0]                                                 # x^ = u x + (1 - u) G = 1 - u
-    assert ((0 < u) & (u < 1)).all() and (u == u[:, :, :1, :1]).all()     # one u per image
-    assert 0.3 < u.mean() < 0.7                                 # u ~ U(0, 1)
+    x = torch.ones(64, 1, 2, 2)
+    stargan.gradient_penalty(critic, x, 3 * x)
+    x_hat = seen[0]                                             # u x + (1 - u) G = 3 - 2 u
+    assert ((1 < x_hat) & (x_hat < 3)).all()                    # strictly between x and G
+    assert (x_hat == x_hat[:, :, :1, :1]).all()                 # one u per image
+    assert 1.6 < x_hat.mean() < 2.4                             # u ~ U(0, 1): mean 2
 
 
 def test_d_loss_penalises_d_src_with_lambda_gp():
