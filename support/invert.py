@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from support.checks import COUNT, Fail
 from support.cli import condition, hyperparameters
 from support.folders import find_images, load_image
-from support.pictures import destination, grid, save_named, to_folder
+from support.pictures import destination, grid, save_png, to_folder
 from support.translate import as_tensor, stem
 
 SPACES = ("z", "w", "w+")
@@ -190,7 +190,7 @@ def inversion(ck, model, args, device):
     curve = (sum(curves) / n).tolist()                            # the mean over all n images
     with torch.no_grad():
         recon = G(found)
-        other = found.roll(1, 0) if n > 1 else G.random(1)
+        other = found.roll(-1, 0) if n > 1 else G.random(1)
         columns = [x, recon.clamp(-1, 1)] + [e.clamp(-1, 1) for e in G.edits(found, other)]
     db = psnr(recon, x)
     print(f"{n} image(s), {space} space, {args.invert_steps} steps: PSNR {db.mean():.2f} dB"
@@ -202,7 +202,10 @@ def write(out, stems, columns, curve, space):
     """OUT: rows of image | reconstruction | edits, and OUT's loss curve; OUT/ (a folder): each
     reconstruction as OUT/<stem>.png, and OUT/edits.png and OUT/loss.png."""
     if to_folder(out):
-        save_named(columns[1], stems, out)
+        os.makedirs(out, exist_ok=True)
+        for name, image in zip(stems, columns[1]):
+            save_png(image, os.path.join(out, name + ".png"))
+        print(f"wrote {len(stems)} reconstructions to {out}")
         strip = os.path.join(out, "edits.png")
         plot = os.path.join(out, "loss.png")
     else:
@@ -232,5 +235,5 @@ def loss_plot(curve, path, size=(360, 220)):
     d.text((4, bottom - 10), f"{10 ** lo:.2g}", fill="black")
     d.text((left, bottom + 6), "0", fill="black")
     d.text((right - 30, bottom + 6), str(len(curve)), fill="black")
-    d.text((left + 60, bottom + 6), "step: pixel MSE (log scale)", fill="black")
+    d.text((left + 40, bottom + 6), "pixel MSE (log scale) by step", fill="black")
     im.save(path)

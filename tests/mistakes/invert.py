@@ -1,0 +1,48 @@
+"""support/invert.py's mistakes: where the gradient reaches the latent, what the loss compares,
+the start, each batch's noise, the edits, PSNR."""
+from tests.mistakes import Mistake
+
+MISTAKES = [
+    Mistake("support/invert.py", "the latent detached inside the loss: G(latent.detach())",
+            "L = (G(latent) - x)",
+            "L = (G(latent.detach()) - x)",
+            shows="sample.py --invert stops at its first step: no gradient reaches the latent "
+                  "(predicted)"),
+    Mistake("support/invert.py", "the loss compares the start's image, not the target",
+            "invert(lambda v, lo=lo: G(v, lo), xb, G.start(len(xb)), args.invert_steps)",
+            "invert(lambda v, lo=lo: G(v, lo), G(G.start(len(xb)), lo), G.start(len(xb)), "
+            "args.invert_steps)",
+            tests="tests/test_invert.py",
+            shows="the latent never moves from w_avg (or z = 0): every reconstruction is the "
+                  "same average image, PSNR low for every input (predicted)"),
+    Mistake("support/invert.py", "the search starts from w = 0, not from w_avg",
+            "return self.model.w_avg.expand(n, *self.shape).clone()",
+            "return torch.zeros(n, *self.shape, device=self.model.w_avg.device)",
+            shows="StyleGAN's inversion starts off the manifold of f(z): slower, and stuck in "
+                  "worse reconstructions (predicted)"),
+    Mistake("support/invert.py", "each batch takes the first images' noise, not its own",
+            "noise = [e[lo:lo + n] for e in self.noise]",
+            "noise = [e[:n] for e in self.noise]",
+            shows="with more images than --batch-size, a StyleGAN's later batches are fitted "
+                  "under other noise than the one they are shown with: their PSNR drops "
+                  "(predicted)"),
+    Mistake("support/invert.py", "style mixing takes the coarse styles from the other w",
+            "mixed = torch.cat([ws[:, :k], self.ws(other)[:, k:]], 1)",
+            "mixed = torch.cat([self.ws(other)[:, :k], ws[:, k:]], 1)",
+            shows="the mixed column keeps the image's colours and texture but the other "
+                  "image's pose and shape, the opposite of the label (predicted)"),
+    Mistake("support/invert.py", "the interpolation's ends swapped",
+            "torch.lerp(found, other, t)",
+            "torch.lerp(other, found, t)",
+            shows="the strip runs from the other image back towards this one: t = 1/4 looks "
+                  "like the other image (predicted)"),
+    Mistake("support/invert.py", "truncation at psi = 2, away from w_avg",
+            "self.model.truncate(ws, 0.5)",
+            "self.model.truncate(ws, 2.0)",
+            shows="the truncated column exaggerates the image instead of averaging it "
+                  "(predicted)"),
+    Mistake("support/invert.py", "PSNR on the [-1, 1] scale: the 1/2 dropped",
+            "mse = ((a - b) / 2).pow(2)",
+            "mse = (a - b).pow(2)",
+            shows="every PSNR 6.02 dB too low, out of line with evaluate.py's (predicted)"),
+]
