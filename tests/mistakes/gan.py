@@ -25,13 +25,13 @@ MISTAKES = [
                   "(predicted)"),
     Mistake("gan.py", "the saturating loss with the sign inside log(1 - D) flipped: "
             "-softplus(-l) = log D(G(z))",
-            '{"gan": -F.softplus(fake_logit).mean()}',
-            '{"gan": -F.softplus(-fake_logit).mean()}',
+            '-F.softplus(fake_logit).mean()}',
+            '-F.softplus(-fake_logit).mean()}',
             shows="G minimises log D(G(z)): it helps D reject its samples, D(G(z)) falls to 0 "
                   "and the samples move away from the data (predicted)"),
     Mistake("gan.py", "the saturating loss's outer sign dropped: softplus(l) = -log(1 - D)",
-            '{"gan": -F.softplus(fake_logit).mean()}',
-            '{"gan": F.softplus(fake_logit).mean()}',
+            '{"gan": -F.softplus(fake_logit)',
+            '{"gan": F.softplus(fake_logit)',
             shows="G maximises log(1 - D(G(z))), D's own objective: D(G(z)) goes to 0 and the "
                   "samples never approach the data (predicted)"),
     Mistake("gan.py", "--g-loss's default the saturating loss, not the lecture's practical one",
