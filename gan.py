@@ -37,6 +37,7 @@ Images are flattened, so any size and channel count works, and so do plain vecto
 2-D points is data of 2 channels at image size 1, shape (B, 2) or (B, 2, 1, 1).
 
     python train.py gan --data ./mnist --image-size 32
+    python train.py gan --g-loss saturating                       # Eq. 1 as written: G stalls
     python train.py gan --loss wgan                               # Algorithm 1 of Arjovsky et al.
     python train.py gan --loss wgan-gp --lr 1e-4 --beta1 0 --beta2 0.9   # WGAN-GP, its paper's Adam
     python train.py gan --n-critic 3 --soft-labels --flip-labels 0.05 --d-dropout 0.3   # the lab's
