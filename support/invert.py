@@ -122,7 +122,8 @@ class Latents:
             k = self.L // 2                                           # the coarse styles: < k
             mixed = torch.cat([ws[:, :k], self.ws(other)[:, k:]], 1)  # style mixing
             columns.append(self.model.synthesis(mixed, self.noise))
-            columns.append(self.model.synthesis(self.model.truncate(ws, 0.5), self.noise))
+            truncated = self.model.truncate(ws, 0.5)                  # w_avg + psi (w - w_avg)
+            columns.append(self.model.synthesis(truncated, self.noise))
         for t in (0.25, 0.5, 0.75):
             columns.append(self(torch.lerp(found, other, t)))        # (1 - t) found + t other
         return columns
