@@ -7,7 +7,7 @@ Fashion-MNIST's garments) or a set of attributes (c multi-hot, as CelebA's hair 
 age, or the lab's sets). y, the condition of every batch, is the domain label c' of x.
 
     1. L_adv   = E_x[D_src(x)] - E_{x,c}[D_src(G(x, c))]
-                 - lambda_gp E_x^[(||grad D_src(x^)||_2 - 1)^2]            (Eq. 8, WGAN-GP)
+                 - lambda_gp E_x^[(||grad D_src(x^)||_2 - 1)^2]       (Sec. 4, WGAN-GP)
     2. L_cls^r = E_{x,c'}[-log D_cls(c' | x)], D learns the REAL label c' of real x        (Eq. 2)
        L_cls^f = E_{x,c}[-log D_cls(c | G(x, c))], G is judged on the TARGET c         (Eq. 3)
        -log D_cls is a cross-entropy over K classes, or, for attributes, a binary
@@ -89,11 +89,11 @@ class StarGAN(nn.Module):
         self.c = y[torch.randperm(len(y), device=y.device)]            # step 5: the targets c
         self.fake = self.G(x, self.c)                                  # G(x, c)
         with torch.no_grad():
-            self.x_ref.copy_(x[torch.arange(len(self.x_ref)) % len(x)])
+            self.x_ref.copy_(x[torch.arange(len(self.x_ref), device=x.device) % len(x)])
         fake = self.fake.detach()                                      # D's step does not reach G
         src_real, cls_real = self.D(x)
         src_fake, _ = self.D(fake)
-        gp = gradient_penalty(self.D_src, x, fake)                     # Eq. 8's penalty at x^
+        gp = gradient_penalty(self.D_src, x, fake)                     # Sec. 4: the penalty at x^
         return {"real": -src_real.float().mean(),                      # -E[D_src(x)]
                 "fake": src_fake.float().mean(),                       # + E[D_src(G(x, c))]
                 "gp": self.gp_lambda * gp,

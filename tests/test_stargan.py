@@ -146,8 +146,8 @@ def test_reconstruction_goes_back_to_the_original_label():
 
 
 def test_wasserstein_terms_and_their_signs():
-    """Eq. 8: D minimises -D_src(x) + D_src(G(x, c)) (+ the penalty), G minimises -D_src(G(x, c));
-    each a mean over patches and images. A stand-in D_src: the image's mean pixel."""
+    """Sec. 4 (WGAN-GP): D minimises -D_src(x) + D_src(G(x, c)) (+ the penalty), G minimises
+    -D_src(G(x, c)); each a mean over patches and images. A stand-in D_src: the mean pixel."""
     m = tiny()
     x, y = batch()
     trunk = m.D.forward
