@@ -15,15 +15,14 @@ from support.translate import as_tensor, stem
 
 
 def read(files, size, C, device):
-    """Each file -> (its image (C, s, s) in [-1, 1], whether it is full size): s = S for an image
-    at least S on its shorter side, else that side."""
+    """Each file -> its image (C, s, s) in [-1, 1]: s = S for an image at least S on its shorter
+    side (full size), else that side."""
     images = []
     for f in files:
         try:
             with Image.open(f) as im:
                 side = min(im.size)
-            full = side >= size
-            images.append((as_tensor(load_image(f, size if full else side)[0], C, device), full))
+            images.append(as_tensor(load_image(f, min(side, size))[0], C, device))
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise Fail(f"cannot read image {f}: {e}")
     return images
@@ -56,18 +55,18 @@ def upscale(ck, model, args, knobs, device, autocast):
     if not files:
         raise Fail(f"no images found in --input {' '.join(args.input)}")
     images = read(files, size, ck["config"]["channels"], device)
-    sides = {x.shape[-1] for x, _ in images}
+    sides = sorted({x.shape[-1] for x in images}, reverse=True)      # full size first
     if len(sides) > 1 and not to_folder(args.out):
         raise Fail(f"the --input images come in {len(sides)} sizes (one below {size}px is "
                    "upsampled at its own), which one grid cannot hold: give --out DIR/")
     name = "SRResNet" if ck["config"].get("content") == "mse" else "SRGAN"
     rows = []
     outputs = []
-    for full in (True, False):
-        group = [x for x, f in images if f == full]
-        if not group:
-            continue
-        x = torch.stack(group)
+    names = []
+    for side in sides:                                               # a batch per size
+        x = torch.stack([im for im in images if im.shape[-1] == side])
+        names += [stem(f) for f, im in zip(files, images) if im.shape[-1] == side]
+        full = side == size
         lr = model.downsample(x) if full else x                      # I^LR, as in training
         bicubic, sr = upsample(model, lr, args, autocast)
         finite(sr, ck, knobs)
@@ -76,8 +75,6 @@ def upscale(ck, model, args, knobs, device, autocast):
             print(f"{len(x)} images at {size}px from {size // 4}px: "
                   f"{scores('bicubic', bicubic, x)}; {scores(name, sr, x)}")
         rows.append(torch.stack([bicubic, sr] + ([x] if full else []), 1))
-    names = [stem(f) for f, (_, full) in zip(files, images) if full]
-    names += [stem(f) for f, (_, full) in zip(files, images) if not full]
     if to_folder(args.out):
         return save_named(outputs, names, args.out)
     strips = rows[0]

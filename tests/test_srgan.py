@@ -279,9 +279,12 @@ def test_command_line(cli, tmp_path):
     assert Image.open(tmp_path / "sr.png").size == (3 * 18 + 2, 3 * 18 + 2)   # 3 strips of 3
     small = tmp_path / "small.png"
     Image.new("RGB", (6, 6)).save(small)
-    r = cli("sample.py", ckpt, "--input", small, "--input", folder, "--out", f"{tmp_path}/o/")
-    assert r.returncode == 0 and len(list((tmp_path / "o").glob("*.png"))) == 4, r.out
+    Image.new("RGB", (9, 5)).save(tmp_path / "wide.png")       # its centre square: 5 x 5
+    r = cli("sample.py", ckpt, "--input", small, "--input", tmp_path / "wide.png", "--input",
+            folder, "--out", f"{tmp_path}/o/")
+    assert r.returncode == 0 and len(list((tmp_path / "o").glob("*.png"))) == 5, r.out
     assert Image.open(tmp_path / "o" / "small.png").size == (24, 24)
+    assert Image.open(tmp_path / "o" / "wide.png").size == (20, 20)
     r = cli("sample.py", ckpt, "--input", small, "--input", folder, "--out", tmp_path / "g.png")
     assert r.returncode == 1 and "--out DIR/" in r.out
     r = cli("sample.py", ckpt, "--out", tmp_path / "none.png")
