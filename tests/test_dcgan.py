@@ -269,48 +269,6 @@ def test_conditional_acgan_and_wgan_gp():
         DCGAN(16, 3, ngf=8, ndf=8).g_loss(x)
 
 
-def test_learns_the_colour_of_the_data():
-    """A few hundred steps on red squares: D does not win outright, and G's samples move from
-    grey towards the data's colour statistics."""
-    torch.manual_seed(0)
-    data = -torch.ones(512, 3, 16, 16)
-    for i, (r, c, s) in enumerate(torch.randint(0, 8, (512, 3)).tolist()):
-        data[i, 0, r:r + s + 4, c:c + s + 4] = 0.8               # a red square on black
-    target = data.mean((0, 2, 3))                                # per-channel means
-    m = DCGAN(16, 3, z_dim=32, ngf=32, ndf=16)
-    m.eval()
-    before = (m.sample(256).mean((0, 2, 3)) - target).abs().sum()
-    m.train()
-    batch = lambda step: (data[torch.randint(0, 512, (32,))], None)
-    d_terms = adversarial_steps(m, batch, steps=300)
-    right = [(t["D(x)"] + 1 - t["D(G(z))"]) / 2 for t in d_terms[200:]]
-    accuracy = torch.stack(right).mean()                         # as the loop sees it
-    m.eval()
-    after = (m.sample(256).mean((0, 2, 3)) - target).abs().sum()
-    assert accuracy < 0.95, accuracy
-    assert after < 0.6 * before, (before, after)                 # seeds 0-2: 0.49-0.51
-
-
-@pytest.mark.parametrize("extra", [[], ["--loss", "wgan"],
-                                   ["--loss", "wgan-gp", "--classes", "--n-critic", 2],
-                                   ["--classes", "--acgan", "--soft-labels", "--flip-labels", 0.1,
-                                    "--d-dropout", 0.2, "--n-critic", 2],
-                                   ["--classes", "--y-embed", "--d-repeats", 3],
-                                   ["--classes", "--y-embed", "--g-steps", 2]])
-def test_command_line(cli, tmp_path, extra):
-    out = tmp_path / "run"
-    args = ["--image-size", 16, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "--grid", 4,
-            "--log-every", 2, *extra]
-    r = cli("train.py", "dcgan", "--steps", 4, "--out", out, *args)
-    assert r.returncode == 0, r.out
-    assert "D.real" in r.out and ("D.aux" in r.out if "--acgan" in extra else True)
-    r = cli("train.py", "dcgan", "--steps", 6, "--out", out, "--resume")
-    assert r.returncode == 0, r.out
-    r = cli("sample.py", out / "ckpt.pt", "-n", 4, "--gif", "--frames", 4,
-            "--out", tmp_path / "s.png")
-    assert r.returncode == 0 and (tmp_path / "s.gif").exists(), r.out
-
-
 def spied_steps(m, steps, x, y):
     """train.py's train_step run `steps` times on one batch (x, y), with every D and G update
     noted in order (0 = D's optimizer, 1 = G's), and for each call of d_loss, g_loss and
@@ -411,3 +369,46 @@ def test_y_embed_gives_d_one_learned_map_of_the_condition(y):
     assert {id(W), id(b)} <= in_d and not {id(W), id(b)} & in_g
     with pytest.raises(ValueError, match="class labels"):
         DCGAN(8, 1, 0, y_embed=True)
+
+
+def test_learns_the_colour_of_the_data():
+    """A few hundred steps on red squares: D does not win outright, and G's samples move from
+    grey towards the data's colour statistics."""
+    torch.manual_seed(0)
+    data = -torch.ones(512, 3, 16, 16)
+    for i, (r, c, s) in enumerate(torch.randint(0, 8, (512, 3)).tolist()):
+        data[i, 0, r:r + s + 4, c:c + s + 4] = 0.8               # a red square on black
+    target = data.mean((0, 2, 3))                                # per-channel means
+    m = DCGAN(16, 3, z_dim=32, ngf=32, ndf=16)
+    m.eval()
+    before = (m.sample(256).mean((0, 2, 3)) - target).abs().sum()
+    m.train()
+    batch = lambda step: (data[torch.randint(0, 512, (32,))], None)
+    d_terms = adversarial_steps(m, batch, steps=300)
+    right = [(t["D(x)"] + 1 - t["D(G(z))"]) / 2 for t in d_terms[200:]]
+    accuracy = torch.stack(right).mean()                         # as the loop sees it
+    m.eval()
+    after = (m.sample(256).mean((0, 2, 3)) - target).abs().sum()
+    assert accuracy < 0.95, accuracy
+    assert after < 0.6 * before, (before, after)                 # seeds 0-2: 0.49-0.51
+
+
+@pytest.mark.parametrize("extra", [[], ["--loss", "wgan"],
+                                   ["--loss", "wgan-gp", "--classes", "--n-critic", 2],
+                                   ["--classes", "--acgan", "--soft-labels", "--flip-labels", 0.1,
+                                    "--d-dropout", 0.2, "--n-critic", 2],
+                                   ["--classes", "--y-embed", "--d-repeats", 3],
+                                   ["--classes", "--y-embed", "--g-steps", 2]])
+def test_command_line(cli, tmp_path, extra):
+    out = tmp_path / "run"
+    args = ["--image-size", 16, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "--grid", 4,
+            "--log-every", 2, *extra]
+    r = cli("train.py", "dcgan", "--steps", 4, "--out", out, *args)
+    assert r.returncode == 0, r.out
+    assert "D.real" in r.out and ("D.aux" in r.out if "--acgan" in extra else True)
+    r = cli("train.py", "dcgan", "--steps", 6, "--out", out, "--resume")
+    assert r.returncode == 0, r.out
+    r = cli("sample.py", out / "ckpt.pt", "-n", 4, "--gif", "--frames", 4,
+            "--out", tmp_path / "s.png")
+    assert r.returncode == 0 and (tmp_path / "s.gif").exists(), r.out
+
