@@ -17,11 +17,15 @@ from support.pictures import save_png
 
 
 def tiny_stylegan():
-    """A StyleGAN of 8x8 whose w_avg is the mean of its f(z), as training leaves it."""
+    """A StyleGAN of 8x8 whose w_avg is the mean of its f(z), and whose noise inputs count (their
+    scales B, 0 at first, set to 0.5), as training leaves them."""
     torch.manual_seed(0)
     m = StyleGAN(8, 1, z_dim=8, w_dim=8, ch=4, max_ch=8, n_mlp=2).eval().requires_grad_(False)
     with torch.no_grad():
         m.w_avg.copy_(m.mapping(torch.randn(1000, 8)).mean(0))
+        for name, p in m.named_parameters():
+            if name.endswith(".B"):                                  # 4. the noise scales B_i
+                p.fill_(0.5)
     return m
 
 
@@ -77,6 +81,7 @@ def test_each_image_keeps_its_own_latent_and_noise():
     torch.manual_seed(2)
     G = Latents(m, "w", 3, None)
     x = G(m.mapping(torch.randn(3, 8)))
+    assert not torch.allclose(G(G.start(3))[2:], G(G.start(1), 0))     # each image its own noise
     together, _ = invert(G, x, G.start(3), 20)
     first, _ = invert(lambda v: G(v, 0), x[:2], G.start(2), 20)
     last, _ = invert(lambda v: G(v, 2), x[2:], G.start(1), 20)
