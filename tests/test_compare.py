@@ -155,7 +155,8 @@ def test_a_tie_is_bold_on_neither_side():
 
 # ------------------------------------------------------------------------------ side by side
 
-def test_side_by_side_pins_each_job_to_its_core_with_one_thread(tmp_path):
+def test_side_by_side_pins_each_job_to_its_core_with_one_thread(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")                 # a caller's many threads: not kept
     cores = compare.plan(os.sched_getaffinity(0))
     show = ("import os; print(sorted(os.sched_getaffinity(0)), os.environ['OMP_NUM_THREADS'])")
     jobs = {side: ([sys.executable, "-c", show], core) for side, core in zip("ab", cores)}
