@@ -32,8 +32,7 @@ COUNTS = [("seed", SEED, "random seed"),           # the integer flags: (flag, r
 BUILT_IN = ("shapes", "scenes")                         # --data's names that are not folders
 GROUPS = 32                     # ddpm.py's and ldm.py's GroupNorm(32, c): widths split in 32
 UNLABELLED = {"pix2pix": "its condition is the input image of each pair",
-              "cyclegan": "it translates between two unlabelled domains",
-              "stylegan": "this StyleGAN is unconditional (num_classes must be 0)"}
+              "cyclegan": "it translates between two unlabelled domains"}
 
 
 def parse(argv, usage):

@@ -93,8 +93,7 @@ def one_line(r, message):
     (["pix2pix", "--classes", "FRESH"], "--classes does not apply to pix2pix"),
     (["cyclegan", "--classes"], "--classes does not apply to cyclegan"),
     (["pix2pix", "--labels", "train.json"], "--labels does not apply to pix2pix"),
-    (["stylegan", "--labels", "train.json"], "--labels does not apply to stylegan"),
-    (["stylegan", "--data", "scenes"], "--data scenes does not apply to stylegan"),
+    (["progan", "--classes"], "ProGAN is unconditional: num_classes must be 0"),
     (["vae", "--data", "shapes", "SHAPES_FOLDER"], "give --data ./shapes for the folder"),
     (["vae", "--data", "NO_OBJECTS", "--labels", "NO_OBJECTS_JSON"],
      "gives every image an empty list of objects"),           # was: an unconditioned model

@@ -24,6 +24,11 @@ TINY = {
              "--attn-res", 8, "--classes"],
     "ldm": ["--image-size", 8, "--f", 2, "--z-channels", 2, "--ae-ch", 32, "--T", 20, "--ch", 32,
             "--ch-mult", 1, "--num-res-blocks", 1, "--attn-res", 4, "--ae-steps", 2],
+    "stargan": ["--image-size", 8, "--ngf", 4, "--ndf", 4, "--n-blocks", 1, "--classes",
+                "--n-critic", 2],
+    "progan": ["--image-size", 8, "--ch", 8, "--max-ch", 8, "--z-dim", 8, "--mbstd-group", 2,
+               "--fade-images", 4, "--stable-images", 4],
+    "srgan": ["--image-size", 8, "--B", 1, "--ngf", 4, "--ndf", 4, "--content", "mse"],
 }
 RUN = ["--batch-size", 2, "--grid", 2, "--steps", 4, "--log-every", 1, "--quiet"]
 
