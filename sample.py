@@ -121,7 +121,8 @@ def parse(argv):
     if translator(model):
         p.add_argument("--input", action="append", metavar="FILE|DIR",
                        help="an image, or a folder of them, to translate (pix2pix: side-by-side "
-                            "A|B pairs or A/ and B/ too; cyclegan: --direction BtoA); repeatable")
+                            "A|B pairs or A/ and B/ too; cyclegan: --direction BtoA; stargan: "
+                            "to every domain; srgan: 4x, beside bicubic); repeatable")
     draws = [model.sample, model.animate] if hasattr(model, "animate") else [model.sample]
     add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), *draws)
     guidance_flags(p, model)
