@@ -53,7 +53,7 @@ MISTAKES = [
             shows="the first --eval-every check with --lab-evaluator crashes (an index past K), "
                   "or, where the widths agree, scores noise"),
     Mistake(F, "accuracy's arguments swapped: the asked sets ranked, the scores as the sets",
-            "accuracy(net(x.to(device))[1].float(), asked)",
-            "accuracy(asked, net(x.to(device))[1].float())",
+            "return accuracy(net(x.to(device))[1].float(), asked)",
+            "return accuracy(asked, net(x.to(device))[1].float())",
             shows="(predicted) lab_acc_test near chance for a perfect generator"),
 ]
