@@ -91,7 +91,7 @@ class DCGAN(nn.Module):
         if loss not in ("bce", "wgan", "wgan-gp"):
             raise ValueError(f"loss is bce, wgan or wgan-gp (got {loss})")
         if (acgan or y_embed) and not num_classes:
-            raise ValueError("an ACGAN, and y_embed, need class labels (num_classes > 0)")
+            raise ValueError("an ACGAN needs class labels (num_classes > 0), and so does y_embed")
         if loss != "bce" and (soft_labels or flip_labels):
             raise ValueError(f"soft and flipped labels are targets of the bce loss; "
                              f"the {loss} critic has none")
