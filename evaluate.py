@@ -30,7 +30,7 @@ import json, math, os, sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from support.checks import Fail, writable
+from support.checks import Fail, command, writable
 from support.classifier import load_classifier, train_classifier
 from support.features import features_and_probs, load_inception, read_folder, read_pairs, reads
 from support.pictures import to_uint8
@@ -286,12 +286,7 @@ def main(argv):
 
 def cli(argv):
     """The command line: main, with a mistake in the user's input as one line and exit status 1."""
-    try:
-        main(argv)
-    except Fail as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return command(main, argv)
 
 
 if __name__ == "__main__":

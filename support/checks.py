@@ -11,6 +11,7 @@ did not come from the command line (a resumed run's, a default).
 import argparse
 import math
 import os
+import sys
 
 
 class Range:
@@ -150,3 +151,14 @@ def writable(flag_name, path):
         raise Fail(f"{flag_name} {path} is a folder: name a file")
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise Fail(f"cannot write {flag_name} {path}: {folder} is not a folder you can write to")
+
+
+def command(main, argv):
+    """A command's exit status: main(argv) run; a mistake in the user's input (Fail) printed as
+    one line on stderr, status 1. Each command's cli() is this, around its own main."""
+    try:
+        main(argv)
+    except Fail as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0

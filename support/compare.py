@@ -31,7 +31,7 @@ import sys
 import time
 import numpy as np
 import torch
-from support.checks import COUNT, PROBABILITY, RATE, REAL, SEED, Fail, Range
+from support.checks import COUNT, PROBABILITY, RATE, REAL, SEED, Fail, Range, command
 from support.cli import Parser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -288,12 +288,7 @@ def main(argv):
 
 def cli(argv):
     """The command line: main, with a mistake in the user's input as one line and exit status 1."""
-    try:
-        main(argv)
-    except Fail as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return command(main, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import math
 import os
 import sys
 from PIL import Image, ImageDraw, ImageFont
-from support.checks import COUNT, Fail, Parser, writable
+from support.checks import COUNT, Fail, Parser, command, writable
 
 NOT_PLOTTED = {"step", "img_per_s", "KID_std", "eval_n"}
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -159,12 +159,7 @@ def main(argv):
 
 def cli(argv):
     """The command line: main, with a mistake in the user's input as one line and exit status 1."""
-    try:
-        main(argv)
-    except Fail as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return command(main, argv)
 
 
 if __name__ == "__main__":

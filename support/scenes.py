@@ -17,7 +17,7 @@ numpy, PIL and the flags' ranges (support/checks.py) only: this file reads on it
 import argparse, json, os, sys
 import numpy as np
 from PIL import Image
-from support.checks import COUNT, SEED, Fail, Parser, fits
+from support.checks import COUNT, SEED, Fail, Parser, command, fits
 
 COLOURS = {"gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215),   # CLEVR's RGB
            "green": (29, 105, 20), "brown": (129, 74, 25), "purple": (129, 38, 192),
@@ -148,12 +148,7 @@ def main(argv):
 
 def cli(argv):
     """The command line: main, with a mistake in the user's input as one line and exit status 1."""
-    try:
-        main(argv)
-    except Fail as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return command(main, argv)
 
 
 if __name__ == "__main__":
