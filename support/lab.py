@@ -91,21 +91,39 @@ def read_conditions(path, names):
 
 # ----------------------------------------------------------------------------- the accuracy
 
-def accuracy(scores, asked):
-    """scores (N, K) from the classifier, asked (N, K) multi-hot -> the fraction of asked objects
-    that are among their sample's k highest scores, k = the objects that sample asked for (top-k,
-    not top-1). The k highest as the course's evaluator takes them, torch.topk on the CPU: a
-    sigmoid saturated at 1.0 ties, and topk's choice among the tied is the course's number."""
+def hits(scores, asked):
+    """scores (N, K) from the classifier, asked (N, K) multi-hot -> (hits (N,), k (N,)): how many
+    of each sample's asked objects are among its k highest scores, k = the objects it asked for
+    (top-k, not top-1). The k highest as the course's evaluator takes them, torch.topk on the CPU:
+    a sigmoid saturated at 1.0 ties, and topk's choice among the tied is the course's number."""
     scores = torch.as_tensor(scores).cpu()
     asked = torch.as_tensor(asked).cpu() > 0
     k = asked.sum(1)                                                   # (N,) objects asked for
-    hits = 0
+    h = torch.zeros_like(k)
     for n in k.unique().tolist():                                      # the rows that ask for n
         rows = (k == n).nonzero()[:, 0]
         top = scores[rows].topk(n, 1).indices                          # (rows, n): the n highest
-        hits += int(asked[rows[:, None], top].sum())                   # those among the asked
+        h[rows] = asked[rows[:, None], top].sum(1)                     # those among the asked
+    return h, k
+
+
+def accuracy(scores, asked):
+    """The lab's accuracy: the fraction of all asked objects that are hits, sum h / sum k."""
+    h, k = hits(scores, asked)
     total = int(k.sum())
-    return hits / total if total else float("nan")                    # hits / objects asked for
+    return int(h.sum()) / total if total else float("nan")           # hits / objects asked for
+
+
+def standard_error(h, k):
+    """The accuracy's standard error over the N samples. a = sum h / sum k is a ratio of sums;
+    its variance (the delta method) is N / (N - 1) sum_i (h_i - a k_i)^2 / (sum k)^2."""
+    h = torch.as_tensor(h, dtype=torch.float64)
+    k = torch.as_tensor(k, dtype=torch.float64)
+    N = len(h)
+    if N < 2 or k.sum() == 0:
+        return float("nan")
+    a = h.sum() / k.sum()                                              # the accuracy
+    return float((N / (N - 1) * ((h - a * k) ** 2).sum()).sqrt() / k.sum())
 
 
 @torch.no_grad()
@@ -139,8 +157,9 @@ def score(samples, conditions, net, ck, device):
     x = torch.stack(x).permute(0, 3, 1, 2).float().div(255)            # (N, 3, S, S) in [0, 1]
     x = x.mean(1, keepdim=True) if C == 1 else x
     logits = torch.cat([net.to(device)(b.to(device))[1].float().cpu() for b in x.split(200)])
+    h, k = hits(logits, asked)
     return {"samples": samples, "n": len(asked), "conditions": conditions,
-            "lab_accuracy": accuracy(logits, asked)}
+            "lab_accuracy": int(h.sum()) / int(k.sum()), "lab_accuracy_se": standard_error(h, k)}
 
 
 @torch.no_grad()

@@ -67,7 +67,8 @@ def table(r, args):
                      f"{r['accuracy']:.4f}  (lowest: {worst} {per_class[worst]:.2f})"))
     if "lab_accuracy" in r:
         rows.append(("the lab's accuracy (top-k)",
-                     f"{r['lab_accuracy']:.4f}  ({r['n']} conditions of {r['conditions']})"))
+                     f"{r['lab_accuracy']:.4f} +- {r['lab_accuracy_se']:.4f} (standard error; "
+                     f"{r['n']} conditions of {r['conditions']})"))
     if "PSNR" in r:
         rows += [("mean L1 ([0, 1] scale)", f"{r['L1']:.4f}"), ("PSNR", f"{r['PSNR']:.2f} dB"),
                  ("SSIM", f"{r['SSIM']:.4f}")]

@@ -124,6 +124,20 @@ def test_lab_accuracy_is_top_k_hits_over_objects_asked_for():
     assert lab.accuracy(asked + 0.1 * torch.rand(20_000, 24, generator=g), asked) == 1.0
 
 
+def test_lab_accuracy_standard_error_matches_the_spread_of_repeated_draws():
+    """96 samples asking for 1-3 objects, each object a hit with probability 0.6: the spread of
+    the accuracy over 4,000 such draws is what standard_error predicts from one draw (within 5%);
+    with one object a sample it is the binomial sqrt(a (1 - a) / (N - 1))."""
+    g = np.random.default_rng(0)
+    k = np.tile([1, 2, 3], 32)                                          # (96,) objects asked for
+    h = g.binomial(k, 0.6, size=(4000, 96))                             # (draws, 96) hits
+    spread = (h.sum(1) / k.sum()).std()
+    predicted = np.mean([lab.standard_error(row, k) for row in h[:500]])
+    assert predicted == pytest.approx(spread, rel=0.05)
+    h = np.array([1] * 30 + [0] * 70)
+    assert lab.standard_error(h, np.ones(100)) == pytest.approx((0.3 * 0.7 / 99) ** 0.5)
+
+
 def course_compute_acc(out, onehot_labels):
     """The course's evaluator (evaluator.py of the lab), its compute_acc as written there."""
     batch_size = out.size(0)

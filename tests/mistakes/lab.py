@@ -5,6 +5,19 @@ from tests.mistakes import Mistake
 F = "support/lab.py"
 
 MISTAKES = [
+    Mistake(F, "the standard error's residuals not weighted by the objects asked for",
+            "((h - a * k) ** 2).sum()",
+            "((h - a) ** 2).sum()",
+            shows="the error bar of a table's accuracy 1.5x too wide when samples ask for 1-3 "
+                  "objects"),
+    Mistake(F, "the standard error without its 1 / sum k",
+            ".sqrt() / k.sum())",
+            ".sqrt() / N)",
+            shows="an error bar twice the right one for the lab's 1-3 objects a sample"),
+    Mistake(F, "the standard error with the variance not square-rooted",
+            "(N / (N - 1) * ((h - a * k) ** 2).sum()).sqrt() / k.sum()",
+            "(N / (N - 1) * ((h - a * k) ** 2).sum()) / k.sum()",
+            shows="an error bar of the wrong units: far too wide on 96 samples"),
     Mistake(F, "the k lowest scores taken instead of the k highest",
             "top = scores[rows].topk(n, 1).indices",
             "top = scores[rows].topk(n, 1, largest=False).indices",
@@ -25,8 +38,8 @@ MISTAKES = [
             shows="with the evaluator saturated at 1.0 the figure differs from the one the "
                   "course reports for the same images"),
     Mistake(F, "hits divided by the number of samples, not by the objects asked for",
-            'return hits / total if total else float("nan")',
-            'return hits / len(k) if total else float("nan")',
+            'return int(h.sum()) / total if total else float("nan")',
+            'return int(h.sum()) / len(k) if total else float("nan")',
             shows="accuracy above 1 when samples ask for several objects"),
     Mistake(F, "every object counted as asked for (>= 0 instead of > 0)",
             "asked = torch.as_tensor(asked).cpu() > 0",
