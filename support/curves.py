@@ -1,8 +1,10 @@
 """A run's curves: train.py's log.jsonl drawn against step, one panel per kind of quantity: the
 loss terms (and D's outputs), KID, FD, the lab's accuracy (train.py --eval-every N
---lab-evaluator). Pillow only, so it runs wherever train.py does.
+--lab-evaluator). Several runs' logs: one panel per quantity they share, one line per run.
+Pillow only, so it runs wherever train.py does.
 
     python -m support.curves runs/dcgan/log.jsonl --out curves.png
+    python -m support.curves runs/ddpm/log.jsonl runs/dcgan/log.jsonl --keys lab_acc_test
 
 A panel shows each of its quantities as a coloured line, with its axes, ticks and a legend; a
 quantity the log does not hold leaves its panel out. train.py writes a loss record every
@@ -68,6 +70,19 @@ def series(records):
     return {p: panels[p] for p in order if p in panels}
 
 
+def across(runs, keys=None):
+    """{run: records} -> {quantity: {run: [(step, value), ...]}}: the quantities every run holds
+    (or `keys`), each one panel with one line per run."""
+    per_run = {name: {k: pts for lines in series(r).values() for k, pts in lines.items()}
+               for name, r in runs.items()}
+    shared = [k for k in next(iter(per_run.values())) if all(k in q for q in per_run.values())]
+    for k in keys or []:
+        missing = [name for name, q in per_run.items() if k not in q]
+        if missing:
+            raise Fail(f"--keys {k}: the log of {missing[0]} holds no {k}")
+    return {k: {name: q[k] for name, q in per_run.items()} for k in keys or shared}
+
+
 def ticks(lo, hi, n=5, least=0.0):
     """About n + 1 round values (1, 2 or 5 times a power of ten apart, at least `least`) covering
     [lo, hi]."""
@@ -125,9 +140,8 @@ def panel(title, lines, width, height, font):
     return im
 
 
-def draw(records, width=720, height=260):
-    """The records -> one image, the panels stacked."""
-    panels = series(records)
+def draw(panels, width=720, height=260):
+    """The panels ({title: {line: [(step, value), ...]}}) -> one image, stacked."""
     if not panels:
         raise Fail("the log holds no finite loss, KID, FD or accuracy to draw")
     font = ImageFont.load_default()
@@ -141,20 +155,38 @@ def draw(records, width=720, height=260):
 def main(argv):
     p = Parser(prog="python -m support.curves", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("log", help="a run's log.jsonl (train.py writes OUT/log.jsonl)")
+    p.add_argument("log", nargs="+",
+                   help="a run's log.jsonl (train.py writes OUT/log.jsonl); several: compared")
+    p.add_argument("--keys", type=lambda v: v.split(","), metavar="K,K",
+                   help="several logs: the quantities to compare. default: those all hold")
     p.add_argument("--out", default="curves.png", help="the PNG to write. default: curves.png")
     p.add_argument("--width", type=COUNT, default=720, help="pixels across. default: 720")
     p.add_argument("--height", type=COUNT, default=260, help="pixels a panel. default: 260")
     a = p.parse_args(argv)
-    if os.path.isdir(a.log):
-        raise Fail(f"{a.log} is a folder: give the log.jsonl in it")
+    for log in a.log:
+        if os.path.isdir(log):
+            raise Fail(f"{log} is a folder: give the log.jsonl in it")
+    if a.keys and len(a.log) == 1:
+        raise Fail("--keys picks what several logs share: give two logs or more")
     writable("--out", a.out)
-    records = read_log(a.log)
     if a.width < LEFT + RIGHT + 100 or a.height < TOP + BOTTOM + 60:
         raise Fail(f"--width {a.width} or --height {a.height} leaves no room for a plot: "
                    f"give at least {LEFT + RIGHT + 100} and {TOP + BOTTOM + 60}")
-    draw(records, a.width, a.height).save(a.out)
-    print(f"wrote {a.out}: {', '.join(series(records))} from {len(records)} records")
+    runs = {run_name(log, a.log): read_log(log) for log in a.log}
+    if len(runs) == 1:
+        panels = series(next(iter(runs.values())))
+    else:
+        panels = across(runs, a.keys)
+    draw(panels, a.width, a.height).save(a.out)
+    n = sum(len(r) for r in runs.values())
+    print(f"wrote {a.out}: {', '.join(panels)} from {n} records")
+
+
+def run_name(log, logs):
+    """A run's name in a legend: the folder its log is in, or the log's path if two share it."""
+    name = os.path.basename(os.path.dirname(os.path.abspath(log))) or log
+    same = [g for g in logs if os.path.basename(os.path.dirname(os.path.abspath(g))) == name]
+    return name if len(same) == 1 else log
 
 
 def cli(argv):
