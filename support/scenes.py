@@ -5,6 +5,7 @@ are drawn flat, as a square, a circle and a triangle in the same colours, so any
 them in seconds.
 
     python -m support.scenes --out scenes/ [-n 18000] [--image-size 64] [--seed 0]
+    python -m support.scenes --out real/ --conditions scenes/test.json   # a perfect generator
 
 writes the lab's layout: scenes/images/00000.png ..., scenes/train.json (file name -> object
 names), scenes/objects.json (object name -> index) and two fixed lists of 32 conditions to sample:
@@ -53,6 +54,11 @@ def layout(rng, excluded):
         ids = rng.choice(len(NAMES), rng.integers(1, 4), replace=False)
         if tuple(sorted(ids.tolist())) not in excluded:
             break
+    return place(rng, ids)
+
+
+def place(rng, ids):
+    """Objects ids -> (id, cx, cy, r) each: a random size and place, as layout draws them."""
     placed = []
     for i in ids:
         while True:                            # rejection sampling: three boxes of at most 0.3 fit
@@ -127,22 +133,57 @@ def write(out, n=N, size=64, seed=0):
           f"and train.json, objects.json, test.json, new_test.json")
 
 
+def read_sets(path):
+    """A conditions file (test.json) -> its sets as lists of object ids, or one line saying why."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            table = json.load(f)
+    except (OSError, ValueError) as e:
+        raise Fail(f"cannot read --conditions {path} as JSON ({type(e).__name__})")
+    if not isinstance(table, list) or not all(isinstance(c, list) and c for c in table):
+        raise Fail(f"{path} should be a list of sets, each a list of object names")
+    for i, names in enumerate(table):
+        unknown = [n for n in names if n not in NAMES]
+        if unknown:
+            raise Fail(f"{path}, condition {i}: {unknown[0]!r} is none of the 24 objects")
+    return [[NAMES.index(n) for n in names] for names in table]
+
+
+def real(sets, out, size, seed=0):
+    """One real scene per set, written as sample.py --conditions writes samples, OUT/0.png,
+    1.png, ...: what a perfect generator would draw, so evaluate.py on OUT gives the evaluator's
+    own ceiling on those sets."""
+    for i, ids in enumerate(sets):
+        objects = place(np.random.default_rng([seed, 1, i]), np.array(ids))
+        Image.fromarray(draw(objects, size)).save(os.path.join(out, f"{i}.png"))
+    print(f"wrote {len(sets)} real scenes {size}x{size} to {out}, one per set")
+
+
 def main(argv):
     p = Parser(prog="python -m support.scenes", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="the folder to write")
-    p.add_argument("-n", type=COUNT, default=N, help=f"training scenes. default: {N}")
+    p.add_argument("-n", type=COUNT, help=f"training scenes. default: {N}")
+    p.add_argument("--conditions", metavar="JSON",
+                   help="instead: one real scene per set of this file (OUT/0.png, ...), the "
+                        "evaluator's ceiling")
     p.add_argument("--image-size", type=COUNT, default=64, help="the scenes' size. default: 64")
     p.add_argument("--seed", type=SEED, default=0,
                    help="the same seed, the same scenes and conditions. default: 0")
     a = p.parse_args(argv)
+    if a.conditions and a.n is not None:
+        raise Fail("-n does not apply with --conditions: one scene is drawn per set in it")
+    a.n = N if a.n is None else a.n
+    sets = read_sets(a.conditions) if a.conditions else None
     fits("-n", a.n, a.n * a.image_size**2 * 3)                 # the scenes, held at once (uint8)
     if os.path.exists(a.out) and not os.path.isdir(a.out):
         raise Fail(f"--out {a.out} is a file: name a folder to write the scenes into")
     try:
-        os.makedirs(os.path.join(a.out, "images"), exist_ok=True)
+        os.makedirs(a.out, exist_ok=True)
     except OSError as e:
         raise Fail(f"cannot make the folder --out {a.out}: {e.strerror}")
+    if a.conditions:
+        return real(sets, a.out, a.image_size, a.seed)
     write(a.out, a.n, a.image_size, a.seed)
 
 

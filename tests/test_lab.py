@@ -90,6 +90,30 @@ def test_scenes_draw_what_they_say_without_overlaps():
         assert (im[outside] == scenes.BACKGROUND).all()               # and nothing else is anywhere
 
 
+def test_real_scenes_of_a_conditions_file_draw_each_asked_set(cli, tmp_path):
+    """python -m support.scenes --conditions test.json --out DIR: DIR/i.png is a real scene of
+    set i, its colours those asked (each object drawn whole), nothing else; a file that names an
+    unknown object, or -n beside --conditions, is one line and writes nothing."""
+    sets = [["red circle"], ["blue square", "yellow triangle"], ["gray circle", "cyan square",
+                                                                  "purple triangle"]]
+    (tmp_path / "c.json").write_text(json.dumps(sets))
+    r = cli("support/scenes.py", "--out", tmp_path / "real", "--conditions", tmp_path / "c.json",
+            "--image-size", 32)
+    assert r.returncode == 0 and sorted(os.listdir(tmp_path / "real")) == ["0.png", "1.png",
+                                                                            "2.png"], r.out
+    for i, names in enumerate(sets):
+        im = np.asarray(Image.open(tmp_path / "real" / f"{i}.png")).reshape(-1, 3).astype(int)
+        drawn = {c for c, rgb in scenes.COLOURS.items()
+                 if (np.abs(im - rgb).sum(1) < 10).sum() >= 4}               # solid pixels of it
+        assert drawn == {n.split()[0] for n in names}, (i, drawn)
+    (tmp_path / "bad.json").write_text(json.dumps([["red circle"], ["pink cube"]]))
+    for args, says in ((["--conditions", tmp_path / "bad.json"], "'pink cube' is none of"),
+                       (["--conditions", tmp_path / "c.json", "-n", 5], "-n does not apply")):
+        r = cli("support/scenes.py", "--out", tmp_path / "no", *args)
+        assert r.returncode == 1 and says in r.stderr, r.out
+    assert not (tmp_path / "no").exists()
+
+
 def test_new_test_sets_never_appear_in_training():
     test, new_test = scenes.conditions(seed=0)
     assert len(test) == len(new_test) == 32 and len(set(new_test)) == 32

@@ -70,3 +70,18 @@ MISTAKES = [
             "return accuracy(asked, net(x.to(device))[1].float())",
             shows="(predicted) lab_acc_test near chance for a perfect generator"),
 ]
+
+S = "support/scenes.py"
+MISTAKES += [
+    Mistake(S, "a conditions file's object names read one index off",
+            "return [[NAMES.index(n) for n in names] for names in table]",
+            "return [[NAMES.index(n) - 1 for n in names] for names in table]",
+            tests="tests/test_lab.py",
+            shows="the 'perfect generator' draws the neighbouring colour: the ceiling the table "
+                  "reports falls far below the evaluator's held-out accuracy"),
+    Mistake(S, "the real scene of a set drawn from the training layout, not from the asked ids",
+            "objects = place(np.random.default_rng([seed, 1, i]), np.array(ids))",
+            "objects = layout(np.random.default_rng([seed, 1, i]), set())",
+            tests="tests/test_lab.py",
+            shows="random sets drawn: the ceiling row at chance"),
+]
