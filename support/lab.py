@@ -126,6 +126,24 @@ def standard_error(h, k):
     return float((N / (N - 1) * ((h - a * k) ** 2).sum()).sqrt() / k.sum())
 
 
+def spread(x, asked):
+    """How different the samples of one set are: the mean |x_i - x_j| per pixel (x (N, C, S, S)
+    in [0, 1]) over the pairs i < j asked for the same set. 0 when a generator draws one image
+    per set whatever its z (mode collapse); 1/3 for independent uniform noise; nan when no set
+    is asked for twice (repeat the conditions file's sets to measure it)."""
+    keys = [tuple(row.nonzero()[:, 0].tolist()) for row in torch.as_tensor(asked) > 0]
+    total, pairs = 0.0, 0
+    for key in set(keys):
+        rows = [i for i, other in enumerate(keys) if other == key]
+        if len(rows) < 2:
+            continue
+        flat = x[rows].flatten(1).double()                               # (n, C S S)
+        d = torch.cdist(flat, flat, p=1) / flat.shape[1]                 # (n, n) mean |x_i - x_j|
+        total += float(d.triu(1).sum())                                  # each pair i < j once
+        pairs += len(rows) * (len(rows) - 1) // 2
+    return total / pairs if pairs else float("nan")
+
+
 @torch.no_grad()
 def score(samples, conditions, net, ck, device):
     """SAMPLES/0.png, 1.png, ... (sample.py --conditions --out SAMPLES/) against the conditions
@@ -155,11 +173,13 @@ def score(samples, conditions, net, ck, device):
                        f"({type(e).__name__})")
         x.append(torch.from_numpy(np.asarray(im).copy()))
     x = torch.stack(x).permute(0, 3, 1, 2).float().div(255)            # (N, 3, S, S) in [0, 1]
+    within = spread(x, asked)
     x = x.mean(1, keepdim=True) if C == 1 else x
     logits = torch.cat([net.to(device)(b.to(device))[1].float().cpu() for b in x.split(200)])
     h, k = hits(logits, asked)
     return {"samples": samples, "n": len(asked), "conditions": conditions,
-            "lab_accuracy": int(h.sum()) / int(k.sum()), "lab_accuracy_se": standard_error(h, k)}
+            "lab_accuracy": int(h.sum()) / int(k.sum()), "lab_accuracy_se": standard_error(h, k),
+            "lab_spread": within}
 
 
 @torch.no_grad()

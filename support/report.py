@@ -69,6 +69,8 @@ def table(r, args):
         rows.append(("the lab's accuracy (top-k)",
                      f"{r['lab_accuracy']:.4f} +- {r['lab_accuracy_se']:.4f} (standard error; "
                      f"{r['n']} conditions of {r['conditions']})"))
+        rows.append(("samples of one set: mean |x_i - x_j|",
+                     f"{r['lab_spread']:.4f}  (0: one image a set, whatever z)"))
     if "PSNR" in r:
         rows += [("mean L1 ([0, 1] scale)", f"{r['L1']:.4f}"), ("PSNR", f"{r['PSNR']:.2f} dB"),
                  ("SSIM", f"{r['SSIM']:.4f}")]

@@ -162,6 +162,25 @@ def test_lab_accuracy_standard_error_matches_the_spread_of_repeated_draws():
     assert lab.standard_error(h, np.ones(100)) == pytest.approx((0.3 * 0.7 / 99) ** 0.5)
 
 
+def test_lab_spread_is_zero_for_one_image_a_set_and_a_third_for_uniform_noise():
+    """spread: the mean |x_i - x_j| over pairs asked for the same set. One image per set (a
+    collapsed generator) gives 0 however different the sets' images are; independent uniform
+    pixels give E|U - V| = 1/3; a set asked once adds no pair; none asked twice is nan."""
+    g = torch.Generator().manual_seed(0)
+    asked = torch.zeros(12, 24)
+    asked[torch.arange(12), torch.arange(12) % 4] = 1                   # 4 sets, 3 samples each
+    asked[11, 11 % 4] = 0
+    asked[11, 20] = 1                                                   # a 5th set, asked once
+    per_set = torch.rand(24, 3, 8, 8, generator=g)
+    collapsed = per_set[asked.argmax(1)]                                # (12, 3, 8, 8): x = G(y)
+    assert lab.spread(collapsed, asked) == 0
+    noise = torch.rand(12, 3, 8, 8, generator=g)
+    assert lab.spread(noise, asked) == pytest.approx(1 / 3, abs=0.02)
+    two = torch.stack([torch.zeros(3, 8, 8), torch.full((3, 8, 8), 0.5)])
+    assert lab.spread(two, torch.ones(2, 24)) == pytest.approx(0.5)      # one pair, |0 - 0.5|
+    assert np.isnan(lab.spread(noise[:4], asked[:4]))                   # 4 different sets
+
+
 def course_compute_acc(out, onehot_labels):
     """The course's evaluator (evaluator.py of the lab), its compute_acc as written there."""
     batch_size = out.size(0)

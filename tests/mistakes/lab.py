@@ -85,3 +85,18 @@ MISTAKES += [
             tests="tests/test_lab.py",
             shows="random sets drawn: the ceiling row at chance"),
 ]
+
+MISTAKES += [
+    Mistake(F, "the spread over every pair i, j, the zero diagonal and both orders included",
+            "total += float(d.triu(1).sum())",
+            "total += float(d.sum())",
+            shows="every pair counted twice: uniform noise reads 2/3, not 1/3"),
+    Mistake(F, "the spread's distance summed over pixels, not averaged",
+            "d = torch.cdist(flat, flat, p=1) / flat.shape[1]",
+            "d = torch.cdist(flat, flat, p=1)",
+            shows="a figure that grows with the image size: 64x64 and 16x16 runs not comparable"),
+    Mistake(F, "the samples of different sets compared, not of one set",
+            "rows = [i for i, other in enumerate(keys) if other == key]",
+            "rows = [i for i, other in enumerate(keys)]",
+            shows="a collapsed generator (one image a set) reads as diverse: its sets differ"),
+]
