@@ -96,7 +96,9 @@ def ticks(lo, hi, n=5, least=0.0):
 
 
 def label(v):
-    """A tick's text: short, without float noise."""
+    """A tick's text: short, without float noise; whole numbers (steps) written out."""
+    if v == int(v) and abs(v) < 1e7:
+        return str(int(v))
     return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
 
 
