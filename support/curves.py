@@ -133,10 +133,15 @@ def panel(title, lines, width, height, font):
             d.line(xy, fill=colour, width=2)
         for x, y in xy if len(xy) <= 60 else []:                # few points: each one marked
             d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-    lx = x1 - 40 - max(font.getlength(n) for n in lines)        # the legend, top right, on top
-    d.rectangle([lx - 6, y1 + 2, x1 - 4, y1 + 8 + 14 * len(lines)], fill="white", outline="grey")
+    lx = x1 - 40 - max(font.getlength(n) for n in lines)        # the legend, on the right,
+    h = 8 + 14 * len(lines)
+    ly0 = y1 + 2                                                # at the top, or at the bottom
+    drawn = [at(s, v) for pts in lines.values() for s, v in pts]  # if fewer points lie there
+    if sum(x > lx and y < ly0 + h for x, y in drawn) > sum(x > lx and y > y0 - h for x, y in drawn):
+        ly0 = y0 - h - 2
+    d.rectangle([lx - 6, ly0, x1 - 4, ly0 + h], fill="white", outline="grey")
     for i, name in enumerate(lines):
-        ly = y1 + 6 + 14 * i
+        ly = ly0 + 4 + 14 * i
         d.line([(lx, ly + 6), (lx + 18, ly + 6)], fill=COLOURS[i % len(COLOURS)], width=3)
         d.text((lx + 24, ly), name, fill="black", font=font)
     return im
