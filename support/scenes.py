@@ -134,7 +134,9 @@ def write(out, n=N, size=64, seed=0):
 
 
 def read_sets(path):
-    """A conditions file (test.json) -> its sets as lists of object ids, or one line saying why."""
+    """A conditions file (test.json) -> its sets as lists of object ids, or one line saying why.
+    (support/lab.py: read_conditions reads the same files as multi-hot tensors; this file keeps
+    to numpy and PIL.)"""
     try:
         with open(path, encoding="utf-8") as f:
             table = json.load(f)
