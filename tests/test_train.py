@@ -510,12 +510,13 @@ def test_curves_draw_the_log_and_refuse_a_missing_or_empty_one(cli, tmp_path):
 
 def test_curves_of_several_runs_share_a_panel_per_quantity(cli, tmp_path):
     """Several logs: one panel per quantity all of them hold (or --keys), one line per run,
-    named by the run's folder; a --keys that a log lacks is one line."""
+    named by the run's folder; a --keys that a log lacks is one line. Catches a quantity kept
+    when only one run holds it (mse, D.real), and --keys ignored."""
     from support import curves
     for run, slope in (("ddpm", 1), ("dcgan", 2)):
         (tmp_path / run).mkdir()
         lines = [{"step": s, "loss": 1 / s, "lab_acc_test": slope * s / 1000} for s in (10, 20)]
-        lines += [{"step": 30, "D.real": 0.5}] if run == "dcgan" else []
+        lines += [{"step": 30, "D.real": 0.5} if run == "dcgan" else {"step": 30, "mse": 0.2}]
         (tmp_path / run / "log.jsonl").write_text("\n".join(json.dumps(l) for l in lines))
     logs = [tmp_path / "ddpm" / "log.jsonl", tmp_path / "dcgan" / "log.jsonl"]
     runs = {p.parent.name: curves.read_log(p) for p in logs}
@@ -524,7 +525,7 @@ def test_curves_of_several_runs_share_a_panel_per_quantity(cli, tmp_path):
                                    "lab_acc_test": {"ddpm": [(10, 0.01), (20, 0.02)],
                                                     "dcgan": [(10, 0.02), (20, 0.04)]}}
     r = cli("support/curves.py", *logs, "--keys", "lab_acc_test", "--out", tmp_path / "c.png")
-    assert r.returncode == 0 and "lab_acc_test from 5 records" in r.out, r.out
+    assert r.returncode == 0 and "lab_acc_test from 6 records" in r.out, r.out
     im = np.asarray(Image.open(tmp_path / "c.png").convert("RGB")).astype(int)
     assert im.shape == (260, 720, 3)
     for colour in curves.COLOURS[:2]:                                    # one line a run

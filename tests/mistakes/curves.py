@@ -1,0 +1,18 @@
+"""support/curves.py's mistakes: several runs' logs drawn side by side."""
+from tests.mistakes import Mistake
+
+F = "support/curves.py"
+T = "tests/test_train.py"
+
+MISTAKES = [
+    Mistake(F, "--keys read but ignored: every shared quantity drawn",
+            "for k in keys or shared}",
+            "for k in shared}",
+            tests=T,
+            shows="the figure asked for one panel (lab accuracy) holds the loss terms too"),
+    Mistake(F, "a quantity kept when only the first run holds it",
+            "if all(k in q for q in per_run.values())]",
+            "if any(k in q for q in per_run.values())]",
+            tests=T,
+            shows="a panel of D's outputs with a DDPM beside a GAN: a KeyError, not a figure"),
+]
