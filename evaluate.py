@@ -30,7 +30,7 @@ import json, math, os, sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from support.checks import Fail, command, writable
+from support.cli import Fail, command, writable
 from support.classifier import load_classifier, train_classifier
 from support.features import features_and_probs, load_inception, read_folder, read_pairs, reads
 from support.pictures import to_uint8

@@ -15,7 +15,7 @@ import argparse, os, sys
 from contextlib import nullcontext
 import torch
 from PIL import Image
-from support.checks import COUNT, SEED, Fail, fits, flag
+from support.cli import COUNT, SEED, Fail, fits, flag
 from support.cli import (Parser, add_flags, build_model, compile_sampling, condition,
                          hyperparameters, load_checkpoint, watched)
 from support.folders import load_image

@@ -4,7 +4,7 @@
                           [--out DIR] [--resume] [--compile] [--<model hyperparameter> ...]
     torchrun --nproc_per_node=4 train.py MODEL ...      # data parallel, one process per GPU
     python train.py vae --help                          # every flag of one model, and its default
-    python -m support.curves runs/vae/log.jsonl --out curves.png     # its losses, KID, FD, lab
+    python -m measure.curves runs/vae/log.jsonl --out curves.png     # its losses, KID, FD, lab
 
 A model file holds the maths (loss, or d_loss and g_loss; configure_optimizers; sample). This file
 holds the run: main, the loop, the step (the loss, or D then G, then the EMA), and checkpoints.

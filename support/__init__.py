@@ -3,8 +3,8 @@
 train.py's run       settings.py (flags and checks), processes.py (torchrun), training_data.py
                      (--data to batches), resume.py (model, optimizers, EMA, --resume),
                      preview.py (sample grids), quality.py (--eval-every KID and FD, and the
-                     lab's accuracy), curves.py (python -m support.curves: log.jsonl drawn)
-the command line     checks.py: every number's declared range (the flags' types), Fail, sizes
+                     lab's accuracy)
+the command line     cli.py: every number's declared range (the flags' types), Fail, sizes
                      that cannot fit; cli.py: models by name (MODELS, the one registration), flags
                      from a model's keywords, checkpoints, the lock on --out, Ctrl-C, progress
 data                 data.py (the built-in shapes, pairs, two domains; batches on the device),
@@ -18,7 +18,4 @@ classifier guidance  guidance.py (the noisy classifier, python -m support.guidan
 evaluate.py's        features.py (what is measured), classifier.py (its small classifier),
                      inception.py (FID's Inception v3), report.py (the flags and the table)
 the lab              lab.py (its file formats and accuracy), scenes.py (python -m support.scenes)
-speed                bench.py (python -m support.bench), bench_peer.py (against diffusers)
-the peer             compare.py (python -m support.compare: our DDPM against denoising-diffusion-
-                     pytorch at equal CPU time), compare_peer.py (the peer's side, in its venv)
 """

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from support.checks import COUNT, RATE, Range, writable
+from support.cli import COUNT, RATE, Range, writable
 from support.cli import Fail, read_checkpoint, save_checkpoint
 from support.folders import load_folder
 from support import lab

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ddpm import timestep_embedding
-from support.checks import COUNT, OPEN_UNIT, RATE, SEED, Range, Fail, Parser, writable
+from support.cli import COUNT, OPEN_UNIT, RATE, SEED, Range, Fail, Parser, writable
 from support.cli import hyperparameters, ints, read_checkpoint, save_checkpoint
 from support.folders import load_folder
 from support import lab

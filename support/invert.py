@@ -25,7 +25,7 @@ import math
 import os
 import torch
 from PIL import Image, ImageDraw
-from support.checks import COUNT, Fail
+from support.cli import COUNT, Fail
 from support.cli import condition, hyperparameters
 from support.folders import find_images, load_image
 from support.pictures import destination, grid, save_png, to_folder

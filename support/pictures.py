@@ -5,7 +5,7 @@ import math, os, shlex, tempfile, zipfile
 import numpy as np
 import torch
 from PIL import Image
-from support.checks import Fail, flag
+from support.cli import Fail, flag
 
 
 def to_uint8(x):

@@ -2,14 +2,14 @@
 drawn for, every N steps, into log.jsonl: to watch a run move, not to publish (evaluate.py does
 that, on held-out images). With --lab-evaluator, also the lab's accuracy of one sample per
 condition of each test file (lab_acc_test, lab_acc_new_test): the GAN's accuracy jumping while its
-loss says nothing, as the lab report found, shows in the curves (python -m support.curves).
+loss says nothing, as the lab report found, shows in the curves (python -m measure.curves).
 """
 import json
 import os
 import torch
 import evaluate
 from support import lab, scenes
-from support.checks import Fail
+from support.cli import Fail
 from support.classifier import load_classifier
 from support.preview import preview_knobs
 

@@ -1,7 +1,7 @@
-"""evaluate.py's command line: its flags, each number with its declared range (support/checks.py),
+"""evaluate.py's command line: its flags, each number with its declared range (support/cli.py),
 and its figures as one table a person reads."""
 import argparse
-from support.checks import COUNT, SEED, Range
+from support.cli import COUNT, SEED, Range
 from support.classifier import classifier_flags
 from support.cli import Parser
 from support.features import cached_weights

@@ -13,12 +13,12 @@ scenes/test.json, sets drawn as the training scenes are, and scenes/new_test.jso
 objects that no training scene holds. `python train.py ddpm --data scenes` draws the same scenes
 in memory instead (seed 0, at --image-size).
 
-numpy, PIL and the flags' ranges (support/checks.py) only: this file reads on its own.
+numpy, PIL and the flags' ranges (support/cli.py) only: this file reads on its own.
 """
 import argparse, json, os, sys
 import numpy as np
 from PIL import Image
-from support.checks import COUNT, SEED, Fail, Parser, command, fits
+from support.cli import COUNT, SEED, Fail, Parser, command, fits
 
 COLOURS = {"gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215),   # CLEVR's RGB
            "green": (29, 105, 20), "brown": (129, 74, 25), "purple": (129, 38, 192),

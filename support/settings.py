@@ -10,7 +10,7 @@ import inspect
 import os
 import sys
 import torch
-from support.checks import COUNT, COUNT0, DECAY, SEED, Range, fits
+from support.cli import COUNT, COUNT0, DECAY, SEED, Range, fits
 from support.cli import (MODELS, Fail, Parser, add_flags, build_model, hyperparameters,
                          load_checkpoint, model_class)
 
@@ -26,7 +26,7 @@ COUNTS = [("seed", SEED, "random seed"),           # the integer flags: (flag, r
           ("ckpt-every", COUNT, "steps between checkpoints"),
           ("grid", COUNT, "samples in each grid"),
           ("eval-every", COUNT0, "steps between quality checks (KID, FD, the lab's accuracy; "
-           "log.jsonl, plotted by python -m support.curves), 0 = off"),
+           "log.jsonl, plotted by python -m measure.curves), 0 = off"),
           ("eval-n", Range(int, 2),                    # a covariance; KID: subsets of n/2
            "samples per quality check, against as many training images")]
 BUILT_IN = ("shapes", "scenes")                         # --data's names that are not folders

@@ -19,7 +19,7 @@ def pytest_configure(config):
 
 
 def module(script):
-    """train.py -> train, support/bench.py -> support.bench."""
+    """train.py -> train, measure/bench.py -> measure.bench."""
     return script.removesuffix(".py").replace("/", ".")
 
 

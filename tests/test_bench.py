@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from support.bench import QUICK
+from measure.bench import QUICK
 from support.cli import save_checkpoint
 from ddpm import DDPM
 from vae import VAE
@@ -15,7 +15,7 @@ from vae import VAE
 
 def test_bench_quick_gives_a_row_per_model_and_setting(cli, tmp_path):
     out = tmp_path / "bench.json"
-    r = cli("support/bench.py", "--quick", "--model", "ddpm", "--json", out)
+    r = cli("measure/bench.py", "--quick", "--model", "ddpm", "--json", out)
     assert r.returncode == 0, r.out
     (row,) = json.loads(out.read_text())["rows"]
     setting = (row["model"], row["bf16"], row["compile"], row["ddpm_steps"], row["ddim_steps"])
@@ -25,7 +25,7 @@ def test_bench_quick_gives_a_row_per_model_and_setting(cli, tmp_path):
     assert row["finite"] and all(math.isfinite(v) and v > 0 for v in figures), row
     assert sum(l.startswith("| ddpm |") for l in r.stdout.splitlines()) == 1
     assert "DDPM 10 steps" in r.stdout
-    r = cli("support/bench.py", "--quick", "--model", "vae", "--z-dim", 3, "--bf16", "both",
+    r = cli("measure/bench.py", "--quick", "--model", "vae", "--z-dim", 3, "--bf16", "both",
             "--json", out)                                      # a model's flag
     assert r.returncode == 0, r.out
     rows = json.loads(out.read_text())["rows"]
@@ -36,7 +36,7 @@ def test_bench_quick_gives_a_row_per_model_and_setting(cli, tmp_path):
                for row in rows)
     vae_rows = [l for l in r.stdout.splitlines() if l.startswith("| vae |")]
     assert [l.split("|")[5].strip() for l in vae_rows] == ["off", "on"]
-    r = cli("support/bench.py", "--model", "vae", "--ch-mult", "1,2")   # ddpm's flag, not vae's
+    r = cli("measure/bench.py", "--model", "vae", "--ch-mult", "1,2")   # ddpm's flag, not vae's
     assert r.returncode == 1
 
 

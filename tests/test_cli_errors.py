@@ -187,18 +187,18 @@ def test_sample_bad_input_gets_one_line(cli, tmp_path, args, message):
 
 @pytest.mark.parametrize("script, args, message", [
     # bench.py: train.py's ranges and network checks, before any model is timed
-    ("support/bench.py", ["--model", "ddpm", "--ch", 0], "--ch must be at least 1 (got 0)"),
-    ("support/bench.py", ["--model", "ddpm", "--T", 0], "--T must be at least 1 (got 0)"),
-    ("support/bench.py", ["-n", 0], "-n must be at least 1 (got 0)"),
-    ("support/bench.py", ["--steps", "nan"], "argument --steps: invalid int value: 'nan'"),
-    ("support/bench.py", ["--quick", "--image-size", -8], "--image-size must be at least 1"),
-    ("support/bench.py", ["--model", "ldm", "--quick", "--text-dim", 7, "FRESH"],
+    ("measure/bench.py", ["--model", "ddpm", "--ch", 0], "--ch must be at least 1 (got 0)"),
+    ("measure/bench.py", ["--model", "ddpm", "--T", 0], "--T must be at least 1 (got 0)"),
+    ("measure/bench.py", ["-n", 0], "-n must be at least 1 (got 0)"),
+    ("measure/bench.py", ["--steps", "nan"], "argument --steps: invalid int value: 'nan'"),
+    ("measure/bench.py", ["--quick", "--image-size", -8], "--image-size must be at least 1"),
+    ("measure/bench.py", ["--model", "ldm", "--quick", "--text-dim", 7, "FRESH"],
      "--text-dim 7 is not a multiple of the text encoder's 4 attention heads"),
-    ("support/bench.py", ["--model", "ddpm", "--quick", "--attn-res", 3],
+    ("measure/bench.py", ["--model", "ddpm", "--quick", "--attn-res", 3],
      "--attn-res 3 matches no level of the U-Net, whose resolutions are 8, 4"),
-    ("support/bench.py", ["--model", "stylegan", "--quick", "--batch-size", 3],
+    ("measure/bench.py", ["--model", "stylegan", "--quick", "--batch-size", 3],
      "--mbstd-group 4 does not divide the batch of 3"),
-    ("support/bench.py", ["--quick", "--json", "A_FILE/rows.json"], "cannot write --json"),
+    ("measure/bench.py", ["--quick", "--json", "A_FILE/rows.json"], "cannot write --json"),
     # scenes.py: no checks at all before
     ("support/scenes.py", ["--image-size", 0, "FRESH"], "--image-size must be at least 1 (got 0)"),
     ("support/scenes.py", ["-n", -3], "-n must be at least 1 (got -3)"),

@@ -1,6 +1,6 @@
-"""support/compare.py, the peer comparison, without the peer installed: its refusals (before any
+"""measure/compare.py, the peer comparison, without the peer installed: its refusals (before any
 work), the core pinning plan, the two sides' settings, class balance, the table, and the
-side-by-side runner on small processes. The peer's own run (support/compare_peer.py, in a scratch
+side-by-side runner on small processes. The peer's own run (measure/compare_peer.py, in a scratch
 venv) is measured in docs/compare.md, never here."""
 import argparse
 import math
@@ -8,8 +8,8 @@ import os
 import re
 import sys
 import pytest
-from support import compare
-from support.checks import Fail
+from measure import compare
+from support.cli import Fail
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux pinning")
 
@@ -23,14 +23,14 @@ def args(**kw):
 # ------------------------------------------------------------------------------ refusals
 
 def test_no_peer_python_is_one_line(cli, tmp_path):
-    r = cli("support/compare.py", "--data", tmp_path)
+    r = cli("measure/compare.py", "--data", tmp_path)
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "--peer-python" in r.stderr
 
 
 def test_a_python_without_the_peer_library_is_refused_before_any_work(cli, tmp_path):
     out = tmp_path / "out"
-    r = cli("support/compare.py", "--data", tmp_path, "--peer-python", sys.executable,
+    r = cli("measure/compare.py", "--data", tmp_path, "--peer-python", sys.executable,
             "--out", out)
     assert r.returncode == 1
     assert "cannot import denoising_diffusion_pytorch" in r.stderr
@@ -52,18 +52,18 @@ def test_a_python_without_the_peer_library_is_refused_before_any_work(cli, tmp_p
 ])
 def test_bad_input_is_one_line_and_exit_1(cli, tmp_path, flags, says):
     given = ["--data", tmp_path, "--peer-python", sys.executable, "--out", tmp_path / "o"]
-    r = cli("support/compare.py", *given, *flags)
+    r = cli("measure/compare.py", *given, *flags)
     assert r.returncode == 1
     assert says in r.stderr and r.stderr.strip().count("\n") == 0
     assert not (tmp_path / "o").exists()
 
 
 def test_a_missing_data_folder_and_a_used_out_are_refused(cli, tmp_path):
-    r = cli("support/compare.py", "--data", tmp_path / "none", "--peer-python", sys.executable)
+    r = cli("measure/compare.py", "--data", tmp_path / "none", "--peer-python", sys.executable)
     assert r.returncode == 1 and "--data" in r.stderr and "is not a folder" in r.stderr
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "ckpt.pt").write_bytes(b"")
-    r = cli("support/compare.py", "--data", tmp_path, "--peer-python", sys.executable,
+    r = cli("measure/compare.py", "--data", tmp_path, "--peer-python", sys.executable,
             "--out", tmp_path / "used")
     assert r.returncode == 1 and "is not empty" in r.stderr
 

@@ -76,7 +76,7 @@ def places(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args, message", [
-    # every number in its declared range (support/checks.py), by argparse, before the model runs
+    # every number in its declared range (support/cli.py), by argparse, before the model runs
     (["VAE", "-n", 0], "argument -n: must be at least 1 (got 0)"),
     (["VAE", "-n", "1e3"], "argument -n: invalid int value: '1e3'"),
     (["VAE", "--seed", -1], "argument --seed: must be in [0, 9223372036854775808) (got -1)"),

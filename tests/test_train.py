@@ -474,17 +474,17 @@ def test_quality_compares_the_emas_samples_with_the_images_they_were_drawn_for(t
 
 
 def test_curves_draw_the_log_and_refuse_a_missing_or_empty_one(cli, tmp_path):
-    """python -m support.curves LOG --out PNG: one panel per kind (loss terms, KID, FD, the lab's
+    """python -m measure.curves LOG --out PNG: one panel per kind (loss terms, KID, FD, the lab's
     accuracy) stacked, each quantity a coloured line; a missing, empty or foreign file is one
     line."""
-    from support import curves
+    from measure import curves
     log = tmp_path / "log.jsonl"
     lines = [{"step": s, "D.real": 1 / s, "G.gan": 0.5 + s / 100, "img_per_s": 10.0}
              for s in range(1, 101, 10)]
     lines += [{"step": s, "KID": 0.1, "KID_std": 0.01, "FD": 50.0 - s / 10, "eval_n": 8,
                "lab_acc_test": s / 200, "lab_acc_new_test": 0.1} for s in (50, 100)]
     log.write_text("\n".join(json.dumps(l) for l in lines) + "\n")
-    r = cli("support/curves.py", log, "--out", tmp_path / "c.png", "--height", 200)
+    r = cli("measure/curves.py", log, "--out", tmp_path / "c.png", "--height", 200)
     assert r.returncode == 0 and "loss terms, KID, FD, lab accuracy" in r.out, r.out
     im = np.asarray(Image.open(tmp_path / "c.png").convert("RGB")).astype(int)
     assert im.shape == (4 * 200, 720, 3)
@@ -502,7 +502,7 @@ def test_curves_draw_the_log_and_refuse_a_missing_or_empty_one(cli, tmp_path):
     for bad, says in ((tmp_path / "missing.jsonl", "cannot read"),
                       (tmp_path / "empty.jsonl", "holds no records"),
                       (tmp_path / "other.jsonl", "line 1, has no step"), (tmp_path, "a folder")):
-        r = cli("support/curves.py", bad, "--out", tmp_path / "d.png", fresh=bad == tmp_path)
+        r = cli("measure/curves.py", bad, "--out", tmp_path / "d.png", fresh=bad == tmp_path)
         assert r.returncode == 1 and says in r.stderr, r.out
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.out, r.stderr
     assert not (tmp_path / "d.png").exists()
@@ -512,7 +512,7 @@ def test_curves_of_several_runs_share_a_panel_per_quantity(cli, tmp_path):
     """Several logs: one panel per quantity all of them hold (or --keys), one line per run,
     named by the run's folder; a --keys that a log lacks is one line. Catches a quantity kept
     when only one run holds it (mse, D.real), and --keys ignored."""
-    from support import curves
+    from measure import curves
     for run, slope in (("ddpm", 1), ("dcgan", 2)):
         (tmp_path / run).mkdir()
         lines = [{"step": s, "loss": 1 / s, "lab_acc_test": slope * s / 1000} for s in (10, 20)]
@@ -524,13 +524,13 @@ def test_curves_of_several_runs_share_a_panel_per_quantity(cli, tmp_path):
                                             "dcgan": [(10, 0.1), (20, 0.05)]},
                                    "lab_acc_test": {"ddpm": [(10, 0.01), (20, 0.02)],
                                                     "dcgan": [(10, 0.02), (20, 0.04)]}}
-    r = cli("support/curves.py", *logs, "--keys", "lab_acc_test", "--out", tmp_path / "c.png")
+    r = cli("measure/curves.py", *logs, "--keys", "lab_acc_test", "--out", tmp_path / "c.png")
     assert r.returncode == 0 and "lab_acc_test from 6 records" in r.out, r.out
     im = np.asarray(Image.open(tmp_path / "c.png").convert("RGB")).astype(int)
     assert im.shape == (260, 720, 3)
     for colour in curves.COLOURS[:2]:                                    # one line a run
         assert (np.abs(im - colour).sum(2) == 0).sum() > 20, colour
-    r = cli("support/curves.py", *logs, "--keys", "D.real", "--out", tmp_path / "d.png")
+    r = cli("measure/curves.py", *logs, "--keys", "D.real", "--out", tmp_path / "d.png")
     assert r.returncode == 1 and "ddpm holds no D.real" in r.stderr, r.out
     assert not (tmp_path / "d.png").exists()
 
@@ -538,7 +538,7 @@ def test_curves_of_several_runs_share_a_panel_per_quantity(cli, tmp_path):
 def test_curves_ticks_are_round_and_cover_the_range():
     """ticks: 1, 2 or 5 times a power of ten apart, from at or below the least value to at or
     above the greatest; a flat series still gets an axis."""
-    from support.curves import ticks
+    from measure.curves import ticks
     t = ticks(0.13, 0.87)
     assert t[0] <= 0.13 and t[-1] >= 0.87 and len(t) <= 7
     gaps = np.diff(t)

@@ -1,7 +1,7 @@
-"""support/curves.py's mistakes: several runs' logs drawn side by side."""
+"""measure/curves.py's mistakes: several runs' logs drawn side by side."""
 from tests.mistakes import Mistake
 
-F = "support/curves.py"
+F = "measure/curves.py"
 T = "tests/test_train.py"
 
 MISTAKES = [

@@ -3,8 +3,8 @@ loss terms (and D's outputs), KID, FD, the lab's accuracy (train.py --eval-every
 --lab-evaluator). Several runs' logs: one panel per quantity they share, one line per run.
 Pillow only, so it runs wherever train.py does.
 
-    python -m support.curves runs/dcgan/log.jsonl --out curves.png
-    python -m support.curves runs/ddpm/log.jsonl runs/dcgan/log.jsonl --keys lab_acc_test
+    python -m measure.curves runs/dcgan/log.jsonl --out curves.png
+    python -m measure.curves runs/ddpm/log.jsonl runs/dcgan/log.jsonl --keys lab_acc_test
 
 A panel shows each of its quantities as a coloured line, with its axes, ticks and a legend; a
 quantity the log does not hold leaves its panel out. train.py writes a loss record every
@@ -17,7 +17,7 @@ import math
 import os
 import sys
 from PIL import Image, ImageDraw, ImageFont
-from support.checks import COUNT, Fail, Parser, command, writable
+from support.cli import COUNT, Fail, Parser, command, writable
 
 NOT_PLOTTED = {"step", "img_per_s", "KID_std", "eval_n"}
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -160,7 +160,7 @@ def draw(panels, width=720, height=260):
 
 
 def main(argv):
-    p = Parser(prog="python -m support.curves", description=__doc__,
+    p = Parser(prog="python -m measure.curves", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("log", nargs="+",
                    help="a run's log.jsonl (train.py writes OUT/log.jsonl); several: compared")

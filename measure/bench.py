@@ -1,9 +1,9 @@
 """One command that measures training and sampling speed on the device present (CUDA if any).
 
-    python -m support.bench                             # every model at its defaults: a table
-    python -m support.bench --model ddpm --ch 128 --ch-mult 1,2,2,2   # one model, train.py's flags
-    python -m support.bench --quick --json bench.json   # every model in seconds (tiny), and JSON
-    python -m support.bench --peer                      # ddpm's U-Net against diffusers'
+    python -m measure.bench                             # every model at its defaults: a table
+    python -m measure.bench --model ddpm --ch 128 --ch-mult 1,2,2,2   # one model, train.py's flags
+    python -m measure.bench --quick --json bench.json   # every model in seconds (tiny), and JSON
+    python -m measure.bench --peer                      # ddpm's U-Net against diffusers'
 
 Each row is one model with bf16 autocast and torch.compile on or off (bf16: CUDA only unless
 asked; compile: not with --quick). It measures what train.py runs, with its own functions
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 from train import train_step
-from support.checks import COUNT, writable
+from support.cli import COUNT, writable
 from support.cli import (MODELS, Fail, Parser, add_flags, compile_objectives, compile_sampling,
                          hyperparameters, model_class)
 from support.data import Batches, UnpairedBatches
@@ -43,7 +43,7 @@ resource = importlib.import_module("resource") if os.name == "posix" else None  
 
 
 def parse(argv):
-    p = Parser(prog="python -m support.bench", description=__doc__,
+    p = Parser(prog="python -m measure.bench", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter,
                argument_default=argparse.SUPPRESS)
     p.add_argument("--model", choices=list(MODELS),
@@ -241,7 +241,7 @@ def table(rows, device):
 def main(argv):
     s = parse(argv)
     if s["peer"]:
-        return importlib.import_module("support.bench_peer").main(s)
+        return importlib.import_module("measure.bench_peer").main(s)
     proc = processes()
     proc.log = lambda *a, **k: None
     both = {"off": [False], "on": [True], "both": [False, True]}

@@ -1,8 +1,8 @@
-"""The peer's side of support/compare.py: lucidrains' denoising-diffusion-pytorch, trained and
+"""The peer's side of measure/compare.py: lucidrains' denoising-diffusion-pytorch, trained and
 sampled in the peer's own Python (a scratch venv, docs/compare.md).
 
-    PEER_PYTHON -I support/compare_peer.py train OUT/peer/job.json
-    PEER_PYTHON -I support/compare_peer.py sample OUT/peer/job.json
+    PEER_PYTHON -I measure/compare_peer.py train OUT/peer/job.json
+    PEER_PYTHON -I measure/compare_peer.py sample OUT/peer/job.json
 
 This file is never imported by the project, and it imports nothing of the project: it runs under
 --peer-python, reads the job that compare.py wrote (every number already checked there) and the

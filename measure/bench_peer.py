@@ -1,8 +1,8 @@
 """bench.py --peer: ddpm.py's U-Net against the same network in the diffusers library's
 UNet2DModel, on the CPU.
 
-    python -m support.bench --peer                          # the DDPM paper's CIFAR-10 U-Net, 35.7M
-    python -m support.bench --peer --model ddpm --ch 64 --steps 3   # another one; --steps: repeats
+    python -m measure.bench --peer                          # the DDPM paper's CIFAR-10 U-Net, 35.7M
+    python -m measure.bench --peer --model ddpm --ch 64 --steps 3   # another one; --steps: repeats
 
 diffusers is no dependency of this project: install it in a scratch environment to run this file.
 The peer network is put in place of ddpm.py's U-Net inside a second DDPM, so both run the very same

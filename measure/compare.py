@@ -1,6 +1,6 @@
 """Our DDPM against the best peer at equal CPU time, as one command (issue 32).
 
-    python -m support.compare --data fashion-mnist/test --peer-python /tmp/peervenv/bin/python \
+    python -m measure.compare --data fashion-mnist/test --peer-python /tmp/peervenv/bin/python \
         --minutes 25 --classifier clf.pt
 
 1. train   ddpm.py through train.py (the issue's 1.62M U-Net: --ch 32 --ch-mult 1,2,2, attention
@@ -18,7 +18,7 @@
 4. table   OUT/compare.md: the better figure of each column in bold, every command that ran
 
 The peer runs in its own Python (--peer-python: a scratch venv, docs/compare.md) as
-support/compare_peer.py, which the project never imports: the peer library is no dependency.
+measure/compare_peer.py, which the project never imports: the peer library is no dependency.
 """
 import argparse
 import json
@@ -31,18 +31,18 @@ import sys
 import time
 import numpy as np
 import torch
-from support.checks import COUNT, PROBABILITY, RATE, REAL, SEED, Fail, Range, command
+from support.cli import COUNT, PROBABILITY, RATE, REAL, SEED, Fail, Range, command
 from support.cli import Parser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEER = "support/compare_peer.py"                       # run from ROOT, as every command
+PEER = "measure/compare_peer.py"                       # run from ROOT, as every command
 LIBRARY = "denoising_diffusion_pytorch.classifier_free_guidance"
 LOWER = ("sampling s", "FD", "KID")                     # better when lower; the rest: higher
 
 
 def parse(argv):
     """The flags, each number with its declared range, or one line saying what is wrong."""
-    p = Parser(prog="python -m support.compare", description=__doc__,
+    p = Parser(prog="python -m measure.compare", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="a folder of class subfolders of images")
     p.add_argument("--peer-python", required=True, metavar="PATH",
