@@ -174,8 +174,7 @@ def load_folder(root, size, classes=False, paired=False, captions=False, label_f
                    if os.path.exists(root) else f"no such folder: {root}")
     table = captions and os.path.isfile(os.path.join(root, "captions.txt"))
     folders = (classes or captions) and not table and not label_file
-    labels = None
-    names = None
+    labels = names = None
     if label_file:
         # the lab's train.json: a set of objects each
         from support.lab import read_labels
@@ -190,24 +189,10 @@ def load_folder(root, size, classes=False, paired=False, captions=False, label_f
     if not files:
         raise Fail(f"no images found in {root} (looked for {' '.join(EXTENSIONS)}, "
                    "recursively)")
-    # each file's size and times for the cache's key (ctime: a file replaced); a dangling
-    # link, a file deleted since: skipped
-    stats = []
-    kept = []
-    bad = []
-    for i, f in enumerate(files):
-        try:
-            paths = f if isinstance(f, tuple) else [f]
-            stats.append([(p, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
-                          for p, s in zip(paths, map(os.stat, paths))])
-            kept.append(i)
-        except OSError as e:
-            bad.append(f"{e.filename}: {e.strerror}")
-    files = [files[i] for i in kept]
     if table:
         labels, names = read_captions(root, files)
-    elif labels is not None:
-        labels = labels[kept]
+    # the cache's key: each file's size and times (ctime: a file replaced), and the labels
+    stats = [[stat(p) for p in (f if isinstance(f, tuple) else [f])] for f in files]
     check_memory(len(files), size, 6 if paired else 3)
     sets = None if labels is None else hashlib.sha1(labels).hexdigest()
     key = repr((size, paired, resize, stats, names, sets)).encode()
@@ -221,7 +206,7 @@ def load_folder(root, size, classes=False, paired=False, captions=False, label_f
     with ProcessPoolExecutor(workers) as pool:
         one = partial(decode, size=size, paired=paired, resize=resize)
         out = list(pool.map(one, files, chunksize=64))
-    bad += [o for o in out if isinstance(o, str)]
+    bad = [o for o in out if isinstance(o, str)]
     note = f"{len(bad)} unreadable image(s), e.g. {bad[0]}" if bad else ""
     if note:
         print(f"warning: skipped {note}")
@@ -239,6 +224,15 @@ def load_folder(root, size, classes=False, paired=False, captions=False, label_f
                    f"({len(lost)} such class(es))")
     write_cache(cache, images, labels, note)
     return images, labels, names
+
+
+def stat(path):
+    """(path, size, mtime, ctime), or the path alone when it is gone (a dangling link)."""
+    try:
+        s = os.stat(path)
+    except OSError:
+        return path
+    return path, s.st_size, s.st_mtime_ns, s.st_ctime_ns
 
 
 def check_memory(n, size, channels):
@@ -295,9 +289,7 @@ def write_cache(cache, images, labels, note):
         np.savez(tmp, **arrays)
         os.replace(tmp, cache)
     except OSError as e:
-        print(f"warning: no cache, {home} is not writable ({e.strerror}); the next run decodes "
-              "again")
+        print(f"warning: no cache, {home} is not writable ({e.strerror}); the next run "
+              "decodes again")
         return
-    sizes = [e.stat().st_size for e in os.scandir(home) if e.name.endswith(".npz")]
-    print(f"cached for next time in {home}: {len(sizes)} file(s), "
-          f"{sum(sizes) / 2**20:,.0f} MB")
+    print(f"cached for next time in {home}")
