@@ -1,12 +1,11 @@
 """--data in: the built-in shapes (and the lab's scenes), folders of images (folders.py
-decodes and caches them), pix2pix's pairs and CycleGAN's two domains; then the batches,
-drawn on the device.
+decodes and caches them, imported when a run reads its data), pix2pix's pairs and
+CycleGAN's two domains; then the batches, drawn on the device.
 """
 import os
 import numpy as np
 import torch
 from support.cli import Fail
-from support.folders import check_memory, load_folder
 
 
 # ----------------------------------------------------------------------------- built in
@@ -69,6 +68,7 @@ def dataset(source, size=None, classes=False, paired=False, direction="AtoB", ca
     (the names are the captions) or --labels (the lab's train.json: (N, K) multi-hot).
     Paired data (pix2pix): A and B stacked on the channel axis, loaded at 286/256 of the
     size for the paper's random-crop jitter."""
+    from support.folders import check_memory, load_folder
     size = size or (32 if source == "shapes" else 64)
     load = round(size * 286 / 256) if paired else size
     if label_file and source in ("shapes", "scenes"):
@@ -112,6 +112,7 @@ def unpaired_dataset(source, size=None):
 
 def load_domains(root, size):
     """The folders ROOT/A and ROOT/B, or ROOT/trainA and ROOT/trainB -> two uint8 arrays."""
+    from support.folders import load_folder
     if not os.path.isdir(root):
         raise Fail(f"no such folder: {root}")
     for names in (("A", "B"), ("trainA", "trainB")):

@@ -4,8 +4,9 @@ import numpy as np
 import torch
 from PIL import Image
 import pytest
-from support.data import Batches, Fail, dataset, load_folder, shapes
-from support.folders import load_image
+from support.cli import Fail
+from support.data import Batches, dataset, shapes
+from support.folders import load_folder, load_image
 
 
 def test_folder_loading_crops_the_centre_and_caches(tmp_path, monkeypatch):
