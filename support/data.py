@@ -17,20 +17,16 @@ def shapes(n=12_000, size=32, seed=0):
     colours = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 90, 235),
                "yellow": (230, 200, 40)}
     kinds = ["circle", "square", "triangle"]
-    # label = kind * 4 + colour
-    names = [f"{c} {k}" for k in kinds for c in colours]
+    names = [f"{c} {k}" for k in kinds for c in colours]    # label = kind * 4 + colour
     labels = rng.integers(0, len(names), n)
     S = 2 * size
-    # (S, S) pixel centres
-    yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5
+    yy, xx = np.mgrid[0:S, 0:S].astype(np.float32) + 0.5    # (S, S) pixel centres
     images = np.empty((n, size, size, 3), np.uint8)
-    # images drawn at once: at most 64 MB a map
-    chunk = max(1, min(500, 2**24 // S**2))
+    chunk = max(1, min(500, 2**24 // S**2))                 # at most 64 MB a map
     for lo in range(0, n, chunk):
         lab = labels[lo:lo + chunk]
         m = len(lab)
-        # r: half the shape's extent
-        r = rng.uniform(0.18, 0.35, (m, 1, 1)).astype(np.float32) * S
+        r = rng.uniform(0.18, 0.35, (m, 1, 1)).astype(np.float32) * S     # half-extent
         cx, cy = rng.uniform(0, 1, (2, m, 1, 1)).astype(np.float32) * (S - 2 * r) + r
         dx = np.abs(xx - cx)
         dy = yy - cy
@@ -43,8 +39,8 @@ def shapes(n=12_000, size=32, seed=0):
         colour = np.clip(colour + rng.normal(0, 12, (m, 3)), 0, 255).astype(np.float32)
         colour = colour[:, None, None]                                    # (m, 1, 1, 3)
         background = rng.uniform(0, 60, (m, 1, 1, 1)).astype(np.float32)
-        # the 2x2 averages
-        cover = inside.reshape(m, size, 2, size, 2).sum((2, 4), dtype=np.float32)[..., None] / 4
+        cover = inside.reshape(m, size, 2, size, 2).sum((2, 4), dtype=np.float32) / 4
+        cover = cover[..., None]
         images[lo:lo + m] = (cover * colour + (1 - cover) * background).round()
     return images, labels, names
 
@@ -75,7 +71,6 @@ def dataset(source, size=None, classes=False, paired=False, direction="AtoB", ca
         raise Fail(f"--labels names the images of a folder: give that folder as --data "
                    f"(not the built-in {source})")
     if source == "scenes":
-        # the lab's built-in data: 1-3 objects
         from support import scenes
         check_memory(scenes.N, load, 3)
         images, labels, names = scenes.scenes(scenes.N, load)
@@ -138,8 +133,7 @@ class Batches:
 
     def __init__(self, images, labels, batch_size, device, seed, rank=0, world=1, flip=True,
                  store=None, size=None, paired=False):
-        # (N, L, L, C) uint8, on the GPU if it fits
-        self.images = images.to(store or device)
+        self.images = images.to(store or device)         # (N, L, L, C), on the GPU if fits
         self.labels = None if labels is None else labels.to(store or device)
         self.B = batch_size
         self.rank = rank
@@ -174,8 +168,8 @@ class Batches:
         y = None if self.labels is None else self.labels[idx].to(self.device, non_blocking=True)
         S = self.size
         L = x.shape[1]
+        # a random (or the centre) S x S crop
         if L > S:
-            # a random (or the centre) S x S crop
             if augment:
                 o = torch.randint(0, L - S + 1, (2, len(idx), 1), device=x.device)
             else:
@@ -190,8 +184,7 @@ class Batches:
             x = torch.where(flip, x.flip(3), x)
         x = x if x.is_cuda else x.contiguous()
         if self.paired:
-            # x = B (the target), y = A (the input)
-            return x.chunk(2, 1)[::-1]
+            return x.chunk(2, 1)[::-1]                  # x = B (target), y = A (input)
         return x, y
 
 
@@ -201,13 +194,12 @@ class UnpairedBatches:
     differ and a batch's a and b are unrelated. Batches' arguments, the labels being the
     domain ids; gives (b, a) as (x, y), the order of pix2pix's pairs (target, input)."""
 
-    # as Batches has them, for train.py
-    paired = False
+    paired = False                                      # as Batches has them
     labels = None
 
     def __init__(self, images, domain, batch_size, device, seed, *args, **kwargs):
         self.A = Batches(images[domain == 0], None, batch_size, device, seed, *args, **kwargs)
-        # B's epochs get permutations of their own
+        # B's epochs: permutations of their own
         self.B = Batches(images[domain == 1], None, batch_size, device, seed + 1_000_000,
                          *args, **kwargs)
 
