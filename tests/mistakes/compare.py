@@ -71,7 +71,7 @@ MISTAKES = [
             shows="(predicted) a sampler that never draws four of ten classes scores a balance "
                   "near 1 over the six it draws: mode dropping hides in the table"),
     Mistake("measure/compare.py", "a tie bolded on both sides",
-            " and v.count(v[i]) == 1",
+            " and column.count(v) == 1",
             "",
             tests=T,
             shows="(predicted) equal figures (both balances 1.0, both recalls 0) shown bold on "
