@@ -83,8 +83,8 @@ MISTAKES = [
             shows="(predicted) the slower sampler is bold: the side that takes longer to draw "
                   "its samples is shown as winning the column"),
     Mistake("measure/compare.py", "SIGTERM's exit status at the deadline counted as a failure",
-            "p.returncode == 0 or (stopped and p.returncode == 128 + signal.SIGTERM)",
-            "p.returncode == 0",
+            "code == 0 or (stopped and code == 128 + signal.SIGTERM)",
+            "code == 0",
             tests=T,
             shows="(predicted) every comparison ends after --minutes with 'ours stopped with "
                   "status 143': the train stage always fails, nothing is sampled or scored"),
