@@ -52,21 +52,20 @@ def parse(argv):
     p.add_argument("--peer-python", required=True, metavar="PATH",
                    help="a Python with denoising-diffusion-pytorch (docs/compare.md)")
     p.add_argument("--minutes", type=RATE, default=25.0,
-                   help="wall-clock minutes each side trains, together. default: 25")
+                   help="each side's training time. default: 25")
     p.add_argument("-n", type=COUNT, default=500, help="samples a side. default: 500")
     p.add_argument("--sample-steps", type=Range(int, 2, 1000), default=50,
-                   help="sampler steps on each side, 2 to 1000. default: 50")
+                   help="sampler steps. default: 50")
     p.add_argument("--guidance", type=REAL, default=3.0,
-                   help="classifier-free guidance scale s on each side. default: 3")
-    p.add_argument("--image-size", type=Range(int, 8), default=28,
-                   help="the images' side, at least 8. default: 28")
+                   help="classifier-free guidance scale. default: 3")
+    p.add_argument("--image-size", type=Range(int, 8), default=28, help="default: 28")
     p.add_argument("--batch-size", type=COUNT, default=64, help="default: 64")
     p.add_argument("--lr", type=RATE, default=5e-4, help="default: 5e-4")
     p.add_argument("--p-uncond", type=PROBABILITY, default=0.1,
-                   help="both sides' probability of dropping the class. default: 0.1")
+                   help="probability of dropping the class. default: 0.1")
     p.add_argument("--seed", type=SEED, default=0, help="default: 0")
     p.add_argument("--classifier", metavar="PATH",
-                   help="evaluate.py's classifier. default: train one on --data into OUT")
+                   help="evaluate.py's classifier. default: train one on --data")
     p.add_argument("--ref", help="the real images scored against. default: --data")
     p.add_argument("--cores", metavar="A,B",
                    help="the cores of ours and the peer. default: the first two allowed")
@@ -108,7 +107,7 @@ def check(args):
     if not (os.path.isfile(py) and os.access(py, os.X_OK)):
         raise Fail(f"--peer-python {py} is not a Python you can run (docs/compare.md)")
     found = subprocess.run([py, "-I", "-c", f"import {LIBRARY}"], capture_output=True)
-    if found.returncode != 0:
+    if found.returncode:
         raise Fail(f"--peer-python {py} cannot import {LIBRARY}: {py} -m pip install "
                    "denoising-diffusion-pytorch (docs/compare.md)")
     return cores
@@ -118,8 +117,8 @@ def side_by_side(jobs, logs, seconds=None):
     """jobs {name: (argv, core)} started together, each pinned to its core with one
     thread; SIGTERM to each after `seconds` (None: each runs to its end).
     -> {name: wall seconds}. A job that fails stops all, in one line naming its log."""
-    one = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env = {**os.environ, **one}
+    env = {**os.environ,
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     procs = {}
     start = time.perf_counter()
     for name, (argv, core) in jobs.items():
@@ -279,15 +278,15 @@ def main(argv):
         commands += [shown(argv, core) for argv, core in jobs.values()]
         logs = {side: f"{out}/{side}_{stage}.log" for side in jobs}
         print(f"{stage}: ours on core {cores[0]}, the peer on {cores[1]}", flush=True)
-        seconds = args.minutes * 60 if stage == "train" else None
-        took[stage] = side_by_side(jobs, logs, seconds)
+        took[stage] = side_by_side(jobs, logs,
+                                   args.minutes * 60 if stage == "train" else None)
     with open(f"{out}/peer/train.json") as f:
         peer = json.load(f)
     ours = torch.load(f"{out}/ours/ckpt.pt", weights_only=True)
-    peer_system = (f"denoising-diffusion-pytorch {peer['library']}, "
-                   f"{peer['parameters']:,} parameters; its DDIM")
-    ours_system = "ours: ddpm.py, the 1.62M U-Net; the DDPM step, respaced"
-    systems = {"ours": (ours_system, ours["step"]), "peer": (peer_system, peer["steps"])}
+    systems = {"ours": ("ours: ddpm.py, the 1.62M U-Net; the DDPM step, respaced",
+                        ours["step"]),
+               "peer": (f"denoising-diffusion-pytorch {peer['library']}, "
+                        f"{peer['parameters']:,} parameters; its DDIM", peer["steps"])}
     rows = []
     for side, (system, steps) in systems.items():
         with open(f"{out}/{side}.json") as f:

@@ -12,6 +12,7 @@ a quantity the log does not hold leaves its panel out. train.py writes a loss re
 resumed run appends to it).
 """
 import argparse
+import itertools
 import json
 import math
 import os
@@ -106,10 +107,10 @@ def panel(title, lines, width, height, font):
     """One panel: its quantities against step, with axes, ticks, a title and a legend."""
     im = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(im)
-    points = [p for pts in lines.values() for p in pts]
+    steps, values = zip(*(p for pts in lines.values() for p in pts))
     # whole steps
-    xs = ticks(min(p[0] for p in points), max(p[0] for p in points), least=1)
-    ys = ticks(min(p[1] for p in points), max(p[1] for p in points))
+    xs = ticks(min(steps), max(steps), least=1)
+    ys = ticks(min(values), max(values))
     # the plot's box; y grows down
     x0, x1, y0, y1 = LEFT, width - RIGHT, height - BOTTOM, TOP
 
@@ -128,16 +129,16 @@ def panel(title, lines, width, height, font):
     d.line([(x0, y1), (x0, y0), (x1, y0)], fill="black")
     d.text((width // 2, 6), title, fill="black", font=font, anchor="ma")
     d.text((x1, height - 4), "step", fill="black", font=font, anchor="rd")
-    colours = [COLOURS[i % len(COLOURS)] for i in range(len(lines))]
+    colour = dict(zip(lines, itertools.cycle(COLOURS)))
     drawn = []
-    for colour, pts in zip(colours, lines.values()):
+    for name, pts in lines.items():
         xy = [at(s, v) for s, v in pts]
         drawn += xy
         if len(xy) > 1:
-            d.line(xy, fill=colour, width=2)
+            d.line(xy, fill=colour[name], width=2)
         # few points: each one marked
         for x, y in xy if len(xy) <= 60 else []:
-            d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+            d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour[name])
     # the legend, on the right, at the top, or at the bottom if fewer points lie there
     lx = x1 - 40 - max(font.getlength(n) for n in lines)
     h = 8 + 14 * len(lines)
@@ -145,9 +146,9 @@ def panel(title, lines, width, height, font):
     bottom = sum(x > lx and y > y0 - h for x, y in drawn)
     ly0 = y0 - h - 2 if top > bottom else y1 + 2
     d.rectangle([lx - 6, ly0, x1 - 4, ly0 + h], fill="white", outline="grey")
-    for i, (name, colour) in enumerate(zip(lines, colours)):
+    for i, name in enumerate(lines):
         ly = ly0 + 4 + 14 * i
-        d.line([(lx, ly + 6), (lx + 18, ly + 6)], fill=colour, width=3)
+        d.line([(lx, ly + 6), (lx + 18, ly + 6)], fill=colour[name], width=3)
         d.text((lx + 24, ly), name, fill="black", font=font)
     return im
 
@@ -193,13 +194,10 @@ def main(argv):
         raise Fail(f"--width {a.width} or --height {a.height} leaves no room for a plot: "
                    f"give at least {least_w} and {least_h}")
     runs = {run_name(log, a.log): read_log(log) for log in a.log}
-    if len(runs) == 1:
-        panels = series(next(iter(runs.values())))
-    else:
-        panels = across(runs, a.keys)
+    records = list(runs.values())
+    panels = series(records[0]) if len(runs) == 1 else across(runs, a.keys)
     draw(panels, a.width, a.height).save(a.out)
-    n = sum(len(r) for r in runs.values())
-    print(f"wrote {a.out}: {', '.join(panels)} from {n} records")
+    print(f"wrote {a.out}: {', '.join(panels)} from {sum(map(len, records))} records")
 
 
 def cli(argv):
