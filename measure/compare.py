@@ -81,7 +81,7 @@ def plan(allowed, cores=None):
             raise Fail(f"side by side needs two cores; this process has {len(allowed)}")
         return tuple(sorted(allowed)[:2])
     try:
-        pair = tuple(int(c) for c in cores.split(","))
+        pair = tuple(map(int, cores.split(",")))
     except ValueError:
         pair = ()
     if len(pair) != 2 or pair[0] == pair[1]:
@@ -219,17 +219,16 @@ def stages(args, out, clf, cores):
                p_uncond=args.p_uncond, seed=args.seed, steps=args.sample_steps, n=args.n,
                guidance=args.guidance)
     # SIGTERM ends the run, not --steps
-    big = "1000000000"
-    train = [sys.executable, "train.py", "ddpm", "--data", args.data, "--classes",
-             "--image-size", str(S), "--ch", "32", "--ch-mult", "1,2,2",
-             "--attn-res", str(S // 4), "--dropout", "0",
-             "--p-uncond", str(args.p_uncond), "--lr", str(args.lr),
-             "--batch-size", str(args.batch_size),
-             "--seed", str(args.seed), "--steps", big, "--sample-every", big,
-             "--ckpt-every", big, "--quiet", "--out", f"{out}/ours"]
-    sample = [sys.executable, "sample.py", f"{out}/ours/ckpt.pt", "-n", str(args.n),
-              "--sampler", "ddpm", "--steps", str(args.sample_steps), "--guidance",
-              str(args.guidance), "--seed", str(args.seed), "--quiet",
+    big = 1_000_000_000
+    flags = (f"--classes --image-size {S} --ch 32 --ch-mult 1,2,2 --attn-res {S // 4} "
+             f"--dropout 0 --p-uncond {args.p_uncond} --lr {args.lr} "
+             f"--batch-size {args.batch_size} --seed {args.seed} --steps {big} "
+             f"--sample-every {big} --ckpt-every {big} --quiet")
+    train = [sys.executable, "train.py", "ddpm", "--data", args.data, *flags.split(),
+             "--out", f"{out}/ours"]
+    flags = (f"-n {args.n} --sampler ddpm --steps {args.sample_steps} "
+             f"--guidance {args.guidance} --seed {args.seed} --quiet")
+    sample = [sys.executable, "sample.py", f"{out}/ours/ckpt.pt", *flags.split(),
               "--out", f"{out}/ours_samples/"]
     peer = [args.peer_python, "-I", PEER]
     job_json = f"{out}/peer/job.json"

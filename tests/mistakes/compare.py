@@ -46,8 +46,8 @@ MISTAKES = [
                   "all fighting for the one pinned core: both train slower, unevenly, and the "
                   "table's images/s is not what one thread does"),
     Mistake("measure/compare.py", "ours trained with p_uncond 0.1 hard-coded, not --p-uncond",
-            '"--p-uncond", str(args.p_uncond)',
-            '"--p-uncond", "0.1"',
+            "--p-uncond {args.p_uncond}",
+            "--p-uncond 0.1",
             tests=T,
             shows="(predicted) --p-uncond 0.2 reaches the peer only: the two sides train "
                   "different unconditional shares and guidance means different things on each"),
@@ -89,8 +89,8 @@ MISTAKES = [
             shows="(predicted) every comparison ends after --minutes with 'ours stopped with "
                   "status 143': the train stage always fails, nothing is sampled or scored"),
     Mistake("measure/compare.py", "attention at S/2 instead of the issue's S/4",
-            '"--attn-res", str(S // 4)',
-            '"--attn-res", str(S // 2)',
+            "--attn-res {S // 4}",
+            "--attn-res {S // 2}",
             tests=T,
             shows="(predicted) ours gets attention at 14 x 14 instead of 7 x 7: not the 1.62M "
                   "U-Net the table claims, four times the attention cost, fewer steps trained"),
