@@ -1,17 +1,18 @@
-"""A run's curves: train.py's log.jsonl drawn against step, one panel per kind of quantity: the
-loss terms (and D's outputs), KID, FD, the lab's accuracy (train.py --eval-every N
+"""A run's curves: train.py's log.jsonl drawn against step, one panel per kind of quantity:
+the loss terms (and D's outputs), KID, FD, the lab's accuracy (train.py --eval-every N
 --lab-evaluator). Several runs' logs: one panel per quantity they share, one line per run.
 Pillow only, so it runs wherever train.py does.
 
     python -m measure.curves runs/dcgan/log.jsonl --out curves.png
     python -m measure.curves runs/ddpm/log.jsonl runs/dcgan/log.jsonl --keys lab_acc_test
 
-A panel shows each of its quantities as a coloured line, with its axes, ticks and a legend; a
-quantity the log does not hold leaves its panel out. train.py writes a loss record every
---log-every steps and a quality record every --eval-every steps into the same file (a resumed run
-appends to it).
+A panel shows each of its quantities as a coloured line, with its axes, ticks and a legend;
+a quantity the log does not hold leaves its panel out. train.py writes a loss record every
+--log-every steps and a quality record every --eval-every steps into the same file (a
+resumed run appends to it).
 """
 import argparse
+import itertools
 import json
 import math
 import os
@@ -20,13 +21,15 @@ from PIL import Image, ImageDraw, ImageFont
 from support.cli import COUNT, Fail, Parser, command, writable
 
 NOT_PLOTTED = {"step", "img_per_s", "KID_std", "eval_n"}
+PANELS = ["loss terms", "KID", "FD", "lab accuracy"]
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-LEFT, RIGHT, TOP, BOTTOM = 70, 20, 28, 36                      # a panel's margins, in pixels
+# a panel's margins, in pixels
+LEFT, RIGHT, TOP, BOTTOM = 70, 20, 28, 36
 
 
 def read_log(path):
-    """log.jsonl -> its records (dicts with a step), or one line naming the file and the line."""
+    """log.jsonl -> its records (dicts with a step), or one line naming the file and line."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -52,30 +55,28 @@ def kind(key):
     """The panel a quantity of the log belongs to."""
     if key.startswith("lab_acc_"):
         return "lab accuracy"
-    if key in ("KID", "FD"):
-        return key
-    return "loss terms"
+    return key if key in ("KID", "FD") else "loss terms"
 
 
 def series(records):
-    """{panel: {quantity: [(step, value), ...]}}, in the order the log first names them; values
-    that are not finite numbers are left out."""
+    """{panel: {quantity: [(step, value), ...]}}, in the order the log first names them;
+    values that are not finite numbers are left out."""
     panels = {}
     for r in records:
         for k, v in r.items():
             if k in NOT_PLOTTED or not isinstance(v, (int, float)) or not math.isfinite(v):
                 continue
             panels.setdefault(kind(k), {}).setdefault(k, []).append((r["step"], float(v)))
-    order = ["loss terms", "KID", "FD", "lab accuracy"]
-    return {p: panels[p] for p in order if p in panels}
+    return {p: panels[p] for p in PANELS if p in panels}
 
 
 def across(runs, keys=None):
-    """{run: records} -> {quantity: {run: [(step, value), ...]}}: the quantities every run holds
-    (or `keys`), each one panel with one line per run."""
+    """{run: records} -> {quantity: {run: [(step, value), ...]}}: the quantities every run
+    holds (or `keys`), each one panel with one line per run."""
     per_run = {name: {k: pts for lines in series(r).values() for k, pts in lines.items()}
                for name, r in runs.items()}
-    shared = [k for k in next(iter(per_run.values())) if all(k in q for q in per_run.values())]
+    shared = [k for k in next(iter(per_run.values()))
+              if all(k in q for q in per_run.values())]
     for k in keys or []:
         missing = [name for name, q in per_run.items() if k not in q]
         if missing:
@@ -84,8 +85,8 @@ def across(runs, keys=None):
 
 
 def ticks(lo, hi, n=5, least=0.0):
-    """About n + 1 round values (1, 2 or 5 times a power of ten apart, at least `least`) covering
-    [lo, hi]."""
+    """About n + 1 round values (1, 2 or 5 times a power of ten apart, at least `least`)
+    covering [lo, hi]."""
     if hi <= lo:
         lo, hi = lo - 0.5 * (abs(lo) or 1), hi + 0.5 * (abs(hi) or 1)
     step = max(10 ** math.floor(math.log10((hi - lo) / n)), least)
@@ -106,43 +107,48 @@ def panel(title, lines, width, height, font):
     """One panel: its quantities against step, with axes, ticks, a title and a legend."""
     im = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(im)
-    points = [p for pts in lines.values() for p in pts]
-    xs = ticks(min(p[0] for p in points), max(p[0] for p in points), least=1)   # whole steps
-    ys = ticks(min(p[1] for p in points), max(p[1] for p in points))
-    x0, x1, y0, y1 = LEFT, width - RIGHT, height - BOTTOM, TOP  # the plot's box; y grows down
+    steps, values = zip(*(p for pts in lines.values() for p in pts))
+    # whole steps
+    xs = ticks(min(steps), max(steps), least=1)
+    ys = ticks(min(values), max(values))
+    # the plot's box; y grows down
+    x0, x1, y0, y1 = LEFT, width - RIGHT, height - BOTTOM, TOP
 
     def at(step, v):
         return (x0 + (step - xs[0]) / (xs[-1] - xs[0]) * (x1 - x0),
                 y0 - (v - ys[0]) / (ys[-1] - ys[0]) * (y0 - y1))
-    for v in ys:                                                # y ticks, grid lines, labels
+    for v in ys:
         _, y = at(xs[0], v)
         d.line([(x0, y), (x1, y)], fill=(230, 230, 230))
         d.line([(x0 - 4, y), (x0, y)], fill="black")
         d.text((x0 - 6, y), label(v), fill="black", font=font, anchor="rm")
-    for s in xs:                                                # x ticks and labels: the step
+    for s in xs:
         x, _ = at(s, ys[0])
         d.line([(x, y0), (x, y0 + 4)], fill="black")
         d.text((x, y0 + 6), label(s), fill="black", font=font, anchor="ma")
-    d.line([(x0, y1), (x0, y0), (x1, y0)], fill="black")        # the axes
+    d.line([(x0, y1), (x0, y0), (x1, y0)], fill="black")
     d.text((width // 2, 6), title, fill="black", font=font, anchor="ma")
     d.text((x1, height - 4), "step", fill="black", font=font, anchor="rd")
-    for i, pts in enumerate(lines.values()):
-        colour = COLOURS[i % len(COLOURS)]
+    colour = dict(zip(lines, itertools.cycle(COLOURS)))
+    drawn = []
+    for name, pts in lines.items():
         xy = [at(s, v) for s, v in pts]
+        drawn += xy
         if len(xy) > 1:
-            d.line(xy, fill=colour, width=2)
-        for x, y in xy if len(xy) <= 60 else []:                # few points: each one marked
-            d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-    lx = x1 - 40 - max(font.getlength(n) for n in lines)        # the legend, on the right,
+            d.line(xy, fill=colour[name], width=2)
+        # few points: each one marked
+        for x, y in xy if len(xy) <= 60 else []:
+            d.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour[name])
+    # the legend, on the right, at the top, or at the bottom if fewer points lie there
+    lx = x1 - 40 - max(font.getlength(n) for n in lines)
     h = 8 + 14 * len(lines)
-    ly0 = y1 + 2                                                # at the top, or at the bottom
-    drawn = [at(s, v) for pts in lines.values() for s, v in pts]  # if fewer points lie there
-    if sum(x > lx and y < ly0 + h for x, y in drawn) > sum(x > lx and y > y0 - h for x, y in drawn):
-        ly0 = y0 - h - 2
+    top = sum(x > lx and y < y1 + 2 + h for x, y in drawn)
+    bottom = sum(x > lx and y > y0 - h for x, y in drawn)
+    ly0 = y0 - h - 2 if top > bottom else y1 + 2
     d.rectangle([lx - 6, ly0, x1 - 4, ly0 + h], fill="white", outline="grey")
     for i, name in enumerate(lines):
         ly = ly0 + 4 + 14 * i
-        d.line([(lx, ly + 6), (lx + 18, ly + 6)], fill=COLOURS[i % len(COLOURS)], width=3)
+        d.line([(lx, ly + 6), (lx + 18, ly + 6)], fill=colour[name], width=3)
         d.text((lx + 24, ly), name, fill="black", font=font)
     return im
 
@@ -152,11 +158,18 @@ def draw(panels, width=720, height=260):
     if not panels:
         raise Fail("the log holds no finite loss, KID, FD or accuracy to draw")
     font = ImageFont.load_default()
-    ims = [panel(t, lines, width, height, font) for t, lines in panels.items()]
-    out = Image.new("RGB", (width, height * len(ims)), "white")
-    for i, im in enumerate(ims):
-        out.paste(im, (0, height * i))
+    out = Image.new("RGB", (width, height * len(panels)), "white")
+    for i, (title, lines) in enumerate(panels.items()):
+        out.paste(panel(title, lines, width, height, font), (0, height * i))
     return out
+
+
+def run_name(log, logs):
+    """A run's name in a legend: the folder its log is in, or the log's path if two share it."""
+    def folder(path):
+        return os.path.basename(os.path.dirname(os.path.abspath(path)))
+    name = folder(log) or log
+    return name if [folder(g) for g in logs].count(name) == 1 else log
 
 
 def main(argv):
@@ -176,28 +189,19 @@ def main(argv):
     if a.keys and len(a.log) == 1:
         raise Fail("--keys picks what several logs share: give two logs or more")
     writable("--out", a.out)
-    if a.width < LEFT + RIGHT + 100 or a.height < TOP + BOTTOM + 60:
+    least_w, least_h = LEFT + RIGHT + 100, TOP + BOTTOM + 60
+    if a.width < least_w or a.height < least_h:
         raise Fail(f"--width {a.width} or --height {a.height} leaves no room for a plot: "
-                   f"give at least {LEFT + RIGHT + 100} and {TOP + BOTTOM + 60}")
+                   f"give at least {least_w} and {least_h}")
     runs = {run_name(log, a.log): read_log(log) for log in a.log}
-    if len(runs) == 1:
-        panels = series(next(iter(runs.values())))
-    else:
-        panels = across(runs, a.keys)
+    records = list(runs.values())
+    panels = series(records[0]) if len(runs) == 1 else across(runs, a.keys)
     draw(panels, a.width, a.height).save(a.out)
-    n = sum(len(r) for r in runs.values())
-    print(f"wrote {a.out}: {', '.join(panels)} from {n} records")
-
-
-def run_name(log, logs):
-    """A run's name in a legend: the folder its log is in, or the log's path if two share it."""
-    name = os.path.basename(os.path.dirname(os.path.abspath(log))) or log
-    same = [g for g in logs if os.path.basename(os.path.dirname(os.path.abspath(g))) == name]
-    return name if len(same) == 1 else log
+    print(f"wrote {a.out}: {', '.join(panels)} from {sum(map(len, records))} records")
 
 
 def cli(argv):
-    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
+    """The command line: main, a mistake in the input as one line and exit status 1."""
     return command(main, argv)
 
 

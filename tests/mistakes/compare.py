@@ -46,8 +46,8 @@ MISTAKES = [
                   "all fighting for the one pinned core: both train slower, unevenly, and the "
                   "table's images/s is not what one thread does"),
     Mistake("measure/compare.py", "ours trained with p_uncond 0.1 hard-coded, not --p-uncond",
-            '"--p-uncond", str(args.p_uncond)',
-            '"--p-uncond", "0.1"',
+            "--p-uncond {args.p_uncond}",
+            "--p-uncond 0.1",
             tests=T,
             shows="(predicted) --p-uncond 0.2 reaches the peer only: the two sides train "
                   "different unconditional shares and guidance means different things on each"),
@@ -71,7 +71,7 @@ MISTAKES = [
             shows="(predicted) a sampler that never draws four of ten classes scores a balance "
                   "near 1 over the six it draws: mode dropping hides in the table"),
     Mistake("measure/compare.py", "a tie bolded on both sides",
-            " and v.count(v[i]) == 1",
+            " and column.count(v) == 1",
             "",
             tests=T,
             shows="(predicted) equal figures (both balances 1.0, both recalls 0) shown bold on "
@@ -83,14 +83,14 @@ MISTAKES = [
             shows="(predicted) the slower sampler is bold: the side that takes longer to draw "
                   "its samples is shown as winning the column"),
     Mistake("measure/compare.py", "SIGTERM's exit status at the deadline counted as a failure",
-            "p.returncode == 0 or (stopped and p.returncode == 128 + signal.SIGTERM)",
-            "p.returncode == 0",
+            "code == 0 or (stopped and code == 128 + signal.SIGTERM)",
+            "code == 0",
             tests=T,
             shows="(predicted) every comparison ends after --minutes with 'ours stopped with "
                   "status 143': the train stage always fails, nothing is sampled or scored"),
     Mistake("measure/compare.py", "attention at S/2 instead of the issue's S/4",
-            '"--attn-res", str(S // 4)',
-            '"--attn-res", str(S // 2)',
+            "--attn-res {S // 4}",
+            "--attn-res {S // 2}",
             tests=T,
             shows="(predicted) ours gets attention at 14 x 14 instead of 7 x 7: not the 1.62M "
                   "U-Net the table claims, four times the attention cost, fewer steps trained"),
