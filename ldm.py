@@ -33,6 +33,7 @@ One command trains both stages: --ae-steps steps of the autoencoder, then diffus
     python sample.py runs/ldm/ckpt.pt --init photo.png --strength 0.5 --prompt "red circle"
 """
 import math
+from collections import Counter
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -158,18 +159,23 @@ class CaptionUNet(nn.Module):
 
 class LDM(nn.Module):
     batch_size = 64
-    sampling_networks = ("diffusion.net",)   # what sample.py --compile compiles
+    # what sample.py --compile compiles
+    sampling_networks = ("diffusion.net",)
     ema_decay = 0.9999
-    compiled = ("ae_loss", "diffusion_loss")  # train.py --compile: each stage's loss, not loss
-    captions = True                           # train.py --captions: y may be captions' token ids
-    image_knobs = ("init", "mask")            # sample.py: these sample() keywords are image files
-    preview = dict(sampler="ddim", steps=50)  # train.py's grids: measured as good as T DDPM steps
+    # train.py --compile: each stage's loss, not loss
+    compiled = ("ae_loss", "diffusion_loss")
+    # train.py --captions: y may be captions' token ids
+    captions = True
+    # sample.py: these sample() keywords are image files
+    image_knobs = ("init", "mask")
+    # train.py's grids: measured as good as T DDPM steps
+    preview = dict(sampler="ddim", steps=50)
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, f=4, z_channels=4, ae_ch=64,
                  kl_weight=1e-6, reg="kl", codebook_size=256, commitment=0.25, ae_steps=5000,
                  ae_lr=1e-4, ae=None, T=1000, beta_1=0.00085, beta_T=0.012, ch=64,
                  ch_mult=(1, 2, 2), num_res_blocks=2, attn_res=(8, 4), dropout=0.1, p_uncond=0.1,
-                 lr=2e-4, vocab="", max_len=8, text_dim=128, text_layers=2):
+                 min_snr_gamma=None, lr=2e-4, vocab="", max_len=8, text_dim=128, text_layers=2):
         """The autoencoder, the diffusion on its latents, the caption encoder; each keyword is a
         train.py flag.
 
@@ -187,11 +193,12 @@ class LDM(nn.Module):
         beta_1: the noise variance of the first step (Stable Diffusion: 0.00085)
         beta_T: the noise variance of the last step (Stable Diffusion: 0.012)
         ch: the U-Net's width at the latent's resolution
-        ch_mult: each U-Net level's width as a multiple of ch; each after the first halves the size
+        ch_mult: each U-Net level's width as a multiple of ch; each after the first halves
         num_res_blocks: residual blocks per U-Net level
         attn_res: the latent resolutions that get attention (and cross-attention to the caption)
         dropout: dropout in each residual block of the U-Net
         p_uncond: how often the condition is dropped in training, for guidance (Ho & Salimans)
+        min_snr_gamma: ddpm.py's min-SNR-gamma loss weighting (paper: 5); off if not given
         lr: the diffusion's Adam learning rate
         vocab: the caption words, space-separated (train.py --captions fills it in from the data)
         max_len: the most words of a caption the text encoder reads
@@ -200,32 +207,33 @@ class LDM(nn.Module):
         """
         super().__init__()
         if f not in (1, 2, 4, 8, 16) or image_size % f:
-            raise ValueError(f"f is a power of two that divides the image size "
-                             f"(got f={f}, size {image_size})")
+            raise ValueError(f"f is a power of two that divides the image size (got {f})")
         if reg not in ("kl", "vq"):
             raise ValueError(f"reg is kl or vq (got {reg})")
-        self.ae_steps = ae_steps
-        self.ae_lr = ae_lr
-        self.kl_weight = kl_weight
-        self.max_len = max_len
-        self.reg = reg
-        self.commitment = commitment
-        self.ae_steps_done = 0                                           # saved with the weights
-        self.scale_measured = False
         K = codebook_size if reg == "vq" else 0
         self.autoencoder = Autoencoder(channels, f, z_channels, ae_ch, K)
         s = image_size // f                                               # the latent's size
         self.diffusion = DDPM(s, z_channels, num_classes, T=T, beta_1=beta_1, beta_T=beta_T, ch=ch,
                               ch_mult=ch_mult, num_res_blocks=num_res_blocks, attn_res=attn_res,
-                              dropout=dropout, p_uncond=p_uncond, lr=lr)
+                              dropout=dropout, p_uncond=p_uncond, min_snr_gamma=min_snr_gamma,
+                              lr=lr)
         self.vocab = vocab.split()
-        if self.vocab:                                # text: the same U-Net, with cross-attention
+        if self.vocab:
+            # text: the same U-Net, with cross-attention
             tau = TextEncoder(len(self.vocab) + 2, text_dim, text_layers, max_len)
             unet = UNet(s, z_channels, 0, ch, ch_mult, num_res_blocks, attn_res, dropout,
                         context_dim=text_dim)
             self.diffusion.net = CaptionUNet(tau, unet)
         self.register_buffer("scale", torch.zeros(()))              # 1 / std(z); 0 until measured
+        self.scale_measured = False
+        self.ae_steps = ae_steps
+        self.ae_steps_done = 0                                           # saved with the weights
+        self.ae_lr = ae_lr
         self.lr = lr
+        self.kl_weight = kl_weight
+        self.reg = reg
+        self.commitment = commitment
+        self.max_len = max_len
 
     # the stage counter is plain Python (no GPU sync to read it), checkpointed by these two
     def get_extra_state(self):
@@ -238,10 +246,7 @@ class LDM(nn.Module):
     @staticmethod
     def vocabulary(captions):
         """The words of the training captions, most frequent first: the tokenizer's vocabulary."""
-        counts = {}
-        for c in captions:
-            for w in words(c):
-                counts[w] = counts.get(w, 0) + 1
+        counts = Counter(w for c in captions for w in words(c))
         return " ".join(sorted(counts, key=lambda w: (-counts[w], w)))
 
     def tokenize(self, captions):
@@ -252,9 +257,8 @@ class LDM(nn.Module):
         return torch.tensor([r + [PAD] * (self.max_len - len(r)) for r in rows], dtype=torch.long)
 
     def detokenize(self, tokens):
-        def word(i):
-            return self.vocab[i - 2] if i >= 2 else "?"
-        return [" ".join(word(i) for i in row if i != PAD) for row in tokens.tolist()]
+        return [" ".join(self.vocab[i - 2] if i >= 2 else "?" for i in row if i != PAD)
+                for row in tokens.tolist()]
 
     def loss(self, x, y=None):
         if self.ae_steps_done < self.ae_steps:                           # stage 1: the autoencoder
@@ -269,26 +273,27 @@ class LDM(nn.Module):
         def per_image(v):
             return v.flatten(1).sum(1).mean()
 
-        if self.reg == "vq":
-            z_e, _ = self.autoencoder.encode(x)
-            z_q, k = self.autoencoder.quantize(z_e)
-            x_hat = self.autoencoder.decode(z_e + (z_q - z_e).detach())   # straight-through
-            codebook = per_image((z_e.detach() - z_q) ** 2)                # ||sg(z_e) - e||^2
-            commit = self.commitment * per_image((z_e - z_q.detach()) ** 2)  # beta ||z_e-sg(e)||^2
-            perplexity = self.perplexity(k, len(self.autoencoder.codebook)).detach()
-            return {"recon": per_image((x_hat - x).abs()), "codebook": codebook, "commit": commit,
-                    "perplexity": perplexity}
-        mu, logvar = self.autoencoder.encode(x)
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)             # reparameterization
-        x_hat = self.autoencoder.decode(z)
-        kl = -0.5 * per_image(1 + logvar - mu**2 - logvar.exp())          # KL(q(z|x) || N(0, I))
-        return {"recon": per_image((x_hat - x).abs()), "kl": self.kl_weight * kl}
+        if self.reg == "kl":
+            mu, logvar = self.autoencoder.encode(x)
+            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)         # reparameterization
+            x_hat = self.autoencoder.decode(z)
+            kl = -0.5 * per_image(1 + logvar - mu**2 - logvar.exp())      # KL(q(z|x) || N(0, I))
+            return {"recon": per_image((x_hat - x).abs()), "kl": self.kl_weight * kl}
+        # ---------------------------------------------------------- VQ (--reg vq)
+        z_e, _ = self.autoencoder.encode(x)
+        z_q, k = self.autoencoder.quantize(z_e)
+        x_hat = self.autoencoder.decode(z_e + (z_q - z_e).detach())       # straight-through
+        codebook = per_image((z_e.detach() - z_q) ** 2)                    # ||sg(z_e) - e||^2
+        commit = self.commitment * per_image((z_e - z_q.detach()) ** 2)   # beta ||z_e - sg(e)||^2
+        perplexity = self.perplexity(k, len(self.autoencoder.codebook)).detach()
+        return {"recon": per_image((x_hat - x).abs()), "codebook": codebook, "commit": commit,
+                "perplexity": perplexity}
 
     @staticmethod
     def perplexity(k, K):
         """exp(-sum_k p_k log p_k), p_k the share of positions given code k: K if all are used
-        alike, 1 if one is."""
-        k = k.flatten()                                    # (not bincount: it reads max(k), a sync)
+        alike, 1 if one is. (Not bincount: it reads max(k), a sync.)"""
+        k = k.flatten()
         ones = torch.ones(len(k), device=k.device)
         counts = torch.zeros(K, device=k.device).index_add_(0, k, ones)
         p = counts / len(k)                                                # (K,)
@@ -301,43 +306,41 @@ class LDM(nn.Module):
             return mu
         return mu + (0.5 * logvar).exp() * torch.randn_like(mu)
 
+    def measure_scale(self, z):
+        """E[z] and E[z^2] over this process's latents; a run of several processes averages them
+        (train.py)."""
+        return torch.stack([z.mean(), (z**2).mean()])
+
     def diffusion_loss(self, x, y=None):
         """2, 3: z from the frozen encoder, scaled to unit std (measured once, no host sync), then
         ddpm.py's Algorithm 1 on it (Eq. 2, 3)."""
         with torch.no_grad():
             z = self.latent(x)
             if not self.scale_measured:                             # 2. scale-by-std, first batch
-                moments = torch.stack([z.mean(), (z**2).mean()])
-                if torch.distributed.is_initialized():              # of all processes' slices
-                    torch.distributed.all_reduce(moments)
-                    moments /= torch.distributed.get_world_size()
+                moments = self.measure_scale(z)
                 self.scale.copy_((moments[1] - moments[0] ** 2).rsqrt())     # 1 / std(z)
                 self.scale_measured = True
         return self.diffusion.loss(z * self.scale, y)
 
     def configure_optimizers(self):
-        ae = list(self.autoencoder.parameters())            # each stage updates only its part:
-        rest = [p for name, p in self.named_parameters()    # the other has no gradient
-                if not name.startswith("autoencoder.")]
-        groups = [{"params": ae, "lr": self.ae_lr}, {"params": rest, "lr": self.lr}]
-        fused = self.scale.is_cuda                          # the fused kernel where there is one
-        return torch.optim.AdamW(groups, weight_decay=0.0, fused=fused)
+        # each stage updates only its part: the other has no gradient
+        groups = [{"params": self.autoencoder.parameters(), "lr": self.ae_lr},
+                  {"params": self.diffusion.parameters(), "lr": self.lr}]
+        return torch.optim.AdamW(groups, weight_decay=0.0, fused=self.scale.is_cuda)
 
     def load_autoencoder(self, ck):
-        """Reuse a trained autoencoder: the autoencoder of another ldm checkpoint; stage 1 is
-        done."""
-        prefix = "autoencoder."
+        """Reuse the autoencoder of another ldm checkpoint: stage 1 is done."""
         weights = ck["ema"] or ck["weights"]
-        self.autoencoder.load_state_dict({k[len(prefix):]: v for k, v in weights.items()
-                                          if k.startswith(prefix)})
+        self.autoencoder.load_state_dict({k.removeprefix("autoencoder."): v
+                                          for k, v in weights.items()
+                                          if k.startswith("autoencoder.")})
         self.ae_steps_done = self.ae_steps
 
     def condition(self, n, y, prompt):
         if not prompt:
             return y
         if not self.vocab:
-            raise ValueError("a prompt was given, but this ldm was trained without captions "
-                             "(vocab is empty)")
+            raise ValueError("a prompt was given, but this ldm was trained without captions")
         if not any(w in self.vocab for w in words(prompt)):
             raise ValueError(f"no word of '{prompt}' is in the vocabulary: {' '.join(self.vocab)}")
         return self.tokenize([prompt] * n).to(self.scale.device)
@@ -350,8 +353,7 @@ class LDM(nn.Module):
 
     @torch.no_grad()
     def sample(self, n, y=None, progress=None, *, prompt="", sampler="ddpm", steps=1000, eta=0.0,
-               guidance=1.0, init: torch.Tensor | None = None, strength=0.8,
-               mask: torch.Tensor | None = None):
+               guidance=1.0, init=None, strength=0.8, mask=None):
         """6. z_T ~ N(0, I) -> the reverse process of ddpm.py -> D(z_0 / scale): (n, C, S, S) in
         [-1, 1]. 7. init alone: img2img from z_0 = E(init) * scale noised to t = strength * T;
         init with mask: inpainting, the mask taken to the latent grid (a cell is known if most of
@@ -366,19 +368,14 @@ class LDM(nn.Module):
         strength: img2img: init is noised to t = strength * T; 1.0 ignores it, 0.0 returns it
         mask: inpainting: its white pixels are kept from init, the rest is sampled
         """
-        z0 = None
         if init is not None:
-            z0 = self.latent(init, sample=False) * self.scale      # (1, z_channels, S/f, S/f)
+            init = self.latent(init, sample=False) * self.scale      # (1, z_channels, S/f, S/f)
         if mask is not None:
-            known = (mask > 0).float().amin(1, keepdim=True)       # known in every channel
+            known = (mask > 0).float().amin(1, keepdim=True)         # known in every channel
             mask = F.interpolate(known, self.diffusion.shape[1:], mode="area") > 0.5
-        ts = self.diffusion.timesteps(steps, strength if init is not None and mask is None else 1.0)
-        z = None if z0 is None else z0.expand(n, -1, -1, -1)       # strength 0: no steps to take
-        zs = self.diffusion.reverse(n, self.condition(n, y, prompt), ts, sampler, eta, guidance,
-                                    init=z0, mask=mask, clip=False)
-        for z in progress(zs, len(ts)) if progress else zs:       # the last z_t is z_0
-            pass
-        return self.decode(z)
+        return self.diffusion.sample(n, self.condition(n, y, prompt), progress, self.decode,
+                                     sampler=sampler, steps=steps, eta=eta, guidance=guidance,
+                                     init=init, strength=strength, mask=mask, clip=False)
 
     @torch.no_grad()
     def animate(self, n, y=None, progress=None, *, prompt="", frames=40, sampler="ddpm",
@@ -391,9 +388,6 @@ class LDM(nn.Module):
         steps: how many of the T steps to visit, evenly spaced from t = T to t = 1
         guidance: the classifier-free guidance scale s; 1 is the conditional model alone
         """
-        ts = self.diffusion.timesteps(steps)
-        picks = set(torch.linspace(0, len(ts) - 1, min(frames, len(ts))).round().long().tolist())
-        zs = self.diffusion.reverse(n, self.condition(n, y, prompt), ts, sampler, 0.0, guidance,
-                                    clip=False)
-        zs = progress(zs, len(ts)) if progress else zs
-        return torch.stack([self.decode(z) for i, z in enumerate(zs) if i in picks])
+        return self.diffusion.animate(n, self.condition(n, y, prompt), progress, self.decode,
+                                      frames=frames, sampler=sampler, steps=steps,
+                                      guidance=guidance, clip=False)
