@@ -1,32 +1,35 @@
 """Denoising diffusion probabilistic models (Ho et al., 2020): the schedule, q(x_t | x_0),
 Algorithm 1 (DDPM.loss) and Algorithm 2 (DDPM.algorithm_2) first, then the full sampler
-(DDPM.sample), which takes the same step and adds DDIM (Song et al., 2021), classifier-free
-guidance (Ho & Salimans, 2022), classifier guidance (Dhariwal & Nichol, 2021), img2img by SDEdit
-(Meng et al., 2022) and inpainting; the U-Net eps_theta last.
+(DDPM.sample), which takes the same step and adds DDIM (Song et al., 2021),
+classifier-free guidance (Ho & Salimans, 2022), classifier guidance (Dhariwal & Nichol,
+2021), img2img by SDEdit (Meng et al., 2022) and inpainting; the U-Net eps_theta last.
 
     1. schedule    beta_t from 1e-4 to 0.02 linearly, t = 1..T (index t - 1 in the code),
                    T = 1000; alpha_t = 1 - beta_t, alpha_bar_t = prod_{s <= t} alpha_s
     2. forward     q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)   (Eq. 4)
-    3. training    L_simple = ||eps - eps_theta(x_t, t)||^2, t ~ U{1..T}, eps ~ N(0, I), x_t
-                   by Eq. 4; a mean over pixels: eps_theta = 0 scores 1  (Eq. 14, Algorithm 1)
+    3. training    L_simple = ||eps - eps_theta(x_t, t)||^2, t ~ U{1..T}, eps ~ N(0, I),
+                   x_t by Eq. 4; a mean over pixels: eps_theta = 0 scores 1
+                   (Eq. 14, Algorithm 1)
                    min-SNR-gamma (Hang et al., 2023): each image's error weighted by
                    min(SNR(t), gamma) / SNR(t), SNR(t) = alpha_bar_t / (1 - alpha_bar_t)
     4. posterior   q(x_{t-1} | x_t, x_0) = N(mu~_t(x_t, x_0), beta~_t I),
                    beta~_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t   (Eq. 6, 7)
-    5. sampling    x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta)
-                   + sigma_t z, sigma_t^2 = beta_t or beta~_t; on S < T steps, respaced (Eq. 11)
-    6. DDIM        x_t' = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps_theta
+    5. sampling    x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - alpha_bar_t) eps)
+                   + sigma_t z, sigma_t^2 = beta_t or beta~_t, eps = eps_theta(x_t, t);
+                   on S < T steps, respaced (Eq. 11)
+    6. DDIM        x_t' = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps
                    + sigma z, on S of the T steps; eta = 0 is deterministic (Song, Eq. 12)
     7. guidance    eps = eps_uncond + s (eps_cond - eps_uncond), s the guidance scale; the
-                   condition is dropped with p_uncond in training: the network learns eps_uncond
-    8. condition   y a class id or a multi-hot set (B, K): c = emb(y) = y W (class k: row k of
-                   W), zeros the null condition; c is added to the step's embedding, or
+                   condition is dropped with p_uncond in training: the network learns
+                   eps_uncond
+    8. condition   y a class id or a multi-hot set (B, K): c = emb(y) = y W (class k: row k
+                   of W), zeros the null condition; c is added to the step's embedding, or
                    (cond=multiply, the lab report's U-Net) 8'. h = h (1 + gamma(c)) in each
                    ResBlock, the step added
     9. classifier  eps_hat = eps - s sqrt(1 - alpha_bar_t) grad_{x_t} log p_phi(y | x_t, t),
-                   the gradient a hook: support/guidance.py (Dhariwal & Nichol, Algorithm 2)
+                   the gradient a hook: support/guidance.py (Dhariwal & Nichol, Alg. 2)
 
-    python train.py ddpm --ch 128 --ch-mult 1,2,2,2 --dropout 0.1 --data ./cifar10  # the paper's
+    python train.py ddpm --ch 128 --ch-mult 1,2,2,2 --dropout 0.1 --data ./cifar10
 """
 import math
 import torch
@@ -53,25 +56,25 @@ class DDPM(nn.Module):
         """The network eps_theta and the noise schedule; each keyword is a train.py flag.
 
         T: the number of diffusion steps, t = 1..T
-        beta_1: the noise variance of the first step; beta_t is linear from beta_1 to beta_T
+        beta_1: the noise variance of the first step; beta_t linear from beta_1 to beta_T
         beta_T: the noise variance of the last step
         ch: the U-Net's width at full resolution (paper: 128 for CIFAR-10)
         ch_mult: each level's width as a multiple of ch; each level after the first halves
         num_res_blocks: residual blocks per level
         attn_res: the resolutions that get self-attention (paper: 16, for 32x32 images)
         dropout: dropout in each residual block (paper: 0.1 on CIFAR-10)
-        p_uncond: how often the condition is dropped in training, for guidance (Ho & Salimans)
-        cond: the condition c = emb(y) added to the step's embedding, or multiply: h (1 + gamma(c))
-        min_snr_gamma: min-SNR-gamma loss weighting (Hang et al., 2023; paper: 5); off if not given
+        p_uncond: how often the condition is dropped in training, for guidance
+        cond: c = emb(y) added to the step's embedding, or multiply: h (1 + gamma(c))
+        min_snr_gamma: min-SNR-gamma loss weighting (Hang et al., 2023; paper: 5); default off
         lr: Adam's learning rate (paper: 2e-4)
         """
         super().__init__()
         if image_size % 2 ** (len(ch_mult) - 1):
-            raise ValueError(f"image size {image_size} does not halve {len(ch_mult) - 1} times")
+            raise ValueError(f"image size {image_size} does not halve {len(ch_mult) - 1}x")
         if cond not in ("add", "multiply"):
             raise ValueError(f"cond is add or multiply (got {cond})")
-        self.net = UNet(image_size, channels, num_classes, ch, ch_mult, num_res_blocks, attn_res,
-                        dropout, cond=cond)
+        self.net = UNet(image_size, channels, num_classes, ch, ch_mult, num_res_blocks,
+                        attn_res, dropout, cond=cond)
         self.T = T
         self.num_classes = num_classes
         self.p_uncond = p_uncond
@@ -84,8 +87,8 @@ class DDPM(nn.Module):
         alpha_bar = torch.cumprod(alpha, 0)
         alpha_bar_prev = F.pad(alpha_bar[:-1], (1, 0), value=1.0)        # alpha_bar_0 = 1
         beta_tilde = (1 - alpha_bar_prev) / (1 - alpha_bar) * beta       # Eq. 7
-        buffers = dict(beta=beta, alpha=alpha, alpha_bar=alpha_bar, alpha_bar_prev=alpha_bar_prev,
-                       beta_tilde=beta_tilde)
+        buffers = dict(beta=beta, alpha=alpha, alpha_bar=alpha_bar,
+                       alpha_bar_prev=alpha_bar_prev, beta_tilde=beta_tilde)
         for name, value in buffers.items():
             self.register_buffer(name, value, persistent=False)
 
@@ -94,7 +97,7 @@ class DDPM(nn.Module):
 
     def q_sample(self, x_0, t, eps):
         """Eq. 4: draw x_t ~ q(x_t | x_0) in one shot instead of t small steps."""
-        ab = self.alpha_bar[t].view(-1, 1, 1, 1)                               # (B, 1, 1, 1)
+        ab = self.alpha_bar[t].view(-1, 1, 1, 1)  # (B, 1, 1, 1)
         return ab.sqrt().float() * x_0 + (1 - ab).sqrt().float() * eps
 
     def loss(self, x, y=None):
@@ -108,11 +111,11 @@ class DDPM(nn.Module):
                    ||eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t)||^2
             6: until converged"""
         x_0 = x                                                              # 2
-        t = torch.randint(0, self.T, (len(x_0),), device=x_0.device)        # 3: as index t - 1
+        t = torch.randint(0, self.T, (len(x_0),), device=x_0.device)  # 3: as index t - 1
         eps = torch.randn_like(x_0)                                          # 4
         if y is not None:
-            # 7. guidance learns p(x) too: the condition dropped, as zeros (a caption: all PAD)
-            y = onehot(y, self.num_classes)                                  # (B, K) or (B, L)
+            # 7. guidance learns p(x) too: the condition dropped as zeros (a caption: PAD)
+            y = onehot(y, self.num_classes)  # (B, K) or (B, L)
             drop = torch.rand(len(y), device=y.device) < self.p_uncond       # (B,)
             y = y.masked_fill(drop.view(-1, *[1] * (y.dim() - 1)), 0)
         x_t = self.q_sample(x_0, t, eps)                                     # 5: Eq. 4
@@ -126,7 +129,7 @@ class DDPM(nn.Module):
 
     @torch.no_grad()
     def algorithm_2(self, n, y=None):
-        """Algorithm 2 (sampling) as printed, sigma_t^2 = beta_t: sample() with its knobs off.
+        """Algorithm 2 (sampling) as printed, sigma_t^2 = beta_t: sample() with knobs off.
 
             1: x_T ~ N(0, I)
             2: for t = T, ..., 1 do
@@ -140,8 +143,11 @@ class DDPM(nn.Module):
         for i in reversed(range(self.T)):
             z = torch.randn_like(x) if i > 0 else torch.zeros_like(x)        # 3: t > 1
             eps = self.eps_theta(x, torch.full((n,), i, device=x.device), y)
-            mean = (x - self.beta[i] / (1 - self.alpha_bar[i]).sqrt() * eps) / self.alpha[i].sqrt()
-            x = mean + self.beta[i].sqrt() * z                               # 4: sigma_t^2 = beta_t
+            beta = self.beta[i]
+            alpha = self.alpha[i]
+            ab = self.alpha_bar[i]
+            mean = (x - beta / (1 - ab).sqrt() * eps) / alpha.sqrt()
+            x = mean + beta.sqrt() * z  # 4: sigma_t^2 = beta_t
         return x                                                             # 6: x_0
 
     def configure_optimizers(self):
@@ -151,48 +157,50 @@ class DDPM(nn.Module):
     # ---------------------------------------------------------- the full sampler
 
     def guided_eps(self, x_t, t, y, guidance):
-        """7. eps = eps_uncond + s (eps_cond - eps_uncond), both in one network call. s = 1 is the
-        conditional model alone, s = 0 the unconditional: y = 0 (a caption: all PAD)."""
+        """7. eps = eps_uncond + s (eps_cond - eps_uncond), both in one network call. s = 1 is
+        the conditional model alone, s = 0 the unconditional: y = 0 (a caption: all PAD)."""
         if y is None or guidance == 1:
             return self.eps_theta(x_t, t, y)
-        y = onehot(y, self.num_classes)                                      # (B, K) or (B, L)
+        y = onehot(y, self.num_classes)  # (B, K) or (B, L)
         both = torch.cat([y, torch.zeros_like(y)])                           # cond | null
-        e_cond, e_uncond = self.eps_theta(x_t.repeat(2, 1, 1, 1), t.repeat(2), both).chunk(2)
+        eps = self.eps_theta(x_t.repeat(2, 1, 1, 1), t.repeat(2), both)
+        e_cond, e_uncond = eps.chunk(2)
         return e_uncond + guidance * (e_cond - e_uncond)
 
-    def classifier_guidance(self, eps, x_t, t, y, classifier, classifier_scale):
-        """9. eps_hat = eps - s sqrt(1 - alpha_bar_t) grad_{x_t} log p_phi(y | x_t, t), the
-        gradient from the hook classifier(x_t, t, y) (support/guidance.py)."""
+    def classifier_eps(self, eps, x_t, t, y, classifier, classifier_scale):
+        """9. eps_hat = eps - s sqrt(1 - alpha_bar_t) grad_{x_t} log p_phi(y | x_t, t), with
+        the gradient from the hook classifier(x_t, t, y) (support/guidance.py)."""
         ab = self.alpha_bar[t].view(-1, 1, 1, 1)
         return eps - classifier_scale * (1 - ab).sqrt().float() * classifier(x_t, t, y)
 
     def posterior(self, x_0, x_t, t, t_prev=None):
-        """Eq. 6, 7: the mean and variance of q(x_{t-1} | x_t, x_0), or with t_prev (-1: x_0) of
-        the respaced chain's q(x_t' | x_t, x_0). In float64: at t = 1 x_0's weight is exactly 1."""
+        """Eq. 6, 7: the mean and variance of q(x_{t-1} | x_t, x_0), or with t_prev (-1: x_0)
+        of the respaced chain's q(x_t' | x_t, x_0). In float64: at t = 1 x_0's weight is 1."""
         t_prev = t - 1 if t_prev is None else t_prev
         ab = self.alpha_bar[t]
-        ab_prev = self.alpha_bar_prev[t_prev + 1]                 # alpha_bar at t_prev; 1 at -1
-        beta = 1 - ab / ab_prev                                   # beta_t of the respaced chain
-        c_0 = ab_prev.sqrt() * beta / (1 - ab)                    # Eq. 7: mu~ = c_0 x_0 + c_t x_t
+        ab_prev = self.alpha_bar_prev[t_prev + 1]  # alpha_bar at t_prev; 1 at -1
+        beta = 1 - ab / ab_prev  # beta_t of the respaced chain
+        c_0 = ab_prev.sqrt() * beta / (1 - ab)  # Eq. 7: mu~ = c_0 x_0 + c_t x_t
         c_t = (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab)
         beta_tilde = (1 - ab_prev) / (1 - ab) * beta              # Eq. 7
         mean = c_0.float().view(-1, 1, 1, 1) * x_0 + c_t.float().view(-1, 1, 1, 1) * x_t
         return mean, beta_tilde.float().view(-1, 1, 1, 1)
 
     def timesteps(self, steps, strength=1.0):
-        """The `steps` descending indices the reverse process visits, evenly spaced from start - 1
-        to 0, start = strength * T (SDEdit; 1.0: pure noise) (Lin et al., 2024's "linspace")."""
+        """The `steps` descending indices the reverse process visits, evenly spaced from
+        start - 1 to 0, start = strength * T (SDEdit; 1.0: pure noise) (Lin et al., 2024's
+        "linspace")."""
         start = round(strength * self.T)
         return torch.linspace(start - 1, 0, min(steps, start)).round().long().tolist()
 
     def start(self, n, y, ts, sampler, variance, init, mask):
-        """The knobs checked; y every class in turn if none is given; x_T ~ N(0, I), or for
-        img2img (SDEdit) init noised to t = ts[0] by Eq. 4."""
+        """The knobs checked; y every class in turn if none is given; x_T ~ N(0, I), or
+        for img2img (SDEdit) init noised to t = ts[0] by Eq. 4."""
         if sampler not in ("ddpm", "ddim") or variance not in ("beta", "posterior"):
             raise ValueError(f"sampler is ddpm or ddim, variance beta or posterior "
                              f"(got {sampler}, {variance})")
         if mask is not None and init is None:
-            raise ValueError("inpainting needs the known image as init as well as the mask")
+            raise ValueError("inpainting needs the known image as init, not a mask alone")
         if y is None and self.num_classes:
             y = torch.arange(n, device=self.beta.device) % self.num_classes
         x = torch.randn(n, *self.shape, device=self.beta.device)
@@ -201,40 +209,44 @@ class DDPM(nn.Module):
         return x, y
 
     def inpaint(self, x, init, mask, t_prev):
-        """Inpainting: the known pixels (mask white) put back as init noised to t_prev by Eq. 4;
-        at t_prev = -1, init itself."""
+        """Inpainting: the known pixels (mask white) put back as init noised to t_prev by
+        Eq. 4; at t_prev = -1, init itself."""
         ab_prev = self.alpha_bar_prev[t_prev + 1]
         noise = torch.randn_like(x)
         known = ab_prev.sqrt().float() * init + (1 - ab_prev).sqrt().float() * noise
         return torch.where(mask > 0, known, x)
 
-    def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0, variance="posterior",
-                init=None, mask=None, clip=True, classifier=None, classifier_scale=0.0):
-        """The reverse process over the indices ts, from x_T (or init noised to ts[0]) to x_0,
-        yielding each x_t: guidance, x0_hat, a DDPM or DDIM step, (inpainting) the known pixels."""
+    def reverse(self, n, y, ts, sampler="ddpm", eta=0.0, guidance=1.0,
+                variance="posterior", init=None, mask=None, clip=True, classifier=None,
+                classifier_scale=0.0):
+        """The reverse process over the indices ts, from x_T (or init noised to ts[0]) to
+        x_0, yielding each x_t: guidance, x0_hat, a DDPM or DDIM step, the known pixels."""
         x, y = self.start(n, y, ts, sampler, variance, init, mask)
-        for t, t_prev in zip(ts, ts[1:] + [-1]):                            # t_prev -1: x_0
-            t_n = torch.full((n,), t, device=x.device)                     # t for each sample
+        for t, t_prev in zip(ts, ts[1:] + [-1]):  # t_prev = -1: x_0
+            t_n = torch.full((n,), t, device=x.device)  # t for each sample
             eps = self.guided_eps(x, t_n, y, guidance)
             if classifier is not None and classifier_scale:
-                eps = self.classifier_guidance(eps, x, t_n, y, classifier, classifier_scale)
+                eps = self.classifier_eps(eps, x, t_n, y, classifier, classifier_scale)
             ab = self.alpha_bar[t]
-            ab_prev = self.alpha_bar_prev[t_prev + 1]                       # alpha_bar at t_prev
-            x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()                # Eq. 4 for x_0
+            ab_prev = self.alpha_bar_prev[t_prev + 1]  # alpha_bar at t_prev
+            x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()  # Eq. 4 for x_0
             if clip:
                 # to the data's range; then Eq. 4 holds again for eps
                 x0_hat = x0_hat.clamp(-1, 1)
                 eps = (x - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
-            mean, beta_tilde = self.posterior(x0_hat, x, t, t_prev)         # Eq. 7 at x0_hat
-            z = torch.randn_like(x) if t_prev >= 0 else torch.zeros_like(x)   # none at the end
+            mean, beta_tilde = self.posterior(x0_hat, x, t, t_prev)  # Eq. 7 at x0_hat
+            # no noise on the last step, to x_0
+            z = torch.randn_like(x) if t_prev >= 0 else torch.zeros_like(x)
             if sampler == "ddpm":
                 # Eq. 11, as Eq. 7's mean at x0_hat, + sigma z: sigma_t^2 beta~ or beta
-                sigma2 = beta_tilde if variance == "posterior" else (1 - ab / ab_prev).float()
+                beta = (1 - ab / ab_prev).float()                      # the respaced beta_t
+                sigma2 = beta_tilde if variance == "posterior" else beta
                 x = mean + sigma2.sqrt() * z
             else:
                 # DDIM (Song et al., Eq. 12; sigma: Eq. 16)
                 sigma = eta * beta_tilde.sqrt()
-                x = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).sqrt() * eps + sigma * z
+                x = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).sqrt() * eps
+                x = x + sigma * z
             if mask is not None:
                 x = self.inpaint(x, init, mask, t_prev)
             yield x
@@ -260,10 +272,10 @@ class DDPM(nn.Module):
         classifier_scale: classifier guidance's s (Dhariwal & Nichol, 2021); 0 is off
         """
         ts = self.timesteps(steps, strength if init is not None and mask is None else 1.0)
-        x = None if init is None else init.expand(n, -1, -1, -1)        # strength 0: no steps
+        x = None if init is None else init.expand(n, -1, -1, -1)  # strength 0: no steps
         xs = self.reverse(n, y, ts, sampler, eta, guidance, variance, init, mask, clip,
                           classifier, classifier_scale)
-        for x in progress(xs, len(ts)) if progress else xs:             # the last x_t is x_0
+        for x in progress(xs, len(ts)) if progress else xs:  # the last x_t is x_0
             pass
         return x.clamp(-1, 1) if decode is None else decode(x)
 
@@ -354,9 +366,9 @@ class Attention(nn.Module):
 
     def forward(self, x, emb=None, context=None):
         B, C, H, W = x.shape
-        qkv = self.qkv(self.norm(x)).flatten(2).transpose(1, 2)[:, None]   # (B, 1, HW, 3C)
-        q, k, v = qkv.chunk(3, dim=-1)                                      # (B, 1, HW, C)
-        h = F.scaled_dot_product_attention(q, k, v)              # softmax(q k^T / sqrt(C)) v
+        qkv = self.qkv(self.norm(x)).flatten(2).transpose(1, 2)[:, None]  # (B, 1, HW, 3C)
+        q, k, v = qkv.chunk(3, dim=-1)  # (B, 1, HW, C)
+        h = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(C)) v
         x = x + self.proj(h[:, 0].transpose(1, 2).reshape(B, C, H, W))
         if context is None:
             return x
@@ -387,7 +399,8 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(),
                                       nn.Linear(emb_dim, emb_dim))
         self.num_classes = num_classes
-        self.label = nn.Embedding(num_classes, emb_dim) if num_classes else None   # W (K, 4 ch)
+        # W (K, 4 ch)
+        self.label = nn.Embedding(num_classes, emb_dim) if num_classes else None
         self.conv_in = nn.Conv2d(channels, ch, 3, padding=1)
         self.down = nn.ModuleList()
         skips = [ch]
@@ -431,14 +444,14 @@ class UNet(nn.Module):
         h = through(self.mid, h, emb, context)
         for layer in self.up:
             if isinstance(layer, nn.ModuleList):
-                h = torch.cat([h, hs.pop()], 1)                            # the skip connection
+                h = torch.cat([h, hs.pop()], 1)  # the skip connection
             h = through(layer, h, emb, context)
         return self.out(h)
 
 
 def through(layer, h, emb, context):
     if not isinstance(layer, nn.ModuleList):
-        return layer(h)                                                        # resampling
+        return layer(h)  # resampling
     for block in layer:
         h = block(h, emb, context)
     return h
