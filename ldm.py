@@ -297,9 +297,9 @@ class LDM(nn.Module):
         # ---------------------------------------------------------- VQ (--reg vq)
         z_e, _ = self.autoencoder.encode(x)
         z_q, k = self.autoencoder.quantize(z_e)
-        x_hat = self.autoencoder.decode(z_e + (z_q - z_e).detach())  # straight-through
-        codebook = per_image((z_e.detach() - z_q) ** 2)  # ||sg(z_e) - e||^2
-        # beta ||z_e - sg(e)||^2
+        x_hat = self.autoencoder.decode(z_e + (z_q - z_e).detach())   # straight-through
+        # the codebook term ||sg(z_e) - e||^2, the commitment term beta ||z_e - sg(e)||^2
+        codebook = per_image((z_e.detach() - z_q) ** 2)
         commit = self.commitment * per_image((z_e - z_q.detach()) ** 2)
         perplexity = self.perplexity(k, len(self.autoencoder.codebook)).detach()
         return {"recon": per_image((x_hat - x).abs()), "codebook": codebook,
