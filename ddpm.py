@@ -197,8 +197,7 @@ class DDPM(nn.Module):
         """The knobs checked; y every class in turn if none is given; x_T ~ N(0, I), or
         for img2img (SDEdit) init noised to t = ts[0] by Eq. 4."""
         if sampler not in ("ddpm", "ddim") or variance not in ("beta", "posterior"):
-            raise ValueError(f"sampler is ddpm or ddim, variance beta or posterior "
-                             f"(got {sampler}, {variance})")
+            raise ValueError("sampler is ddpm or ddim, variance beta or posterior")
         if mask is not None and init is None:
             raise ValueError("inpainting needs the known image as init, not a mask alone")
         if y is None and self.num_classes:

@@ -87,8 +87,7 @@ class Autoencoder(nn.Module):
         self.decoder = nn.Sequential(*decoder)
         self.codebook = None
         if codebook_size:
-            # (K, d): e_k
-            self.codebook = nn.Parameter(torch.randn(codebook_size, z_channels))
+            self.codebook = nn.Parameter(torch.randn(codebook_size, z_channels))   # (K, d)
 
     def encode(self, x):
         """KL: mu, logvar; VQ: z_e, None. Each (B, z_channels, S/f, S/f)."""
