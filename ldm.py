@@ -251,7 +251,8 @@ class LDM(nn.Module):
     def get_extra_state(self):
         return {"ae_steps_done": self.ae_steps_done}
 
-    def set_extra_state(self, state):  # called after the buffers are loaded
+    # called after the buffers are loaded
+    def set_extra_state(self, state):
         self.ae_steps_done = state["ae_steps_done"]
         self.scale_measured = bool(self.scale > 0)
 
