@@ -97,6 +97,7 @@ RANGES = {
     "guidance": REAL, "psi": REAL,
     # classifier guidance's scale s (ddpm.py, support/guidance.py): 0 is off
     "classifier_scale": WEIGHT,
+    "min_snr_gamma": RATE,                                  # ddpm's min-SNR-gamma: above 0
     "fade_images": COUNT, "stable_images": COUNT, "eps_drift": WEIGHT,   # progan, stylegan
     # a model's own exceptions, "file.keyword"
     "gan.lr": WEIGHT, "dcgan.lr": WEIGHT,                   # 0 = the optimizer's paper

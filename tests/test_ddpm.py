@@ -302,6 +302,39 @@ def test_algorithm_1_draws_t_uniformly_and_x_t_by_eq_4_and_regresses_the_noise()
         assert eps.flatten(1).var(1).mean().item() == pytest.approx(1.0, abs=0.05), i   # pixels
 
 
+@pytest.mark.parametrize("gamma", [5.0, 0.5])
+def test_min_snr_gamma_weighs_each_image_by_min_snr_over_snr(gamma):
+    """min-SNR-gamma (Hang et al., 2023) for eps-prediction: each image's squared error (a mean
+    over its pixels) weighted by min(SNR(t), gamma) / SNR(t), SNR(t) = alpha_bar_t /
+    (1 - alpha_bar_t), then the mean over the batch; by hand from the t and x_t the network
+    sees (x_0 = 0, eps_theta = 0: the error is eps^2 = x_t^2 / (1 - alpha_bar_t)). The noisy
+    steps (SNR < gamma) keep weight 1, the nearly clean ones are turned down. Off (None, the
+    default) the loss is the plain mean over pixels and images."""
+    m = DDPM(2, 1, ch=32, ch_mult=(1,), num_res_blocks=1, attn_res=(), min_snr_gamma=gamma)
+    seen = {}
+
+    def eps_theta(x_t, t, y=None):
+        seen.update(x_t=x_t, t=t)
+        return torch.zeros_like(x_t)
+    m.eps_theta = eps_theta
+    x0 = torch.zeros(4000, 1, 2, 2)
+    for min_snr_gamma in (gamma, None):
+        m.min_snr_gamma = min_snr_gamma
+        torch.manual_seed(0)
+        loss = m.loss(x0)["mse"].item()
+        ab = m.alpha_bar[seen["t"]]                                          # float64, (B,)
+        err = (seen["x_t"].double() ** 2).mean((1, 2, 3)) / (1 - ab)          # (B,): each image
+        snr = ab / (1 - ab)
+        w = torch.minimum(snr, torch.full_like(snr, gamma)) / snr
+        assert (w[snr <= gamma] == 1).all() and (w[snr > gamma] < 1).all()
+        if min_snr_gamma is None:
+            assert loss == pytest.approx(err.mean().item(), rel=1e-5)
+        else:
+            assert loss == pytest.approx((w * err).mean().item(), rel=1e-5)
+            assert loss < 0.95 * err.mean().item()                     # clean steps turned down
+    assert DDPM(2, 1, ch=32, ch_mult=(1,), attn_res=()).min_snr_gamma is None   # off by default
+
+
 def test_a_respaced_ddpm_step_uses_the_respaced_beta():
     """On S < T steps the DDPM step from t to t' is Eq. 7 of the respaced chain, whose beta is
     1 - alpha_bar_t / alpha_bar_t', with sigma^2 that beta: the full chain's beta_t would add

@@ -28,6 +28,7 @@ def test_the_diffusion_is_ddpm_py_not_a_copy():
     assert ldm.DDPM is ddpm.DDPM and isinstance(m.diffusion, ddpm.DDPM)
     # f = 4: 16 -> 4
     assert isinstance(m.diffusion.net.unet, ddpm.UNet) and m.diffusion.shape == (4, 4, 4)
+    assert tiny(min_snr_gamma=5.0).diffusion.min_snr_gamma == 5.0          # ddpm.py's option
 
 
 def test_kl_term_matches_a_monte_carlo_estimate():

@@ -44,20 +44,45 @@ MISTAKES = [
             "drop = torch.rand(len(y), device=y.device) > self.p_uncond",
             shows="the conditional model is barely trained: samples ignore their label, and "
                   "guidance amplifies noise"),
+    # -------------------------------------------------------------- 3. min-SNR-gamma
+    Mistake("ddpm.py", "min-SNR's weight inverted: SNR / min(SNR, gamma), not min / SNR",
+            "w = snr.clamp(max=self.min_snr_gamma) / snr",
+            "w = snr / snr.clamp(max=self.min_snr_gamma)",
+            shows="(predicted) the nearly clean steps weighted up to SNR / gamma, thousands near "
+                  "t = 1: the loss is dominated by the steps that matter least, samples noisy"),
+    Mistake("ddpm.py", "min-SNR's clamp from below: max(SNR, gamma) / SNR",
+            "snr.clamp(max=self.min_snr_gamma)",
+            "snr.clamp(min=self.min_snr_gamma)",
+            shows="(predicted) the clean steps keep weight 1 and the noisy ones (SNR < gamma) "
+                  "are weighted up, by 200,000 near t = T: the loss explodes"),
+    Mistake("ddpm.py", "SNR(t) taken as (1 - alpha_bar_t) / alpha_bar_t, the noise-to-signal",
+            "snr = self.alpha_bar[t] / (1 - self.alpha_bar[t])",
+            "snr = (1 - self.alpha_bar[t]) / self.alpha_bar[t]",
+            shows="(predicted) the weighting runs backwards: the noisy steps turned down, the "
+                  "clean ones kept, which is the opposite of Hang et al.'s point"),
+    Mistake("ddpm.py", "min-SNR's gamma fixed at the paper's 5, --min-snr-gamma ignored",
+            "(max=self.min_snr_gamma)",
+            "(max=5.0)",
+            shows="(predicted) every gamma trains as 5: the flag changes nothing"),
+    Mistake("ddpm.py", "min-SNR's error a mean over the whole batch, not one per image",
+            ".pow(2).mean(dim=(1, 2, 3))",
+            ".pow(2).mean()",
+            shows="(predicted) each image's weight no longer meets its own error: the loss is "
+                  "mean(w) times the plain loss, a smaller learning rate and no re-weighting"),
     # -------------------------------------------------------------- 5. Algorithm 2
     Mistake("ddpm.py", "Algorithm 2 divides by sqrt(alpha_bar_t) where the paper has sqrt(alpha_t)",
-            "* eps) / self.alpha[i].sqrt()",
-            "* eps) / self.alpha_bar[i].sqrt()",
+            "* eps) / alpha.sqrt()",
+            "* eps) / ab.sqrt()\n",
             shows="each step scales x up by 1 / sqrt(alpha_bar_{t-1}): samples explode to "
                   "saturated black and white"),
     Mistake("ddpm.py", "Algorithm 2's noise weight beta_t / (1 - alpha_bar_t), its sqrt dropped",
-            "self.beta[i] / (1 - self.alpha_bar[i]).sqrt() * eps",
-            "self.beta[i] / (1 - self.alpha_bar[i]) * eps",
+            "beta / (1 - ab).sqrt() * eps",
+            "beta / (1 - ab) * eps",
             shows="too much of eps removed at the last steps: samples over-sharpened, with "
                   "noise burnt into high contrast"),
     Mistake("ddpm.py", "Algorithm 2's sigma_t z with sigma_t = beta_t, not sqrt(beta_t)",
-            "x = mean + self.beta[i].sqrt() * z",
-            "x = mean + self.beta[i] * z",
+            "x = mean + beta.sqrt() * z",
+            "x = mean + beta * z",
             shows="almost no noise injected: samples smooth, blurry and alike"),
     Mistake("ddpm.py", "Algorithm 2 adds noise at the last step too (z ~ N(0, I) at t = 1)",
             "z = torch.randn_like(x) if i > 0 else torch.zeros_like(x)",
@@ -75,8 +100,8 @@ MISTAKES = [
             shows="the two variances' FID columns trade places; on few steps the 'beta' "
                   "samples come out too smooth"),
     Mistake("ddpm.py", "a respaced DDPM step adds the full chain's beta_t, not the respaced beta",
-            "else (1 - ab / ab_prev).float()",
-            "else self.beta[t].float()",
+            "beta = (1 - ab / ab_prev).float()",
+            "beta = self.beta[t].float()",
             shows="on 50 steps far too little noise: samples smooth, cartoonish, alike"),
     Mistake("ddpm.py", "posterior's c_t with (1 - beta_t) where Eq. 7 has sqrt(alpha_t)",
             "c_t = (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab)",
@@ -110,20 +135,20 @@ MISTAKES = [
             shows="every scale one stronger than asked: --guidance 0 is not unconditional, "
                   "and 3 gives 4's saturated colours"),
     Mistake("ddpm.py", "the conditional and unconditional halves of the batch swapped",
-            "e_cond, e_uncond = self.eps_theta(",
-            "e_uncond, e_cond = self.eps_theta(",
+            "e_cond, e_uncond = eps.chunk(2)",
+            "e_uncond, e_cond = eps.chunk(2)",
             shows="guidance pushes away from the label: higher scales draw everything but the "
                   "asked class"),
     # -------------------------------------------------------------- 9. classifier guidance
     Mistake("ddpm.py", "classifier guidance's term added: eps + s sqrt(1 - alpha_bar_t) grad",
-            "eps = eps - classifier_scale",
-            "eps = eps + classifier_scale",
+            "return eps - classifier_scale",
+            "return eps + classifier_scale",
             tests="tests/test_guidance.py",
             shows="(predicted) guidance pushes away from the asked class: higher scales draw "
                   "every class but that one"),
     Mistake("ddpm.py", "classifier guidance scaled by 1 - alpha_bar_t, its square root dropped",
-            "(1 - ab).sqrt().float() * classifier(x, t_n, y)",
-            "(1 - ab).float() * classifier(x, t_n, y)",
+            "(1 - ab).sqrt().float() * classifier(x_t, t, y)",
+            "(1 - ab).float() * classifier(x_t, t, y)",
             tests="tests/test_guidance.py",
             shows="(predicted) barely visible at large t; near t = 1 the guide fades too fast, "
                   "so the class shows in the shapes but details drift"),
@@ -154,8 +179,8 @@ MISTAKES = [
             "start = round((1 - strength) * self.T)",
             shows="--strength 0.9 returns the input almost untouched, 0.1 ignores it"),
     Mistake("ddpm.py", "SDEdit's q_sample given the noise as the image and init as the noise",
-            "x = self.q_sample(init, torch.full((n,), ts[0], device=device), x)",
-            "x = self.q_sample(x, torch.full((n,), ts[0], device=device), init)",
+            "x = self.q_sample(init, torch.full((n,), ts[0], device=x.device), x)",
+            "x = self.q_sample(x, torch.full((n,), ts[0], device=x.device), init)",
             shows="low strengths start from noise plus a faint copy of init: the output "
                   "ignores the input image"),
     Mistake("ddpm.py", "inpainting's known pixels noised to t, the step just taken, not t'",
@@ -164,7 +189,7 @@ MISTAKES = [
             shows="the known region one step noisier than the rest: a seam at the mask's "
                   "edge, the filled part not matching its surround"),
     Mistake("ddpm.py", "inpainting keeps the sampled pixels where the mask is white",
-            "x = torch.where(keep, known, x)",
-            "x = torch.where(keep, x, known)",
+            "return torch.where(mask > 0, known, x)",
+            "return torch.where(mask > 0, x, known)",
             shows="the mask is inverted: the hole is kept, the known part redrawn"),
 ]

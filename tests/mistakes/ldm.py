@@ -42,10 +42,10 @@ MISTAKES = [
             shows="nothing holds z_e near the codes: the encoder's output drifts away and "
                   "reconstructions through the codebook get worse"),
     Mistake("ldm.py", "beta weighting the codebook term instead of the commitment term",
-            "codebook = per_image((z_e.detach() - z_q) ** 2)                # ||sg(z_e) - e||^2\n"
-            "            commit = self.commitment * per_image(",
+            "codebook = per_image((z_e.detach() - z_q) ** 2)\n"
+            "        commit = self.commitment * per_image(",
             "codebook = self.commitment * per_image((z_e.detach() - z_q) ** 2)\n"
-            "            commit = per_image(",
+            "        commit = per_image(",
             shows="the codes follow the encoder four times slower than it is pulled to them: "
                   "fewer codes in use, a lower perplexity"),
     Mistake("ldm.py", "the straight-through estimator without its detach",
@@ -75,8 +75,8 @@ MISTAKES = [
             shows="the diffusion learns latents of std std(z)^2 while sampling decodes as if "
                   "std 1: samples washed out or noisy"),
     Mistake("ldm.py", "the encoder's latents for img2img left unscaled",
-            "z0 = self.latent(init, sample=False) * self.scale",
-            "z0 = self.latent(init, sample=False)",
+            "init = self.latent(init, sample=False) * self.scale",
+            "init = self.latent(init, sample=False)",
             shows="img2img starts from latents 1 / scale too large: the edit blows out the "
                   "input's colours"),
     Mistake("ldm.py", "decode multiplies by the scale where it should divide",
@@ -88,8 +88,8 @@ MISTAKES = [
             "if self.ae_steps_done <= self.ae_steps:",
             shows="one autoencoder step more than asked; with --ae, stage 1 is not skipped"),
     Mistake("ldm.py", "the two stages' learning rates swapped",
-            'groups = [{"params": ae, "lr": self.ae_lr}, {"params": rest, "lr": self.lr}]',
-            'groups = [{"params": ae, "lr": self.lr}, {"params": rest, "lr": self.ae_lr}]',
+            '"lr": self.ae_lr},\n                  {"params": self.diffusion.parameters(), "lr": self.lr}]',
+            '"lr": self.lr},\n                  {"params": self.diffusion.parameters(), "lr": self.ae_lr}]',
             shows="the autoencoder at 2e-4, the U-Net at 1e-4: both train, the diffusion "
                   "slower than its flag says"),
     # -------------------------------------------------------------- 4. captions
