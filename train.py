@@ -4,14 +4,13 @@
                           [--out DIR] [--resume] [--compile] [--<model hyperparameter> ...]
     torchrun --nproc_per_node=4 train.py MODEL ...      # data parallel, one process per GPU
     python train.py vae --help                          # every flag of one model, and its default
-    python -m measure.curves runs/vae/log.jsonl --out curves.png     # its losses, KID, FD, lab
 
 A model file holds the maths (loss, or d_loss and g_loss; configure_optimizers; sample). This file
-holds the run: main, the loop, the step (the loss, or D then G, then the EMA), and checkpoints.
-The rest of a run lives in support/: its settings (settings.py), processes (processes.py), data
-(training_data.py), model and resume (resume.py), sample grids (preview.py), --eval-every
-(quality.py); docs/protocol.md lists what this file reads from a model.
+holds the run: the device, the data, the model with its optimizers and EMA, the loop, the step,
+checkpoints. The flags and their checks are in support/settings.py; torchrun's helpers and
+--resume in support/processes.py; grids and --eval-every in support/quality.py.
 """
+import copy
 import json
 import math
 import os
@@ -19,28 +18,38 @@ import shutil
 import signal
 import sys
 import time
+from contextlib import nullcontext
+from types import SimpleNamespace
 import torch
-from support.cli import Fail, Signals, compile_objectives, save_checkpoint
+import torch.distributed as dist
+from support.cli import Fail, Signals, build_model, claim, command, compile_objectives
+from support.cli import load_checkpoint, save_checkpoint
+from support.data import Batches, UnpairedBatches, dataset, unpaired_dataset
 from support.processes import (agree, all_reduce_grads, end, first_process_first, in_first,
-                               processes, rng_states)
-from support.preview import sample_grid
-from support.quality import lab_sets, load_features, load_lab, quality
-from support.resume import model_and_resume
+                               own_noise, resume, rng_states)
 from support.settings import parse, settings
-from support.training_data import data, make_batches
 
 
 def main(argv):
-    """The run as it happens: settings, processes, data, model (and resume), the loop."""
+    """The run as it happens: settings, processes, data, model (fresh or resumed), the loop."""
     name, cls, given = parse(argv, __doc__)
     args, config, ck = settings(name, cls, given)               # every check that needs no data
     proc = processes()
-    features = load_features(args, proc)                        # --eval-every: fails now, not later
-    evaluator = load_lab(args, proc)                            # --lab-evaluator: the same
+    features = evaluator = lab_check = None
+    if args["eval_every"]:                                      # fails now, not after the data
+        from support import quality
+        features = quality.load_features(args, proc)
+        evaluator = quality.load_lab(args, proc)
     try:
         images, labels, names = first_process_first(proc, data, name, cls, args, config, ck, proc)
-        lab_check = lab_sets(evaluator, names, args)            # the test files' sets, as y
-        model, opts, ema, step = model_and_resume(name, config, args, ck, proc)
+        if evaluator:
+            lab_check = quality.lab_sets(evaluator, names, args)    # the test files' sets, as y
+        model, opts, ema = build(name, config, args, ck, proc)
+        step = 0
+        if ck:
+            step = resume(ck, model, opts, ema, name, config, args, proc)
+        else:
+            own_noise(proc, args["seed"])                       # process k > 0: its own seed
         batches = make_batches(images, labels, names, model, args, proc)
         if args["compile"]:
             compile_objectives(model)
@@ -53,11 +62,113 @@ def main(argv):
         end(proc)
 
 
+def processes():
+    """This process: torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `python train.py` is process 0
+    of 1. The device is the GPU when there is one, with bf16 autocast and TF32 matmuls."""
+    rank = int(os.environ.get("RANK", 0))
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    cuda = torch.cuda.is_available()
+    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu")
+    autocast = nullcontext()
+    if cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+        autocast = torch.autocast("cuda", torch.bfloat16)
+    host = None
+    if world > 1:
+        dist.init_process_group("nccl" if cuda else "gloo")
+        host = dist.new_group(backend="gloo")                  # small messages between CPUs
+    log = print if rank == 0 else (lambda *a, **k: None)
+    return SimpleNamespace(rank=rank, world=world, cuda=cuda, device=device, lock=None,
+                           autocast=autocast, log=log, host=host)
+
+
+def data(name, cls, args, config, ck, proc):
+    """--data -> images (N, S, S, C) uint8, labels (class ids, caption ids, or (N, K) sets) and
+    their names; the images' size, channels and classes go into the model's config."""
+    if proc.rank == 0:
+        proc.lock = claim(args["out"])                          # one run at a time in --out
+    paired = getattr(cls, "paired", False)                      # pix2pix: (B, A) pairs
+    unpaired = getattr(cls, "unpaired", False)                  # cyclegan: domains A and B
+    text = args.get("captions", False)                          # ldm: captions, as token ids
+    if unpaired:                                                # labels: the domain ids
+        images, labels, names, size = unpaired_dataset(args["data"], args["image_size"])
+    else:
+        images, labels, names, size = dataset(args["data"], args["image_size"], args["classes"],
+                                              paired, args["direction"], text, args["labels"],
+                                              args["objects"], args["resize"])
+    args["image_size"] = size
+    channels = images.shape[-1] // (2 if paired else 1)
+    num_classes = len(names) if names and not text else 0
+    config.update(image_size=size, channels=channels, num_classes=num_classes)
+    if text:
+        config["vocab"] = config["vocab"] or cls.vocabulary(names)
+    if ck and (ck["config"]["image_size"], ck["config"]["channels"]) != (size, channels):
+        raise Fail(f"{args['out']}/ckpt.pt was trained on {ck['config']['image_size']}px images "
+                   f"with {ck['config']['channels']} channel(s); this data gives {size}px "
+                   f"with {channels}")
+    what = ""
+    if unpaired:
+        a = int((labels == 0).sum())
+        what = f": {a} images in A, {len(labels) - a} in B, drawn independently"
+    elif names:
+        kind = "captions" if text else "objects" if labels.ndim == 2 else "classes"
+        what = f", {len(names)} {kind}"
+    items = "pairs" if paired else "images"
+    where = f"on {proc.device}" + (f" x {proc.world} processes" if proc.world > 1 else "")
+    proc.log(f"{name}: {len(images)} {items} {size}x{size}x{channels}{what} from {args['data']}, "
+             + where)
+    return images, labels, names
+
+
+def build(name, config, args, ck, proc):
+    """The model, its optimizers (a list) and its EMA copy or None, from one seed: the same
+    weights in every process. A fresh ldm run may start from another run's autoencoder (--ae)."""
+    torch.manual_seed(args["seed"])
+    model = build_model(name, config).to(proc.device)
+    if proc.cuda:
+        model = model.to(memory_format=torch.channels_last)
+    try:
+        opts = model.configure_optimizers()
+    except ValueError as e:                                     # torch's check: a negative lr
+        raise Fail(f"bad {name} configuration: {e}")
+    opts = list(opts) if isinstance(opts, (tuple, list)) else [opts]
+    if config.get("ae") and not ck:
+        try:
+            model.load_autoencoder(load_checkpoint(config["ae"]))
+        except (KeyError, RuntimeError):
+            raise Fail(f"{config['ae']} holds no autoencoder of this shape "
+                       "(same --f, --z-channels, --ae-ch)")
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if args["ema"] > 0 else None
+    return model, opts, ema
+
+
+def make_batches(images, labels, names, model, args, proc):
+    """This process's batches: (x, y) for step i is batches(i). Captions become the model's token
+    ids; the whole data sits on the GPU when it fits in a quarter of the free memory."""
+    captions = args.get("captions")
+    if labels is not None:
+        labels = model.tokenize(names)[labels] if captions else torch.from_numpy(labels)
+    read = model.detokenize(model.tokenize(names)) if captions else []   # the words it reads
+    max_len = getattr(model, "max_len", None)
+    if cut := [c for c, r in zip(names or [], read) if len(r.split()) == max_len]:
+        proc.log(f"warning: {len(cut)} caption(s) reach --max-len {max_len} words; "
+                 f"later words are dropped: '{cut[0]}'")
+    free = torch.cuda.mem_get_info(proc.device)[0] if proc.cuda else 0
+    fits = proc.cuda and images.nbytes < 0.25 * free
+    Draw = UnpairedBatches if getattr(model, "unpaired", False) else Batches
+    return Draw(torch.from_numpy(images), labels, args["batch_size"] // proc.world, proc.device,
+                args["seed"], proc.rank, proc.world, args["flip"],
+                store=proc.device if fits or not proc.cuda else "cpu", size=args["image_size"],
+                paired=getattr(model, "paired", False))
+
+
 def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=None):
-    """Steps until args["steps"]: each one D then G (adversarial models) or one loss, then the EMA.
-    Every --log-every steps a progress line; checkpoints, grids and quality checks on their own
-    schedules; Ctrl-C or SIGTERM stops at the next step boundary, saved. A NaN loss, samples that
-    are not finite or a full disk stop it in one line, the last good checkpoint kept."""
+    """Steps until args["steps"], with a progress line every --log-every steps; checkpoints, grids
+    and quality checks on their own schedules. Ctrl-C or SIGTERM stops at the next step, saved; a
+    NaN loss, samples that are not finite or a full disk stop it, the last good checkpoint kept."""
     args = run["args"]
     out = args["out"]
     params = list(model.parameters())
@@ -72,7 +183,7 @@ def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=N
         return "no checkpoint was written"
 
     def checkpoint():
-        """Only weights that are finite are saved: a run that diverged keeps its last good one."""
+        """Only finite weights are saved: a run that diverged keeps its last good one."""
         nonlocal saved
         if agree(nonfinite.item() or not all(torch.isfinite(p).all() for p in params), proc):
             raise Fail(f"a loss became NaN/inf by step {step}; stopped: {kept()}")
@@ -82,6 +193,7 @@ def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=N
 
     def samples():
         """OUT/samples_STEP.png; samples that are not finite, or a full disk, stop the run."""
+        from support.quality import sample_grid
         in_first(proc, sample_grid, model, ema, batches, args, step, proc, kept())
 
     t0 = time.perf_counter()                                    # nn.Module starts in training mode
@@ -104,6 +216,7 @@ def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=N
             if step % args["sample_every"] == 0 and step != args["steps"]:
                 samples()
             if args["eval_every"] and step % args["eval_every"] == 0 and proc.rank == 0:
+                from support.quality import quality
                 quality(model, ema, batches, features, args, step, proc, lab_check)
     checkpoint()
     if stop:
@@ -116,9 +229,8 @@ def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=N
 
 def train_step(model, opts, ema, x, y, step, ema_decay, nonfinite, proc):
     """Step number step + 1 on the batch (x, y): the loss, or D then G on the same batch
-    (adversarial: d_repeats D steps on it, then, every n_critic steps, g_steps G steps), then the
-    EMA. Returns the terms, detached; nonfinite (a bool tensor) notes a NaN/inf without a host
-    sync."""
+    (d_repeats D steps, then every n_critic steps g_steps G steps), then the EMA. Returns the
+    terms, detached; nonfinite (a bool tensor) notes a NaN/inf without a host sync."""
     params = list(model.parameters())
     terms = {}
     done = step + 1                                             # the steps taken after this one
@@ -168,11 +280,9 @@ def log(step, terms, speed, args, proc):
 
 
 def save(path, run, step, model, ema, opts, rng, kept):
-    """Checkpoints are atomic (save_checkpoint: a temporary file, then a rename) and hold every
-    piece of training state, as plain data: the run's settings, step, weights (with buffers and
-    extra state: cyclegan's history), EMA, optimizers' moments, each process's RNG states.
-    --resume continues from them bit for bit. A full disk stops the run; the old ckpt.pt is
-    whole."""
+    """The whole training state as plain data (settings, step, weights with buffers and extra
+    state, EMA, optimizers' moments, each process's RNG states), written atomically: --resume
+    continues bit for bit. A full disk stops the run; the old ckpt.pt stays whole."""
     try:
         save_checkpoint(path, dict(**run, step=step, weights=model.state_dict(),
                                    ema=ema.state_dict() if ema else None,
@@ -186,16 +296,12 @@ def save(path, run, step, model, ema, opts, rng, kept):
 
 
 def cli(argv):
-    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
+    """main, with a mistake in the user's input as one line and exit status 1."""
     try:
-        main(argv)
-    except Fail as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return command(main, argv)
     except KeyboardInterrupt:                                   # before the loop, or a 2nd Ctrl-C
         print("error: interrupted; nothing saved since the last checkpoint", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,37 +1,82 @@
-"""train.py --eval-every N: KID and FD of the EMA's samples against the training images they were
-drawn for, every N steps, into log.jsonl: to watch a run move, not to publish (evaluate.py does
-that, on held-out images). With --lab-evaluator, also the lab's accuracy of one sample per
-condition of each test file (lab_acc_test, lab_acc_new_test): the GAN's accuracy jumping while its
-loss says nothing, as the lab report found, shows in the curves (python -m measure.curves).
+"""What a run shows of itself as it trains: its sample grids (OUT/samples_STEP.png, the same noise
+each time, so progress shows as the same samples sharpening), and with --eval-every N the KID and
+FD of the EMA's samples against the training images they were drawn for, into log.jsonl: to watch
+a run move, not to publish (evaluate.py does that, on held-out images). With --lab-evaluator, also
+the lab's accuracy of one sample per condition of each test file (python -m measure.curves).
 """
 import json
 import os
 import torch
 import evaluate
 from support import lab, scenes
-from support.cli import Fail
+from support.cli import Fail, watched
 from support.classifier import load_classifier
-from support.preview import preview_knobs
+from support.data import UnpairedBatches
+from support.pictures import grid
+
+
+def preview_knobs(net, args, what):
+    """The sample() keywords of a grid or a quality check: the preview sampler, a progress line."""
+    knobs = {k: args[f"preview_{k}"] for k in getattr(net, "preview", {})}
+    return knobs | watched(net.sample, what, args["quiet"])
+
+
+def sample_grid(model, ema, batches, args, step, proc, kept):
+    """OUT/samples_STEP.png from the EMA weights (else the model's), on its own seed. Samples with
+    a NaN/inf are never written: like a NaN loss or a full disk, they stop the run (kept: what it
+    leaves)."""
+    net = ema or model
+    n = args["grid"]
+    device = proc.device
+    knobs = preview_knobs(net, args, "grid")
+    net.eval()
+    with torch.random.fork_rng(devices=[device] if proc.cuda else []), proc.autocast:
+        torch.manual_seed(args["seed"])
+        if batches.paired:                                      # rows of input | output | target
+            b, a = batches.batch(torch.arange(max(1, min(n // 3, 8, len(batches)))))
+            x = torch.stack([a, net.sample(len(a), a), b], 1).flatten(0, 1)
+            nrow = 6
+        elif isinstance(batches, UnpairedBatches):              # a G(a) F(G(a)) b F(b) G(F(b))
+            b, a = batches.batch(torch.arange(max(1, min(n // 6, 8))))
+            ga = net.sample(len(a), a)
+            fb = net.sample(len(b), b, direction="BtoA")
+            fga = net.sample(len(a), ga, direction="BtoA")
+            gfb = net.sample(len(b), fb)
+            x = torch.stack([a, ga, fga, b, fb, gfb], 1).flatten(0, 1)
+            nrow = 6
+        elif batches.labels is not None:                        # a column per class (or caption)
+            y = torch.unique(batches.labels, dim=0)[:n].to(device)
+            x = net.sample(n, y[torch.arange(n, device=device) % len(y)], **knobs)
+            nrow = len(y) if len(y) <= 16 else None
+        else:
+            x = net.sample(n, **knobs)
+            nrow = None
+    model.train()
+    path = os.path.join(args["out"], f"samples_{step:06d}.png")
+    if not torch.isfinite(x).all():
+        flags = [f"--preview-{k} {args['preview_' + k]}" for k in getattr(net, "preview", {})]
+        where = f" ({', '.join(flags)})" if flags else ""
+        raise Fail(f"the samples of step {step}{where} hold NaN/inf: {path} not written; "
+                   f"stopped: {kept}")
+    try:
+        grid(x, nrow=nrow).save(path)
+    except OSError as e:                                        # a full disk
+        raise Fail(f"cannot write {path} ({e.strerror}): {kept}")
 
 
 def load_features(args, proc):
-    """evaluate.py's features (a classifier's, or Inception's) when --eval-every asks for them;
-    a missing file fails now, before any image is decoded."""
-    if not args["eval_every"]:
-        return None
+    """evaluate.py's features (a classifier's, or Inception's): a missing file fails now."""
     return evaluate.features_of(args["eval_features"], proc.device)
 
 
 def load_lab(args, proc):
-    """--lab-evaluator: the evaluator (a multi-label classifier of evaluate.py, or the course's
-    ResNet-18 file) and the test files (--lab-tests, else test.json and new_test.json beside
-    --labels, else the built-in scenes' own), read before any image is decoded -> None, or
-    (the network, its checkpoint dict, {name: (file, [[object names], ...])})."""
+    """--lab-evaluator (a multi-label classifier of evaluate.py, or the course's ResNet-18 file)
+    and its test files (--lab-tests, else test.json and new_test.json beside --labels, else the
+    built-in scenes' own), read before any image is decoded -> None, or (the network, its
+    checkpoint dict, {name: (file, [[object names], ...])})."""
     path = args["lab_evaluator"]
     if not path:
         return None
-    if not args["eval_every"]:
-        raise Fail("--lab-evaluator is scored at each quality check: give --eval-every N too")
     if not (args["labels"] or args["data"] == "scenes"):
         raise Fail("--lab-evaluator scores sets of objects: give --labels train.json, or "
                    "--data scenes")
@@ -58,10 +103,8 @@ def load_lab(args, proc):
 
 
 def lab_sets(evaluator, names, args):
-    """The test files' conditions as (n, K) multi-hot in the run's object order, once the data
-    have named the objects; an evaluator of other objects is refused."""
-    if evaluator is None:
-        return None
+    """The test files' conditions as (n, K) multi-hot in the data's object order; an evaluator of
+    other objects is refused."""
     net, ck, tests = evaluator
     theirs = ck["class_names"] or names                         # the course's file: objects.json's
     if ck["config"]["num_classes"] != len(names) or theirs != names:
@@ -75,8 +118,8 @@ def lab_sets(evaluator, names, args):
 
 def quality(model, ema, batches, features, args, step, proc, lab_check=None):
     """KID and FD of eval_n samples (the EMA's, for the labels or inputs of eval_n fixed training
-    images) against those images (the targets), on features, logged and written to log.jsonl; with
-    lab_check (lab_sets), the lab's accuracy of one sample per condition of each test file."""
+    images) against those images, into log.jsonl; with lab_check (lab_sets), the lab's accuracy
+    of one sample per condition of each test file."""
     net = ema or model
     B = args["batch_size"]
     knobs = preview_knobs(net, args, "quality")

@@ -124,6 +124,8 @@ def settings(name, cls, given):
                ema=getattr(cls, "ema_decay", 0.0),
                **{f"preview_{k}": v for k, v in getattr(cls, "preview", {}).items()})   # its grids'
     args.update({k: v for k, v in own.items() if args[k] is None})
+    if getattr(cls, "domains", False) and args["data"] == "shapes":
+        args["classes"] = True                                  # stargan: the shapes' 12 domains
     if ck and args["steps"] <= ck["step"]:
         raise Fail(f"{ckpt_path} has done {ck['step']} steps already: "
                    f"give --steps above {ck['step']} to train on")
@@ -156,6 +158,8 @@ def applies(name, args):
     given += ["--data scenes"] if args["data"] == "scenes" else []     # always labelled: sets
     if given and name in UNLABELLED:
         raise Fail(f"{given[0]} does not apply to {name}: {UNLABELLED[name]}; drop {given[0]}")
+    if args["lab_evaluator"] and not args["eval_every"]:
+        raise Fail("--lab-evaluator is scored at each quality check: give --eval-every N too")
     if (data := args["data"]) in BUILT_IN and os.path.isdir(data):
         raise Fail(f"--data {data} names the built-in data and the folder ./{data}: "
                    f"give --data ./{data} for the folder, or rename it")
