@@ -31,40 +31,46 @@ from support.settings import parse, settings
 
 
 def main(argv):
-    """The run as it happens: settings, processes, data, model (fresh or resumed), the loop."""
+    """The run: settings, processes, data, model (fresh or resumed), the loop."""
     name, cls, given = parse(argv, __doc__)
-    args, config, ck = settings(name, cls, given)               # every check that needs no data
+    # every check that needs no data, before any image is decoded
+    args, config, ck = settings(name, cls, given)
     proc = processes()
     features = evaluator = lab_check = None
-    if args["eval_every"]:                                      # fails now, not after the data
+    # --eval-every's features and the lab's evaluator: a missing file fails now
+    if args["eval_every"]:
         from support import quality
         features = quality.load_features(args, proc)
         evaluator = quality.load_lab(args, proc)
     try:
         images, labels, names = first_process_first(proc, data, name, cls, args, config, ck, proc)
         if evaluator:
-            lab_check = quality.lab_sets(evaluator, names, args)    # the test files' sets, as y
+            # the test files' sets, as y
+            lab_check = quality.lab_sets(evaluator, names, args)
         model, opts, ema = build(name, config, args, ck, proc)
         step = 0
         if ck:
             step = resume(ck, model, opts, ema, name, config, args, proc)
         else:
-            own_noise(proc, args["seed"])                       # process k > 0: its own seed
+            # process k > 0: its own seed
+            own_noise(proc, args["seed"])
         batches = make_batches(images, labels, names, model, args, proc)
         if args["compile"]:
             compile_objectives(model)
         millions = sum(p.numel() for p in model.parameters()) / 1e6
         proc.log(f"{millions:.2f}M parameters; config {json.dumps(config)}")
         kept = {k: v for k, v in args.items() if k not in ("resume", "compile")}
-        run = dict(model=name, config=config, args=kept, class_names=names)   # the checkpoint's
+        # what every checkpoint holds beside the weights
+        run = dict(model=name, config=config, args=kept, class_names=names)
         train(model, opts, ema, batches, step, run, proc, features, lab_check)
     finally:
         end(proc)
 
 
 def processes():
-    """This process: torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `python train.py` is process 0
-    of 1. The device is the GPU when there is one, with bf16 autocast and TF32 matmuls."""
+    """This process: torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `python train.py` is
+    process 0 of 1. The device is the GPU when there is one, with bf16 autocast and TF32
+    matmuls."""
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
     cuda = torch.cuda.is_available()
@@ -79,7 +85,8 @@ def processes():
     host = None
     if world > 1:
         dist.init_process_group("nccl" if cuda else "gloo")
-        host = dist.new_group(backend="gloo")                  # small messages between CPUs
+        # small messages between CPUs
+        host = dist.new_group(backend="gloo")
     log = print if rank == 0 else (lambda *a, **k: None)
     return SimpleNamespace(rank=rank, world=world, cuda=cuda, device=device, lock=None,
                            autocast=autocast, log=log, host=host)
@@ -89,10 +96,13 @@ def data(name, cls, args, config, ck, proc):
     """--data -> images (N, S, S, C) uint8, labels (class ids, caption ids, or (N, K) sets) and
     their names; the images' size, channels and classes go into the model's config."""
     if proc.rank == 0:
-        proc.lock = claim(args["out"])                          # one run at a time in --out
+        # one run at a time in --out
+        proc.lock = claim(args["out"])
     paired = getattr(cls, "paired", False)                      # pix2pix: (B, A) pairs
-    unpaired = getattr(cls, "unpaired", False)                  # cyclegan: domains A and B
-    text = args.get("captions", False)                          # ldm: captions, as token ids
+    # cyclegan: domains A and B
+    unpaired = getattr(cls, "unpaired", False)
+    # ldm: captions, as token ids
+    text = args.get("captions", False)
     if unpaired:                                                # labels: the domain ids
         images, labels, names, size = unpaired_dataset(args["data"], args["image_size"])
     else:
@@ -124,15 +134,16 @@ def data(name, cls, args, config, ck, proc):
 
 
 def build(name, config, args, ck, proc):
-    """The model, its optimizers (a list) and its EMA copy or None, from one seed: the same
-    weights in every process. A fresh ldm run may start from another run's autoencoder (--ae)."""
+    """The model, its optimizers (a list) and its EMA copy or None, from one seed: the
+    same weights in every process. A fresh ldm run may start from another run's
+    autoencoder (--ae)."""
     torch.manual_seed(args["seed"])
     model = build_model(name, config).to(proc.device)
     if proc.cuda:
         model = model.to(memory_format=torch.channels_last)
     try:
         opts = model.configure_optimizers()
-    except ValueError as e:                                     # torch's check: a negative lr
+    except ValueError as e:                                     # a negative lr, ...
         raise Fail(f"bad {name} configuration: {e}")
     opts = list(opts) if isinstance(opts, (tuple, list)) else [opts]
     if config.get("ae") and not ck:
@@ -146,12 +157,14 @@ def build(name, config, args, ck, proc):
 
 
 def make_batches(images, labels, names, model, args, proc):
-    """This process's batches: (x, y) for step i is batches(i). Captions become the model's token
-    ids; the whole data sits on the GPU when it fits in a quarter of the free memory."""
+    """This process's batches: (x, y) for step i is batches(i). Captions become the
+    model's token ids; the whole data sits on the GPU when it fits in a quarter of the
+    free memory."""
     captions = args.get("captions")
     if labels is not None:
         labels = model.tokenize(names)[labels] if captions else torch.from_numpy(labels)
-    read = model.detokenize(model.tokenize(names)) if captions else []   # the words it reads
+    # the words it reads
+    read = model.detokenize(model.tokenize(names)) if captions else []
     max_len = getattr(model, "max_len", None)
     if cut := [c for c, r in zip(names or [], read) if len(r.split()) == max_len]:
         proc.log(f"warning: {len(cut)} caption(s) reach --max-len {max_len} words; "
@@ -166,15 +179,17 @@ def make_batches(images, labels, names, model, args, proc):
 
 
 def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=None):
-    """Steps until args["steps"], with a progress line every --log-every steps; checkpoints, grids
-    and quality checks on their own schedules. Ctrl-C or SIGTERM stops at the next step, saved; a
-    NaN loss, samples that are not finite or a full disk stop it, the last good checkpoint kept."""
+    """Steps until args["steps"], with a progress line every --log-every steps;
+    checkpoints, grids and quality checks on their own schedules. Ctrl-C or SIGTERM stops
+    at the next step, saved; a NaN loss, samples that are not finite or a full disk stop
+    it, the last good checkpoint kept."""
     args = run["args"]
     out = args["out"]
     params = list(model.parameters())
     terms = {}
     nonfinite = torch.zeros((), dtype=torch.bool, device=proc.device)
-    saved = step if step else None                              # the step of the checkpoint on disk
+    # the step of the checkpoint on disk
+    saved = step if step else None
 
     def kept():
         """What a run that stops now leaves: said by every error that stops it."""
@@ -187,16 +202,18 @@ def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=N
         nonlocal saved
         if agree(nonfinite.item() or not all(torch.isfinite(p).all() for p in params), proc):
             raise Fail(f"a loss became NaN/inf by step {step}; stopped: {kept()}")
-        rng = rng_states(proc)                                  # every process's, in process 0
+        # every process's, in process 0
+        rng = rng_states(proc)
         in_first(proc, save, f"{out}/ckpt.pt", run, step, model, ema, opts, rng, kept())
         saved = step
 
     def samples():
-        """OUT/samples_STEP.png; samples that are not finite, or a full disk, stop the run."""
+        """OUT/samples_STEP.png; samples that are not finite, or a full disk, stop the
+        run."""
         from support.quality import sample_grid
         in_first(proc, sample_grid, model, ema, batches, args, step, proc, kept())
 
-    t0 = time.perf_counter()                                    # nn.Module starts in training mode
+    t0 = time.perf_counter()
     s0 = step
     with Signals() as signals:
         while not (stop := int(agree(signals.caught, proc))) and step < args["steps"]:
@@ -204,9 +221,11 @@ def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=N
                                     nonfinite, proc))
             step += 1
             if step % args["log_every"] == 0 or step == 1 or step == args["steps"]:
-                values = torch.stack([v.float() for v in terms.values()]).tolist()   # 1 host sync
+                # one host sync for all the terms
+                values = torch.stack([v.float() for v in terms.values()]).tolist()
                 if agree(not all(map(math.isfinite, values)), proc):
-                    checkpoint()                                # raises: keeps the last good one
+                    # raises: keeps the last good one
+                    checkpoint()
                 speed = (step - s0) * args["batch_size"] / (time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 s0 = step
@@ -229,21 +248,25 @@ def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=N
 
 def train_step(model, opts, ema, x, y, step, ema_decay, nonfinite, proc):
     """Step number step + 1 on the batch (x, y): the loss, or D then G on the same batch
-    (d_repeats D steps, then every n_critic steps g_steps G steps), then the EMA. Returns the
-    terms, detached; nonfinite (a bool tensor) notes a NaN/inf without a host sync."""
+    (d_repeats D steps, then every n_critic steps g_steps G steps), then the EMA. Returns
+    the terms, detached; nonfinite (a bool tensor) notes a NaN/inf without a host sync."""
     params = list(model.parameters())
     terms = {}
-    done = step + 1                                             # the steps taken after this one
+    # the steps taken after this one
+    done = step + 1
     if len(opts) == 1:
         groups = [(opts[0], model.loss, "")]
-    else:                                                       # D, then G every n_critic steps
-        groups = [(opts[0], model.d_loss, "D.")] * getattr(model, "d_repeats", 1)   # one batch
+    # D, then G every n_critic steps
+    else:
+        # d_repeats D steps on the one batch
+        groups = [(opts[0], model.d_loss, "D.")] * getattr(model, "d_repeats", 1)
         if done % getattr(model, "n_critic", 1) == 0:
             groups += [(opts[1], model.g_loss, "G.")] * getattr(model, "g_steps", 1)
     for opt, objective, prefix in groups:
         with proc.autocast:
             out_terms = objective(x, y)
-        total = sum(v for v in out_terms.values() if v.requires_grad)   # detached: only logged
+        # detached: only logged
+        total = sum(v for v in out_terms.values() if v.requires_grad)
         opt.zero_grad(set_to_none=True)
         total.backward()
         if proc.world > 1:
@@ -259,17 +282,21 @@ def train_step(model, opts, ema, x, y, step, ema_decay, nonfinite, proc):
 
 @torch.no_grad()
 def update_ema(ema, model, done, ema_decay):
-    """The moving average of the weights after step number `done`, with a warm-up so that short
-    runs average too: the decay is ema_decay, or (1 + n) / (10 + n) after n steps where smaller."""
+    """The moving average of the weights after step number `done`, with a warm-up so that
+    short runs average too: the decay is ema_decay, or (1 + n) / (10 + n) after n steps
+    where smaller."""
     decay = min(ema_decay, (1 + done) / (10 + done))
     for p_ema, p in zip(ema.parameters(), model.parameters()):
-        p_ema.lerp_(p, 1 - decay)                               # p_ema <- decay p_ema + (1-decay) p
+        # p_ema <- decay p_ema + (1-decay) p
+        p_ema.lerp_(p, 1 - decay)
     for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)                                          # BatchNorm statistics: copied
+        # BatchNorm statistics: copied
+        b_ema.copy_(b)
 
 
 def log(step, terms, speed, args, proc):
-    """The progress line (step, each loss term, images/s, ETA), and the same in OUT/log.jsonl."""
+    """The progress line (step, each loss term, images/s, ETA), and the same in
+    OUT/log.jsonl."""
     eta = (args["steps"] - step) * args["batch_size"] / max(speed, 1e-9)
     losses = "  ".join(f"{k} {v:.4g}" for k, v in terms.items())
     clock = f"{eta // 3600:.0f}h{eta % 3600 // 60:02.0f}m{eta % 60:02.0f}s"
@@ -280,16 +307,18 @@ def log(step, terms, speed, args, proc):
 
 
 def save(path, run, step, model, ema, opts, rng, kept):
-    """The whole training state as plain data (settings, step, weights with buffers and extra
-    state, EMA, optimizers' moments, each process's RNG states), written atomically: --resume
-    continues bit for bit. A full disk stops the run; the old ckpt.pt stays whole."""
+    """The whole training state as plain data (settings, step, weights with buffers and
+    extra state, EMA, optimizers' moments, each process's RNG states), written atomically:
+    --resume continues bit for bit. A full disk stops the run; the old ckpt.pt stays
+    whole."""
     try:
         save_checkpoint(path, dict(**run, step=step, weights=model.state_dict(),
                                    ema=ema.state_dict() if ema else None,
                                    optimizers=[o.state_dict() for o in opts], rng=rng))
-    except (OSError, RuntimeError) as e:                        # torch.save's: a RuntimeError
+    except (OSError, RuntimeError) as e:                        # torch.save: RuntimeError
         if os.path.exists(path + ".tmp"):
-            os.remove(path + ".tmp")                            # half a file: its space freed
+            # half a file: its space freed
+            os.remove(path + ".tmp")
         why = e.strerror if isinstance(e, OSError) else "the write failed"
         free = shutil.disk_usage(os.path.dirname(path) or ".").free / 2**20
         raise Fail(f"cannot write {path} ({why}; {free:.0f} MiB free there): {kept}")
@@ -299,7 +328,7 @@ def cli(argv):
     """main, with a mistake in the user's input as one line and exit status 1."""
     try:
         return command(main, argv)
-    except KeyboardInterrupt:                                   # before the loop, or a 2nd Ctrl-C
+    except KeyboardInterrupt:                                   # a 2nd Ctrl-C
         print("error: interrupted; nothing saved since the last checkpoint", file=sys.stderr)
         return 130
 

@@ -7,7 +7,7 @@
 
 Each row is one model with bf16 autocast and torch.compile on or off (bf16: CUDA only unless
 asked; compile: not with --quick). It measures what train.py runs, with its own functions
-(model_and_resume, train_step, compile_objectives, data): training images/s with one batch kept
+(build, train_step, compile_objectives, data): training images/s with one batch kept
 on the device; training images/s end to end, each step's batch drawn by data.py's Batches from a
 folder of PNGs (written here, or --data) after it was decoded and cached; the time to sample 64
 images (diffusion: DDPM with all T steps, and DDIM 50), with sample.py --compile's
@@ -29,17 +29,13 @@ from unittest import mock
 import numpy as np
 import torch
 from PIL import Image
-from train import train_step
-from support.cli import COUNT, writable
-from support.cli import (MODELS, Fail, Parser, add_flags, compile_objectives, compile_sampling,
-                         hyperparameters, model_class)
-from support.data import Batches, UnpairedBatches
-from support.processes import processes
-from support.resume import model_and_resume
+from train import build, data, make_batches, processes, train_step
+from support.cli import COUNT, MODELS, Fail, Parser, add_flags, compile_objectives
+from support.cli import compile_sampling, hyperparameters, model_class, writable
 from support.settings import TRAIN_DEFAULTS, network
-from support.training_data import data
 
-resource = importlib.import_module("resource") if os.name == "posix" else None   # CPU peak memory
+# CPU peak memory
+resource = importlib.import_module("resource") if os.name == "posix" else None
 
 
 def parse(argv):
@@ -69,7 +65,8 @@ def parse(argv):
     p.add_argument("--peer", action="store_true",
                    help="ddpm against diffusers' UNet2DModel, on the CPU (bench_peer.py)")
     known, rest = p.parse_known_args(argv)
-    if "model" in known:                                        # its keywords, as train.py's flags
+    # its keywords, as train.py's flags
+    if "model" in known:
         init = model_class(known.model).__init__
         group = p.add_argument_group(f"{known.model} hyperparameters")
         add_flags(group, init)
@@ -85,13 +82,16 @@ def parse(argv):
     s["models"] = [args["model"]] if "model" in args else list(MODELS)
     if s["json"]:
         writable("--json", s["json"])
-    for name in s["models"]:                                    # train.py's checks, before work
-        network(name, config(name, s), image_size(name, s), batch_size(name, s))
+    # train.py's checks, before work
+    for name in s["models"]:
+        labelled = getattr(model_class(name), "domains", False)
+        network(name, config(name, s), image_size(name, s), batch_size(name, s), labelled)
     return s
 
 
 TINY = dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=(4,))
-QUICK = {                                       # --quick: (image size, tiny keywords) of each model
+# --quick: (image size, tiny keywords) of each model
+QUICK = {
     "vae": (16, dict(ch=8)),
     "gan": (8, dict(hidden=16)),
     "dcgan": (16, dict(ngf=8, ndf=8)),
@@ -100,6 +100,9 @@ QUICK = {                                       # --quick: (image size, tiny key
     "stylegan": (8, dict(ch=8, max_ch=8)),
     "ddpm": (8, TINY),
     "ldm": (16, dict(f=2, ae_ch=32, **TINY)),
+    "stargan": (8, dict(ngf=4, ndf=4, n_blocks=1)),
+    "progan": (8, dict(ch=8, max_ch=8, z_dim=8)),
+    "srgan": (8, dict(B=1, ngf=4, ndf=4, content="mse")),
 }
 
 
@@ -124,11 +127,12 @@ def config(name, s):
 
 
 def write_folder(root, name, size, n):
-    """n random PNGs in root: side-by-side pairs for a paired model, A/ and B/ for an unpaired."""
+    """n random PNGs in root: side-by-side pairs for a paired model, A/ and B/ for an
+    unpaired one, or as StarGAN's two domains."""
     rng = np.random.default_rng(0)
     cls = model_class(name)
-    unpaired = getattr(cls, "unpaired", False)
-    folders = [os.path.join(root, d) for d in ("A", "B")] if unpaired else [root]
+    two = getattr(cls, "unpaired", False) or getattr(cls, "domains", False)
+    folders = [os.path.join(root, d) for d in ("A", "B")] if two else [root]
     wide = 2 * size if getattr(cls, "paired", False) else size
     for folder in folders:
         os.makedirs(folder, exist_ok=True)
@@ -159,22 +163,22 @@ def row(name, s, bf16, compiled, folder, out, proc):
     size = image_size(name, s)
     B = batch_size(name, s)
     args = dict(TRAIN_DEFAULTS, data=folder, image_size=size, batch_size=B, out=out, seed=0,
-                ema=getattr(cls, "ema_decay", 0.0))
+                ema=getattr(cls, "ema_decay", 0.0), classes=getattr(cls, "domains", False))
     keywords = config(name, s)
     proc.autocast = torch.autocast(proc.device.type, torch.bfloat16) if bf16 else nullcontext()
     if proc.cuda:
         torch.cuda.reset_peak_memory_stats(proc.device)
     cache = {} if s["data"] else {"XDG_CACHE_HOME": os.path.join(out, "cache")}
-    with mock.patch.dict(os.environ, cache), redirect_stdout(sys.stderr):   # said on stderr
-        images, labels, names = data(name, cls, args, keywords, None, proc)   # cached, not timed
+    # said on stderr
+    with mock.patch.dict(os.environ, cache), redirect_stdout(sys.stderr):
+        # cached, not timed
+        images, labels, names = data(name, cls, args, keywords, None, proc)
     proc.lock.close()
-    model, opts, ema, _ = model_and_resume(name, keywords, args, None, proc)
-    if hasattr(model, "ae_steps_done"):                         # ldm: the diffusion stage, as in
+    model, opts, ema = build(name, keywords, args, None, proc)
+    # ldm: the diffusion stage, as in
+    if hasattr(model, "ae_steps_done"):
         model.ae_steps_done = model.ae_steps                    # most of a run's steps
-    Draw = UnpairedBatches if getattr(cls, "unpaired", False) else Batches
-    y_all = None if labels is None else torch.from_numpy(labels)
-    batches = Draw(torch.from_numpy(images), y_all, B, proc.device, 0, store=proc.device,
-                   size=size, paired=getattr(cls, "paired", False))
+    batches = make_batches(images, labels, names, model, args, proc)
     if compiled:
         compile_objectives(model)
     nonfinite = torch.zeros((), dtype=torch.bool, device=proc.device)
@@ -182,7 +186,8 @@ def row(name, s, bf16, compiled, folder, out, proc):
 
     def step(i, xy=None):
         return train_step(model, opts, ema, *(xy or batches(i)), i, args["ema"], nonfinite, proc)
-    timed(lambda i: step(i, (x, y)), 2, proc)                   # warm-up (and compilation)
+    # warm-up (and compilation)
+    timed(lambda i: step(i, (x, y)), 2, proc)
     fixed = timed(lambda i: step(i, (x, y)), s["steps"], proc)
     folder_s = timed(step, s["steps"], proc)
     net = (ema or model).eval()
@@ -204,7 +209,8 @@ def row(name, s, bf16, compiled, folder, out, proc):
     if proc.cuda:
         memory = torch.cuda.max_memory_allocated(proc.device)
     elif resource:
-        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # ru_maxrss: KiB
+        # ru_maxrss: KiB
+        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     else:
         memory = float("nan")
     return dict(model=name, bf16=bf16, compile=compiled, image_size=size, batch_size=B,
@@ -218,8 +224,9 @@ def row(name, s, bf16, compiled, folder, out, proc):
 
 def table(rows, device):
     n = rows[0]["n"]
-    ddpm = rows[-1]["ddpm_steps"] or "T"
-    ddim = rows[-1]["ddim_steps"] or "S"
+    diffusion = [r for r in rows if r["ddpm_steps"]] or [dict(ddpm_steps="T", ddim_steps="S")]
+    ddpm = diffusion[0]["ddpm_steps"]
+    ddim = diffusion[0]["ddim_steps"]
     memory = "peak RSS of the process so far"
     if device.type == "cuda":
         memory = "peak CUDA memory allocated"
@@ -273,7 +280,8 @@ def main(argv):
 
 
 def cli(argv):
-    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
+    """The command line: main, with a mistake in the user's input as one line and exit
+    status 1."""
     try:
         return main(argv) or 0
     except Fail as e:

@@ -1,6 +1,7 @@
-"""What a run carries across its processes and its restarts: under torchrun every process takes
-the same branch, draws its own random numbers and steps with the averaged gradients, as
-DistributedDataParallel does; --resume puts back the weights, EMA, optimizers and RNG states.
+"""What a run carries across its processes and its restarts: under torchrun every process
+takes the same branch, draws its own random numbers and steps with the averaged gradients,
+as DistributedDataParallel does; --resume puts back the weights, EMA, optimizers and RNG
+states.
 """
 import torch
 import torch.distributed as dist
@@ -8,16 +9,18 @@ from support.cli import Fail
 
 
 def agree(value, proc):
-    """The largest value over all processes, so that every process takes the same branch."""
+    """The largest value over all processes, so that every process takes the same branch.
+    """
     t = torch.tensor(float(value))
     if proc.world > 1:
-        dist.all_reduce(t, dist.ReduceOp.MAX, group=proc.host)  # on the CPU: no wait for the GPU
+        # on the CPU: no wait for the GPU
+        dist.all_reduce(t, dist.ReduceOp.MAX, group=proc.host)
     return t.item()
 
 
 def in_first(proc, fn, *args):
-    """fn(*args) in process 0 alone (a checkpoint, a grid): a Fail it raises stops every process
-    with the same line. Returns fn's result in process 0."""
+    """fn(*args) in process 0 alone (a checkpoint, a grid): a Fail it raises stops every
+    process with the same line. Returns fn's result in process 0."""
     result = None
     message = [None]
     if proc.rank == 0:
@@ -33,13 +36,15 @@ def in_first(proc, fn, *args):
 
 
 def first_process_first(proc, fn, *args):
-    """fn(*args) in process 0, then in the others: process 0 decodes and caches the images once."""
+    """fn(*args) in process 0, then in the others: process 0 decodes and caches the images
+    once."""
     result = in_first(proc, fn, *args)
     return result if proc.rank == 0 else fn(*args)
 
 
 def rng_states(proc):
-    """Every process's RNG states (CPU, and CUDA), gathered in process 0 for the checkpoint."""
+    """Every process's RNG states (CPU, and CUDA), gathered in process 0 for the
+    checkpoint."""
     cuda = torch.cuda.get_rng_state(proc.device) if proc.cuda else None
     mine = dict(cpu=torch.get_rng_state(), cuda=cuda)
     if proc.world == 1:
@@ -50,31 +55,35 @@ def rng_states(proc):
 
 
 def own_noise(proc, seed, states=None, step=0):
-    """Each process's random numbers its own once the model is built: a checkpoint's states
-    (rng_states) put back, else process k > 0 seeded seed + 1000 k."""
-    if isinstance(states, dict):                            # a checkpoint of process 0's alone
+    """Each process's random numbers its own once the model is built: a checkpoint's
+    states (rng_states) put back, else process k > 0 seeded seed + 1000 k."""
+    # a checkpoint of process 0's alone
+    if isinstance(states, dict):
         states = [states]
     if states and proc.rank < len(states):
         torch.set_rng_state(states[proc.rank]["cpu"])
         if proc.cuda and states[proc.rank]["cuda"] is not None:
             torch.cuda.set_rng_state(states[proc.rank]["cuda"], proc.device)
-    elif proc.rank > 0:                                     # fresh, or a process the run lacked
+    # fresh, or a process the run lacked
+    elif proc.rank > 0:
         torch.manual_seed(seed + 1000 * proc.rank + step)
 
 
 def all_reduce_grads(params, world):
-    """The mean gradient of all processes, written out: DDP would hook forward(), and the models
-    are driven through loss, d_loss and g_loss."""
+    """The mean gradient of all processes, written out: DDP would hook forward(), and the
+    models are driven through loss, d_loss and g_loss."""
     grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.flatten() for g in grads])             # one message, not one per tensor
+    # one message, not one per tensor
+    flat = torch.cat([g.flatten() for g in grads])
     dist.all_reduce(flat)
     for g, f in zip(grads, flat.split([g.numel() for g in grads])):
         g.copy_(f.view_as(g) / world)
 
 
 def resume(ck, model, opts, ema, name, config, args, proc):
-    """The checkpoint's weights, EMA, optimizer moments and RNG states put back -> its step. The
-    optimizers keep this command line's settings: --resume --lr X trains with X."""
+    """The checkpoint's weights, EMA, optimizer moments and RNG states put back -> its
+    step. The optimizers keep this command line's settings: --resume --lr X trains with X.
+    """
     try:
         model.load_state_dict(ck["weights"])
         if ema is not None:

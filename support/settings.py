@@ -1,8 +1,8 @@
 """train.py's command line: its flags, their defaults, and every check that needs no data.
 
-parse reads the flags of one model (its keywords become flags: cli.add_flags); settings merges
-them with a resumed run's and the defaults, and refuses a bad number or folder at once, before any
-image is decoded.
+parse reads the flags of one model (its keywords become flags: cli.add_flags); settings
+merges them with a resumed run's and the defaults, and refuses a bad number or folder at
+once, before any image is decoded.
 """
 import argparse
 import importlib
@@ -20,7 +20,8 @@ TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_
                       log_every=100, sample_every=1000, ckpt_every=1000, grid=64, quiet=False,
                       preview_sampler=None, preview_steps=None, eval_every=0, eval_n=500,
                       eval_features="inception", lab_evaluator=None, lab_tests=None)
-COUNTS = [("seed", SEED, "random seed"),           # the integer flags: (flag, range, what)
+# the integer flags: (flag, range, what)
+COUNTS = [("seed", SEED, "random seed"),
           ("log-every", COUNT, "steps between progress lines (and log.jsonl records)"),
           ("sample-every", COUNT, "steps between sample grids"),
           ("ckpt-every", COUNT, "steps between checkpoints"),
@@ -29,14 +30,17 @@ COUNTS = [("seed", SEED, "random seed"),           # the integer flags: (flag, r
            "log.jsonl, plotted by python -m measure.curves), 0 = off"),
           ("eval-n", Range(int, 2),                    # a covariance; KID: subsets of n/2
            "samples per quality check, against as many training images")]
-BUILT_IN = ("shapes", "scenes")                         # --data's names that are not folders
-GROUPS = 32                     # ddpm.py's and ldm.py's GroupNorm(32, c): widths split in 32
+# --data's names that are not folders
+BUILT_IN = ("shapes", "scenes")
+# ddpm.py's and ldm.py's GroupNorm(32, c): widths split in 32
+GROUPS = 32
 UNLABELLED = {"pix2pix": "its condition is the input image of each pair",
               "cyclegan": "it translates between two unlabelled domains"}
 
 
 def parse(argv, usage):
-    """MODEL and its flags -> name, the model's class, the flags given (no defaults filled in)."""
+    """MODEL and its flags -> name, the model's class, the flags given (no defaults filled
+    in)."""
     if not argv or argv[0].startswith("-"):
         print(usage.strip() + f"\n\nmodels: {', '.join(MODELS)}")
         sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
@@ -88,7 +92,8 @@ def parse(argv, usage):
                    "or the course's ResNet-18 file; one sample per condition of each test file")
     p.add_argument("--lab-tests", metavar="JSON[,JSON]", help="the lab's test files. default: "
                    "test.json and new_test.json beside --labels; the built-in lists for scenes")
-    if preview := getattr(cls, "preview", None):          # diffusion: the grids' own, fast sampler
+    # diffusion: the grids' own, fast sampler
+    if preview := getattr(cls, "preview", None):
         p.add_argument("--preview-sampler", choices=["ddpm", "ddim"],
                        help=f"the grids' sampler. default: {preview['sampler']}")
         p.add_argument("--preview-steps", type=COUNT, help="the grids' sampling steps (1000 for "
@@ -99,8 +104,9 @@ def parse(argv, usage):
 
 
 def settings(name, cls, given):
-    """The settings given on this command line, else the resumed run's, else the defaults -> args,
-    config (the model's keywords), checkpoint or None. Every check that needs no data is made here.
+    """The settings given on this command line, else the resumed run's, else the defaults
+    -> args, config (the model's keywords), checkpoint or None. Every check that needs no
+    data is made here.
     """
     hp = hyperparameters(cls.__init__)
     out = given.get("out", f"runs/{name}")
@@ -120,17 +126,21 @@ def settings(name, cls, given):
     args = {**TRAIN_DEFAULTS, **(ck["args"] if ck else {}), **given_args, "out": out}
     defaults = {k: p.default for k, p in hp.items()}
     config = {**defaults, **(ck["config"] if ck else {}), **given_config}
-    own = dict(batch_size=getattr(cls, "batch_size", 64),       # the model's own defaults,
+    # the model's own defaults,
+    own = dict(batch_size=getattr(cls, "batch_size", 64),
                ema=getattr(cls, "ema_decay", 0.0),
-               **{f"preview_{k}": v for k, v in getattr(cls, "preview", {}).items()})   # its grids'
+               # its grids'
+               **{f"preview_{k}": v for k, v in getattr(cls, "preview", {}).items()})
     args.update({k: v for k, v in own.items() if args[k] is None})
     if getattr(cls, "domains", False) and args["data"] == "shapes":
-        args["classes"] = True                                  # stargan: the shapes' 12 domains
+        # stargan: the shapes' 12 domains
+        args["classes"] = True
     if ck and args["steps"] <= ck["step"]:
         raise Fail(f"{ckpt_path} has done {ck['step']} steps already: "
                    f"give --steps above {ck['step']} to train on")
     applies(name, args)
-    for k, p in hp.items():                                     # a file keyword (ldm's --ae)
+    # a file keyword (ldm's --ae)
+    for k, p in hp.items():
         if p.default is None and config.get(k) and not os.path.isfile(config[k]):
             raise Fail(f"no checkpoint at --{k.replace('_', '-')} {config[k]}")
     world = int(os.environ.get("WORLD_SIZE", 1))               # torchrun's processes
@@ -138,24 +148,30 @@ def settings(name, cls, given):
         raise Fail(f"--batch-size {args['batch_size']} is not a multiple of the {world} "
                    f"processes: give a multiple of {world}")
     size = args["image_size"] or (32 if args["data"] == "shapes" else 64)
-    image = 3 * size * size * 4                                 # bytes: 3 channels of float32
+    # bytes: 3 channels of float32
+    image = 3 * size * size * 4
     device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
     fits("--image-size", size, args["batch_size"] // world * image, device)   # one batch
     labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
     network(name, config, size, args["batch_size"] // world, labelled)
-    fits("--grid", args["grid"], args["grid"] * image, device)  # a grid is sampled at once
+    # a grid is sampled at once
+    fits("--grid", args["grid"], args["grid"] * image, device)
     try:
-        os.makedirs(out, exist_ok=True)                         # --out a file, or read-only: said
-    except OSError as e:                                        # now, not after decoding images
+        # --out a file, or read-only: said
+        os.makedirs(out, exist_ok=True)
+    # now, not after decoding images
+    except OSError as e:
         raise Fail(f"cannot make the folder --out {out}: {e.strerror}")
     return args, config, ck
 
 
 def applies(name, args):
-    """Flags that do not apply to this model, and a --data that names two things, refused by name.
+    """Flags that do not apply to this model, and a --data that names two things, refused
+    by name.
     """
     given = [f"--{f}" for f in ("classes", "labels") if args[f]]
-    given += ["--data scenes"] if args["data"] == "scenes" else []     # always labelled: sets
+    # always labelled: sets
+    given += ["--data scenes"] if args["data"] == "scenes" else []
     if given and name in UNLABELLED:
         raise Fail(f"{given[0]} does not apply to {name}: {UNLABELLED[name]}; drop {given[0]}")
     if args["lab_evaluator"] and not args["eval_every"]:
@@ -166,16 +182,18 @@ def applies(name, args):
 
 
 def network(name, config, size, batch, labelled=False):
-    """Network shapes that cannot work, refused with the reason before any work: widths that
-    GroupNorm or the text encoder's heads cannot split, attention at a resolution no level has, a
-    minibatch-std group that does not divide the batch of a process; then the model is built on
-    the meta device (no memory), so its own checks run now too. Used by train.py and bench.py."""
+    """Network shapes that cannot work, refused with the reason before any work: widths
+    that GroupNorm or the text encoder's heads cannot split, attention at a resolution no
+    level has, a minibatch-std group that does not divide the batch of a process; then the
+    model is built on the meta device (no memory), so its own checks run now too. Used by
+    train.py and bench.py."""
     c = config
     if c.get("mbstd_group") and batch % c["mbstd_group"]:
         raise Fail(f"--mbstd-group {c['mbstd_group']} does not divide the batch of {batch} "
                    "(per process): choose a divisor of it")
     for key in ("ch", "ae_ch"):
-        if "ch_mult" in c and c.get(key) and c[key] % GROUPS:       # ddpm.py's and ldm.py's
+        # ddpm.py's and ldm.py's
+        if "ch_mult" in c and c.get(key) and c[key] % GROUPS:
             raise Fail(f"--{key.replace('_', '-')} {c[key]} is not a multiple of {GROUPS}: "
                        f"GroupNorm splits each width in {GROUPS} groups")
     if "text_dim" in c:
@@ -197,7 +215,8 @@ def network(name, config, size, batch, labelled=False):
         if stray := [r for r in c["attn_res"] if r not in levels]:
             raise Fail(f"--attn-res {stray[0]} matches no level of the U-Net, whose resolutions "
                        f"are {', '.join(map(str, levels))}")
-    if "history" in c and c["history"]:                         # cyclegan: two image buffers
+    # cyclegan: two image buffers
+    if "history" in c and c["history"]:
         fits("--history", c["history"], 2 * c["history"] * 3 * size * size * 4)
     config = {"image_size": size, "channels": 3, "num_classes": 2 if labelled else 0, **config}
     with torch.device("meta"):

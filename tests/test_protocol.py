@@ -191,3 +191,25 @@ def test_model_files_import_only_torch_and_the_files_they_build_on():
         allowed = {"torch"} | set(NEEDS.get(name, [])) | set(sys.stdlib_module_names)
         assert imported <= allowed, f"{name}.py imports {imported - allowed}"
         assert inspect.getdoc(__import__(name)), f"{name}.py has no docstring"
+
+
+IMPORTED = """
+import os, sys
+sys.argv = ["train.py"]
+import train
+files = {os.path.abspath(m.__file__) for m in list(sys.modules.values())
+         if getattr(m, "__file__", None)}
+print(sorted(f for f in files if f.startswith(os.getcwd() + os.sep) and os.path.isfile(f)))
+"""
+
+
+def test_import_train_loads_at_most_10_project_files_and_1300_lines():
+    """What a student must trust to follow one run: evaluation, the lab, the grids and anything
+    behind a flag are imported where they are used, not by `import train`."""
+    p = subprocess.run([sys.executable, "-c", IMPORTED], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    files = ast.literal_eval(p.stdout.strip().splitlines()[-1])
+    lines = sum(len(open(f).read().splitlines()) for f in files)
+    names = [os.path.relpath(f, ROOT) for f in files]
+    assert len(files) <= 10 and lines <= 1300, f"{len(files)} files, {lines} lines: {names}"
