@@ -1,19 +1,19 @@
-"""One command that measures training and sampling speed on the device present (CUDA if any).
+"""Training and sampling speed on the device present (CUDA if any), one row a model.
 
-    python -m measure.bench                             # every model at its defaults: a table
-    python -m measure.bench --model ddpm --ch 128 --ch-mult 1,2,2,2   # one model, train.py's flags
-    python -m measure.bench --quick --json bench.json   # every model in seconds (tiny), and JSON
+    python -m measure.bench                             # every model at its defaults
+    python -m measure.bench --model ddpm --ch 128 --ch-mult 1,2,2,2   # train.py's flags
+    python -m measure.bench --quick --json bench.json   # every model, tiny, in seconds
     python -m measure.bench --peer                      # ddpm's U-Net against diffusers'
 
-Each row is one model with bf16 autocast and torch.compile on or off (bf16: CUDA only unless
-asked; compile: not with --quick). It measures what train.py runs, with its own functions
-(build, train_step, compile_objectives, data): training images/s with one batch kept
-on the device; training images/s end to end, each step's batch drawn by data.py's Batches from a
-folder of PNGs (written here, or --data) after it was decoded and cached; the time to sample 64
-images (diffusion: DDPM with all T steps, and DDIM 50), with sample.py --compile's
-compile_sampling; and the peak memory: torch.cuda.max_memory_allocated on a GPU, on the CPU the
-peak resident set of the whole process so far (getrusage), which only grows from row to row.
-The device is synchronized only where a clock is read.
+Each row is one model with bf16 autocast and torch.compile on or off (bf16: CUDA only
+unless asked; compile: not with --quick). It measures what train.py runs, with its own
+functions (data, build, train_step, compile_objectives): training images/s with one batch
+kept on the device; training images/s end to end, each step's batch drawn from a folder of
+PNGs (written here, or --data) after it was decoded and cached; the time to sample 64 images
+(diffusion: DDPM with all T steps, and DDIM 50), with sample.py --compile's
+compile_sampling; and the peak memory: torch.cuda.max_memory_allocated on a GPU, on the CPU
+the peak resident set of the whole process so far (getrusage), which only grows from row to
+row. The device is synchronized only where a clock is read.
 """
 import argparse
 import importlib
@@ -44,9 +44,11 @@ def parse(argv):
                argument_default=argparse.SUPPRESS)
     p.add_argument("--model", choices=list(MODELS),
                    help="one model (its hyperparameters as flags). default: all")
-    p.add_argument("--quick", action="store_true", help="seconds in all: 8-16px, narrow networks, "
-                   "batch 4, 2 timed steps, 8 samples, 10 DDPM and 5 DDIM steps, no compile")
-    p.add_argument("--image-size", type=COUNT, help="the images' side. default: the model's own")
+    p.add_argument("--quick", action="store_true", help="seconds in all: 8-16px, narrow "
+                   "networks, batch 4, 2 timed steps, 8 samples, 10 DDPM and 5 DDIM steps, "
+                   "no compile")
+    p.add_argument("--image-size", type=COUNT,
+                   help="the images' side. default: the model's own")
     p.add_argument("--batch-size", type=COUNT,
                    help="images per training step. default: the model's train.py default")
     p.add_argument("--steps", type=COUNT,
@@ -76,7 +78,8 @@ def parse(argv):
     s = dict(quick=quick, steps=2 if quick else 5, n=8 if quick else 64,
              ddim_steps=5 if quick else 50, bf16="both" if cuda else "off",
              compile="off" if quick else "both", data=None, json=None, peer=False,
-             image_size=None, batch_size=4 if quick else None, ddpm_steps=10 if quick else None)
+             image_size=None, batch_size=4 if quick else None,
+             ddpm_steps=10 if quick else None)
     s.update({k: v for k, v in args.items() if k in s})
     s["config"] = {k: v for k, v in args.items() if k not in s and k != "model"}
     s["models"] = [args["model"]] if "model" in args else list(MODELS)
@@ -112,7 +115,8 @@ def quick(name):
 
 
 def image_size(name, s):
-    default = inspect.signature(model_class(name).__init__).parameters["image_size"].default
+    init = inspect.signature(model_class(name).__init__)
+    default = init.parameters["image_size"].default
     return s["image_size"] or (s["quick"] and quick(name)[0]) or default
 
 
@@ -122,7 +126,8 @@ def batch_size(name, s):
 
 def config(name, s):
     """A model's keywords in a row: its defaults, then --quick's, then the flags given."""
-    defaults = {k: p.default for k, p in hyperparameters(model_class(name).__init__).items()}
+    init = hyperparameters(model_class(name).__init__)
+    defaults = {k: p.default for k, p in init.items()}
     return {**defaults, **(quick(name)[1] if s["quick"] else {}), **s["config"]}
 
 
@@ -162,10 +167,13 @@ def row(name, s, bf16, compiled, folder, out, proc):
     cls = model_class(name)
     size = image_size(name, s)
     B = batch_size(name, s)
-    args = dict(TRAIN_DEFAULTS, data=folder, image_size=size, batch_size=B, out=out, seed=0,
-                ema=getattr(cls, "ema_decay", 0.0), classes=getattr(cls, "domains", False))
+    args = dict(TRAIN_DEFAULTS, data=folder, image_size=size, batch_size=B, out=out,
+                seed=0, ema=getattr(cls, "ema_decay", 0.0),
+                classes=getattr(cls, "domains", False))
     keywords = config(name, s)
-    proc.autocast = torch.autocast(proc.device.type, torch.bfloat16) if bf16 else nullcontext()
+    proc.autocast = nullcontext()
+    if bf16:
+        proc.autocast = torch.autocast(proc.device.type, torch.bfloat16)
     if proc.cuda:
         torch.cuda.reset_peak_memory_stats(proc.device)
     cache = {} if s["data"] else {"XDG_CACHE_HOME": os.path.join(out, "cache")}
@@ -185,7 +193,8 @@ def row(name, s, bf16, compiled, folder, out, proc):
     x, y = batches(0)
 
     def step(i, xy=None):
-        return train_step(model, opts, ema, *(xy or batches(i)), i, args["ema"], nonfinite, proc)
+        x, y = xy or batches(i)
+        return train_step(model, opts, ema, x, y, i, args["ema"], nonfinite, proc)
     # warm-up (and compilation)
     timed(lambda i: step(i, (x, y)), 2, proc)
     fixed = timed(lambda i: step(i, (x, y)), s["steps"], proc)
@@ -224,7 +233,8 @@ def row(name, s, bf16, compiled, folder, out, proc):
 
 def table(rows, device):
     n = rows[0]["n"]
-    diffusion = [r for r in rows if r["ddpm_steps"]] or [dict(ddpm_steps="T", ddim_steps="S")]
+    diffusion = [r for r in rows if r["ddpm_steps"]]
+    diffusion = diffusion or [dict(ddpm_steps="T", ddim_steps="S")]
     ddpm = diffusion[0]["ddpm_steps"]
     ddim = diffusion[0]["ddim_steps"]
     memory = "peak RSS of the process so far"
@@ -258,7 +268,8 @@ def main(argv):
         for name in s["models"]:
             size = image_size(name, s)
             B = batch_size(name, s)
-            folder = s["data"] or write_folder(os.path.join(tmp, name), name, size, max(2 * B, 8))
+            folder = s["data"]
+            folder = folder or write_folder(os.path.join(tmp, name), name, size, max(2 * B, 8))
             for bf16 in both[s["bf16"]]:
                 for compiled in both[s["compile"]]:
                     print(f"bench: {name} bf16 {bf16} compile {compiled} ...", file=sys.stderr,
@@ -271,7 +282,8 @@ def main(argv):
         cpu = platform.processor() or platform.machine()
         device = f"{cpu} CPU, {torch.get_num_threads()} threads"
     took = time.perf_counter() - t0
-    print(f"bench.py {' '.join(argv)}: {device}, torch {torch.__version__}, {took:.0f} s in all\n")
+    print(f"bench.py {' '.join(argv)}: {device}, torch {torch.__version__}, "
+          f"{took:.0f} s in all\n")
     print(table(rows, proc.device))
     if s["json"]:
         with open(s["json"], "w") as f:
