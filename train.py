@@ -1,14 +1,14 @@
 """The one training loop shared by every model in this repository.
 
-    python train.py MODEL [--data PATH|shapes] [--image-size N] [--batch-size N] [--steps N]
-                          [--out DIR] [--resume] [--compile] [--<model hyperparameter> ...]
-    torchrun --nproc_per_node=4 train.py MODEL ...      # data parallel, one process per GPU
-    python train.py vae --help                          # every flag of one model, and its default
+    python train.py MODEL [--data PATH|shapes] [--image-size N] [--batch-size N]
+                          [--steps N] [--out DIR] [--resume] [--compile] [--<keyword> N ...]
+    torchrun --nproc_per_node=4 train.py MODEL ...      # one process per GPU
+    python train.py vae --help                          # every flag of a model, its default
 
-A model file holds the maths (loss, or d_loss and g_loss; configure_optimizers; sample). This file
-holds the run: the device, the data, the model with its optimizers and EMA, the loop, the step,
-checkpoints. The flags and their checks are in support/settings.py; torchrun's helpers and
---resume in support/processes.py; grids and --eval-every in support/quality.py.
+A model file holds the maths (loss, or d_loss and g_loss; configure_optimizers; sample). This
+file holds the run: the device, the data, the model with its optimizers and EMA, the loop, the
+step, checkpoints. Flags and their checks: support/settings.py; torchrun's helpers and
+--resume: support/processes.py; grids and --eval-every: support/quality.py.
 """
 import copy
 import json
@@ -25,8 +25,8 @@ import torch.distributed as dist
 from support.cli import Fail, Signals, build_model, claim, command, compile_objectives
 from support.cli import load_checkpoint, save_checkpoint
 from support.data import Batches, UnpairedBatches, dataset, unpaired_dataset
-from support.processes import (agree, all_reduce_grads, end, first_process_first, in_first,
-                               own_noise, resume, rng_states)
+from support.processes import agree, all_reduce_grads, end, first_process_first
+from support.processes import in_first, own_noise, resume, rng_states
 from support.settings import parse, settings
 
 
@@ -44,16 +44,14 @@ def main(argv):
         evaluator = quality.load_lab(args, proc)
     try:
         images, labels, names = first_process_first(proc, data, name, cls, args, config, ck, proc)
-        if evaluator:
-            # the test files' sets, as y
+        if evaluator:                                           # the test files' sets, as y
             lab_check = quality.lab_sets(evaluator, names, args)
         model, opts, ema = build(name, config, args, ck, proc)
         step = 0
         if ck:
             step = resume(ck, model, opts, ema, name, config, args, proc)
         else:
-            # process k > 0: its own seed
-            own_noise(proc, args["seed"])
+            own_noise(proc, args["seed"])                       # process k > 0: its own seed
         batches = make_batches(images, labels, names, model, args, proc)
         if args["compile"]:
             compile_objectives(model)
@@ -96,29 +94,26 @@ def data(name, cls, args, config, ck, proc):
     """--data -> images (N, S, S, C) uint8, labels (class ids, caption ids, or (N, K) sets) and
     their names; the images' size, channels and classes go into the model's config."""
     if proc.rank == 0:
-        # one run at a time in --out
-        proc.lock = claim(args["out"])
+        proc.lock = claim(args["out"])                          # one run at a time in --out
     paired = getattr(cls, "paired", False)                      # pix2pix: (B, A) pairs
-    # cyclegan: domains A and B
-    unpaired = getattr(cls, "unpaired", False)
-    # ldm: captions, as token ids
-    text = args.get("captions", False)
+    unpaired = getattr(cls, "unpaired", False)                  # cyclegan: A and B
+    text = args.get("captions", False)                          # ldm: captions' token ids
     if unpaired:                                                # labels: the domain ids
         images, labels, names, size = unpaired_dataset(args["data"], args["image_size"])
     else:
-        images, labels, names, size = dataset(args["data"], args["image_size"], args["classes"],
-                                              paired, args["direction"], text, args["labels"],
-                                              args["objects"], args["resize"])
+        images, labels, names, size = dataset(
+            args["data"], args["image_size"], args["classes"], paired, args["direction"], text,
+            args["labels"], args["objects"], args["resize"])
     args["image_size"] = size
     channels = images.shape[-1] // (2 if paired else 1)
     num_classes = len(names) if names and not text else 0
     config.update(image_size=size, channels=channels, num_classes=num_classes)
     if text:
         config["vocab"] = config["vocab"] or cls.vocabulary(names)
-    if ck and (ck["config"]["image_size"], ck["config"]["channels"]) != (size, channels):
-        raise Fail(f"{args['out']}/ckpt.pt was trained on {ck['config']['image_size']}px images "
-                   f"with {ck['config']['channels']} channel(s); this data gives {size}px "
-                   f"with {channels}")
+    was = ck and (ck["config"]["image_size"], ck["config"]["channels"])
+    if ck and was != (size, channels):
+        raise Fail(f"{args['out']}/ckpt.pt was trained on {was[0]}px images with {was[1]} "
+                   f"channel(s); this data gives {size}px with {channels}")
     what = ""
     if unpaired:
         a = int((labels == 0).sum())
@@ -128,15 +123,14 @@ def data(name, cls, args, config, ck, proc):
         what = f", {len(names)} {kind}"
     items = "pairs" if paired else "images"
     where = f"on {proc.device}" + (f" x {proc.world} processes" if proc.world > 1 else "")
-    proc.log(f"{name}: {len(images)} {items} {size}x{size}x{channels}{what} from {args['data']}, "
-             + where)
+    proc.log(f"{name}: {len(images)} {items} {size}x{size}x{channels}{what} "
+             f"from {args['data']}, {where}")
     return images, labels, names
 
 
 def build(name, config, args, ck, proc):
-    """The model, its optimizers (a list) and its EMA copy or None, from one seed: the
-    same weights in every process. A fresh ldm run may start from another run's
-    autoencoder (--ae)."""
+    """The model, its optimizers (a list) and its EMA copy or None, from one seed: the same
+    weights in every process. A fresh ldm run may start from another run's autoencoder."""
     torch.manual_seed(args["seed"])
     model = build_model(name, config).to(proc.device)
     if proc.cuda:
@@ -157,14 +151,12 @@ def build(name, config, args, ck, proc):
 
 
 def make_batches(images, labels, names, model, args, proc):
-    """This process's batches: (x, y) for step i is batches(i). Captions become the
-    model's token ids; the whole data sits on the GPU when it fits in a quarter of the
-    free memory."""
+    """This process's batches: (x, y) for step i is batches(i). Captions become the model's
+    token ids; the whole data sits on the GPU when it fits in a quarter of its free memory."""
     captions = args.get("captions")
     if labels is not None:
         labels = model.tokenize(names)[labels] if captions else torch.from_numpy(labels)
-    # the words it reads
-    read = model.detokenize(model.tokenize(names)) if captions else []
+    read = model.detokenize(model.tokenize(names)) if captions else []   # the words it reads
     max_len = getattr(model, "max_len", None)
     if cut := [c for c, r in zip(names or [], read) if len(r.split()) == max_len]:
         proc.log(f"warning: {len(cut)} caption(s) reach --max-len {max_len} words; "
@@ -172,24 +164,23 @@ def make_batches(images, labels, names, model, args, proc):
     free = torch.cuda.mem_get_info(proc.device)[0] if proc.cuda else 0
     fits = proc.cuda and images.nbytes < 0.25 * free
     Draw = UnpairedBatches if getattr(model, "unpaired", False) else Batches
-    return Draw(torch.from_numpy(images), labels, args["batch_size"] // proc.world, proc.device,
-                args["seed"], proc.rank, proc.world, args["flip"],
-                store=proc.device if fits or not proc.cuda else "cpu", size=args["image_size"],
-                paired=getattr(model, "paired", False))
+    store = proc.device if fits or not proc.cuda else "cpu"
+    return Draw(torch.from_numpy(images), labels, args["batch_size"] // proc.world,
+                proc.device, args["seed"], proc.rank, proc.world, args["flip"], store=store,
+                size=args["image_size"], paired=getattr(model, "paired", False))
 
 
 def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=None):
-    """Steps until args["steps"], with a progress line every --log-every steps;
-    checkpoints, grids and quality checks on their own schedules. Ctrl-C or SIGTERM stops
-    at the next step, saved; a NaN loss, samples that are not finite or a full disk stop
-    it, the last good checkpoint kept."""
+    """Steps until args["steps"], a progress line every --log-every steps; checkpoints, grids
+    and quality checks on their own schedules. Ctrl-C or SIGTERM stops at the next step, saved;
+    a NaN loss, samples that are not finite or a full disk stop it, the last good checkpoint
+    kept."""
     args = run["args"]
     out = args["out"]
     params = list(model.parameters())
     terms = {}
     nonfinite = torch.zeros((), dtype=torch.bool, device=proc.device)
-    # the step of the checkpoint on disk
-    saved = step if step else None
+    saved = step or None                                        # the checkpoint on disk
 
     def kept():
         """What a run that stops now leaves: said by every error that stops it."""
@@ -202,14 +193,12 @@ def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=N
         nonlocal saved
         if agree(nonfinite.item() or not all(torch.isfinite(p).all() for p in params), proc):
             raise Fail(f"a loss became NaN/inf by step {step}; stopped: {kept()}")
-        # every process's, in process 0
-        rng = rng_states(proc)
+        rng = rng_states(proc)                                  # every process's, in 0
         in_first(proc, save, f"{out}/ckpt.pt", run, step, model, ema, opts, rng, kept())
         saved = step
 
     def samples():
-        """OUT/samples_STEP.png; samples that are not finite, or a full disk, stop the
-        run."""
+        """OUT/samples_STEP.png; samples that are not finite, or a full disk, stop the run."""
         from support.quality import sample_grid
         in_first(proc, sample_grid, model, ema, batches, args, step, proc, kept())
 
@@ -224,8 +213,7 @@ def train(model, opts, ema, batches, step, run, proc, features=None, lab_check=N
                 # one host sync for all the terms
                 values = torch.stack([v.float() for v in terms.values()]).tolist()
                 if agree(not all(map(math.isfinite, values)), proc):
-                    # raises: keeps the last good one
-                    checkpoint()
+                    checkpoint()                                # raises, keeps the last good
                 speed = (step - s0) * args["batch_size"] / (time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 s0 = step

@@ -1,7 +1,6 @@
-"""The command line that train.py, sample.py and evaluate.py share: a mistake in the
-user's input as one line (Fail), every number's declared range (RANGES), the models by
-name, a model's keywords as flags, checkpoints, the lock on --out, Ctrl-C, and the
-progress of a long loop.
+"""The command line that train.py, sample.py and evaluate.py share: a mistake in the user's
+input as one line (Fail), every number's declared range (RANGES), the models by name, a
+model's keywords as flags, checkpoints, the lock on --out, Ctrl-C, a long loop's progress.
 """
 import argparse
 import importlib
@@ -19,15 +18,13 @@ class Fail(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with a mistake on the command line as one line (error: ...) like every
-    other."""
+    """argparse, with a mistake on the command line as one line (error: ...)."""
     def error(self, message):
         raise Fail(f"{message} (see {self.prog} --help)")
 
 
 def command(main, argv):
-    """A command's exit status: main(argv), with a Fail printed as one line on stderr,
-    status 1."""
+    """A command's exit status: main(argv), a Fail printed as one line on stderr (1)."""
     try:
         main(argv)
     except Fail as e:
@@ -37,8 +34,8 @@ def command(main, argv):
 
 
 class Range:
-    """Numbers of one kind between lo and hi (either end open or closed, None =
-    unbounded): an argparse type that refuses a number out of range in one line."""
+    """An argparse type: numbers of one kind from lo to hi (None: unbounded; either end open
+    or closed), a number out of range refused in one line."""
 
     def __init__(self, kind, lo=None, hi=None, lo_open=False, hi_open=False):
         self.kind = kind                                    # int or float
@@ -46,34 +43,28 @@ class Range:
         self.hi = hi
         self.lo_open = lo_open
         self.hi_open = hi_open
-        # argparse names the type in its errors
-        self.__name__ = kind.__name__
+        self.__name__ = kind.__name__                       # for argparse's errors
 
     def says(self):
-        """The range in words: 'at least 1', 'in [0, 1)', 'above 0'."""
-        if self.lo is not None and self.hi is not None:
-            left = "(" if self.lo_open else "["
-            right = ")" if self.hi_open else "]"
-            return f"in {left}{self.lo}, {self.hi}{right}"
-        if self.lo is not None:
+        """The range in words: 'at least 1', 'above 0', 'in [0, 1)'."""
+        if self.lo is None:
+            return "a finite number"
+        if self.hi is None:
             return f"above {self.lo}" if self.lo_open else f"at least {self.lo}"
-        if self.hi is not None:
-            return f"below {self.hi}" if self.hi_open else f"at most {self.hi}"
-        return "a finite number"
-
-    def holds(self, v):
-        if isinstance(v, float) and not math.isfinite(v):   # nan and inf: never in range
-            return False
-        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
-            return False
-        return self.hi is None or (v < self.hi if self.hi_open else v <= self.hi)
+        left = "(" if self.lo_open else "["
+        right = ")" if self.hi_open else "]"
+        return f"in {left}{self.lo}, {self.hi}{right}"
 
     def __call__(self, text):
         try:
             v = self.kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid {self.__name__} value: '{text}'")
-        if not self.holds(v):
+        lo, hi = self.lo, self.hi
+        below = lo is not None and (v <= lo if self.lo_open else v < lo)
+        above = hi is not None and (v >= hi if self.hi_open else v > hi)
+        # nan and inf are never in range
+        if isinstance(v, float) and not math.isfinite(v) or below or above:
             raise argparse.ArgumentTypeError(f"must be {self.says()} (got {text})")
         return v
 
@@ -151,8 +142,7 @@ def model_class(name):
 
 
 def build_model(name, config):
-    """The model, built from its keywords (a checkpoint's config), or one line saying why
-    not."""
+    """The model, built from its keywords (a checkpoint's config), or one line saying why."""
     try:
         return model_class(name)(**config)
     except (ValueError, TypeError, RuntimeError) as e:     # RuntimeError: a negative width
@@ -171,9 +161,8 @@ def hyperparameters(fn):
 
 
 def flag_help(fn):
-    """The help of each keyword: its line `name: what it does (paper: X)` in fn's
-    docstring, where a reader looks it up (a keyword left out is a mistake the tests
-    catch)."""
+    """Each keyword's help: its line `name: what it does (paper: X)` in fn's docstring, where
+    a reader looks it up."""
     found = {}
     for line in (inspect.getdoc(fn) or "").splitlines():
         name, sep, text = line.strip().partition(": ")
@@ -183,8 +172,7 @@ def flag_help(fn):
 
 
 def ints(rng):
-    """A tuple flag's type: "1,2,2" -> (1, 2, 2), each number in rng; "" -> () (--attn-res
-    '')."""
+    """A tuple flag's type: "1,2,2" -> (1, 2, 2), each number in rng; "" -> ()."""
     def parse(text):
         return tuple(rng(v) for v in text.split(",")) if text else ()
     parse.__name__ = "list of numbers"
@@ -192,44 +180,36 @@ def ints(rng):
 
 
 def declared(module, name):
-    """The range of a model keyword: its file's own ("gan.lr"), else RANGES[name]."""
-    own = f"{module}.{name}"
-    if own not in RANGES and name not in RANGES:
-        raise KeyError(f"{own}: a numeric keyword with no range in support/cli.py RANGES")
-    return RANGES.get(own, RANGES.get(name))
+    """The range of a model keyword: its file's own ("gan.lr"), else RANGES[name], or None."""
+    return RANGES.get(f"{module}.{name}", RANGES.get(name))
 
 
 def add_flags(parser, *fns):
     """Each keyword of fns (a model's __init__; or its sample and animate) becomes a flag, its
-    help the docstring's line (flag_help) and its default: a bool gives --x/--no-x, a tuple
-    --ch-mult 1,2, a number its declared range; None is the paper's value where the name has a
-    range, else a file (PATH)."""
+    help the docstring's line and its default: a bool gives --x/--no-x, a tuple --ch-mult 1,2,
+    a number its declared range; None is the paper's value where the name has a range, else a
+    file (PATH)."""
     params = {}
     helps = {}
     for fn in fns:
         params |= hyperparameters(fn)
         helps |= flag_help(fn)
-    module = fns[0].__module__
     for name, p in params.items():
         d = p.default
+        rng = declared(fns[0].__module__, name)
         kw = dict(dest=name, default=argparse.SUPPRESS, help=helps.get(name, ""))
-        if d is None or d is inspect.Parameter.empty:
-            if rng := RANGES.get(f"{module}.{name}", RANGES.get(name)):
-                kw["help"] += " (default: the paper's)"
-                parser.add_argument(flag(name), type=rng, **kw)
-            else:
-                parser.add_argument(flag(name), metavar="PATH", **kw)   # an image file
-            continue
-        kw["help"] += f" (default: {d})"
+        if d is None and rng:
+            kw["help"] += " (default: the paper's)"
+        elif d is not None:
+            kw["help"] += f" (default: {d})"
         if isinstance(d, bool):
             parser.add_argument(flag(name), action=argparse.BooleanOptionalAction, **kw)
         elif isinstance(d, tuple):
-            rng = ints(declared(module, name))
-            parser.add_argument(flag(name), type=rng, metavar="A,B,...", **kw)
-        elif isinstance(d, (int, float)):
-            parser.add_argument(flag(name), type=declared(module, name), **kw)
+            parser.add_argument(flag(name), type=ints(rng), metavar="A,B,...", **kw)
+        elif d is None and not rng:
+            parser.add_argument(flag(name), metavar="PATH", **kw)   # an image file
         else:
-            parser.add_argument(flag(name), type=type(d), **kw)
+            parser.add_argument(flag(name), type=rng or type(d), **kw)
 
 
 def fits(flag_name, value, nbytes, device="cpu"):
