@@ -213,9 +213,8 @@ def add_flags(parser, *fns):
 
 
 def fits(flag_name, value, nbytes, device="cpu"):
-    """A size that cannot fit is refused before it is allocated: nbytes against the GPU's
-    free memory, or the machine's physical memory on the CPU (POSIX; elsewhere not
-    checked)."""
+    """A size refused before it is allocated: nbytes against the GPU's free memory, or on the
+    CPU the machine's physical memory (POSIX; elsewhere not checked)."""
     if str(device).startswith("cuda"):
         have = torch.cuda.mem_get_info(torch.device(device))[0]
         where = "free on the GPU"
@@ -230,19 +229,17 @@ def fits(flag_name, value, nbytes, device="cpu"):
 
 
 def writable(flag_name, path):
-    """An output file that could not be written is refused before the work, not after it.
-    """
+    """An output file that could not be written, refused before the work, not after it."""
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise Fail(f"{flag_name} {path} is a folder: name a file")
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise Fail(f"cannot write {flag_name} {path}: {folder} is not a folder you can write "
-                   "to")
+        raise Fail(f"cannot write {flag_name} {path}: {folder} is not a folder you can "
+                   "write to")
 
 
 def read_checkpoint(path):
-    """A file of plain data (weights_only: a pickle that would run code is refused), or
-    one line."""
+    """A file of plain data (weights_only: a pickle that would run code is refused)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -250,8 +247,7 @@ def read_checkpoint(path):
 
 
 def load_checkpoint(path):
-    """A checkpoint of this project (a model in MODELS, its weights and config), or one
-    line."""
+    """A checkpoint of this project (a model in MODELS, its weights and config)."""
     if not os.path.isfile(path):
         raise Fail(f"no checkpoint at {path}")
     ck = read_checkpoint(path)
@@ -270,9 +266,8 @@ def save_checkpoint(path, state):
 
 
 def claim(out):
-    """One run at a time in a folder: a lock on OUT/.lock, which the system releases
-    however the process ends (POSIX). Then a .tmp checkpoint left by a killed run is
-    removed."""
+    """One run at a time in a folder: a lock on OUT/.lock that the system releases however
+    the process ends (POSIX); a .tmp checkpoint left by a killed run is removed."""
     try:
         lock = open(os.path.join(out, ".lock"), "w")
     except OSError as e:
@@ -292,9 +287,8 @@ def claim(out):
 
 
 def condition(ck, args, n, device):
-    """sample.py's --label as a (n,) LongTensor, or None (an unconditional model, every
-    class in turn, or --conditions, which sample.py reads with the checkpoint's object
-    names)."""
+    """sample.py's --label as a (n,) LongTensor, or None (no classes, every class in turn,
+    or --conditions, read by sample.py with the checkpoint's object names)."""
     names = ck.get("class_names") or []
     k = ck["config"].get("num_classes", 0)
     if not k and (args.label is not None or args.conditions):
@@ -338,10 +332,9 @@ def compile_objectives(model):
 
 
 class Progress:
-    """A long sampling loop, watched: one updating line on stderr (step i/N, it/s, ETA)
-    once the loop has run 2 s; to a log file, not a terminal, a whole line every 10 s;
-    never with quiet. A model's sample() wraps its loop in it: `for x in progress(steps,
-    total)`."""
+    """A long sampling loop, watched: one updating line on stderr (step i/N, it/s, ETA) once
+    it has run 2 s, to a log file a whole line every 10 s, never with quiet. A model's
+    sample() wraps its loop in it: `for x in progress(steps, total)`."""
 
     def __init__(self, what="sampling", quiet=False):
         self.what = what
@@ -375,9 +368,8 @@ def watched(fn, what, quiet):
 
 
 class Signals:
-    """Ctrl-C (SIGINT) and SIGTERM (a cluster's warning before a kill) are noted and acted
-    on at the next step, so a checkpoint holds whole steps. A second Ctrl-C stops at once,
-    unsaved."""
+    """Ctrl-C and SIGTERM (a cluster's warning before a kill) are acted on at the next step,
+    so a checkpoint holds whole steps. A second Ctrl-C stops at once, unsaved."""
     def __enter__(self):
         self.caught = 0
         signals = (signal.SIGINT, signal.SIGTERM)

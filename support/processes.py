@@ -1,19 +1,15 @@
-"""What a run carries across its processes and its restarts: under torchrun every process
-takes the same branch, draws its own random numbers and steps with the averaged gradients,
-as DistributedDataParallel does; --resume puts back the weights, EMA, optimizers and RNG
-states.
-"""
+"""A run across processes and restarts: under torchrun every process takes the same
+branch, draws its own random numbers and steps with the averaged gradients, as DDP does;
+--resume puts back the weights, EMA, optimizers and RNG states."""
 import torch
 import torch.distributed as dist
 from support.cli import Fail
 
 
 def agree(value, proc):
-    """The largest value over all processes, so that every process takes the same branch.
-    """
+    """The largest value over all processes: every process takes the same branch."""
     t = torch.tensor(float(value))
-    if proc.world > 1:
-        # on the CPU: no wait for the GPU
+    if proc.world > 1:                                      # on the CPU: no GPU wait
         dist.all_reduce(t, dist.ReduceOp.MAX, group=proc.host)
     return t.item()
 
@@ -36,15 +32,13 @@ def in_first(proc, fn, *args):
 
 
 def first_process_first(proc, fn, *args):
-    """fn(*args) in process 0, then in the others: process 0 decodes and caches the images
-    once."""
+    """fn(*args) in process 0, then in the others: process 0 decodes and caches images."""
     result = in_first(proc, fn, *args)
     return result if proc.rank == 0 else fn(*args)
 
 
 def rng_states(proc):
-    """Every process's RNG states (CPU, and CUDA), gathered in process 0 for the
-    checkpoint."""
+    """Every process's RNG states (CPU, and CUDA), gathered in process 0 to be saved."""
     cuda = torch.cuda.get_rng_state(proc.device) if proc.cuda else None
     mine = dict(cpu=torch.get_rng_state(), cuda=cuda)
     if proc.world == 1:
@@ -57,15 +51,13 @@ def rng_states(proc):
 def own_noise(proc, seed, states=None, step=0):
     """Each process's random numbers its own once the model is built: a checkpoint's
     states (rng_states) put back, else process k > 0 seeded seed + 1000 k."""
-    # a checkpoint of process 0's alone
-    if isinstance(states, dict):
+    if isinstance(states, dict):                            # older: process 0's alone
         states = [states]
     if states and proc.rank < len(states):
         torch.set_rng_state(states[proc.rank]["cpu"])
         if proc.cuda and states[proc.rank]["cuda"] is not None:
             torch.cuda.set_rng_state(states[proc.rank]["cuda"], proc.device)
-    # fresh, or a process the run lacked
-    elif proc.rank > 0:
+    elif proc.rank > 0:                                     # fresh, or a new process
         torch.manual_seed(seed + 1000 * proc.rank + step)
 
 
@@ -73,8 +65,7 @@ def all_reduce_grads(params, world):
     """The mean gradient of all processes, written out: DDP would hook forward(), and the
     models are driven through loss, d_loss and g_loss."""
     grads = [p.grad for p in params if p.grad is not None]
-    # one message, not one per tensor
-    flat = torch.cat([g.flatten() for g in grads])
+    flat = torch.cat([g.flatten() for g in grads])             # one message for all
     dist.all_reduce(flat)
     for g, f in zip(grads, flat.split([g.numel() for g in grads])):
         g.copy_(f.view_as(g) / world)
@@ -82,14 +73,14 @@ def all_reduce_grads(params, world):
 
 def resume(ck, model, opts, ema, name, config, args, proc):
     """The checkpoint's weights, EMA, optimizer moments and RNG states put back -> its
-    step. The optimizers keep this command line's settings: --resume --lr X trains with X.
-    """
+    step. The optimizers keep this command line's settings: --resume --lr X trains with X."""
     try:
         model.load_state_dict(ck["weights"])
         if ema is not None:
             ema.load_state_dict(ck["ema"] or ck["weights"])
         for opt, state in zip(opts, ck["optimizers"], strict=True):
-            now = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+            groups = opt.param_groups
+            now = [{k: v for k, v in g.items() if k != "params"} for g in groups]
             opt.load_state_dict(state)
             for g, settings_now in zip(opt.param_groups, now):
                 g.update(settings_now)
@@ -97,8 +88,9 @@ def resume(ck, model, opts, ema, name, config, args, proc):
     except (RuntimeError, ValueError, KeyError, TypeError):
         raise Fail(f"{args['out']}/ckpt.pt does not fit this {name} configuration: "
                    "resume without changing its shape flags")
-    before = ck["config"]
-    if changed := [f"{k} {before[k]} -> {v}" for k, v in config.items() if before.get(k, v) != v]:
+    was = ck["config"]
+    changed = [f"{k} {was[k]} -> {v}" for k, v in config.items() if was.get(k, v) != v]
+    if changed:
         proc.log("changed on resume: " + ", ".join(changed))
     return ck["step"]
 
