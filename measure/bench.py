@@ -34,7 +34,7 @@ from support.cli import COUNT, MODELS, Fail, Parser, add_flags, compile_objectiv
 from support.cli import compile_sampling, hyperparameters, model_class, writable
 from support.settings import TRAIN_DEFAULTS, network
 
-# CPU peak memory
+# the peak memory on the CPU (POSIX)
 resource = importlib.import_module("resource") if os.name == "posix" else None
 
 
@@ -177,15 +177,14 @@ def row(name, s, bf16, compiled, folder, out, proc):
     if proc.cuda:
         torch.cuda.reset_peak_memory_stats(proc.device)
     cache = {} if s["data"] else {"XDG_CACHE_HOME": os.path.join(out, "cache")}
-    # said on stderr
+    # the data decoded and cached, not timed; what it says goes to stderr
     with mock.patch.dict(os.environ, cache), redirect_stdout(sys.stderr):
-        # cached, not timed
         images, labels, names = data(name, cls, args, keywords, None, proc)
     proc.lock.close()
     model, opts, ema = build(name, keywords, args, None, proc)
-    # ldm: the diffusion stage, as in
+    # ldm: the diffusion stage, as in most of a run's steps
     if hasattr(model, "ae_steps_done"):
-        model.ae_steps_done = model.ae_steps                    # most of a run's steps
+        model.ae_steps_done = model.ae_steps
     batches = make_batches(images, labels, names, model, args, proc)
     if compiled:
         compile_objectives(model)
@@ -218,8 +217,7 @@ def row(name, s, bf16, compiled, folder, out, proc):
     if proc.cuda:
         memory = torch.cuda.max_memory_allocated(proc.device)
     elif resource:
-        # ru_maxrss: KiB
-        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # KiB
     else:
         memory = float("nan")
     return dict(model=name, bf16=bf16, compile=compiled, image_size=size, batch_size=B,

@@ -17,8 +17,7 @@ from support.pictures import grid
 
 
 def preview_knobs(net, args, what):
-    """The sample() keywords of a grid or a quality check: the preview sampler, a progress
-    line."""
+    """The sample() keywords of a grid or a quality check: the preview sampler, progress."""
     knobs = {k: args[f"preview_{k}"] for k in getattr(net, "preview", {})}
     return knobs | watched(net.sample, what, args["quiet"])
 
@@ -34,13 +33,13 @@ def sample_grid(model, ema, batches, args, step, proc, kept):
     net.eval()
     with torch.random.fork_rng(devices=[device] if proc.cuda else []), proc.autocast:
         torch.manual_seed(args["seed"])
-        # rows of input | output | target
         if batches.paired:
+            # rows of input | output | target
             b, a = batches.batch(torch.arange(max(1, min(n // 3, 8, len(batches)))))
             x = torch.stack([a, net.sample(len(a), a), b], 1).flatten(0, 1)
             nrow = 6
-        # a G(a) F(G(a)) b F(b) G(F(b))
         elif isinstance(batches, UnpairedBatches):
+            # rows of a G(a) F(G(a)) b F(b) G(F(b))
             b, a = batches.batch(torch.arange(max(1, min(n // 6, 8))))
             ga = net.sample(len(a), a)
             fb = net.sample(len(b), b, direction="BtoA")
@@ -48,8 +47,8 @@ def sample_grid(model, ema, batches, args, step, proc, kept):
             gfb = net.sample(len(b), fb)
             x = torch.stack([a, ga, fga, b, fb, gfb], 1).flatten(0, 1)
             nrow = 6
-        # a column per class (or caption)
         elif batches.labels is not None:
+            # a column per class (or caption)
             y = torch.unique(batches.labels, dim=0)[:n].to(device)
             x = net.sample(n, y[torch.arange(n, device=device) % len(y)], **knobs)
             nrow = len(y) if len(y) <= 16 else None
@@ -87,8 +86,7 @@ def load_lab(args, proc):
         raise Fail("--lab-evaluator scores sets of objects: give --labels train.json, or "
                    "--data scenes")
     files = args["lab_tests"].split(",") if args["lab_tests"] else []
-    # the lab's layout: beside it
-    if args["labels"] and not files:
+    if args["labels"] and not files:                            # the lab's layout
         beside = [os.path.join(os.path.dirname(args["labels"]), f"{n}.json")
                   for n in ("test", "new_test")]
         files = [f for f in beside if os.path.isfile(f)]
@@ -102,8 +100,7 @@ def load_lab(args, proc):
             raise Fail(f"--lab-tests {f} should be a list of conditions, each a list of object "
                        "names, as [[\"red cube\"], ...]")
         tests[os.path.splitext(os.path.basename(f))[0]] = (f, table)
-    # --data scenes: its own two lists
-    if not files:
+    if not files:                                               # --data scenes: its own
         for name, sets in zip(("test", "new_test"), scenes.conditions(0)):
             tests[name] = ("--data scenes", [[scenes.NAMES[i] for i in s] for s in sets])
     net, ck = load_classifier(path)
@@ -114,8 +111,7 @@ def lab_sets(evaluator, names, args):
     """The test files' conditions as (n, K) multi-hot in the data's object order; an
     evaluator of other objects is refused."""
     net, ck, tests = evaluator
-    # the course's file: objects.json's
-    theirs = ck["class_names"] or names
+    theirs = ck["class_names"] or names                         # the course's file: none
     if ck["config"]["num_classes"] != len(names) or theirs != names:
         raise Fail(f"--lab-evaluator {args['lab_evaluator']} scores {len(theirs)} objects "
                    f"({', '.join(theirs[:2])}, ...), not the data's {len(names)} "
@@ -142,22 +138,20 @@ def quality(model, ema, batches, features, args, step, proc, lab_check=None):
             fake.append(net.sample(len(real[i:i + B]), None if y is None else y[i:i + B], **knobs))
         fake = torch.cat(fake)
         drawn = {}
-        # one sample a condition
+        # one sample a condition of each test file
         for k, asked in (lab_check[2] if lab_check else {}).items():
             drawn[k] = torch.cat([net.sample(len(c), c.to(proc.device), **knobs)
                                   for c in asked.split(B)])
     model.train()
     f_real = features(real)                                     # (n, d)
     f_fake = features(fake)                                     # (n, d)
-    # the unbiased MMD^2 needs 2 a subset
-    half = max(2, len(real) // 2)
+    half = max(2, len(real) // 2)                               # unbiased MMD^2: 2 at least
     kid, kid_std = evaluate.kid(f_real, f_fake, 50, half, args["seed"])
     fd = evaluate.fd(f_real, f_fake)
     proc.log(f"quality at step {step}: KID {kid:.4g} +- {kid_std:.2g}, FD {fd:.4g} "
              f"({len(real)} samples, {args['eval_features']})")
     record = {"step": step, "KID": kid, "KID_std": kid_std, "FD": fd, "eval_n": len(real)}
-    # outside autocast: as evaluate.py
-    for k, x in drawn.items():
+    for k, x in drawn.items():                                  # outside autocast
         record[f"lab_acc_{k}"] = lab.sampled_accuracy(x, lab_check[2][k], *lab_check[:2])
     if drawn:
         accs = ", ".join(f"{k} {record['lab_acc_' + k]:.3f}" for k in drawn)
