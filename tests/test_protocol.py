@@ -10,7 +10,8 @@ import subprocess
 import sys
 import pytest
 from conftest import ROOT
-from support.cli import MODELS, declared, flag_help, hyperparameters, model_class
+from support.cli import MODELS, Fail, Parser, add_flags, declared, flag_help, hyperparameters
+from support.cli import model_class
 
 BUILDS = ("vae", "gan", "dcgan", "pix2pix", "cyclegan", "stylegan", "ddpm", "ldm",
           "srgan", "stargan")
@@ -41,6 +42,21 @@ def test_flag_help_reads_the_docstring_lines():
         steps: how many
         """
     assert flag_help(f) == {"lr": "Adam's learning rate (paper: 2e-4)", "steps": "how many"}
+
+
+def test_a_numeric_keyword_left_at_none_is_the_papers_value_in_its_range():
+    """lr=None ("the paper's value") takes lr's declared range as its type and says so in its
+    help; a None whose name has no range (ldm's --ae) is a file."""
+    def f(*, lr=None, ae=None):
+        """lr: the learning rate
+        ae: another run's checkpoint
+        """
+    p = Parser(prog="f")
+    add_flags(p, f)
+    assert p.parse_args(["--lr", "0.1", "--ae", "a.pt"]).__dict__ == {"lr": 0.1, "ae": "a.pt"}
+    assert "the learning rate (default: the paper's)" in " ".join(p.format_help().split())
+    with pytest.raises(Fail, match="must be above 0"):
+        p.parse_args(["--lr", "0"])
 
 
 @pytest.mark.parametrize("name", MODELS)
