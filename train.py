@@ -67,14 +67,13 @@ def main(argv):
 
 def processes():
     """This process: torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; `python train.py` is
-    process 0 of 1. The device is the GPU when there is one, with bf16 autocast and TF32
-    matmuls."""
+    process 0 of 1. The device: CUDA when available."""
     rank = int(os.environ.get("RANK", 0))
     world = int(os.environ.get("WORLD_SIZE", 1))
     cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu")
     autocast = nullcontext()
-    if cuda:
+    if cuda:                                                    # TF32 and bf16 autocast
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -83,8 +82,7 @@ def processes():
     host = None
     if world > 1:
         dist.init_process_group("nccl" if cuda else "gloo")
-        # small messages between CPUs
-        host = dist.new_group(backend="gloo")
+        host = dist.new_group(backend="gloo")                  # small messages, on CPUs
     log = print if rank == 0 else (lambda *a, **k: None)
     return SimpleNamespace(rank=rank, world=world, cuda=cuda, device=device, lock=None,
                            autocast=autocast, log=log, host=host)
