@@ -1,9 +1,6 @@
-"""train.py's command line: its flags, their defaults, and every check that needs no data.
-
-parse reads the flags of one model (its keywords become flags: cli.add_flags); settings
-merges them with a resumed run's and the defaults, and refuses a bad number or folder at
-once, before any image is decoded.
-"""
+"""train.py's command line: parse reads a model's flags (its keywords too, cli.add_flags);
+settings merges them with a resumed run's and the defaults, and makes every check that needs
+no data, before any image is decoded."""
 import argparse
 import importlib
 import inspect
