@@ -294,8 +294,8 @@ def log(step, terms, speed, args, proc):
 
 def save(path, run, step, model, ema, opts, rng, kept):
     """The whole training state as plain data (settings, step, weights, buffers and extra
-    state, EMA, optimizers' moments, each process's RNG states), written atomically: --resume
-    continues bit for bit. A full disk stops the run; the old ckpt.pt stays whole."""
+    state, EMA, optimizers' moments, each process's RNG states), written atomically:
+    --resume continues bit for bit. A full disk stops the run; the old ckpt.pt stays whole."""
     try:
         save_checkpoint(path, dict(**run, step=step, weights=model.state_dict(),
                                    ema=ema.state_dict() if ema else None,
