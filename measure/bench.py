@@ -1,19 +1,19 @@
-"""One command that measures training and sampling speed on the device present (CUDA if any).
+"""Training and sampling speed on the device present (CUDA if any), one row a model.
 
-    python -m measure.bench                             # every model at its defaults: a table
-    python -m measure.bench --model ddpm --ch 128 --ch-mult 1,2,2,2   # one model, train.py's flags
-    python -m measure.bench --quick --json bench.json   # every model in seconds (tiny), and JSON
+    python -m measure.bench                             # every model at its defaults
+    python -m measure.bench --model ddpm --ch 128 --ch-mult 1,2,2,2   # train.py's flags
+    python -m measure.bench --quick --json bench.json   # every model, tiny, in seconds
     python -m measure.bench --peer                      # ddpm's U-Net against diffusers'
 
-Each row is one model with bf16 autocast and torch.compile on or off (bf16: CUDA only unless
-asked; compile: not with --quick). It measures what train.py runs, with its own functions
-(model_and_resume, train_step, compile_objectives, data): training images/s with one batch kept
-on the device; training images/s end to end, each step's batch drawn by data.py's Batches from a
-folder of PNGs (written here, or --data) after it was decoded and cached; the time to sample 64
-images (diffusion: DDPM with all T steps, and DDIM 50), with sample.py --compile's
-compile_sampling; and the peak memory: torch.cuda.max_memory_allocated on a GPU, on the CPU the
-peak resident set of the whole process so far (getrusage), which only grows from row to row.
-The device is synchronized only where a clock is read.
+Each row is one model with bf16 autocast and torch.compile on or off (bf16: CUDA only
+unless asked; compile: not with --quick). It measures what train.py runs, with its own
+functions (data, build, train_step, compile_objectives): training images/s with one batch
+kept on the device; training images/s end to end, each step's batch drawn from a folder of
+PNGs (written here, or --data) after it was decoded and cached; the time to sample 64 images
+(diffusion: DDPM with all T steps, and DDIM 50), with sample.py --compile's
+compile_sampling; and the peak memory: torch.cuda.max_memory_allocated on a GPU, on the CPU
+the peak resident set of the whole process so far (getrusage), which only grows from row to
+row. The device is synchronized only where a clock is read.
 """
 import argparse
 import importlib
@@ -29,17 +29,13 @@ from unittest import mock
 import numpy as np
 import torch
 from PIL import Image
-from train import train_step
-from support.cli import COUNT, writable
-from support.cli import (MODELS, Fail, Parser, add_flags, compile_objectives, compile_sampling,
-                         hyperparameters, model_class)
-from support.data import Batches, UnpairedBatches
-from support.processes import processes
-from support.resume import model_and_resume
+from train import build, data, make_batches, processes, train_step
+from support.cli import COUNT, MODELS, Fail, Parser, add_flags, compile_objectives
+from support.cli import compile_sampling, hyperparameters, model_class, writable
 from support.settings import TRAIN_DEFAULTS, network
-from support.training_data import data
 
-resource = importlib.import_module("resource") if os.name == "posix" else None   # CPU peak memory
+# the peak memory on the CPU (POSIX)
+resource = importlib.import_module("resource") if os.name == "posix" else None
 
 
 def parse(argv):
@@ -48,9 +44,11 @@ def parse(argv):
                argument_default=argparse.SUPPRESS)
     p.add_argument("--model", choices=list(MODELS),
                    help="one model (its hyperparameters as flags). default: all")
-    p.add_argument("--quick", action="store_true", help="seconds in all: 8-16px, narrow networks, "
-                   "batch 4, 2 timed steps, 8 samples, 10 DDPM and 5 DDIM steps, no compile")
-    p.add_argument("--image-size", type=COUNT, help="the images' side. default: the model's own")
+    p.add_argument("--quick", action="store_true", help="seconds in all: 8-16px, narrow "
+                   "networks, batch 4, 2 timed steps, 8 samples, 10 DDPM and 5 DDIM steps, "
+                   "no compile")
+    p.add_argument("--image-size", type=COUNT,
+                   help="the images' side. default: the model's own")
     p.add_argument("--batch-size", type=COUNT,
                    help="images per training step. default: the model's train.py default")
     p.add_argument("--steps", type=COUNT,
@@ -69,7 +67,8 @@ def parse(argv):
     p.add_argument("--peer", action="store_true",
                    help="ddpm against diffusers' UNet2DModel, on the CPU (bench_peer.py)")
     known, rest = p.parse_known_args(argv)
-    if "model" in known:                                        # its keywords, as train.py's flags
+    # its keywords, as train.py's flags
+    if "model" in known:
         init = model_class(known.model).__init__
         group = p.add_argument_group(f"{known.model} hyperparameters")
         add_flags(group, init)
@@ -79,19 +78,23 @@ def parse(argv):
     s = dict(quick=quick, steps=2 if quick else 5, n=8 if quick else 64,
              ddim_steps=5 if quick else 50, bf16="both" if cuda else "off",
              compile="off" if quick else "both", data=None, json=None, peer=False,
-             image_size=None, batch_size=4 if quick else None, ddpm_steps=10 if quick else None)
+             image_size=None, batch_size=4 if quick else None,
+             ddpm_steps=10 if quick else None)
     s.update({k: v for k, v in args.items() if k in s})
     s["config"] = {k: v for k, v in args.items() if k not in s and k != "model"}
     s["models"] = [args["model"]] if "model" in args else list(MODELS)
     if s["json"]:
         writable("--json", s["json"])
-    for name in s["models"]:                                    # train.py's checks, before work
-        network(name, config(name, s), image_size(name, s), batch_size(name, s))
+    # train.py's checks, before work
+    for name in s["models"]:
+        labelled = getattr(model_class(name), "domains", False)
+        network(name, config(name, s), image_size(name, s), batch_size(name, s), labelled)
     return s
 
 
 TINY = dict(ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=(4,))
-QUICK = {                                       # --quick: (image size, tiny keywords) of each model
+# --quick: (image size, tiny keywords) of each model
+QUICK = {
     "vae": (16, dict(ch=8)),
     "gan": (8, dict(hidden=16)),
     "dcgan": (16, dict(ngf=8, ndf=8)),
@@ -100,6 +103,9 @@ QUICK = {                                       # --quick: (image size, tiny key
     "stylegan": (8, dict(ch=8, max_ch=8)),
     "ddpm": (8, TINY),
     "ldm": (16, dict(f=2, ae_ch=32, **TINY)),
+    "stargan": (8, dict(ngf=4, ndf=4, n_blocks=1)),
+    "progan": (8, dict(ch=8, max_ch=8, z_dim=8)),
+    "srgan": (8, dict(B=1, ngf=4, ndf=4, content="mse")),
 }
 
 
@@ -109,7 +115,8 @@ def quick(name):
 
 
 def image_size(name, s):
-    default = inspect.signature(model_class(name).__init__).parameters["image_size"].default
+    init = inspect.signature(model_class(name).__init__)
+    default = init.parameters["image_size"].default
     return s["image_size"] or (s["quick"] and quick(name)[0]) or default
 
 
@@ -119,16 +126,18 @@ def batch_size(name, s):
 
 def config(name, s):
     """A model's keywords in a row: its defaults, then --quick's, then the flags given."""
-    defaults = {k: p.default for k, p in hyperparameters(model_class(name).__init__).items()}
+    init = hyperparameters(model_class(name).__init__)
+    defaults = {k: p.default for k, p in init.items()}
     return {**defaults, **(quick(name)[1] if s["quick"] else {}), **s["config"]}
 
 
 def write_folder(root, name, size, n):
-    """n random PNGs in root: side-by-side pairs for a paired model, A/ and B/ for an unpaired."""
+    """n random PNGs in root: side-by-side pairs for a paired model, A/ and B/ for an
+    unpaired one, or as StarGAN's two domains."""
     rng = np.random.default_rng(0)
     cls = model_class(name)
-    unpaired = getattr(cls, "unpaired", False)
-    folders = [os.path.join(root, d) for d in ("A", "B")] if unpaired else [root]
+    two = getattr(cls, "unpaired", False) or getattr(cls, "domains", False)
+    folders = [os.path.join(root, d) for d in ("A", "B")] if two else [root]
     wide = 2 * size if getattr(cls, "paired", False) else size
     for folder in folders:
         os.makedirs(folder, exist_ok=True)
@@ -158,31 +167,35 @@ def row(name, s, bf16, compiled, folder, out, proc):
     cls = model_class(name)
     size = image_size(name, s)
     B = batch_size(name, s)
-    args = dict(TRAIN_DEFAULTS, data=folder, image_size=size, batch_size=B, out=out, seed=0,
-                ema=getattr(cls, "ema_decay", 0.0))
+    args = dict(TRAIN_DEFAULTS, data=folder, image_size=size, batch_size=B, out=out,
+                seed=0, ema=getattr(cls, "ema_decay", 0.0),
+                classes=getattr(cls, "domains", False))
     keywords = config(name, s)
-    proc.autocast = torch.autocast(proc.device.type, torch.bfloat16) if bf16 else nullcontext()
+    proc.autocast = nullcontext()
+    if bf16:
+        proc.autocast = torch.autocast(proc.device.type, torch.bfloat16)
     if proc.cuda:
         torch.cuda.reset_peak_memory_stats(proc.device)
     cache = {} if s["data"] else {"XDG_CACHE_HOME": os.path.join(out, "cache")}
-    with mock.patch.dict(os.environ, cache), redirect_stdout(sys.stderr):   # said on stderr
-        images, labels, names = data(name, cls, args, keywords, None, proc)   # cached, not timed
+    # the data decoded and cached, not timed; what it says goes to stderr
+    with mock.patch.dict(os.environ, cache), redirect_stdout(sys.stderr):
+        images, labels, names = data(name, cls, args, keywords, None, proc)
     proc.lock.close()
-    model, opts, ema, _ = model_and_resume(name, keywords, args, None, proc)
-    if hasattr(model, "ae_steps_done"):                         # ldm: the diffusion stage, as in
-        model.ae_steps_done = model.ae_steps                    # most of a run's steps
-    Draw = UnpairedBatches if getattr(cls, "unpaired", False) else Batches
-    y_all = None if labels is None else torch.from_numpy(labels)
-    batches = Draw(torch.from_numpy(images), y_all, B, proc.device, 0, store=proc.device,
-                   size=size, paired=getattr(cls, "paired", False))
+    model, opts, ema = build(name, keywords, args, None, proc)
+    # ldm: the diffusion stage, as in most of a run's steps
+    if hasattr(model, "ae_steps_done"):
+        model.ae_steps_done = model.ae_steps
+    batches = make_batches(images, labels, names, model, args, proc)
     if compiled:
         compile_objectives(model)
     nonfinite = torch.zeros((), dtype=torch.bool, device=proc.device)
     x, y = batches(0)
 
     def step(i, xy=None):
-        return train_step(model, opts, ema, *(xy or batches(i)), i, args["ema"], nonfinite, proc)
-    timed(lambda i: step(i, (x, y)), 2, proc)                   # warm-up (and compilation)
+        x, y = xy or batches(i)
+        return train_step(model, opts, ema, x, y, i, args["ema"], nonfinite, proc)
+    # warm-up (and compilation)
+    timed(lambda i: step(i, (x, y)), 2, proc)
     fixed = timed(lambda i: step(i, (x, y)), s["steps"], proc)
     folder_s = timed(step, s["steps"], proc)
     net = (ema or model).eval()
@@ -204,7 +217,7 @@ def row(name, s, bf16, compiled, folder, out, proc):
     if proc.cuda:
         memory = torch.cuda.max_memory_allocated(proc.device)
     elif resource:
-        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # ru_maxrss: KiB
+        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # KiB
     else:
         memory = float("nan")
     return dict(model=name, bf16=bf16, compile=compiled, image_size=size, batch_size=B,
@@ -218,8 +231,10 @@ def row(name, s, bf16, compiled, folder, out, proc):
 
 def table(rows, device):
     n = rows[0]["n"]
-    ddpm = rows[-1]["ddpm_steps"] or "T"
-    ddim = rows[-1]["ddim_steps"] or "S"
+    diffusion = [r for r in rows if r["ddpm_steps"]]
+    diffusion = diffusion or [dict(ddpm_steps="T", ddim_steps="S")]
+    ddpm = diffusion[0]["ddpm_steps"]
+    ddim = diffusion[0]["ddim_steps"]
     memory = "peak RSS of the process so far"
     if device.type == "cuda":
         memory = "peak CUDA memory allocated"
@@ -251,7 +266,8 @@ def main(argv):
         for name in s["models"]:
             size = image_size(name, s)
             B = batch_size(name, s)
-            folder = s["data"] or write_folder(os.path.join(tmp, name), name, size, max(2 * B, 8))
+            folder = s["data"]
+            folder = folder or write_folder(os.path.join(tmp, name), name, size, max(2 * B, 8))
             for bf16 in both[s["bf16"]]:
                 for compiled in both[s["compile"]]:
                     print(f"bench: {name} bf16 {bf16} compile {compiled} ...", file=sys.stderr,
@@ -264,7 +280,8 @@ def main(argv):
         cpu = platform.processor() or platform.machine()
         device = f"{cpu} CPU, {torch.get_num_threads()} threads"
     took = time.perf_counter() - t0
-    print(f"bench.py {' '.join(argv)}: {device}, torch {torch.__version__}, {took:.0f} s in all\n")
+    print(f"bench.py {' '.join(argv)}: {device}, torch {torch.__version__}, "
+          f"{took:.0f} s in all\n")
     print(table(rows, proc.device))
     if s["json"]:
         with open(s["json"], "w") as f:
@@ -273,7 +290,8 @@ def main(argv):
 
 
 def cli(argv):
-    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
+    """The command line: main, with a mistake in the user's input as one line and exit
+    status 1."""
     try:
         return main(argv) or 0
     except Fail as e:

@@ -1,51 +1,22 @@
-"""The processes of a run: one for `python train.py`, one per GPU under torchrun.
-
-    torchrun --nproc_per_node=4 train.py MODEL ...      # data parallel, one process per GPU
-
-processes() reads torchrun's variables and sets the device and its precision; the others make
-every process take the same branch, give each its own random numbers (saved and restored on
---resume), and average the gradients as DistributedDataParallel does.
-"""
-import os
-from contextlib import nullcontext
-from types import SimpleNamespace
+"""A run across processes and restarts: under torchrun every process takes the same
+branch, draws its own random numbers and steps with the averaged gradients, as DDP does;
+--resume puts back the weights, EMA, optimizers and RNG states."""
 import torch
 import torch.distributed as dist
 from support.cli import Fail
 
 
-def processes():
-    """torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; a plain `python train.py` is process 0 of 1.
-    On CUDA: TF32 matmuls and bf16 autocast."""
-    rank = int(os.environ.get("RANK", 0))
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if cuda else "cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    if world > 1:
-        dist.init_process_group("nccl" if cuda else "gloo")
-    autocast = torch.autocast("cuda", torch.bfloat16) if cuda else nullcontext()
-    log = print if rank == 0 else (lambda *a, **k: None)
-    host = dist.new_group(backend="gloo") if world > 1 else None   # small messages between CPUs
-    return SimpleNamespace(rank=rank, world=world, cuda=cuda, device=device, lock=None,
-                           autocast=autocast, log=log, host=host)
-
-
 def agree(value, proc):
-    """The largest value over all processes, so that every process takes the same branch."""
+    """The largest value over all processes: every process takes the same branch."""
     t = torch.tensor(float(value))
-    if proc.world > 1:
-        dist.all_reduce(t, dist.ReduceOp.MAX, group=proc.host)  # on the CPU: no wait for the GPU
+    if proc.world > 1:                                      # on the CPU: no GPU wait
+        dist.all_reduce(t, dist.ReduceOp.MAX, group=proc.host)
     return t.item()
 
 
 def in_first(proc, fn, *args):
-    """fn(*args) in process 0 alone (a checkpoint, a grid); a mistake it finds (Fail: a full disk,
-    NaN samples) stops every process with the same line. Returns fn's result in process 0."""
+    """fn(*args) in process 0 alone (a checkpoint, a grid): a Fail it raises stops every
+    process with the same line. Returns fn's result in process 0."""
     result = None
     message = [None]
     if proc.rank == 0:
@@ -61,15 +32,13 @@ def in_first(proc, fn, *args):
 
 
 def first_process_first(proc, fn, *args):
-    """fn(*args) in process 0, then in the others (process 0 decodes and caches the images once; the
-    others read its cache). A mistake found by process 0 stops every process (in_first)."""
+    """fn(*args) in process 0, then in the others: process 0 decodes and caches images."""
     result = in_first(proc, fn, *args)
     return result if proc.rank == 0 else fn(*args)
 
 
 def rng_states(proc):
-    """The states of every process's random number generators (CPU, and CUDA), gathered in process
-    0 (None in the others) for the checkpoint: each process draws its own noise and flips."""
+    """Every process's RNG states (CPU, and CUDA), gathered in process 0 to be saved."""
     cuda = torch.cuda.get_rng_state(proc.device) if proc.cuda else None
     mine = dict(cpu=torch.get_rng_state(), cuda=cuda)
     if proc.world == 1:
@@ -80,28 +49,50 @@ def rng_states(proc):
 
 
 def own_noise(proc, seed, states=None, step=0):
-    """Each process's random numbers its own, once the model is built (from one seed in all): with
-    the states of a checkpoint (rng_states), this process's as it left them; else process k > 0
-    seeded seed + 1000 k, and process 0 going on with the seed's."""
-    if isinstance(states, dict):                            # a checkpoint of process 0's alone
+    """Each process's random numbers its own once the model is built: a checkpoint's
+    states (rng_states) put back, else process k > 0 seeded seed + 1000 k."""
+    if isinstance(states, dict):                            # older: process 0's alone
         states = [states]
     if states and proc.rank < len(states):
         torch.set_rng_state(states[proc.rank]["cpu"])
         if proc.cuda and states[proc.rank]["cuda"] is not None:
             torch.cuda.set_rng_state(states[proc.rank]["cuda"], proc.device)
-    elif proc.rank > 0:                                     # fresh, or a process the run lacked
+    elif proc.rank > 0:                                     # fresh, or a new process
         torch.manual_seed(seed + 1000 * proc.rank + step)
 
 
 def all_reduce_grads(params, world):
-    """Data parallel: average the gradients of all processes, as DistributedDataParallel does.
-    Written out because the models are driven through loss / d_loss / g_loss, and DDP hooks only
-    forward()."""
+    """The mean gradient of all processes, written out: DDP would hook forward(), and the
+    models are driven through loss, d_loss and g_loss."""
     grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.flatten() for g in grads])             # one message, not one per tensor
+    flat = torch.cat([g.flatten() for g in grads])             # one message for all
     dist.all_reduce(flat)
     for g, f in zip(grads, flat.split([g.numel() for g in grads])):
         g.copy_(f.view_as(g) / world)
+
+
+def resume(ck, model, opts, ema, name, config, args, proc):
+    """The checkpoint's weights, EMA, optimizer moments and RNG states put back -> its
+    step. The optimizers keep this command line's settings: --resume --lr X trains with X."""
+    try:
+        model.load_state_dict(ck["weights"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"] or ck["weights"])
+        for opt, state in zip(opts, ck["optimizers"], strict=True):
+            groups = opt.param_groups
+            now = [{k: v for k, v in g.items() if k != "params"} for g in groups]
+            opt.load_state_dict(state)
+            for g, settings_now in zip(opt.param_groups, now):
+                g.update(settings_now)
+        own_noise(proc, args["seed"], ck["rng"], ck["step"])
+    except (RuntimeError, ValueError, KeyError, TypeError):
+        raise Fail(f"{args['out']}/ckpt.pt does not fit this {name} configuration: "
+                   "resume without changing its shape flags")
+    was = ck["config"]
+    changed = [f"{k} {was[k]} -> {v}" for k, v in config.items() if was.get(k, v) != v]
+    if changed:
+        proc.log("changed on resume: " + ", ".join(changed))
+    return ck["step"]
 
 
 def end(proc):

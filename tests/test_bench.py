@@ -8,16 +8,20 @@ import pytest
 import torch
 from PIL import Image
 from measure.bench import QUICK
-from support.cli import save_checkpoint
+from support.cli import MODELS, save_checkpoint
 from ddpm import DDPM
 from vae import VAE
 
 
 def test_bench_quick_gives_a_row_per_model_and_setting(cli, tmp_path):
+    """--quick runs every model (stargan on two domain folders), one row each."""
     out = tmp_path / "bench.json"
-    r = cli("measure/bench.py", "--quick", "--model", "ddpm", "--json", out)
+    r = cli("measure/bench.py", "--quick", "--json", out)
     assert r.returncode == 0, r.out
-    (row,) = json.loads(out.read_text())["rows"]
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["model"] for row in rows] == list(MODELS)
+    assert all(row["finite"] and row["train_img_s"] > 0 for row in rows), rows
+    (row,) = [row for row in rows if row["model"] == "ddpm"]
     setting = (row["model"], row["bf16"], row["compile"], row["ddpm_steps"], row["ddim_steps"])
     assert setting == ("ddpm", False, False, 10, 5)
     figures = [row[k] for k in ("train_img_s", "train_img_s_folder", "sample_s", "ddim_s",

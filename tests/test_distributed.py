@@ -18,7 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import train
 from support.cli import Fail
-from support.processes import agree, end, in_first, own_noise, processes, rng_states
+from support.processes import agree, end, in_first, own_noise, rng_states
+from train import processes
 
 ALONE = SimpleNamespace(rank=0, world=1, cuda=False, device=torch.device("cpu"),
                         autocast=nullcontext(), log=lambda *a: None)

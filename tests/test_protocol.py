@@ -10,7 +10,8 @@ import subprocess
 import sys
 import pytest
 from conftest import ROOT
-from support.cli import MODELS, declared, flag_help, hyperparameters, model_class
+from support.cli import MODELS, Fail, Parser, add_flags, declared, flag_help, hyperparameters
+from support.cli import model_class
 
 BUILDS = ("vae", "gan", "dcgan", "pix2pix", "cyclegan", "stylegan", "ddpm", "ldm",
           "srgan", "stargan")
@@ -41,6 +42,21 @@ def test_flag_help_reads_the_docstring_lines():
         steps: how many
         """
     assert flag_help(f) == {"lr": "Adam's learning rate (paper: 2e-4)", "steps": "how many"}
+
+
+def test_a_numeric_keyword_left_at_none_is_the_papers_value_in_its_range():
+    """lr=None ("the paper's value") takes lr's declared range as its type and says so in its
+    help; a None whose name has no range (ldm's --ae) is a file."""
+    def f(*, lr=None, ae=None):
+        """lr: the learning rate
+        ae: another run's checkpoint
+        """
+    p = Parser(prog="f")
+    add_flags(p, f)
+    assert p.parse_args(["--lr", "0.1", "--ae", "a.pt"]).__dict__ == {"lr": 0.1, "ae": "a.pt"}
+    assert "the learning rate (default: the paper's)" in " ".join(p.format_help().split())
+    with pytest.raises(Fail, match="must be above 0"):
+        p.parse_args(["--lr", "0"])
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -147,9 +163,7 @@ def test_every_numeric_keyword_of_a_model_has_a_range(name):
         d = hyperparameters(fn)[k].default
         number = isinstance(d, (int, float)) and not isinstance(d, bool)
         if number or isinstance(d, tuple):
-            try:
-                declared(name, k)
-            except KeyError:
+            if declared(name, k) is None:
                 missing.append(f"{fn.__qualname__}: {k}")
     assert not missing, f"numeric keywords with no range in support/cli.py RANGES: {missing}"
 
@@ -191,3 +205,25 @@ def test_model_files_import_only_torch_and_the_files_they_build_on():
         allowed = {"torch"} | set(NEEDS.get(name, [])) | set(sys.stdlib_module_names)
         assert imported <= allowed, f"{name}.py imports {imported - allowed}"
         assert inspect.getdoc(__import__(name)), f"{name}.py has no docstring"
+
+
+IMPORTED = """
+import os, sys
+sys.argv = ["train.py"]
+import train
+files = {os.path.abspath(m.__file__) for m in list(sys.modules.values())
+         if getattr(m, "__file__", None)}
+print(sorted(f for f in files if f.startswith(os.getcwd() + os.sep) and os.path.isfile(f)))
+"""
+
+
+def test_import_train_loads_at_most_10_project_files_and_1300_lines():
+    """What a student must trust to follow one run: evaluation, the lab, the grids and anything
+    behind a flag are imported where they are used, not by `import train`."""
+    p = subprocess.run([sys.executable, "-c", IMPORTED], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    files = ast.literal_eval(p.stdout.strip().splitlines()[-1])
+    lines = sum(len(open(f).read().splitlines()) for f in files)
+    names = [os.path.relpath(f, ROOT) for f in files]
+    assert len(files) <= 10 and lines <= 1300, f"{len(files)} files, {lines} lines: {names}"

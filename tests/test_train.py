@@ -547,3 +547,11 @@ def test_curves_ticks_are_round_and_cover_the_range():
     assert ticks(1, 4, least=1) == [1, 2, 3, 4]
     flat = ticks(0.5, 0.5)
     assert flat[0] < 0.5 < flat[-1]
+
+
+def test_stargan_on_the_built_in_shapes_takes_their_classes_as_domains(cli, tmp_path):
+    """`train.py stargan` with no --data: the shapes' 12 classes are its domains."""
+    r = cli("train.py", "stargan", "--image-size", 8, "--ngf", 4, "--ndf", 4, "--n-blocks", 1,
+            "--batch-size", 4, "--grid", 4, "--steps", 2, "--out", tmp_path / "run")
+    assert r.returncode == 0 and "12 classes from shapes" in r.out, r.out
+    assert ckpt(tmp_path / "run")["config"]["num_classes"] == 12

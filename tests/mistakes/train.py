@@ -5,7 +5,8 @@ from tests.mistakes import Mistake
 STEPS = '''    for opt, objective, prefix in groups:
         with proc.autocast:
             out_terms = objective(x, y)
-        total = sum(v for v in out_terms.values() if v.requires_grad)   # detached: only logged
+        # detached: only logged
+        total = sum(v for v in out_terms.values() if v.requires_grad)
         opt.zero_grad(set_to_none=True)
         total.backward()
         if proc.world > 1:
