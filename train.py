@@ -26,7 +26,7 @@ from support.cli import Fail, Signals, build_model, claim, command, compile_obje
 from support.cli import load_checkpoint, save_checkpoint
 from support.data import Batches, UnpairedBatches, dataset, unpaired_dataset
 from support.processes import agree, all_reduce_grads, end, first_process_first
-from support.processes import in_first, own_noise, resume, rng_states
+from support.processes import in_first, own_noise, resume, rng_states, share_scale
 from support.settings import parse, settings
 
 
@@ -47,6 +47,7 @@ def main(argv):
         if evaluator:                                           # the test files' sets, as y
             lab_check = quality.lab_sets(evaluator, names, args)
         model, opts, ema = build(name, config, args, ck, proc)
+        share_scale(model, proc)                                # ldm: one latent scale
         step = 0
         if ck:
             step = resume(ck, model, opts, ema, name, config, args, proc)

@@ -71,6 +71,22 @@ def all_reduce_grads(params, world):
         g.copy_(f.view_as(g) / world)
 
 
+def share_scale(model, proc):
+    """ldm.py measures its latents' scale on the first diffusion batch it sees; under torchrun
+    each process sees its own slice, so the moments E[z], E[z^2] are averaged over the
+    processes, and every process scales by the same 1 / std(z) of the whole batch."""
+    if proc.world == 1 or not hasattr(model, "measure_scale"):
+        return
+    own = model.measure_scale
+
+    def measure_scale(z):
+        moments = own(z)
+        dist.all_reduce(moments)
+        return moments / proc.world
+
+    model.measure_scale = measure_scale
+
+
 def resume(ck, model, opts, ema, name, config, args, proc):
     """The checkpoint's weights, EMA, optimizer moments and RNG states put back -> its
     step. The optimizers keep this command line's settings: --resume --lr X trains with X."""

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import train
 from support.cli import Fail
-from support.processes import agree, end, in_first, own_noise, rng_states
+from support.processes import agree, end, in_first, own_noise, rng_states, share_scale
 from train import processes
 
 ALONE = SimpleNamespace(rank=0, world=1, cuda=False, device=torch.device("cpu"),
@@ -161,9 +161,27 @@ def noise_and_agreement():
     except Fail as e:
         stopped = str(e)
     result = dict(fresh=fresh, then=then, again=again, votes=votes, stopped=stopped,
-                  states=states, line=steps(proc, Line), pair=steps(proc, Pair))
+                  states=states, line=steps(proc, Line), pair=steps(proc, Pair),
+                  moments=shared_moments(proc))
     end(proc)
     return result
+
+
+class Latents:
+    """What ldm.py gives the run: the moments E[z], E[z^2] of one process's latents."""
+
+    def measure_scale(self, z):
+        return torch.stack([z.mean(), (z**2).mean()])
+
+
+# Two processes' latents: the halves of one batch, of different means and spreads.
+HALVES = [torch.linspace(-1, 3, 12), torch.linspace(2, 9, 12)]
+
+
+def shared_moments(proc):
+    model = Latents()
+    share_scale(model, proc)
+    return model.measure_scale(HALVES[proc.rank])
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +231,17 @@ def test_every_process_takes_the_branch_one_of_them_asks_for(two):
     process 0 (a full disk) stops the others with the same line."""
     assert all(r["votes"] == [1.0, 0.0] for r in two)
     assert all(r["stopped"] == "disk full" for r in two)
+
+
+@gloo
+def test_every_process_measures_ldm_scale_on_the_whole_batch(two):
+    """ldm.py's scale 1 / std(z) is measured on the first batch: under torchrun on all the
+    processes' latents, so both processes get the moments of the whole batch, not their own."""
+    whole = torch.cat(HALVES)
+    assert all(close(r["moments"], [whole.mean(), (whole**2).mean()]) for r in two)
+    alone = Latents()
+    share_scale(alone, ALONE)                                   # one process: its own, untouched
+    assert torch.equal(alone.measure_scale(HALVES[0]), Latents().measure_scale(HALVES[0]))
 
 
 def one_step(model, step=0, ema_decay=0.9):

@@ -6,6 +6,18 @@ FILE = "support/processes.py"
 TESTS = "tests/test_distributed.py"
 
 MISTAKES = [
+    Mistake(FILE, "ldm's latent moments summed over the processes, not averaged",
+            "return moments / proc.world",
+            "return moments",
+            tests=TESTS,
+            shows="under torchrun the scale is 1 / std of a doubled mean and second moment: "
+                  "the latents the diffusion learns are not of unit variance"),
+    Mistake(FILE, "each process keeps its own latents' moments",
+            "        dist.all_reduce(moments)\n",
+            "",
+            tests=TESTS,
+            shows="each process scales its latents by its own slice's std: the copies of the "
+                  "model disagree on z and drift apart"),
     Mistake(FILE, "the gradients summed over the processes, not averaged",
             "g.copy_(f.view_as(g) / world)",
             "g.copy_(f.view_as(g))",
