@@ -52,20 +52,21 @@ def frechet_distance(mu1, S1, mu2, S2):
     return float(np.maximum(d2, 0))             # a squared distance: below 0 only by rounding
 
 
+def gaussian(f):
+    """Features (N, d) -> the mean and covariance of the Gaussian fitted to them."""
+    f = np.asarray(f, np.float64)
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
 def fd(f1, f2):
     """Features (N, d), (M, d) -> the Frechet distance of the Gaussians fitted to them."""
-    f1 = np.asarray(f1, np.float64)
-    f2 = np.asarray(f2, np.float64)
-    S1 = np.cov(f1, rowvar=False)
-    S2 = np.cov(f2, rowvar=False)
-    return frechet_distance(f1.mean(0), S1, f2.mean(0), S2)
+    return frechet_distance(*gaussian(f1), *gaussian(f2))
 
 
 def mmd2(x, y):
     """Eq. 2: the unbiased MMD^2 with the cubic polynomial kernel; the diagonals k(x_i, x_i) are
     left out."""
-    d = x.shape[1]
-    m = len(x)
+    m, d = x.shape
     n = len(y)
     k = lambda a, b: (a @ b.T / d + 1) ** 3                            # k(x, y) = (x.y / d + 1)^3
     Kxx = k(x, x)
@@ -81,11 +82,8 @@ def kid(f1, f2, subsets=100, size=1000, seed=0):
     f2 = np.asarray(f2, np.float64)
     rng = np.random.default_rng(seed)
     size = min(size, len(f1), len(f2))
-    v = []
-    for _ in range(subsets):
-        a = f1[rng.choice(len(f1), size, replace=False)]
-        b = f2[rng.choice(len(f2), size, replace=False)]
-        v.append(mmd2(a, b))
+    pick = lambda f: f[rng.choice(len(f), size, replace=False)]
+    v = [mmd2(pick(f1), pick(f2)) for _ in range(subsets)]
     return float(np.mean(v)), float(np.std(v))
 
 
@@ -133,8 +131,8 @@ def coverage(points, f, r):
 def precision_recall(real, fake, k=3):
     """Eq. 3: precision = samples inside the real manifold, recall = real points inside the
     samples' one."""
-    real = torch.as_tensor(np.asarray(real), dtype=torch.float64)
-    fake = torch.as_tensor(np.asarray(fake), dtype=torch.float64)
+    real = torch.as_tensor(np.asarray(real, np.float64))
+    fake = torch.as_tensor(np.asarray(fake, np.float64))
     return coverage(fake, real, radii(real, k)), coverage(real, fake, radii(fake, k))
 
 
@@ -166,8 +164,8 @@ def gaussian_window(size=11, sigma=1.5):
 def ssim(x, y, K1=0.01, K2=0.03, L=1.0):
     """Eq. 6: SSIM per image of (N, C, H, W) in [0, 1], the mean of the map over valid windows and
     channels."""
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(y), dtype=torch.float64)
+    x = torch.as_tensor(np.asarray(x, np.float64))
+    y = torch.as_tensor(np.asarray(y, np.float64))
     C = x.shape[1]
     w = torch.tensor(gaussian_window()).expand(C, 1, 11, 11)
     mean = lambda a: F.conv2d(a, w, groups=C)          # Gaussian-weighted local mean, valid windows
@@ -209,37 +207,36 @@ def measure(args, device):
     """SAMPLES (and --ref REAL) -> a dict of figures: IS, conditional accuracy, FD, KID, P/R."""
     use = args.features or ("classifier" if args.classifier else "inception")
     if use == "classifier" and not args.classifier:
-        raise Fail("--features classifier needs --classifier PATH "
-                   "(make one with --train-classifier DIR)")
+        raise Fail("--features classifier needs --classifier PATH (from --train-classifier DIR)")
     clf, ck = load_classifier(args.classifier) if args.classifier else (None, None)
     net = (clf if use == "classifier" else load_inception(args.inception_weights)).to(device)
     size, C = reads(ck if use == "classifier" else None)
-    split = os.path.isdir(args.samples) and any(os.path.isdir(os.path.join(args.samples, d))
-                                                for d in os.listdir(args.samples))
-    images, labels, names = read_folder(args.samples, size, classes=split)
+    folder = args.samples
+    split = os.path.isdir(folder) and any(os.path.isdir(os.path.join(folder, d))
+                                          for d in os.listdir(folder))
+    images, labels, names = read_folder(folder, size, classes=split)
     f, p = features_and_probs(net, images, C, device)
-    r = {"samples": args.samples, "n": len(images), "features": use, "feature_dim": f.shape[1]}
-    order = np.random.default_rng(args.seed).permutation(len(p))  # class folders: mix the splits
+    r = {"samples": folder, "n": len(images), "features": use, "feature_dim": f.shape[1]}
+    # class folders: the splits mixed
+    order = np.random.default_rng(args.seed).permutation(len(p))
     r["IS"], r["IS_std"] = inception_score(p[order], args.splits)
-    if split and clf is not None:       # conditional accuracy: the subfolder is the class asked for
-        unknown = [n for n in names if n not in ck["class_names"]]
-        if unknown:
-            raise Fail(f"subfolder '{unknown[0]}' of {args.samples} is not a class of "
-                       f"{args.classifier} ({', '.join(ck['class_names'])})")
-        q = p
+    # conditional accuracy: the subfolder is the class asked for
+    if split and clf is not None:
+        classes = ck["class_names"]
+        if unknown := [n for n in names if n not in classes]:
+            raise Fail(f"subfolder '{unknown[0]}' of {folder} is not a class of {args.classifier}")
         if use != "classifier":
-            x = read_folder(args.samples, ck["image_size"], True)[0]
-            q = features_and_probs(clf, x, ck["config"]["channels"], device)[1]
-        pred = q.argmax(1)                                          # the class the classifier names
-        asked = np.array([ck["class_names"].index(names[i]) for i in labels])
-        r["accuracy"] = float((pred == asked).mean())
-        r["accuracy_per_class"] = {n: float((pred == asked)[labels == i].mean())
-                                   for i, n in enumerate(names)}
+            p = features_and_probs(clf, read_folder(folder, ck["image_size"], True)[0],
+                                   ck["config"]["channels"], device)[1]
+        pred = p.argmax(1)                                          # the class the classifier names
+        hit = pred == np.array([classes.index(names[i]) for i in labels])
+        r["accuracy"] = float(hit.mean())
+        r["accuracy_per_class"] = {n: float(hit[labels == i].mean()) for i, n in enumerate(names)}
     if args.ref:
         ref = read_folder(args.ref, size)[0]
         if min(len(f), len(ref)) < 2:                       # a covariance needs two points
             raise Fail(f"FD and KID need at least 2 images in each folder ({len(f)} in "
-                       f"{args.samples}, {len(ref)} in {args.ref})")
+                       f"{folder}, {len(ref)} in {args.ref})")
         g = features_and_probs(net, ref, C, device)[0]
         r.update(ref=args.ref, n_ref=len(ref), FD=fd(g, f))
         r["KID"], r["KID_std"] = kid(g, f, args.kid_subsets, args.kid_size, args.seed)
@@ -269,8 +266,7 @@ def main(argv):
     if args.train_classifier:
         return train_classifier(args, device)
     if args.conditions and not args.classifier:
-        raise Fail("--conditions needs --classifier PATH, a multi-label one "
-                   "(--train-classifier DIR --labels train.json)")
+        raise Fail("--conditions needs --classifier PATH, a multi-label one (--labels)")
     if args.conditions:
         r = lab.score(args.samples, args.conditions, *load_classifier(args.classifier), device)
     elif args.pairs:

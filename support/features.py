@@ -33,9 +33,7 @@ def load_inception(path, instead="give --inception-weights PATH"):
 def reads(ck):
     """The size and channels a network reads images at: a classifier's own (its checkpoint ck),
     or (None, 3) for Inception (ck None), which resizes every image to 299 itself."""
-    if ck is None:
-        return None, 3
-    return ck["image_size"], ck["config"]["channels"]
+    return (None, 3) if ck is None else (ck["image_size"], ck["config"]["channels"])
 
 
 @torch.no_grad()
@@ -75,24 +73,20 @@ def pixels(path):
         raise Fail(f"cannot read image {path}: {e}")
 
 
-def name(path):
-    """out/cat.png -> cat: an output and its target share a name."""
-    return os.path.splitext(os.path.basename(path))[0]
-
-
 def read_pairs(samples, pairs):
     """Each output in SAMPLES and the target of the same name (PAIRS/B/, or the right half of a
     side-by-side pair A|B in PAIRS), at the output's size -> (N, C, S, S) each, in [0, 1]."""
     outputs = find_images(samples) if os.path.isdir(samples) else []
     if not outputs:
         raise Fail(f"no images found in {samples}")
-    tdir = os.path.join(pairs, "B") if os.path.isdir(os.path.join(pairs, "B")) else pairs
-    targets = {name(f): f for f in find_images(tdir)}
+    folder = os.path.join(pairs, "B") if os.path.isdir(os.path.join(pairs, "B")) else pairs
+    name = lambda f: os.path.splitext(os.path.basename(f))[0]            # out/cat.png -> cat
+    targets = {name(f): f for f in find_images(folder)}
     X, Y = [], []
     for f in outputs:
-        if name(f) not in targets:
-            raise Fail(f"{f} has no target named {name(f)}.* in {tdir}")
-        t = targets[name(f)]
+        t = targets.get(name(f))
+        if t is None:
+            raise Fail(f"{f} has no target named {name(f)}.* in {folder}")
         size = min(pixels(f))
         w, h = pixels(t)
         try:
@@ -100,6 +94,4 @@ def read_pairs(samples, pairs):
             Y.append(load_pair(t, size)[..., 3:] if w == 2 * h else load_image(t, size)[0])  # A|B
         except (OSError, ValueError) as e:
             raise Fail(f"cannot read {f} or {t}: {e}")
-    x = np.stack(X).transpose(0, 3, 1, 2) / 255.0
-    y = np.stack(Y).transpose(0, 3, 1, 2) / 255.0
-    return x, y
+    return [np.stack(a).transpose(0, 3, 1, 2) / 255.0 for a in (X, Y)]

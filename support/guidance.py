@@ -141,32 +141,30 @@ def colour(rgb, channels):
 def load(path, ck, ckpt):
     """A noisy classifier's file -> (the network in eval mode, its dict), checked against the DDPM
     ck (at ckpt) it is to guide: the kind of file, the images, the schedule, the classes."""
+    train = f"python -m support.guidance --ddpm {ckpt}"
     if not os.path.isfile(path):
-        raise Fail(f"no classifier at --classifier {path}: train one with "
-                   f"python -m support.guidance --ddpm {ckpt}")
+        raise Fail(f"no classifier at --classifier {path}: train one with {train}")
     clf = read_checkpoint(path)
     kind = clf.get("model") if isinstance(clf, dict) else None
     if kind == "classifier" or isinstance(kind, dict):
         raise Fail(f"--classifier {path} is a classifier of clean images (evaluate.py's): guidance "
-                   f"needs one of noised images: python -m support.guidance --ddpm {ckpt}")
+                   f"needs one of noised images: {train}")
     if kind != "noisy_classifier":
         raise Fail(f"--classifier {path} is not {KINDS['noisy_classifier']}")
     config = ck["config"]
     schedule = {k: config.get(k, v) for k, v in SCHEDULE.items()}
-    reads = (clf["image_size"], clf["config"]["channels"], clf["schedule"])
-    if reads != (config["image_size"], config["channels"], schedule):
-        raise Fail(f"--classifier {path} learned other images or another noise schedule than "
-                   f"{ckpt} draws with: train it with --ddpm {ckpt}")
+    if (clf["image_size"], clf["config"]["channels"], clf["schedule"]) != \
+            (config["image_size"], config["channels"], schedule):
+        raise Fail(f"--classifier {path} learned other images or noise levels than {ckpt} "
+                   f"draws: train it with {train}")
     K = config.get("num_classes", 0)
     sets = clf["multilabel"]
     names = ck.get("class_names") or clf["class_names"]
     same = (clf["config"]["num_classes"], sets, clf["class_names"])
     if K and same != (K, bool((ck.get("args") or {}).get("labels")), names):
-        raise Fail(f"--classifier {path} tells apart other classes than {ckpt} draws: train it "
-                   f"on the DDPM's own data and labels")
+        raise Fail(f"--classifier {path} tells apart other classes than {ckpt} draws")
     if not K and sets:
-        raise Fail(f"--classifier {path} tells sets of objects apart: it guides a DDPM trained on "
-                   f"the same --labels")
+        raise Fail(f"--classifier {path} tells sets apart: it guides a DDPM of the same --labels")
     net = NoisyClassifier(**clf["config"])
     net.load_state_dict(clf["weights"])
     return net.eval(), clf
@@ -180,8 +178,7 @@ def parse(argv):
                    help="a folder of images: class subfolders (--classes), or the lab's (--labels)")
     p.add_argument("--out", default="noisy.pt", help="the file to write. default: noisy.pt")
     p.add_argument("--classes", action="store_true", help="DIR's subfolders are the classes")
-    p.add_argument("--ddpm", metavar="CKPT",
-                   help="the DDPM to guide: its noise schedule, image size and classes")
+    p.add_argument("--ddpm", metavar="CKPT", help="the DDPM to guide: its schedule, size, classes")
     p.add_argument("--T", type=COUNT, help="without --ddpm: the diffusion steps. default: 1000")
     p.add_argument("--beta-1", type=OPEN_UNIT, help="without --ddpm: beta_1. default: 1e-4")
     p.add_argument("--beta-T", type=OPEN_UNIT, help="without --ddpm: beta_T. default: 0.02")
@@ -206,8 +203,8 @@ def setting(args):
 
 
 def noised(x, y, train, alpha_bar, args):
-    """Batches (x_t, t) and labels: x_0 drawn from the training images and flipped at random,
-    t ~ U{1..T}, x_t by Eq. 4."""
+    """Batches (x_t, t) and their labels: x_0 drawn from the training images and flipped at
+    random, t ~ U{1..T}, x_t by Eq. 4."""
     device = alpha_bar.device
     for _ in range(args.steps):
         idx = train[torch.randint(0, len(train), (args.batch_size,))]
@@ -228,10 +225,10 @@ def main(argv):
     use, ck = setting(args)
     x, y, names = labelled(args, args.data, use["image_size"])
     x = x.div(127.5).sub(1)                                                   # in [-1, 1]
-    drawn = (ck["config"]["channels"], ck["config"]["num_classes"] or len(names)) if ck else None
-    if ck and (x.shape[1], len(names)) != drawn:
-        raise Fail(f"--data {args.data} has {x.shape[1]} channel(s), {len(names)} classes; --ddpm "
-                   f"{args.ddpm} draws {drawn[0]} of {drawn[1]}: give the DDPM's own data")
+    if ck and (x.shape[1], len(names)) != (ck["config"]["channels"],
+                                           ck["config"]["num_classes"] or len(names)):
+        raise Fail(f"--data {args.data} holds other channels or classes than --ddpm {args.ddpm} "
+                   f"draws: give the DDPM's own data")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     beta = torch.linspace(use["beta_1"], use["beta_T"], use["T"], dtype=torch.float64)
     alpha_bar = torch.cumprod(1 - beta, 0).float().to(device)            # as ddpm.py's schedule
@@ -246,12 +243,11 @@ def main(argv):
     found = held_out(net, x[held], y[held], alpha_bar)
     print("held-out accuracy by noise level: " +
           ", ".join(f"t = {t}: {a:.3f}" for t, a in found.items()))
-    weights = {k: v.cpu() for k, v in net.state_dict().items()}
-    schedule = {k: use[k] for k in SCHEDULE}
-    save_checkpoint(args.out, dict(model="noisy_classifier", config=config, weights=weights,
+    save_checkpoint(args.out, dict(model="noisy_classifier", config=config,
+                                   weights={k: v.cpu() for k, v in net.state_dict().items()},
                                    multilabel=bool(args.labels), class_names=list(names),
-                                   image_size=use["image_size"], schedule=schedule,
-                                   steps=args.steps, held_out_accuracy=found))
+                                   image_size=use["image_size"], steps=args.steps,
+                                   schedule={k: use[k] for k in SCHEDULE}, held_out_accuracy=found))
     print(f"wrote {args.out}: {len(names)} {'objects' if args.labels else 'classes'}, "
           f"{use['image_size']}x{use['image_size']}, schedule of T = {use['T']}")
 

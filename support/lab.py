@@ -41,8 +41,7 @@ def read_objects(path):
     table = read_json(path, "--objects")
     if not isinstance(table, dict) or \
             sorted(v for v in table.values() if type(v) is int) != list(range(len(table))):
-        raise Fail(f"{path} should map each object name to an index 0..K-1, "
-                   f"as {{\"red cube\": 0, ...}}")
+        raise Fail(f"{path} should map each object name to an index 0..K-1")
     return sorted(table, key=table.get)
 
 
@@ -53,12 +52,10 @@ def multi_hot(table, names, path):
     y = np.zeros((len(table), len(names)), np.float32)
     for i, (key, objects) in enumerate(table.items()):
         if not isinstance(objects, list) or not all(isinstance(o, str) for o in objects):
-            raise Fail(f"{path}: {key} should be a list of object names, "
-                       f"not {json.dumps(objects)[:60]}")
+            raise Fail(f"{path}: {key} should be a list of object names")
         for o in objects:
             if o not in index:
-                raise Fail(f"{path}: unknown object '{o}' in {key} "
-                           f"(the {len(names)} objects are {', '.join(names[:3])}, ...)")
+                raise Fail(f"{path}: unknown object '{o}' in {key} ({', '.join(names[:3])}, ...)")
             y[i, index[o]] = 1
     return y
 
@@ -67,12 +64,10 @@ def read_labels(root, labels, objects=None):
     """--labels train.json ({"file.png": ["red cube", ...]}, file names relative to --data) and
     --objects objects.json (default: the one beside train.json) -> the files, (N, K) float32
     multi-hot, object names."""
-    objects = objects or os.path.join(os.path.dirname(labels), "objects.json")
-    names = read_objects(objects)
+    names = read_objects(objects or os.path.join(os.path.dirname(labels), "objects.json"))
     table = read_json(labels, "--labels")
     if not isinstance(table, dict) or not table:
-        raise Fail(f"{labels} should map image file names to lists of object names, "
-                   f"as {{\"a.png\": [\"red cube\"]}}")
+        raise Fail(f"{labels} should map image file names to lists of object names")
     files = [os.path.join(root, f) for f in table]
     if missing := [f for f in files if not os.path.isfile(f)]:
         raise Fail(f"{missing[0]}, listed in {labels}, is missing ({len(missing)} such file(s))")
@@ -84,8 +79,7 @@ def read_conditions(path, names):
     model's objects."""
     table = read_json(path, "--conditions")
     if not isinstance(table, list) or not table:
-        raise Fail(f"{path} should be a list of conditions, each a list of object names, "
-                   f"as [[\"red cube\"], ...]")
+        raise Fail(f"{path} should be a list of conditions, each a list of object names")
     return multi_hot({f"condition {i}": c for i, c in enumerate(table)}, names, path)
 
 
@@ -155,13 +149,11 @@ def score(samples, conditions, net, ck, device):
         names = read_objects(objects)
     K = ck["config"]["num_classes"]
     if K != len(names):
-        raise Fail(f"--classifier scores {K} objects, but {objects} names {len(names)}: "
-                   f"use the evaluator of the lab's {len(names)} objects")
+        raise Fail(f"--classifier scores {K} objects, but {objects} names {len(names)}")
     asked = read_conditions(conditions, names)
     if not asked.any():
         raise Fail(f"{conditions} asks for no objects: there is nothing to score")
     size = ck["image_size"]
-    C = ck["config"]["channels"]
     x = []
     for i in range(len(asked)):
         path = os.path.join(samples, f"{i}.png")
@@ -169,12 +161,11 @@ def score(samples, conditions, net, ck, device):
             with Image.open(path) as im:
                 im = im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
         except (OSError, ValueError) as e:
-            raise Fail(f"cannot read {path}, the sample for condition {i} of {conditions} "
-                       f"({type(e).__name__})")
+            raise Fail(f"cannot read {path}, the sample of condition {i} ({type(e).__name__})")
         x.append(torch.from_numpy(np.asarray(im).copy()))
     x = torch.stack(x).permute(0, 3, 1, 2).float().div(255)            # (N, 3, S, S) in [0, 1]
     within = spread(x, asked)
-    x = x.mean(1, keepdim=True) if C == 1 else x
+    x = x.mean(1, keepdim=True) if ck["config"]["channels"] == 1 else x
     logits = torch.cat([net.to(device)(b.to(device))[1].float().cpu() for b in x.split(200)])
     h, k = hits(logits, asked)
     return {"samples": samples, "n": len(asked), "conditions": conditions,

@@ -12,13 +12,12 @@ names), scenes/objects.json (object name -> index) and two fixed lists of 32 con
 scenes/test.json, sets drawn as the training scenes are, and scenes/new_test.json, sets of 2-3
 objects that no training scene holds. `python train.py ddpm --data scenes` draws the same scenes
 in memory instead (seed 0, at --image-size).
-
-numpy, PIL and the flags' ranges (support/cli.py) only: this file reads on its own.
 """
 import argparse, json, os, sys
 import numpy as np
 from PIL import Image
 from support.cli import COUNT, SEED, Fail, Parser, command, fits
+from support import lab
 
 COLOURS = {"gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215),   # CLEVR's RGB
            "green": (29, 105, 20), "brown": (129, 74, 25), "purple": (129, 38, 192),
@@ -134,19 +133,13 @@ def write(out, n=N, size=64, seed=0):
 
 
 def read_sets(path):
-    """A conditions file (test.json) -> its sets as lists of object ids, or one line saying why.
-    (support/lab.py: read_conditions reads the same files as multi-hot tensors; this file keeps
-    to numpy and PIL.)"""
-    try:
-        with open(path, encoding="utf-8") as f:
-            table = json.load(f)
-    except (OSError, ValueError) as e:
-        raise Fail(f"cannot read --conditions {path} as JSON ({type(e).__name__})")
+    """A conditions file (test.json) -> its sets as lists of object ids, each in the file's order
+    (lab.py's read_conditions gives multi-hot rows, where the order is lost)."""
+    table = lab.read_json(path, "--conditions")
     if not isinstance(table, list) or not all(isinstance(c, list) and c for c in table):
         raise Fail(f"{path} should be a list of sets, each a list of object names")
     for i, names in enumerate(table):
-        unknown = [n for n in names if n not in NAMES]
-        if unknown:
+        if unknown := [n for n in names if n not in NAMES]:
             raise Fail(f"{path}, condition {i}: {unknown[0]!r} is none of the 24 objects")
     return [[NAMES.index(n) for n in names] for names in table]
 
@@ -167,26 +160,23 @@ def main(argv):
     p.add_argument("--out", required=True, help="the folder to write")
     p.add_argument("-n", type=COUNT, help=f"training scenes. default: {N}")
     p.add_argument("--conditions", metavar="JSON",
-                   help="instead: one real scene per set of this file (OUT/0.png, ...), the "
-                        "evaluator's ceiling")
+                   help="instead: a real scene per set of this file, the evaluator's ceiling")
     p.add_argument("--image-size", type=COUNT, default=64, help="the scenes' size. default: 64")
     p.add_argument("--seed", type=SEED, default=0,
                    help="the same seed, the same scenes and conditions. default: 0")
     a = p.parse_args(argv)
     if a.conditions and a.n is not None:
         raise Fail("-n does not apply with --conditions: one scene is drawn per set in it")
-    a.n = N if a.n is None else a.n
+    n = a.n or N
     sets = read_sets(a.conditions) if a.conditions else None
-    fits("-n", a.n, a.n * a.image_size**2 * 3)                 # the scenes, held at once (uint8)
-    if os.path.exists(a.out) and not os.path.isdir(a.out):
-        raise Fail(f"--out {a.out} is a file: name a folder to write the scenes into")
+    fits("-n", n, n * a.image_size**2 * 3)                     # the scenes, held at once (uint8)
     try:
         os.makedirs(a.out, exist_ok=True)
     except OSError as e:
         raise Fail(f"cannot make the folder --out {a.out}: {e.strerror}")
-    if a.conditions:
+    if sets:
         return real(sets, a.out, a.image_size, a.seed)
-    write(a.out, a.n, a.image_size, a.seed)
+    write(a.out, n, a.image_size, a.seed)
 
 
 def cli(argv):
