@@ -1,9 +1,10 @@
-"""evaluate.py's small classifier: a CNN trained on a labelled folder (--train-classifier). Its
-features stand in for Inception's on small images, and its predictions score the conditional
-accuracy; with the lab's train.json it is multi-label. The lab's own ResNet-18 file loads too.
+"""evaluate.py's small classifier: a CNN trained on a labelled folder
+(--train-classifier). Its features stand in for Inception's on small images, and its
+predictions score the conditional accuracy; with the lab's train.json it is multi-label.
+The lab's own ResNet-18 file loads too.
 
-`fit` is the one training loop of both small classifiers: this one, on augmented images, and
-guidance.py's classifier of noised images x_t."""
+`fit` is the one training loop of both small classifiers: this one, on augmented images,
+and guidance.py's classifier of noised images x_t."""
 import math
 import os
 import torch
@@ -22,8 +23,9 @@ def block(cin, cout):
 
 
 class Classifier(nn.Module):
-    """A small CNN: (B, C, S, S) in [0, 1] -> (features (B, 4 width), logits (B, K)). The features
-    keep a 4 x 4 layout before the last layer: a global average would lose where things are."""
+    """A small CNN: (B, C, S, S) in [0, 1] -> (features (B, 4 width), logits (B, K)). The
+    features keep a 4 x 4 layout before the last layer: a global average would lose where
+    things are."""
 
     def __init__(self, channels=1, num_classes=10, width=32):
         super().__init__()
@@ -31,7 +33,8 @@ class Classifier(nn.Module):
             block(channels, width), nn.MaxPool2d(2),                      # (w, S/2, S/2)
             block(width, 2 * width), nn.MaxPool2d(2),                     # (2w, S/4, S/4)
             block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(4),         # (4w, 4, 4)
-            nn.Flatten(), nn.Linear(64 * width, 4 * width), nn.ReLU())    # (4w,): the features
+            # (4w,): the features
+            nn.Flatten(), nn.Linear(64 * width, 4 * width), nn.ReLU())
         self.head = nn.Linear(4 * width, num_classes)
 
     def forward(self, x):
@@ -39,7 +42,7 @@ class Classifier(nn.Module):
         return f, self.head(f)
 
 
-# ------------------------------------------------------------ both small classifiers train so
+# -------------------------------------------------------- both small classifiers train so
 
 def training_flags(p):
     """The flags both small classifiers train with, into an argparse parser or group."""
@@ -53,8 +56,8 @@ def training_flags(p):
 
 
 def may_write(path, kind):
-    """--out: a file that can be written, and overwritten only if it holds the same kind, never
-    a model's ckpt.pt."""
+    """--out: a file that can be written, and overwritten only if it holds the same kind,
+    never a model's ckpt.pt."""
     writable("--out", path)
     old = read_checkpoint(path) if os.path.exists(path) else {"model": kind}
     if not isinstance(old, dict) or old.get("model") != kind:
@@ -62,8 +65,9 @@ def may_write(path, kind):
 
 
 def labelled(args, root, size, **kw):
-    """A labelled folder -> images (N, C, S, S) float in [0, 255], labels y: class ids (N,) or,
-    with --labels, the lab's sets (N, K) multi-hot; and the names of the classes or objects."""
+    """A labelled folder -> images (N, C, S, S) float in [0, 255], labels y: class ids
+    (N,) or, with --labels, the lab's sets (N, K) multi-hot; and the names of the classes
+    or objects."""
     images, labels, names = load_folder(root, size, not args.labels, label_file=args.labels,
                                         objects=args.objects, **kw)
     y = torch.from_numpy(labels if args.labels else labels.astype("int64"))
@@ -76,13 +80,15 @@ def flipped(x):
 
 
 def fit(net, batches, lr):
-    """The training loop: Adam on each batch (inputs, y) -> yields the step's loss. Class ids y
-    (B,) are fitted by cross entropy, the lab's sets (B, K) by a sigmoid per object."""
+    """The training loop: Adam on each batch (inputs, y) -> yields the step's loss. Class
+    ids y (B,) are fitted by cross entropy, the lab's sets (B, K) by a sigmoid per
+    object."""
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     for inputs, y in batches:
         net.train()
         out = net(*inputs)
-        logits = out[1] if isinstance(out, tuple) else out        # Classifier: (features, logits)
+        # Classifier: (features, logits)
+        logits = out[1] if isinstance(out, tuple) else out
         objective = F.binary_cross_entropy_with_logits if y.dim() == 2 else F.cross_entropy
         loss = objective(logits, y)
         opt.zero_grad(set_to_none=True)
@@ -92,13 +98,14 @@ def fit(net, batches, lr):
 
 
 def accuracy(out, y):
-    """How often the logits out name y: the argmax for class ids, the lab's top-k for sets."""
+    """How often the logits out name y: the argmax for class ids, the lab's top-k for
+    sets."""
     if y.dim() == 2:
         return lab.accuracy(out, y)
     return float((out.argmax(1) == y).float().mean())
 
 
-# ------------------------------------------------------------------- evaluate.py's classifier
+# --------------------------------------------------------------- evaluate.py's classifier
 
 def classifier_flags(group):
     """evaluate.py's flags for --train-classifier, into an argparse group."""
@@ -109,7 +116,8 @@ def classifier_flags(group):
     group.add_argument("--resize", choices=["crop", "squash"], default="crop",
                        help="non-square images: crop the centre, or squash the whole frame. "
                             "default: crop")
-    group.add_argument("--image-size", type=Range(int, 4), default=32,      # two halvings: S/4
+    # two halvings: S/4
+    group.add_argument("--image-size", type=Range(int, 4), default=32,
                        help="the classifier's input size, at least 4. default: 32")
     group.add_argument("--epochs", type=COUNT, default=10,
                        help="passes over the images. default: 10")
@@ -124,7 +132,8 @@ def load_classifier(path):
                    f"python evaluate.py --train-classifier DIR --out {path}")
     ck = read_checkpoint(path)
     if isinstance(ck, dict) and isinstance(ck.get("model"), dict) and "fc.0.weight" in ck["model"]:
-        return lab.course_evaluator(ck["model"], path)             # the lab's own ResNet-18 file
+        # the lab's own ResNet-18 file
+        return lab.course_evaluator(ck["model"], path)
     if not isinstance(ck, dict) or ck.get("model") != "classifier":
         raise Fail(f"{path} is not {KINDS['classifier']}")
     net = Classifier(**ck["config"])
@@ -133,16 +142,17 @@ def load_classifier(path):
 
 
 def blur_window(channels, device):
-    """SSIM's Gaussian window (evaluate.py), as a depthwise conv's weight (C, 1, 11, 11)."""
+    """SSIM's Gaussian window (evaluate.py), as a depthwise conv's weight (C, 1, 11,
+    11)."""
     from evaluate import gaussian_window
     w = torch.tensor(gaussian_window(), dtype=torch.float32, device=device)
     return w.expand(channels, 1, 11, 11)
 
 
 def augmented(x, y, train, args):
-    """Batches of the training images, each epoch in a new order, flipped, and blurred by SSIM's
-    window at a random strength: samples are often blurry, and a CNN trained on sharp images
-    only misnames them."""
+    """Batches of the training images, each epoch in a new order, flipped, and blurred by
+    SSIM's window at a random strength: samples are often blurry, and a CNN trained on
+    sharp images only misnames them."""
     g = torch.Generator().manual_seed(args.seed)
     C = x.shape[1]
     w = blur_window(C, x.device)
@@ -161,7 +171,8 @@ def train_classifier(args, device):
     accuracy."""
     may_write(args.out, "classifier")
     x, y, names = labelled(args, args.train_classifier, args.image_size, resize=args.resize)
-    if len(names) < 2:                              # one class: every answer right, accuracy 1.0
+    # one class: every answer right, accuracy 1.0
+    if len(names) < 2:
         raise Fail(f"--train-classifier {args.train_classifier} has one class ({names[0]}): a "
                    f"classifier needs at least 2 to tell apart")
     x = x.div(255).to(device)                                                  # in [0, 1]
@@ -170,7 +181,8 @@ def train_classifier(args, device):
     train = (~held).nonzero()[:, 0]
     config = dict(channels=x.shape[1], num_classes=len(names), width=args.width)
     net = Classifier(**config).to(device)
-    epoch = math.ceil(len(train) / args.batch_size)                           # steps an epoch
+    # steps an epoch
+    epoch = math.ceil(len(train) / args.batch_size)
     for step, loss in enumerate(fit(net, augmented(x, y, train, args), args.lr), 1):
         if step % epoch == 0:
             acc = held_out_accuracy(net, x[held], y[held])

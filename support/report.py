@@ -1,5 +1,5 @@
-"""evaluate.py's command line: its flags, each number with its declared range (support/cli.py),
-and its figures as one table a person reads."""
+"""evaluate.py's command line: its flags, each number with its declared range
+(support/cli.py), and its figures as one table a person reads."""
 import argparse
 from support.classifier import classifier_flags
 from support.cli import COUNT, SEED, Parser, Range
@@ -7,22 +7,22 @@ from support.features import cached_weights
 
 
 def parse(argv, doc):
-    """evaluate.py's arguments (doc: its docstring, for --help), or one line saying what is
-    wrong."""
+    """evaluate.py's arguments (doc: its docstring, for --help), or one line saying what
+    is wrong."""
     p = Parser(prog="evaluate.py", description=doc,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("samples", nargs="?",
-                   help="a folder of generated images (class subfolders: conditional accuracy)")
-    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall against it")
+                   help="a folder of samples (class subfolders: conditional accuracy)")
+    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--features", choices=["inception", "classifier"],
-                   help="the features compared. default: the classifier's when it is given")
+                   help="the features compared. default: the classifier's, if given")
     p.add_argument("--classifier", metavar="PATH",
-                   help="a classifier of --train-classifier (or the lab's ResNet-18 file)")
+                   help="from --train-classifier (or the lab's ResNet-18 file)")
     p.add_argument("--inception-weights", metavar="PATH",
                    help=f"the FID Inception weights file. default: {cached_weights()}")
     p.add_argument("--pairs", metavar="TARGETS",
-                   help="translation: PSNR and SSIM against the targets of the same names")
+                   help="translation: PSNR and SSIM against the same names' targets")
     p.add_argument("--conditions", metavar="JSON",
                    help="the lab: SAMPLES/0.png, 1.png, ... against test.json's sets")
     p.add_argument("--kid-subsets", type=COUNT, default=100, help="KID's subsets. default: 100")
@@ -50,26 +50,30 @@ def table(r, args):
         rows.append(("features", f"{r['features']}, {r['feature_dim']}-d"))
     on_inception = r.get("features") == "inception"
     if "FD" in r:
-        kid = f"{r['KID']:.4g} +- {r['KID_std']:.2g}  ({args.kid_subsets} subsets of "
-        rows += [("FID" if on_inception else "FD (classifier features, not FID)", f"{r['FD']:.3f}"),
-                 ("KID", f"{kid}{r['KID_subset']})"),
-                 (f"precision, recall (k = {args.k})", f"{r['precision']:.3f}, {r['recall']:.3f}")]
+        name = "FID" if on_inception else "FD (classifier features, not FID)"
+        kid = f"{r['KID']:.4g} +- {r['KID_std']:.2g}"
+        pr = f"{r['precision']:.3f}, {r['recall']:.3f}"
+        rows += [(name, f"{r['FD']:.3f}"),
+                 ("KID", f"{kid}  ({args.kid_subsets} subsets of {r['KID_subset']})"),
+                 (f"precision, recall (k = {args.k})", pr)]
     if "IS" in r:
         on = "Inception" if on_inception else "classifier"
-        rows.append((f"IS ({on}, {args.splits} splits)", f"{r['IS']:.3f} +- {r['IS_std']:.3f}"))
+        IS = f"{r['IS']:.3f} +- {r['IS_std']:.3f}"
+        rows.append((f"IS ({on}, {args.splits} splits)", IS))
     if "accuracy" in r:
         per_class = r["accuracy_per_class"]
         worst = min(per_class, key=per_class.get)
         rows.append(("conditional accuracy",
                      f"{r['accuracy']:.4f}  (lowest: {worst} {per_class[worst]:.2f})"))
     if "lab_accuracy" in r:
+        acc = f"{r['lab_accuracy']:.4f} +- {r['lab_accuracy_se']:.4f}"
         rows += [("the lab's accuracy (top-k)",
-                  f"{r['lab_accuracy']:.4f} +- {r['lab_accuracy_se']:.4f} (standard error; "
-                  f"{r['n']} conditions of {r['conditions']})"),
+                  f"{acc} (standard error; {r['n']} conditions of {r['conditions']})"),
                  ("samples of one set: mean |x_i - x_j|",
                   f"{r['lab_spread']:.4f}  (0: one image a set, whatever z)")]
     if "PSNR" in r:
-        rows += [("mean L1 ([0, 1] scale)", f"{r['L1']:.4f}"), ("PSNR", f"{r['PSNR']:.2f} dB"),
+        rows += [("mean L1 ([0, 1] scale)", f"{r['L1']:.4f}"),
+                 ("PSNR", f"{r['PSNR']:.2f} dB"),
                  ("SSIM", f"{r['SSIM']:.4f}")]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)
