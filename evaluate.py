@@ -21,10 +21,11 @@
     6. PSNR    10 log10(1 / MSE) on the [0, 1] scale; SSIM (Wang et al., 2004), Gaussian window
                11, sigma 1.5, K1 0.01, K2 0.03, averaged over the map
 
-The Inception network needs its weights file (see support/inception.py; --inception-weights
-PATH, or in the cache folder). Figures on the classifier's features are for comparing runs here:
-they are not FID. The classifier, reading the folders, the flags and the table live in support/
-(classifier.py, features.py, report.py); the lab's files and accuracy in support/lab.py.
+The Inception network needs its weights file (see support/inception.py;
+--inception-weights PATH, or in the cache folder). Figures on the classifier's features
+are for comparing runs here: they are not FID. The classifier, reading the folders, the
+flags and the table live in support/ (classifier.py, features.py, report.py); the lab's
+files and accuracy in support/lab.py.
 """
 import json, math, os, sys
 import numpy as np
@@ -38,40 +39,46 @@ from support.report import parse, table
 from support import lab
 
 
-# ------------------------------------------------------------------------- the metrics (float64)
+# ------------------------------------------------------------------ the metrics (float64)
 
 def frechet_distance(mu1, S1, mu2, S2):
-    """Eq. 1: the Frechet distance of N(mu1, S1) and N(mu2, S2).
-    Tr (S1 S2)^(1/2) = Tr (S1^(1/2) S2 S1^(1/2))^(1/2): similar matrices, and the right one is
-    symmetric: two eigen-decompositions, no complex roots."""
+    """Eq. 1: the Frechet distance of N(mu1, S1) and N(mu2, S2). Tr (S1 S2)^(1/2) = Tr
+    (S1^(1/2) S2 S1^(1/2))^(1/2): similar matrices, and the right one is symmetric: two
+    eigen-decompositions, no complex roots."""
     w, V = np.linalg.eigh(S1)
     root1 = (V * np.sqrt(w.clip(0))) @ V.T                                 # S1^(1/2)
     M = root1 @ S2 @ root1
-    tr_sqrt = np.sqrt(np.linalg.eigvalsh((M + M.T) / 2).clip(0)).sum()     # Tr (S1 S2)^(1/2)
+    # Tr (S1 S2)^(1/2)
+    tr_sqrt = np.sqrt(np.linalg.eigvalsh((M + M.T) / 2).clip(0)).sum()
     d2 = ((mu1 - mu2) ** 2).sum() + np.trace(S1) + np.trace(S2) - 2 * tr_sqrt
-    return float(np.maximum(d2, 0))             # a squared distance: below 0 only by rounding
+    # a squared distance: below 0 only by rounding
+    return float(np.maximum(d2, 0))
+
+
+def gaussian(f):
+    """Features (N, d) -> the mean and covariance of the Gaussian fitted to them."""
+    f = np.asarray(f, np.float64)
+    return f.mean(0), np.cov(f, rowvar=False)
 
 
 def fd(f1, f2):
     """Features (N, d), (M, d) -> the Frechet distance of the Gaussians fitted to them."""
-    f1 = np.asarray(f1, np.float64)
-    f2 = np.asarray(f2, np.float64)
-    S1 = np.cov(f1, rowvar=False)
-    S2 = np.cov(f2, rowvar=False)
-    return frechet_distance(f1.mean(0), S1, f2.mean(0), S2)
+    return frechet_distance(*gaussian(f1), *gaussian(f2))
 
 
 def mmd2(x, y):
-    """Eq. 2: the unbiased MMD^2 with the cubic polynomial kernel; the diagonals k(x_i, x_i) are
-    left out."""
-    d = x.shape[1]
-    m = len(x)
+    """Eq. 2: the unbiased MMD^2 with the cubic polynomial kernel; the diagonals k(x_i,
+    x_i) are left out."""
+    m, d = x.shape
     n = len(y)
-    k = lambda a, b: (a @ b.T / d + 1) ** 3                            # k(x, y) = (x.y / d + 1)^3
+    # k(x, y) = (x.y / d + 1)^3
+    k = lambda a, b: (a @ b.T / d + 1) ** 3
     Kxx = k(x, x)
     Kyy = k(y, y)
-    xx = (Kxx.sum() - np.trace(Kxx)) / (m * (m - 1))                  # E k(x, x'), x' != x
-    yy = (Kyy.sum() - np.trace(Kyy)) / (n * (n - 1))                  # E k(y, y'), y' != y
+    # E k(x, x'), x' != x
+    xx = (Kxx.sum() - np.trace(Kxx)) / (m * (m - 1))
+    # E k(y, y'), y' != y
+    yy = (Kyy.sum() - np.trace(Kyy)) / (n * (n - 1))
     return xx + yy - 2 * k(x, y).mean()
 
 
@@ -81,17 +88,15 @@ def kid(f1, f2, subsets=100, size=1000, seed=0):
     f2 = np.asarray(f2, np.float64)
     rng = np.random.default_rng(seed)
     size = min(size, len(f1), len(f2))
-    v = []
-    for _ in range(subsets):
-        a = f1[rng.choice(len(f1), size, replace=False)]
-        b = f2[rng.choice(len(f2), size, replace=False)]
-        v.append(mmd2(a, b))
+    pick = lambda f: f[rng.choice(len(f), size, replace=False)]
+    v = [mmd2(pick(f1), pick(f2)) for _ in range(subsets)]
     return float(np.mean(v)), float(np.std(v))
 
 
 def sq_distances(a, b):
-    """||a_i - b_j||^2, (len(a), len(b)), by one matrix product: |a|^2 + |b|^2 - 2 a.b. Fast, but
-    cancellation can put two copies of a point 1e-6 apart; its error stays below err, (len(a), 1).
+    """||a_i - b_j||^2, (len(a), len(b)), by one matrix product: |a|^2 + |b|^2 - 2 a.b.
+    Fast, but cancellation can put two copies of a point 1e-6 apart; its error stays below
+    err, (len(a), 1).
     """
     a2 = (a * a).sum(1, keepdim=True)
     b2 = (b * b).sum(1)
@@ -99,28 +104,32 @@ def sq_distances(a, b):
 
 
 def exact(a, b, rows, cols):
-    """||a_i - b_j||^2 of the pairs (rows, cols), summed from the differences: copies at 0."""
+    """||a_i - b_j||^2 of the pairs (rows, cols), summed from the differences: copies at
+    0."""
     return torch.cat([((a[i] - b[j]) ** 2).sum(1)
                       for i, j in zip(rows.split(2**14), cols.split(2**14))])
 
 
 def radii(f, k):
-    """The squared distance from each point of f to its k-th nearest neighbour, itself left out;
-    exact: every pair the matrix product cannot rule out is measured again."""
+    """The squared distance from each point of f to its k-th nearest neighbour, itself
+    left out; exact: every pair the matrix product cannot rule out is measured again."""
     r = []
     for b in f.split(1000):
         D, err = sq_distances(b, f)
-        near = D <= D.kthvalue(k + 1, 1, keepdim=True).values + 2 * err     # the candidates
+        # the candidates
+        near = D <= D.kthvalue(k + 1, 1, keepdim=True).values + 2 * err
         rows, cols = near.nonzero(as_tuple=True)
         D.fill_(math.inf)
         D[rows, cols] = exact(b, f, rows, cols)
-        r.append(D.kthvalue(k + 1, 1).values)                         # the 1st is itself, at 0
+        # the 1st is itself, at 0
+        r.append(D.kthvalue(k + 1, 1).values)
     return torch.cat(r)
 
 
 def coverage(points, f, r):
-    """The fraction of `points` inside at least one ball B(f_i, r_i), r squared radii; a pair too
-    close to its ball's edge for the matrix product to tell is measured exactly."""
+    """The fraction of `points` inside at least one ball B(f_i, r_i), r squared radii; a
+    pair too close to its ball's edge for the matrix product to tell is measured
+    exactly."""
     inside = []
     for b in points.split(1000):
         D, err = sq_distances(b, f)
@@ -131,23 +140,25 @@ def coverage(points, f, r):
 
 
 def precision_recall(real, fake, k=3):
-    """Eq. 3: precision = samples inside the real manifold, recall = real points inside the
-    samples' one."""
-    real = torch.as_tensor(np.asarray(real), dtype=torch.float64)
-    fake = torch.as_tensor(np.asarray(fake), dtype=torch.float64)
+    """Eq. 3: precision = samples inside the real manifold, recall = real points inside
+    the samples' one."""
+    real = torch.as_tensor(np.asarray(real, np.float64))
+    fake = torch.as_tensor(np.asarray(fake, np.float64))
     return coverage(fake, real, radii(real, k)), coverage(real, fake, radii(fake, k))
 
 
 def inception_score(p, splits=10):
-    """Eq. 4: p (N, K) = p(y | x) -> exp(E_x KL(p(y | x) || p(y))) on each split, p(y) its mean
-    -> (mean, std)."""
+    """Eq. 4: p (N, K) = p(y | x) -> exp(E_x KL(p(y | x) || p(y))) on each split, p(y) its
+    mean -> (mean, std)."""
     if len(p) < splits:
         raise Fail(f"IS with --splits {splits} needs at least {splits} images ({len(p)} here): "
                    f"give a smaller --splits")
     s = []
     for q in np.array_split(np.asarray(p, np.float64), splits):
-        p_y = q.mean(0, keepdims=True)                                 # p(y) = E_x p(y | x), (1, K)
-        kl = (q * (np.log(q + 1e-12) - np.log(p_y + 1e-12))).sum(1)    # KL(p(y | x) || p(y)), (n,)
+        # p(y) = E_x p(y | x), (1, K)
+        p_y = q.mean(0, keepdims=True)
+        # KL(p(y | x) || p(y)), (n,)
+        kl = (q * (np.log(q + 1e-12) - np.log(p_y + 1e-12))).sum(1)
         s.append(math.exp(kl.mean()))
     return float(np.mean(s)), float(np.std(s))
 
@@ -160,17 +171,19 @@ def psnr(x, y):
 
 def gaussian_window(size=11, sigma=1.5):
     g = np.exp(-((np.arange(size) - size // 2) ** 2) / (2 * sigma**2))
-    return np.outer(g, g) / np.outer(g, g).sum()                       # (size, size), sums to 1
+    # (size, size), sums to 1
+    return np.outer(g, g) / np.outer(g, g).sum()
 
 
 def ssim(x, y, K1=0.01, K2=0.03, L=1.0):
-    """Eq. 6: SSIM per image of (N, C, H, W) in [0, 1], the mean of the map over valid windows and
-    channels."""
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(y), dtype=torch.float64)
+    """Eq. 6: SSIM per image of (N, C, H, W) in [0, 1], the mean of the map over valid
+    windows and channels."""
+    x = torch.as_tensor(np.asarray(x, np.float64))
+    y = torch.as_tensor(np.asarray(y, np.float64))
     C = x.shape[1]
     w = torch.tensor(gaussian_window()).expand(C, 1, 11, 11)
-    mean = lambda a: F.conv2d(a, w, groups=C)          # Gaussian-weighted local mean, valid windows
+    # Gaussian-weighted local mean, valid windows
+    mean = lambda a: F.conv2d(a, w, groups=C)
     mu_x = mean(x)
     mu_y = mean(y)
     var_x = mean(x * x) - mu_x**2
@@ -183,12 +196,12 @@ def ssim(x, y, K1=0.01, K2=0.03, L=1.0):
     return s.mean((1, 2, 3)).numpy()
 
 
-# ----------------------------------------------------------------------------- the commands
+# --------------------------------------------------------------------------- the commands
 
 def features_of(spec, device):
-    """train.py --eval-features: a classifier's path, or 'inception' (the weights file in the
-    cache folder) -> a function from samples (B, C, H, W) in [-1, 1] to features (B, d), read as
-    evaluate.py reads PNGs (as uint8, at the classifier's size)."""
+    """train.py --eval-features: a classifier's path, or 'inception' (the weights file in
+    the cache folder) -> a function from samples (B, C, H, W) in [-1, 1] to features (B,
+    d), read as evaluate.py reads PNGs (as uint8, at the classifier's size)."""
     ck = None
     if spec == "inception":
         net = load_inception(None, "give --eval-features a classifier")
@@ -206,40 +219,42 @@ def features_of(spec, device):
 
 
 def measure(args, device):
-    """SAMPLES (and --ref REAL) -> a dict of figures: IS, conditional accuracy, FD, KID, P/R."""
+    """SAMPLES (and --ref REAL) -> a dict of figures: IS, conditional accuracy, FD, KID,
+    P/R."""
     use = args.features or ("classifier" if args.classifier else "inception")
     if use == "classifier" and not args.classifier:
-        raise Fail("--features classifier needs --classifier PATH "
-                   "(make one with --train-classifier DIR)")
+        raise Fail("--features classifier needs --classifier PATH (from --train-classifier DIR)")
     clf, ck = load_classifier(args.classifier) if args.classifier else (None, None)
     net = (clf if use == "classifier" else load_inception(args.inception_weights)).to(device)
     size, C = reads(ck if use == "classifier" else None)
-    split = os.path.isdir(args.samples) and any(os.path.isdir(os.path.join(args.samples, d))
-                                                for d in os.listdir(args.samples))
-    images, labels, names = read_folder(args.samples, size, classes=split)
+    folder = args.samples
+    split = os.path.isdir(folder) and any(os.path.isdir(os.path.join(folder, d))
+                                          for d in os.listdir(folder))
+    images, labels, names = read_folder(folder, size, classes=split)
     f, p = features_and_probs(net, images, C, device)
-    r = {"samples": args.samples, "n": len(images), "features": use, "feature_dim": f.shape[1]}
-    order = np.random.default_rng(args.seed).permutation(len(p))  # class folders: mix the splits
+    r = {"samples": folder, "n": len(images), "features": use, "feature_dim": f.shape[1]}
+    # class folders: the splits mixed
+    order = np.random.default_rng(args.seed).permutation(len(p))
     r["IS"], r["IS_std"] = inception_score(p[order], args.splits)
-    if split and clf is not None:       # conditional accuracy: the subfolder is the class asked for
-        unknown = [n for n in names if n not in ck["class_names"]]
-        if unknown:
-            raise Fail(f"subfolder '{unknown[0]}' of {args.samples} is not a class of "
-                       f"{args.classifier} ({', '.join(ck['class_names'])})")
-        q = p
+    # conditional accuracy: the subfolder is the class asked for
+    if split and clf is not None:
+        classes = ck["class_names"]
+        if unknown := [n for n in names if n not in classes]:
+            raise Fail(f"subfolder '{unknown[0]}' of {folder} is not a class of {args.classifier}")
         if use != "classifier":
-            x = read_folder(args.samples, ck["image_size"], True)[0]
-            q = features_and_probs(clf, x, ck["config"]["channels"], device)[1]
-        pred = q.argmax(1)                                          # the class the classifier names
-        asked = np.array([ck["class_names"].index(names[i]) for i in labels])
-        r["accuracy"] = float((pred == asked).mean())
-        r["accuracy_per_class"] = {n: float((pred == asked)[labels == i].mean())
-                                   for i, n in enumerate(names)}
+            p = features_and_probs(clf, read_folder(folder, ck["image_size"], True)[0],
+                                   ck["config"]["channels"], device)[1]
+        # the class the classifier names
+        pred = p.argmax(1)
+        hit = pred == np.array([classes.index(names[i]) for i in labels])
+        r["accuracy"] = float(hit.mean())
+        r["accuracy_per_class"] = {n: float(hit[labels == i].mean()) for i, n in enumerate(names)}
     if args.ref:
         ref = read_folder(args.ref, size)[0]
-        if min(len(f), len(ref)) < 2:                       # a covariance needs two points
+        # a covariance needs two points
+        if min(len(f), len(ref)) < 2:
             raise Fail(f"FD and KID need at least 2 images in each folder ({len(f)} in "
-                       f"{args.samples}, {len(ref)} in {args.ref})")
+                       f"{folder}, {len(ref)} in {args.ref})")
         g = features_and_probs(net, ref, C, device)[0]
         r.update(ref=args.ref, n_ref=len(ref), FD=fd(g, f))
         r["KID"], r["KID_std"] = kid(g, f, args.kid_subsets, args.kid_size, args.seed)
@@ -252,8 +267,10 @@ def measure(args, device):
 
 
 def translation(args):
-    """--pairs TARGETS: each output against the target of the same name -> L1, PSNR, SSIM."""
-    x, y = read_pairs(args.samples, args.pairs)                        # (N, C, S, S) in [0, 1]
+    """--pairs TARGETS: each output against the target of the same name -> L1, PSNR,
+    SSIM."""
+    # (N, C, S, S) in [0, 1]
+    x, y = read_pairs(args.samples, args.pairs)
     if min(x.shape[2:]) < 11:
         raise Fail(f"SSIM's window is 11x11 but the images are {x.shape[2]}x{x.shape[3]}")
     return {"pairs": len(x), "L1": float(np.abs(x - y).mean()), "PSNR": psnr(x, y),
@@ -269,8 +286,7 @@ def main(argv):
     if args.train_classifier:
         return train_classifier(args, device)
     if args.conditions and not args.classifier:
-        raise Fail("--conditions needs --classifier PATH, a multi-label one "
-                   "(--train-classifier DIR --labels train.json)")
+        raise Fail("--conditions needs --classifier PATH, a multi-label one (--labels)")
     if args.conditions:
         r = lab.score(args.samples, args.conditions, *load_classifier(args.classifier), device)
     elif args.pairs:
@@ -285,7 +301,8 @@ def main(argv):
 
 
 def cli(argv):
-    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
+    """The command line: main, with a mistake in the user's input as one line and exit
+    status 1."""
     return command(main, argv)
 
 

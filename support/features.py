@@ -1,7 +1,7 @@
-"""What evaluate.py measures on: the images of a folder, read at one size; the outputs of a
-translation and their targets, matched by name; and a network's features and class
-probabilities over them (Inception, its weights file looked for in the cache folder, or the small
-classifier of classifier.py)."""
+"""What evaluate.py measures on: the images of a folder, read at one size; the outputs of
+a translation and their targets, matched by name; and a network's features and class
+probabilities over them (Inception, its weights file looked for in the cache folder, or
+the small classifier of classifier.py)."""
 import os
 import numpy as np
 import torch
@@ -12,13 +12,14 @@ from support import inception
 
 
 def cached_weights():
-    """Where the Inception weights file is looked for: the cache folder of the decoded images."""
+    """Where the Inception weights file is looked for: the cache folder of the decoded
+    images."""
     return os.path.join(cache_folder(), inception.WEIGHTS)
 
 
 def load_inception(path, instead="give --inception-weights PATH"):
-    """The FID Inception network with its weights, in eval mode, or one line saying where to put
-    the file."""
+    """The FID Inception network with its weights, in eval mode, or one line saying where
+    to put the file."""
     path = path or cached_weights()
     if not os.path.isfile(path):
         raise Fail(f"no Inception weights at {path}: download {inception.URL} there or {instead}")
@@ -31,26 +32,27 @@ def load_inception(path, instead="give --inception-weights PATH"):
 
 
 def reads(ck):
-    """The size and channels a network reads images at: a classifier's own (its checkpoint ck),
-    or (None, 3) for Inception (ck None), which resizes every image to 299 itself."""
-    if ck is None:
-        return None, 3
-    return ck["image_size"], ck["config"]["channels"]
+    """The size and channels a network reads images at: a classifier's own (its checkpoint
+    ck), or (None, 3) for Inception (ck None), which resizes every image to 299 itself."""
+    return (None, 3) if ck is None else (ck["image_size"], ck["config"]["channels"])
 
 
 @torch.no_grad()
 def features_and_probs(net, images, channels, device, batch=200):
     """(N, S, S, C) uint8 -> features and softmax probabilities, float64 numpy. float32
-    throughout: the features feed a covariance, and bf16 rounding would move FD more than the
-    models differ."""
+    throughout: the features feed a covariance, and bf16 rounding would move FD more than
+    the models differ."""
     feats, probs = [], []
     for lo in range(0, len(images), batch):
         x = torch.from_numpy(images[lo:lo + batch]).to(device)
-        x = x.permute(0, 3, 1, 2).float() / 255                          # (B, C, S, S) in [0, 1]
+        # (B, C, S, S) in [0, 1]
+        x = x.permute(0, 3, 1, 2).float() / 255
         if channels == 1:
-            x = x.mean(1, keepdim=True)                          # a classifier of gray images
+            # a classifier of gray images
+            x = x.mean(1, keepdim=True)
         elif x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)                          # gray images, an RGB network
+            # gray images, an RGB network
+            x = x.expand(-1, 3, -1, -1)
         f, logits = net(x)
         feats.append(f.double().cpu())
         probs.append(logits.double().softmax(1).cpu())
@@ -58,11 +60,12 @@ def features_and_probs(net, images, channels, device, batch=200):
 
 
 def read_folder(root, size, classes=False):
-    """A folder -> (N, S, S, C) uint8, labels, names; at the first image's size when size is
-    None."""
+    """A folder -> (N, S, S, C) uint8, labels, names; at the first image's size when size
+    is None."""
     if size is None:
         files = find_images(root) if os.path.isdir(root) else []
-        size = min(pixels(files[0])) if files else 32          # load_folder names an empty folder
+        # load_folder names an empty folder
+        size = min(pixels(files[0])) if files else 32
     return load_folder(root, size, classes=classes)
 
 
@@ -75,31 +78,28 @@ def pixels(path):
         raise Fail(f"cannot read image {path}: {e}")
 
 
-def name(path):
-    """out/cat.png -> cat: an output and its target share a name."""
-    return os.path.splitext(os.path.basename(path))[0]
-
-
 def read_pairs(samples, pairs):
-    """Each output in SAMPLES and the target of the same name (PAIRS/B/, or the right half of a
-    side-by-side pair A|B in PAIRS), at the output's size -> (N, C, S, S) each, in [0, 1]."""
+    """Each output in SAMPLES and the target of the same name (PAIRS/B/, or the right half
+    of a side-by-side pair A|B in PAIRS), at the output's size -> (N, C, S, S) each, in
+    [0, 1]."""
     outputs = find_images(samples) if os.path.isdir(samples) else []
     if not outputs:
         raise Fail(f"no images found in {samples}")
-    tdir = os.path.join(pairs, "B") if os.path.isdir(os.path.join(pairs, "B")) else pairs
-    targets = {name(f): f for f in find_images(tdir)}
+    folder = os.path.join(pairs, "B") if os.path.isdir(os.path.join(pairs, "B")) else pairs
+    # out/cat.png -> cat
+    name = lambda f: os.path.splitext(os.path.basename(f))[0]
+    targets = {name(f): f for f in find_images(folder)}
     X, Y = [], []
     for f in outputs:
-        if name(f) not in targets:
-            raise Fail(f"{f} has no target named {name(f)}.* in {tdir}")
-        t = targets[name(f)]
+        t = targets.get(name(f))
+        if t is None:
+            raise Fail(f"{f} has no target named {name(f)}.* in {folder}")
         size = min(pixels(f))
         w, h = pixels(t)
         try:
             X.append(load_image(f, size)[0])
-            Y.append(load_pair(t, size)[..., 3:] if w == 2 * h else load_image(t, size)[0])  # A|B
+            # A|B
+            Y.append(load_pair(t, size)[..., 3:] if w == 2 * h else load_image(t, size)[0])
         except (OSError, ValueError) as e:
             raise Fail(f"cannot read {f} or {t}: {e}")
-    x = np.stack(X).transpose(0, 3, 1, 2) / 255.0
-    y = np.stack(Y).transpose(0, 3, 1, 2) / 255.0
-    return x, y
+    return [np.stack(a).transpose(0, 3, 1, 2) / 255.0 for a in (X, Y)]

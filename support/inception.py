@@ -1,8 +1,8 @@
 """The FID Inception network: Inception v3 (Szegedy et al., 2016) as TensorFlow's graph of
 2015-12-05 has it, the network behind the FID (Heusel et al., 2017) and Inception Score
-(Salimans et al., 2016) figures of papers. Written out in torch so that the ported weights file
-of pytorch-fid, pt_inception-2015-12-05-6726825d.pth (URL below), loads into it by its
-parameter names.
+(Salimans et al., 2016) figures of papers. Written out in torch so that the ported weights
+file of pytorch-fid, pt_inception-2015-12-05-6726825d.pth (URL below), loads into it by
+its parameter names.
 
     stem     3 x 299 x 299 -> 5 conv + 2 max-pool -> 192 x 35 x 35
     Mixed_5  3 blocks A (four branches: 1x1, 5x5, two 3x3, pool)       -> 288 x 35 x 35
@@ -12,11 +12,11 @@ parameter names.
              without fc's bias, as the reference code of IS takes them (Salimans et al.'s, TTUR's,
              torch-fidelity's): the bias shifts each class's logit and would change the score
 
-What sets this graph apart from torchvision's ImageNet Inception v3: the average pools of the
-blocks leave the padding out of the mean (TensorFlow's SAME pooling), the last block E pools with
-a max instead of an average, and the classifier has 1008 outputs. Every conv has no bias and is
-followed by batch norm (eps 0.001) and a ReLU. Its own file because evaluate.py, with the metrics,
-the classifier and the command line, would pass the file budget with it.
+What sets this graph apart from torchvision's ImageNet Inception v3: the average pools of
+the blocks leave the padding out of the mean (TensorFlow's SAME pooling), the last block E
+pools with a max instead of an average, and the classifier has 1008 outputs. Every conv
+has no bias and is followed by batch norm (eps 0.001) and a ReLU. Its own file: one
+network, read beside pytorch-fid's.
 """
 from collections import OrderedDict
 import torch
@@ -32,13 +32,15 @@ COL3 = dict(k=(3, 1), padding=(1, 0))                           # | 3x1
 
 
 def conv(cin, cout, k, stride=1, padding=0):
-    """conv (no bias) -> batch norm -> ReLU, named `conv` and `bn` as in the weights file."""
+    """conv (no bias) -> batch norm -> ReLU, named `conv` and `bn` as in the weights
+    file."""
     return nn.Sequential(OrderedDict(conv=nn.Conv2d(cin, cout, k, stride, padding, bias=False),
                                      bn=nn.BatchNorm2d(cout, eps=0.001), relu=nn.ReLU()))
 
 
 def tf_avg_pool(x):
-    return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)   # TF's SAME pool: padding not counted
+    # TF's SAME pool: padding not counted
+    return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
 
 
 class A(nn.Module):                                              # Mixed_5b/c/d, 35 x 35
@@ -52,7 +54,8 @@ class A(nn.Module):                                              # Mixed_5b/c/d,
         self.branch3x3dbl_3 = conv(96, 96, 3, padding=1)
         self.branch_pool = conv(cin, pool, 1)
 
-    def forward(self, x):                                 # (B, cin, 35, 35) -> (B, 224 + pool, ...)
+    # (B, cin, 35, 35) -> (B, 224 + pool, ...)
+    def forward(self, x):
         b5 = self.branch5x5_2(self.branch5x5_1(x))
         d3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
         return torch.cat([self.branch1x1(x), b5, d3, self.branch_pool(tf_avg_pool(x))], 1)
@@ -66,7 +69,8 @@ class B(nn.Module):                                              # Mixed_6a: 35 
         self.branch3x3dbl_2 = conv(64, 96, 3, padding=1)
         self.branch3x3dbl_3 = conv(96, 96, 3, stride=2)
 
-    def forward(self, x):                                 # (B, 288, 35, 35) -> (B, 768, 17, 17)
+    # (B, 288, 35, 35) -> (B, 768, 17, 17)
+    def forward(self, x):
         d3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
         return torch.cat([self.branch3x3(x), d3, F.max_pool2d(x, 3, 2)], 1)
 
@@ -85,7 +89,8 @@ class C(nn.Module):                                              # Mixed_6b..e, 
         self.branch7x7dbl_5 = conv(c7, 192, **ROW7)
         self.branch_pool = conv(cin, 192, 1)
 
-    def forward(self, x):                                        # (B, 768, 17, 17) -> same
+    # (B, 768, 17, 17) -> same
+    def forward(self, x):
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         d7 = x
         for i in range(1, 6):
@@ -103,7 +108,8 @@ class D(nn.Module):                                              # Mixed_7a: 17 
         self.branch7x7x3_3 = conv(192, 192, **COL7)
         self.branch7x7x3_4 = conv(192, 192, 3, stride=2)
 
-    def forward(self, x):                                 # (B, 768, 17, 17) -> (B, 1280, 8, 8)
+    # (B, 768, 17, 17) -> (B, 1280, 8, 8)
+    def forward(self, x):
         b7 = x
         for i in range(1, 5):
             b7 = getattr(self, f"branch7x7x3_{i}")(b7)
@@ -123,9 +129,11 @@ class E(nn.Module):                                              # Mixed_7b/c, 8
         self.branch3x3dbl_3a = conv(384, 384, **ROW3)
         self.branch3x3dbl_3b = conv(384, 384, **COL3)
         self.branch_pool = conv(cin, 192, 1)
-        self.max_pool = max_pool                            # the 2015 graph's last block: a max
+        # the 2015 graph's last block: a max
+        self.max_pool = max_pool
 
-    def forward(self, x):                                        # (B, cin, 8, 8) -> (B, 2048, 8, 8)
+    # (B, cin, 8, 8) -> (B, 2048, 8, 8)
+    def forward(self, x):
         b3 = self.branch3x3_1(x)
         d3 = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         pool = F.max_pool2d(x, 3, 1, 1) if self.max_pool else tf_avg_pool(x)
@@ -135,15 +143,19 @@ class E(nn.Module):                                              # Mixed_7b/c, 8
 
 
 class InceptionV3(nn.Module):
-    """Images (B, 3, H, W) in [0, 1] -> (2048-d pool features, 1008 logits without fc's bias)."""
+    """Images (B, 3, H, W) in [0, 1] -> (2048-d pool features, 1008 logits without fc's
+    bias)."""
 
     def __init__(self, num_classes=1008):
         super().__init__()
-        self.Conv2d_1a_3x3 = conv(3, 32, 3, stride=2)          # (3, 299, 299) -> (32, 149, 149)
+        # (3, 299, 299) -> (32, 149, 149)
+        self.Conv2d_1a_3x3 = conv(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = conv(32, 32, 3)                    # -> (32, 147, 147)
-        self.Conv2d_2b_3x3 = conv(32, 64, 3, padding=1)         # -> (64, 147, 147), max-pool -> 73
+        # -> (64, 147, 147), max-pool -> 73
+        self.Conv2d_2b_3x3 = conv(32, 64, 3, padding=1)
         self.Conv2d_3b_1x1 = conv(64, 80, 1)                    # -> (80, 73, 73)
-        self.Conv2d_4a_3x3 = conv(80, 192, 3)                   # -> (192, 71, 71), max-pool -> 35
+        # -> (192, 71, 71), max-pool -> 35
+        self.Conv2d_4a_3x3 = conv(80, 192, 3)
         self.Mixed_5b = A(192, 32)
         self.Mixed_5c = A(256, 64)
         self.Mixed_5d = A(288, 64)                              # -> (288, 35, 35)
@@ -158,14 +170,17 @@ class InceptionV3(nn.Module):
         self.fc = nn.Linear(2048, num_classes)
 
     def forward(self, x, size=299):
-        """FID and IS resize every image to 299 x 299 (bilinear); the convolutions run on any
-        size >= 75."""
+        """FID and IS resize every image to 299 x 299 (bilinear); the convolutions run on
+        any size >= 75."""
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-        x = x * 2 - 1                                           # the graph's input, in [-1, 1]
+        # the graph's input, in [-1, 1]
+        x = x * 2 - 1
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(F.max_pool2d(x, 3, 2)))
         x = F.max_pool2d(x, 3, 2)                               # (B, 192, 35, 35)
         for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e", "7a", "7b", "7c"):
             x = getattr(self, f"Mixed_{name}")(x)
-        features = x.mean((2, 3))                               # (B, 2048): pool_3, FID's features
-        return features, features @ self.fc.weight.T            # (B, 1008) logits, IS's p(y | x)
+        # (B, 2048): pool_3, FID's features
+        features = x.mean((2, 3))
+        # (B, 1008) logits, IS's p(y | x)
+        return features, features @ self.fc.weight.T

@@ -1,41 +1,38 @@
-"""evaluate.py's command line: its flags, each number with its declared range (support/cli.py),
-and its figures as one table a person reads."""
+"""evaluate.py's command line: its flags, each number with its declared range
+(support/cli.py), and its figures as one table a person reads."""
 import argparse
-from support.cli import COUNT, SEED, Range
 from support.classifier import classifier_flags
-from support.cli import Parser
+from support.cli import COUNT, SEED, Parser, Range
 from support.features import cached_weights
 
 
 def parse(argv, doc):
-    """evaluate.py's arguments (doc: its docstring, for --help), or one line saying what is
-    wrong."""
+    """evaluate.py's arguments (doc: its docstring, for --help), or one line saying what
+    is wrong."""
     p = Parser(prog="evaluate.py", description=doc,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("samples", nargs="?",
-                   help="a folder of generated images (class subfolders: conditional accuracy)")
-    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall against it")
+                   help="a folder of samples (class subfolders: conditional accuracy)")
+    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--features", choices=["inception", "classifier"],
-                   help="the network whose features are compared. "
-                        "default: classifier when --classifier is given, else inception")
+                   help="the features compared. default: the classifier's, if given")
     p.add_argument("--classifier", metavar="PATH",
-                   help="a classifier from --train-classifier (or the lab's ResNet-18 file)")
+                   help="from --train-classifier (or the lab's ResNet-18 file)")
     p.add_argument("--inception-weights", metavar="PATH",
                    help=f"the FID Inception weights file. default: {cached_weights()}")
     p.add_argument("--pairs", metavar="TARGETS",
-                   help="translation: PSNR and SSIM against the targets of the same names")
+                   help="translation: PSNR and SSIM against the same names' targets")
     p.add_argument("--conditions", metavar="JSON",
-                   help="the lab: SAMPLES/0.png, 1.png, ... against test.json's sets (lab.py)")
-    p.add_argument("--kid-subsets", type=COUNT, default=100,
-                   help="random subsets KID averages over. default: 100")
-    p.add_argument("--kid-size", type=Range(int, 2), default=1000,     # MMD^2 / (m (m - 1))
-                   help="images per KID subset, at least 2 (fewer if a folder has fewer). "
-                        "default: 1000")
+                   help="the lab: SAMPLES/0.png, 1.png, ... against test.json's sets")
+    p.add_argument("--kid-subsets", type=COUNT, default=100, help="KID's subsets. default: 100")
+    # MMD^2 divides by m (m - 1)
+    p.add_argument("--kid-size", type=Range(int, 2), default=1000,
+                   help="images per KID subset (at most a folder's). default: 1000")
     p.add_argument("--k", type=COUNT, default=3, help="the k of precision/recall. default: 3")
     p.add_argument("--splits", type=COUNT, default=10, help="IS splits. default: 10")
     p.add_argument("--seed", type=SEED, default=0,
-                   help="seeds KID's subsets, the IS splits, the classifier's training. default: 0")
+                   help="seeds KID's subsets, the IS splits, the classifier. default: 0")
     classifier_flags(p.add_argument_group("training the classifier"))
     args = p.parse_args(argv)
     if not args.samples and not args.train_classifier:
@@ -45,34 +42,38 @@ def parse(argv, doc):
 
 def table(r, args):
     """The dict of figures that evaluate.py computed -> lines of `name  value`."""
-    name = "FID" if r.get("features") == "inception" else "FD (classifier features, not FID)"
     images = f"{r.get('n', r.get('pairs'))} in {args.samples}"
     if "ref" in r:
         images += f", {r['n_ref']} in {r['ref']}"
     rows = [("images", images)]
     if "features" in r:
         rows.append(("features", f"{r['features']}, {r['feature_dim']}-d"))
+    on_inception = r.get("features") == "inception"
     if "FD" in r:
+        name = "FID" if on_inception else "FD (classifier features, not FID)"
         kid = f"{r['KID']:.4g} +- {r['KID_std']:.2g}"
+        pr = f"{r['precision']:.3f}, {r['recall']:.3f}"
         rows += [(name, f"{r['FD']:.3f}"),
                  ("KID", f"{kid}  ({args.kid_subsets} subsets of {r['KID_subset']})"),
-                 (f"precision, recall (k = {args.k})", f"{r['precision']:.3f}, {r['recall']:.3f}")]
+                 (f"precision, recall (k = {args.k})", pr)]
     if "IS" in r:
-        on = "Inception" if r["features"] == "inception" else "classifier"
-        rows.append((f"IS ({on}, {args.splits} splits)", f"{r['IS']:.3f} +- {r['IS_std']:.3f}"))
+        on = "Inception" if on_inception else "classifier"
+        IS = f"{r['IS']:.3f} +- {r['IS_std']:.3f}"
+        rows.append((f"IS ({on}, {args.splits} splits)", IS))
     if "accuracy" in r:
         per_class = r["accuracy_per_class"]
         worst = min(per_class, key=per_class.get)
         rows.append(("conditional accuracy",
                      f"{r['accuracy']:.4f}  (lowest: {worst} {per_class[worst]:.2f})"))
     if "lab_accuracy" in r:
-        rows.append(("the lab's accuracy (top-k)",
-                     f"{r['lab_accuracy']:.4f} +- {r['lab_accuracy_se']:.4f} (standard error; "
-                     f"{r['n']} conditions of {r['conditions']})"))
-        rows.append(("samples of one set: mean |x_i - x_j|",
-                     f"{r['lab_spread']:.4f}  (0: one image a set, whatever z)"))
+        acc = f"{r['lab_accuracy']:.4f} +- {r['lab_accuracy_se']:.4f}"
+        rows += [("the lab's accuracy (top-k)",
+                  f"{acc} (standard error; {r['n']} conditions of {r['conditions']})"),
+                 ("samples of one set: mean |x_i - x_j|",
+                  f"{r['lab_spread']:.4f}  (0: one image a set, whatever z)")]
     if "PSNR" in r:
-        rows += [("mean L1 ([0, 1] scale)", f"{r['L1']:.4f}"), ("PSNR", f"{r['PSNR']:.2f} dB"),
+        rows += [("mean L1 ([0, 1] scale)", f"{r['L1']:.4f}"),
+                 ("PSNR", f"{r['PSNR']:.2f} dB"),
                  ("SSIM", f"{r['SSIM']:.4f}")]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{w}}  {v}" for k, v in rows)

@@ -242,7 +242,7 @@ def test_the_classifier_blurs_with_ssim_window_and_is_scored_in_eval_mode(tmp_pa
     y = torch.randint(0, 3, (20,))
     eval_mode = float((net.eval()(x)[1].argmax(1) == y).float().mean())
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    assert held_out_accuracy(net.train(), x, y, False) == eval_mode
+    assert held_out_accuracy(net.train(), x, y) == eval_mode
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     torch.save(dict(model="classifier", config=dict(channels=1, num_classes=3, width=4),
                     class_names=["a", "b", "c"], image_size=8, weights=net.state_dict()),

@@ -1,5 +1,6 @@
-"""support/classifier.py's mistakes: the training blur, its loss, and the modes it is scored
-in."""
+"""support/classifier.py's mistakes: the training loop's loss (shared with guidance.py's noisy
+classifier) and the modes the classifier is scored in. The blur's window is SSIM's: its mistakes
+are evaluate.py's."""
 from tests.mistakes import Mistake
 
 F = "support/classifier.py"
@@ -24,21 +25,15 @@ MISTAKES = [
             tests=T,
             shows="a classifier that is always right reports 0 held-out accuracy"),
     Mistake(F, "the loss computed on the features instead of the head's logits",
-            "loss = objective(net(xb)[1], y[idx])",
-            "loss = objective(net(xb)[0], y[idx])",
+            "logits = out[1] if isinstance(out, tuple) else out",
+            "logits = out[0] if isinstance(out, tuple) else out",
             tests=T,
             shows="the head is never trained: held-out accuracy at chance, the conditional "
                   "accuracy meaningless"),
-    Mistake(F, "the blur window not normalised to sum 1",
-            "w = np.outer(g, g) / np.outer(g, g).sum()",
-            "w = np.outer(g, g)",
+    Mistake(F, "sets trained with cross entropy, classes with binary cross entropy",
+            "F.binary_cross_entropy_with_logits if y.dim() == 2 else F.cross_entropy",
+            "F.cross_entropy if y.dim() == 2 else F.binary_cross_entropy_with_logits",
             tests=T,
-            shows="the 'blurred' training images are 14 times too bright: the classifier learns "
-                  "on images unlike any sample"),
-    Mistake(F, "the blur's Gaussian with exp(-i^2 / sigma^2), the 2 dropped",
-            "/ (2 * 1.5**2))",
-            "/ (1.5**2))",
-            tests=T,
-            shows="a narrower blur than SSIM's window: samples blurrier than the training "
-                  "augmentation are misnamed"),
+            shows="training class ids stops at once with a shape error, for evaluate.py's "
+                  "classifier and guidance's noisy one alike"),
 ]

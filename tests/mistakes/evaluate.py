@@ -91,9 +91,16 @@ MISTAKES = [
     Mistake("evaluate.py", "the Gaussian window with exp(-i^2 / sigma^2), the 2 dropped",
             "/ (2 * sigma**2))",
             "/ (sigma**2))",
-            shows="a window of sigma 1.06, not 1.5: SSIM differs from every published figure"),
+            shows="a window of sigma 1.06, not 1.5: SSIM differs from every published figure, "
+                  "and the classifier's training blur is narrower than SSIM's (samples blurrier "
+                  "than the augmentation are misnamed)"),
+    Mistake("evaluate.py", "the Gaussian window not normalised to sum 1",
+            "return np.outer(g, g) / np.outer(g, g).sum()",
+            "return np.outer(g, g)",
+            shows="SSIM's local means 14 times too large, and the classifier's 'blurred' training "
+                  "images 14 times too bright: it learns on images unlike any sample"),
     Mistake("evaluate.py", "the conditional accuracy's prediction taken as the least likely class",
-            "pred = q.argmax(1)",
-            "pred = q.argmin(1)",
+            "pred = p.argmax(1)",
+            "pred = p.argmin(1)",
             shows="a perfect conditional model scores 0 accuracy"),
 ]

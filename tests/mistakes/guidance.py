@@ -1,6 +1,6 @@
 """support/guidance.py's mistakes: the noisy classifier's log p, its gradient hook, the loss hook
-on x0_hat and the colour loss, the training objective. ddpm.py's side (the eps_hat term) is in
-tests/mistakes/ddpm.py."""
+on x0_hat and the colour loss (its training objective is classifier.py's fit, and so its mistake).
+ddpm.py's side (the eps_hat term) is in tests/mistakes/ddpm.py."""
 from tests.mistakes import Mistake
 
 F = "support/guidance.py"
@@ -37,10 +37,6 @@ MISTAKES = [
             "return (mean - target.to(mean)).pow(2).sum(1)", tests=T,
             shows="(predicted) each pixel's pull shrinks as 1 / (H W): at 64x64 the target "
                   "colour needs a scale 4,096 times larger"),
-    Mistake(F, "sets trained with cross entropy, classes with binary cross entropy",
-            "F.binary_cross_entropy_with_logits if args.labels else F.cross_entropy",
-            "F.cross_entropy if args.labels else F.binary_cross_entropy_with_logits", tests=T,
-            shows="training class ids stops at once with a shape error"),
     Mistake(F, "an unconditional DDPM's classifier checked against the DDPM's classes",
             "    if K and same != (K, bool((ck.get(\"args\") or {}).get(\"labels\")), names):",
             "    if same != (K, bool((ck.get(\"args\") or {}).get(\"labels\")), names):",
