@@ -11,26 +11,17 @@
 
 The model is rebuilt from the checkpoint alone; the EMA weights are used when it has them.
 """
-import argparse, os, sys
+import argparse, sys
 from contextlib import nullcontext
 import torch
-from PIL import Image
-from support.cli import COUNT, SEED, Fail, fits, flag
-from support.cli import (Parser, add_flags, build_model, compile_sampling, condition,
-                         hyperparameters, load_checkpoint, watched)
-from support.folders import load_image
+from support.cli import COUNT, SEED, Fail, Parser, add_flags, build_model, compile_sampling
+from support.cli import hyperparameters, load_checkpoint, watched
 from support.guidance import flags as guidance_flags, guide
 from support.invert import invert_flags, inversion
-from support.lab import read_conditions
-from support.pictures import (destination, finite, grid, save_animation, save_each,
-                              to_folder)
-from support.domains import domains
-from support.translate import cycle, translate
-from support.upscale import upscale
-
-# a model's attribute -> the function that runs it on sample.py's --input images
-TRANSLATORS = {"paired": translate, "unpaired": cycle, "domains": domains,
-               "upscales": upscale}
+from support.pictures import finite, grid, save_animation, save_each, to_folder
+from support.sampling import check, conditions, given_knobs, load_weights, refuse
+from support.sampling import warn_of_a_long_prompt
+from support.translate import kind, translate
 
 
 def main(argv):
@@ -44,13 +35,13 @@ def main(argv):
         raise Fail(f"a {ck['model']} has no animation")
     draw = model.animate if args.gif else model.sample
     knobs = given_knobs(draw, model, args, ck["config"], device)
-    used = settings(draw, knobs)
-    applies(ck, model, args, knobs, used)
+    # the knobs draw() will run with: those given, and the defaults of the rest
+    used = {k: p.default for k, p in hyperparameters(draw).items()} | knobs
+    refuse(ck, model, args, knobs, used)
     ck = guide(ck, model, args, knobs, device)     # --classifier, --target-colour: their hook
-    translates = translator(model)
     k = ck["config"].get("num_classes", 0)
     names = ck.get("class_names") or [str(i) for i in range(k)]
-    y = None if translates else conditions(ck, args, names, device)
+    y = None if kind(model) else conditions(ck, args, names, device)
     check(args, used, ck["config"], device)
     model.to(device).eval()
     if args.compile:
@@ -58,8 +49,8 @@ def main(argv):
     torch.manual_seed(args.seed)
     knobs |= watched(draw, "sampling", args.quiet)      # a progress line on stderr, for diffusion
     warn_of_a_long_prompt(model, knobs)
-    if translates:
-        return translates(ck, model, args, knobs, device, autocast)
+    if kind(model):
+        return translate(ck, model, args, knobs, device, autocast)
     if args.gif:
         with autocast:
             frames = model.animate(args.n, y, **knobs).float().cpu()           # (F, n, C, H, W)
@@ -118,7 +109,7 @@ def parse(argv):
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the sampling network (CUDA graphs on a GPU)")
     invert_flags(p)
-    if translator(model):
+    if kind(model):
         p.add_argument("--input", action="append", metavar="FILE|DIR",
                        help="an image, or a folder of them, to translate (pix2pix: side-by-side "
                             "A|B pairs or A/ and B/ too; cyclegan: --direction BtoA; stargan: "
@@ -127,144 +118,6 @@ def parse(argv):
     add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), *draws)
     guidance_flags(p, model)
     return ck, model, p.parse_args(argv)
-
-
-def translator(model):
-    """What sample.py does with --input for this model (TRANSLATORS), or None: it draws samples."""
-    return next((TRANSLATORS[a] for a in TRANSLATORS if getattr(model, a, False)), None)
-
-
-def load_weights(model, ck, args):
-    """The moving average of the weights when the checkpoint has it (--no-ema: the raw ones); an
-    ldm still training its autoencoder has no diffusion to sample from yet."""
-    if args.no_ema and ck.get("ema") is None:
-        raise Fail(f"--no-ema: {args.ckpt} has no moving average, only its raw weights: drop it")
-    try:
-        model.load_state_dict(ck["weights"] if args.no_ema or ck.get("ema") is None else ck["ema"])
-    except (KeyError, RuntimeError) as e:           # e.g. a class-conditional DDPM from before sets
-        why = str(e).strip().splitlines()[-1].strip().split(", the shape")[0]
-        raise Fail(f"{args.ckpt}: its weights do not fit its own configuration (damaged, edited "
-                   f"or from an older version of this code: {why})")
-    stage = ck["weights"].get("_extra_state") or {}     # ldm's stage counter, in the raw weights
-    done = stage.get("ae_steps_done", 0)                # (train.py's EMA copy does not count)
-    if done < getattr(model, "ae_steps", 0):
-        raise Fail(f"{args.ckpt} is an ldm still in its first stage: {done} of {model.ae_steps} "
-                   f"autoencoder steps done, no diffusion yet: train on with train.py ldm "
-                   f"--resume --out {os.path.dirname(args.ckpt) or '.'}")
-
-
-def given_knobs(draw, model, args, config, device):
-    """The knobs given on the command line, as draw() takes them; an image knob (--init
-    photo.png) is read into (1, C, H, W) in [-1, 1] at the model's size."""
-    accepts = hyperparameters(draw)
-    images = getattr(model, "image_knobs", ())
-    knobs = {}
-    for k, v in vars(args).items():                                   # only those given
-        if k in accepts:
-            knobs[k] = image_knob(v, config, device) if k in images else v
-    return knobs
-
-
-def image_knob(path, config, device):
-    """A file given to an image knob -> (1, C, H, W) in [-1, 1] at the model's size."""
-    try:
-        im, _ = load_image(path, config["image_size"])
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise Fail(f"cannot read image {path}: {e}")
-    if config["channels"] == 1:
-        im = im.mean(-1, keepdims=True)
-    return (torch.tensor(im).float().permute(2, 0, 1)[None] / 127.5 - 1).to(device)
-
-
-def settings(draw, knobs):
-    """The knobs draw() will run with: those given, and the defaults of the rest."""
-    return {k: p.default for k, p in hyperparameters(draw).items()} | knobs
-
-
-def applies(ck, model, args, knobs, used):
-    """A flag that would be silently ignored (it does not apply to this model, this checkpoint or
-    the other flags given) is refused by name, before any work."""
-    name = ck["model"]
-    draws = [model.sample, model.animate] if hasattr(model, "animate") else [model.sample]
-    given = set(vars(args)) & set().union(*map(hyperparameters, draws))
-    if unused := sorted(given - set(hyperparameters(model.animate if args.gif else model.sample))):
-        mode = "with" if args.gif else "without"
-        raise Fail(f"{flag(unused[0])} does not apply {mode} --gif for a {name}: drop it")
-    if translator(model):
-        for f, v in (("-n", args.n), ("--label", args.label), ("--conditions", args.conditions),
-                     ("--nrow", args.nrow)):
-            if v is not None:
-                raise Fail(f"{f} does not apply to a {name}: it translates each --input image")
-    if args.label is not None and args.conditions:
-        raise Fail("--label and --conditions both say what to draw: give one of them")
-    if args.conditions and args.n is not None:
-        raise Fail("-n does not apply with --conditions: one sample is drawn per set in it")
-    if args.nrow is not None and to_folder(args.out):
-        raise Fail(f"--nrow applies to a grid, not to --out {args.out} (one PNG per sample)")
-    if args.gif and to_folder(args.out):
-        raise Fail(f"--gif writes OUT.gif and OUT_strip.png: name a file, not --out {args.out}")
-    if "guidance" in knobs:
-        guided(ck, model, knobs)
-    if "eta" in knobs and used.get("sampler") != "ddim":
-        raise Fail("--eta is DDIM's noise: it applies with --sampler ddim")
-    if "variance" in knobs and used.get("sampler") != "ddpm":
-        raise Fail("--variance is the DDPM step's: it applies with --sampler ddpm")
-    if "strength" in knobs and (knobs.get("init") is None or knobs.get("mask") is not None):
-        raise Fail("--strength applies to img2img: with --init and without --mask")
-
-
-def guided(ck, model, knobs):
-    """Classifier-free guidance needs a condition to steer towards, and a model that learned the
-    unconditional eps too (the condition dropped with p_uncond > 0 in training)."""
-    config = ck["config"]
-    p_uncond = config.get("p_uncond", hyperparameters(type(model).__init__)["p_uncond"].default)
-    if not config.get("num_classes") and not config.get("vocab"):
-        raise Fail(f"--guidance applies to a model trained with classes or captions: this "
-                   f"{ck['model']} was trained with neither")
-    if not p_uncond:
-        raise Fail(f"--guidance needs a {ck['model']} trained with --p-uncond above 0 (this one: "
-                   "0): it never learned the unconditional eps")
-    if config.get("vocab") and not knobs.get("prompt"):
-        raise Fail("--guidance steers towards a --prompt: give one")
-
-
-def check(args, used, config, device):
-    """The destination and the sizes, checked before any sampling: a bad --out costs nothing, and
-    a count that cannot fit is refused with the number, before it is allocated."""
-    destination(args.out, args.gif)
-    if args.n is None:                                       # a translation: one per --input
-        return
-    if args.nrow is not None and args.nrow > args.n:
-        raise Fail(f"--nrow {args.nrow} is more than the {args.n} samples: choose at most -n")
-    image = config["channels"] * config["image_size"] ** 2 * 4       # one sample, float32 bytes
-    fits("-n", args.n, args.n * image)                               # the samples, on the CPU
-    if args.gif:                                                     # every frame, on the device
-        frames = min(used["frames"], used.get("steps", used["frames"]))
-        fits("--frames", used["frames"], frames * args.n * image, device)
-
-
-def warn_of_a_long_prompt(model, knobs):
-    """A caption model reads at most max_len words of --prompt: say which it read."""
-    if knobs.get("prompt") and hasattr(model, "tokenize"):
-        read = model.detokenize(model.tokenize([knobs["prompt"]]))[0].split()
-        if len(read) == model.max_len:
-            print(f"warning: the model reads at most {model.max_len} words of a prompt; "
-                  f"it reads '{' '.join(read)}'")
-
-
-def conditions(ck, args, names, device):
-    """The condition y of each sample: --label, the lab's --conditions (then -n is their number),
-    or, for a conditional model, every class in turn, counted over all n samples, not per batch.
-    -n is 64 when not given."""
-    args.n = 64 if args.n is None else args.n
-    y = condition(ck, args, args.n, device)
-    if args.conditions:                                   # the lab: one sample per set of objects
-        y = torch.from_numpy(read_conditions(args.conditions, names)).to(device)  # (n, K) multi-hot
-        args.n = len(y)
-    k = ck["config"].get("num_classes", 0)
-    if y is None and k:
-        y = torch.arange(args.n, device=device) % k
-    return y
 
 
 def cli(argv):

@@ -27,9 +27,8 @@ import torch
 from PIL import Image, ImageDraw
 from support.cli import COUNT, Fail
 from support.cli import condition, hyperparameters
-from support.folders import find_images, load_image
-from support.pictures import destination, grid, save_png, to_folder
-from support.translate import as_tensor, stem
+from support.pictures import destination, grid, save_named, to_folder
+from support.translate import inputs, read
 
 SPACES = ("z", "w", "w+")
 
@@ -155,26 +154,14 @@ def refuse(ck, model, args):
     return space
 
 
-def read(args, config, device):
-    """--invert's image, or a folder's -> (n, C, S, S) in [-1, 1] at the model's size, stems."""
-    files = find_images(args.invert) if os.path.isdir(args.invert) else [args.invert]
-    if not files:
-        raise Fail(f"no images found in --invert {args.invert}")
-    x = []
-    for f in files:
-        try:
-            im, _ = load_image(f, config["image_size"])
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise Fail(f"cannot read image {f}: {e}")
-        x.append(as_tensor(im, config["channels"], device))
-    return torch.stack(x), [stem(f) for f in files]
-
-
 def inversion(ck, model, args, device):
     """sample.py CKPT --invert IMAGE|DIR: invert each image in batches of --batch-size, print
     the PSNR of the reconstructions, write them with their edits and the loss curve."""
     space = refuse(ck, model, args)
-    x, stems = read(args, ck["config"], device)
+    files, stems = inputs([args.invert])
+    if not files:
+        raise Fail(f"no images found in --invert {args.invert}")
+    x = torch.stack([read(f, ck, device)[0] for f in files])
     model.to(device).eval()
     model.requires_grad_(False)                                   # only the latents are trained
     torch.manual_seed(args.seed)
@@ -203,9 +190,7 @@ def write(out, stems, columns, curve, space):
     """OUT: rows of image | reconstruction | edits, and OUT's loss curve; OUT/ (a folder): each
     reconstruction as OUT/<stem>.png, and OUT/edits.png and OUT/loss.png."""
     if to_folder(out):
-        os.makedirs(out, exist_ok=True)
-        for name, image in zip(stems, columns[1]):
-            save_png(image, os.path.join(out, name + ".png"))
+        save_named(columns[1], stems, out)
         print(f"wrote {len(stems)} reconstructions to {out}")
         strip = os.path.join(out, "edits.png")
         plot = os.path.join(out, "loss.png")

@@ -68,7 +68,6 @@ def save_named(x, stems, out):
     os.makedirs(out, exist_ok=True)
     for stem, im in zip(stems, x):
         save_png(im, os.path.join(out, stem + ".png"))
-    print(f"wrote {len(x)} translations to {out}")
 
 
 def save_animation(frames, out, nrow=None):
