@@ -25,12 +25,9 @@ import math
 import os
 import torch
 from PIL import Image, ImageDraw
-from support.cli import COUNT, Fail
-from support.cli import condition, hyperparameters
+from support.cli import COUNT, Fail, condition, flag, hyperparameters
 from support.pictures import destination, grid, save_named, to_folder
 from support.translate import inputs, read
-
-SPACES = ("z", "w", "w+")
 
 
 def invert_flags(p):
@@ -39,7 +36,7 @@ def invert_flags(p):
     g.add_argument("--invert", metavar="IMAGE|DIR",
                    help="find the latent that reconstructs each image and edit it; writes OUT "
                         "(rows of image | reconstruction | edits) and OUT's _loss.png")
-    g.add_argument("--space", choices=SPACES,
+    g.add_argument("--space", choices=("z", "w", "w+"),
                    help="the latent searched: z (gan, dcgan), w or w+ (stylegan). "
                         "default: z, or w+ for a stylegan")
     g.add_argument("--invert-steps", type=COUNT, default=500,
@@ -77,6 +74,7 @@ class Latents:
         self.model = model
         self.space = space
         self.y = y
+        self.device = next(model.parameters()).device
         if space == "z":
             self.shape = (model.z_dim,)
             return
@@ -88,12 +86,12 @@ class Latents:
     def start(self, n):
         """The mean latent: z = 0 (the prior's mean), or w_avg (Image2StyleGAN's start)."""
         if self.space == "z":
-            return torch.zeros(n, *self.shape, device=next(self.model.parameters()).device)
+            return torch.zeros(n, *self.shape, device=self.device)
         return self.model.w_avg.expand(n, *self.shape).clone()
 
     def random(self, n):
         """Another latent from the prior: z ~ N(0, I), or w = f(z)."""
-        z = torch.randn(n, self.model.z_dim, device=next(self.model.parameters()).device)
+        z = torch.randn(n, self.model.z_dim, device=self.device)
         if self.space == "z":
             return z
         w = self.model.mapping(z)
@@ -131,20 +129,21 @@ class Latents:
 def refuse(ck, model, args):
     """What inversion cannot do, or a flag it would ignore: one line, before any work."""
     name = ck["model"]
-    if not hasattr(model, "synthesis") and not hasattr(model, "generate"):
+    style = hasattr(model, "synthesis")
+    if not style and not hasattr(model, "generate"):
         raise Fail(f"--invert finds a GAN generator's latent (gan, dcgan, stylegan): "
                    f"a {name} has none")
-    space = args.space or ("w+" if hasattr(model, "synthesis") else "z")
-    if (space == "z") == hasattr(model, "synthesis"):
-        fits = "w or w+" if hasattr(model, "synthesis") else "z"
-        raise Fail(f"--space {space} is not a {name}'s latent: use --space {fits}")
+    space = args.space or ("w+" if style else "z")
+    if (space == "z") == style:
+        raise Fail(f"--space {space} is not a {name}'s latent: use --space "
+                   + ("w or w+" if style else "z"))
+    others = [("n", args.n), ("conditions", args.conditions), ("nrow", args.nrow),
+              ("gif", args.gif or None), ("compile", args.compile or None),
+              ("label", None if space == "z" else args.label)]
     knobs = sorted(set(vars(args)) & set(hyperparameters(model.sample)))
-    others = [("-n", args.n), ("--conditions", args.conditions), ("--nrow", args.nrow),
-              ("--gif", args.gif or None), ("--compile", args.compile or None),
-              ("--label", None if space == "z" else args.label)]
-    given = [f for f, v in others if v is not None] + ["--" + k.replace("_", "-") for k in knobs]
+    given = [f for f, v in others if v is not None] + knobs
     if given:
-        raise Fail(f"{given[0]} does not apply with --invert: drop it")
+        raise Fail(f"{flag(given[0])} does not apply with --invert: drop it")
     k = ck["config"].get("num_classes", 0)
     if k and space == "z" and args.label is None:
         raise Fail(f"--invert on a conditional {name} needs --label, the images' class")
@@ -158,9 +157,7 @@ def inversion(ck, model, args, device):
     """sample.py CKPT --invert IMAGE|DIR: invert each image in batches of --batch-size, print
     the PSNR of the reconstructions, write them with their edits and the loss curve."""
     space = refuse(ck, model, args)
-    files, stems = inputs([args.invert])
-    if not files:
-        raise Fail(f"no images found in --invert {args.invert}")
+    files, stems = inputs([args.invert], "--invert")
     x = torch.stack([read(f, ck, device)[0] for f in files])
     model.to(device).eval()
     model.requires_grad_(False)                                   # only the latents are trained
@@ -183,33 +180,27 @@ def inversion(ck, model, args, device):
     db = psnr(recon, x)
     print(f"{n} image(s), {space} space, {args.invert_steps} steps: PSNR {db.mean():.2f} dB"
           + (f" (mean; min {db.min():.2f}, max {db.max():.2f})" if n > 1 else ""))
-    write(args.out, stems, columns, curve, space)
-
-
-def write(out, stems, columns, curve, space):
-    """OUT: rows of image | reconstruction | edits, and OUT's loss curve; OUT/ (a folder): each
-    reconstruction as OUT/<stem>.png, and OUT/edits.png and OUT/loss.png."""
+    out = args.out
+    strip = out
+    plot = os.path.splitext(out)[0] + "_loss.png"
     if to_folder(out):
         save_named(columns[1], stems, out)
-        print(f"wrote {len(stems)} reconstructions to {out}")
+        print(f"wrote {n} reconstructions to {out}")
         strip = os.path.join(out, "edits.png")
         plot = os.path.join(out, "loss.png")
-    else:
-        strip = out
-        plot = os.path.splitext(out)[0] + "_loss.png"
     grid(torch.stack(columns, 1).flatten(0, 1).cpu(), nrow=len(columns)).save(strip)
-    said = ("mix (coarse styles) | truncated, psi 0.5 | " if space != "z" else "")
+    said = "mix (coarse styles) | truncated, psi 0.5 | " if space != "z" else ""
     print(f"wrote {strip}: rows of image | reconstruction | {said}towards the next image's "
           f"latent, t = 1/4, 1/2, 3/4")
     loss_plot(curve, plot)
     print(f"wrote {plot}: the loss curve")
 
 
-def loss_plot(curve, path, size=(360, 220)):
-    """The pixel MSE at each step, on a log scale, as a small PNG drawn with pillow."""
-    im = Image.new("RGB", size, "white")
+def loss_plot(curve, path):
+    """The pixel MSE at each step, on a log scale, as a small PNG (360 x 220) drawn with pillow."""
+    im = Image.new("RGB", (360, 220), "white")
     d = ImageDraw.Draw(im)
-    left, top, right, bottom = 52, 12, size[0] - 12, size[1] - 30
+    left, top, right, bottom = 52, 12, 348, 190
     d.rectangle([left, top, right, bottom], outline="black")
     logs = [math.log10(max(v, 1e-10)) for v in curve]
     lo, hi = min(logs), max(logs)
@@ -217,9 +208,8 @@ def loss_plot(curve, path, size=(360, 220)):
     xs = [left + (right - left) * i / max(len(logs) - 1, 1) for i in range(len(logs))]
     ys = [bottom - (bottom - top) * (v - lo) / span for v in logs]
     d.line(list(zip(xs, ys)), fill=(200, 30, 30), width=2)
-    d.text((4, top), f"{10 ** hi:.2g}", fill="black")
-    d.text((4, bottom - 10), f"{10 ** lo:.2g}", fill="black")
-    d.text((left, bottom + 6), "0", fill="black")
-    d.text((right - 30, bottom + 6), str(len(curve)), fill="black")
-    d.text((left + 40, bottom + 6), "pixel MSE (log scale) by step", fill="black")
+    for xy, text in (((4, top), f"{10 ** hi:.2g}"), ((4, bottom - 10), f"{10 ** lo:.2g}"),
+                     ((left, bottom + 6), "0"), ((right - 30, bottom + 6), str(len(curve))),
+                     ((left + 40, bottom + 6), "pixel MSE (log scale) by step")):
+        d.text(xy, text, fill="black")
     im.save(path)

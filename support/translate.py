@@ -46,57 +46,48 @@ def read(f, ck, device, kind=None):
             for a in x]
 
 
-def inputs(paths, kind=None):
+def inputs(paths, given="--input", kind=None):
     """Files and folders -> the image files (pix2pix: its pairs), and a name for each output:
     photos/cat.jpg -> cat; for stargan unique within its folder, class/0001.png -> class_0001
     (Fashion-MNIST's test set repeats file names)."""
     files, stems = [], []
     for p in paths:
-        found = [p]
+        root, found = os.path.dirname(p), [p]
         if os.path.isdir(p):
-            found = find_pairs(p) if kind == "paired" else find_images(p)
-        root = p if os.path.isdir(p) else os.path.dirname(p)
+            root, found = p, (find_pairs if kind == "paired" else find_images)(p)
         for f in found:
             f = f[0] if isinstance(f, tuple) else f
             name = os.path.relpath(f, root) if kind == "domains" else os.path.basename(f)
             stems.append(os.path.splitext(name)[0].replace(os.sep, "_"))
         files += found
+    if not files:
+        raise Fail(f"no images found in {given} {' '.join(paths)}")
     return files, stems
 
 
-def batched(f, x, size, autocast):
-    """f on x in batches of `size` (sample.py's --batch-size), in float32."""
-    with torch.no_grad(), autocast:
-        return torch.cat([f(c).float() for c in x.split(size)])
-
-
-def paired(ck, model, images, args, knobs, autocast):
-    """pix2pix: G(A), and with every input a pair, the mean L1 and PSNR of G(A) against B."""
-    a = torch.stack([ims[0] for ims in images])
-    out = batched(lambda c: model.sample(len(c), c, **knobs), a, args.batch_size, autocast)
-    if any(len(ims) == 1 for ims in images):
-        return [a, out], ["input", "output"], None
-    b = torch.stack([ims[1] for ims in images])
+def paired(ck, model, x, b, run, knobs):
+    """pix2pix: G(A); with the targets B, the mean L1 and PSNR of G(A) against them."""
+    out = run(lambda c: model.sample(len(c), c, **knobs), x)
+    if b is None:
+        return [x, out], ["input", "output"], None
     err = (out - b) / 2
     psnr = (-10 * torch.log10((err**2).mean((1, 2, 3)).clamp_min(1e-10))).mean()
     said = f"{len(b)} pairs: mean L1 {err.abs().mean():.4f}, PSNR {psnr:.2f} dB"
-    return [a, out, b], ["input", "output", "target"], said
+    return [x, out, b], ["input", "output", "target"], said
 
 
-def unpaired(ck, model, images, args, knobs, autocast):
+def unpaired(ck, model, x, b, run, knobs):
     """cyclegan: the translation t = G(x) (F(x) with --direction BtoA), and the way back."""
-    x = torch.stack([ims[0] for ims in images])
     back = "BtoA" if knobs.get("direction", "AtoB") == "AtoB" else "AtoB"
-    t = batched(lambda c: model.sample(len(c), c, **knobs), x, args.batch_size, autocast)
-    r = batched(lambda c: model.sample(len(c), c, direction=back), t, args.batch_size, autocast)
+    t = run(lambda c: model.sample(len(c), c, **knobs), x)
+    r = run(lambda c: model.sample(len(c), c, direction=back), t)
     said = f"{len(x)} images: mean cycle L1 {((r - x) / 2).abs().mean():.4f}"
     return [x, t, r], ["input", "translation", "reconstruction"], said
 
 
-def domains(ck, model, images, args, knobs, autocast):
+def domains(ck, model, x, b, run, knobs):
     """stargan: G(x, c) for each domain c: a class id 0..K-1, or for attributes (multi-hot
     labels) each attribute alone, one-hot."""
-    x = torch.stack([ims[0] for ims in images])
     K = ck["config"]["num_classes"]
     names = ck.get("class_names") or [str(k) for k in range(K)]
     sets = ck["args"].get("labels") or ck["args"].get("data") == "scenes"
@@ -107,27 +98,26 @@ def domains(ck, model, images, args, knobs, autocast):
         cs = c.repeat(len(xb), *[1] * (c.dim() - 1))                 # c_1 .. c_K for each input
         return model.G(xs, cs).view(len(xb), K, *xb.shape[1:])
 
-    t = batched(to_each, x, max(1, args.batch_size // K), autocast)   # (n, K, C, S, S)
+    t = run(to_each, x, K)                                           # (n, K, C, S, S)
     return [x, *t.unbind(1)], ["input", *names], None
 
 
-def upscales(ck, model, images, args, knobs, autocast):
+def upscales(ck, model, x, b, run, knobs):
     """srgan: bicubic and G's 4x upsampling of I^LR, for images of one size."""
     import evaluate
-    x = torch.stack([ims[0] for ims in images])
     S = model.image_size
     lr = model.downsample(x) if x.shape[-1] == S else x                # I^LR, as in training
     bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic").clamp(-1, 1)
-    sr = batched(lambda c: model.sample(len(c), c), lr, args.batch_size, autocast)
+    sr = run(lambda c: model.sample(len(c), c), lr)
     name = "SRResNet" if ck["config"].get("content") == "mse" else "SRGAN"
     if x.shape[-1] < S:
         return [bicubic, sr], ["bicubic", name], None
     scores = []
     for said, y in (("bicubic", bicubic), (name, sr)):
         a = ((y + 1) / 2).cpu().numpy()
-        b = ((x + 1) / 2).cpu().numpy()
-        ssim = f", SSIM {evaluate.ssim(a, b).mean():.4f}" if S >= 11 else ""
-        scores.append(f"{said} PSNR {evaluate.psnr(a, b):.2f} dB{ssim}")
+        hr = ((x + 1) / 2).cpu().numpy()
+        ssim = f", SSIM {evaluate.ssim(a, hr).mean():.4f}" if S >= 11 else ""
+        scores.append(f"{said} PSNR {evaluate.psnr(a, hr):.2f} dB{ssim}")
     said = f"{len(x)} images at {S}px from {S // 4}px: {'; '.join(scores)}"
     return [bicubic, sr, x], ["bicubic", name, "original"], said
 
@@ -146,29 +136,35 @@ def translate(ck, model, args, knobs, device, autocast):
     k = kind(model)
     if not args.input:
         raise Fail(f"a {ck['model']} maps images: give --input FILE or --input FOLDER")
-    files, stems = inputs(args.input, k)
-    if not files:
-        raise Fail(f"no images found in --input {' '.join(args.input)}")
+    files, stems = inputs(args.input, "--input", k)
     images = [read(f, ck, device, k) for f in files]
     sides = sorted({ims[0].shape[-1] for ims in images}, reverse=True)
     if len(sides) > 1 and not to_folder(args.out):
         raise Fail(f"the --input images come in {len(sides)} sizes (one below "
                    f"{ck['config']['image_size']}px is upsampled at its own), which one grid "
                    "cannot hold: give --out DIR/")
+
+    def run(f, x, per=1):
+        """f on x in batches of --batch-size outputs (`per` an input), in float32."""
+        with torch.no_grad(), autocast:
+            return torch.cat([f(c).float() for c in x.split(max(1, args.batch_size // per))])
+
     saved, names = {}, []                                  # --out DIR/: subfolder -> outputs
     for side in sides:                                     # srgan: a batch per size, largest first
         group = [i for i, ims in enumerate(images) if ims[0].shape[-1] == side]
-        columns, headings, said = MAPPINGS[k](ck, model, [images[i] for i in group], args, knobs,
-                                              autocast)
+        # the inputs, and their targets B when every input is a pair A|B
+        x, *b = map(torch.stack, zip(*[images[i] for i in group]))
+        columns, headings, said = MAPPINGS[k](ck, model, x, b[0] if b else None, run, knobs)
         finite(torch.stack(columns), ck, knobs)
         if said:
             print(said)
         for folder, t in zip(headings[1:] if k == "domains" else [""], columns[1:]):
             saved.setdefault(folder, []).extend(t)
         names += [stems[i] for i in group]
-    if not to_folder(args.out):
+    if to_folder(args.out):
+        for folder, t in saved.items():
+            save_named(t, names, os.path.join(args.out, folder))
+        print(f"wrote {len(names) * len(saved)} translations to {args.out}")
+    else:
         grid(torch.stack(columns, 1).flatten(0, 1), nrow=len(columns)).save(args.out)
-        return print(f"wrote {args.out}: rows of {' | '.join(headings)}")
-    for folder, t in saved.items():
-        save_named(t, names, os.path.join(args.out, folder))
-    print(f"wrote {len(names) * len(saved)} translations to {args.out}")
+        print(f"wrote {args.out}: rows of {' | '.join(headings)}")
