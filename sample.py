@@ -58,11 +58,9 @@ def main(argv):
         return save_animation(frames, args.out, args.nrow)
     samples = []
     batch = args.n if knobs.get("mix") else args.batch_size    # a mixing table: one set of w's
-    for lo in range(0, args.n, batch):
-        b = min(batch, args.n - lo)
-        yb = y[lo:lo + b] if y is not None else None
+    for i in torch.arange(args.n).split(batch):
         with autocast:
-            samples.append(model.sample(b, yb, **knobs).float().cpu())
+            samples.append(model.sample(len(i), y if y is None else y[i], **knobs).float().cpu())
     x = torch.cat(samples)                                             # (n, C, H, W) in [-1, 1]
     finite(x, ck, used)
     labels = y.cpu() if k and not args.conditions else None           # class subfolders, not sets

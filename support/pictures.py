@@ -19,8 +19,8 @@ def finite(x, ck, knobs):
     in one line naming the knobs that drew them and the checkpoint's step; nothing is written."""
     if torch.isfinite(x).all():
         return
-    named = {k: v for k, v in knobs.items() if isinstance(v, (int, float, str)) and v != ""}
-    said = " ".join(as_flag(k, v) for k, v in named.items()) or "the default knobs"
+    said = " ".join(as_flag(k, v) for k, v in knobs.items()
+                    if isinstance(v, (int, float, str)) and v != "") or "the default knobs"
     raise Fail(f"the samples hold NaN or inf: drawn with {said} from the checkpoint at step "
                f"{ck.get('step', '?')}; nothing written: try other knobs, or an earlier checkpoint")
 

@@ -53,18 +53,14 @@ def image_knob(path, config, device):
 def refuse(ck, model, args, knobs, used):
     """A flag that does not apply is refused by name; `used` are the knobs draw() runs with."""
     name = ck["model"]
-    draw, other = model.sample, getattr(model, "animate", model.sample)
-    if args.gif:
-        draw, other = other, draw
-    unused = set(vars(args)) & (set(hyperparameters(other)) - set(hyperparameters(draw)))
-    if unused:
+    config = ck["config"]
+    other = model.sample if args.gif else getattr(model, "animate", model.sample)
+    if unused := set(vars(args)) & (set(hyperparameters(other)) - set(used)):
         mode = "with" if args.gif else "without"
         raise Fail(f"{flag(min(unused))} does not apply {mode} --gif for a {name}: drop it")
-    if kind(model):
-        for f, v in (("-n", args.n), ("--label", args.label), ("--conditions", args.conditions),
-                     ("--nrow", args.nrow)):
-            if v is not None:
-                raise Fail(f"{f} does not apply to a {name}: it translates each --input image")
+    for f in ("n", "label", "conditions", "nrow") if kind(model) else ():
+        if getattr(args, f) is not None:
+            raise Fail(f"{flag(f)} does not apply to a {name}: it translates each --input image")
     if args.label is not None and args.conditions:
         raise Fail("--label and --conditions both say what to draw: give one of them")
     if args.conditions and args.n is not None:
@@ -73,29 +69,24 @@ def refuse(ck, model, args, knobs, used):
         raise Fail(f"--nrow applies to a grid, not to --out {args.out} (one PNG per sample)")
     if args.gif and to_folder(args.out):
         raise Fail(f"--gif writes OUT.gif and OUT_strip.png: name a file, not --out {args.out}")
+    # classifier-free guidance: towards a condition, with the unconditional eps that the model
+    # learned where its condition was dropped in training (p_uncond > 0)
     if "guidance" in knobs:
-        guided(ck, model, knobs)
+        p_uncond = hyperparameters(type(model).__init__)["p_uncond"].default
+        if not config.get("num_classes") and not config.get("vocab"):
+            raise Fail(f"--guidance applies to a model trained with classes or captions: this "
+                       f"{name} was trained with neither")
+        if not config.get("p_uncond", p_uncond):
+            raise Fail(f"--guidance needs a {name} trained with --p-uncond above 0 (this one: "
+                       "0): it never learned the unconditional eps")
+        if config.get("vocab") and not knobs.get("prompt"):
+            raise Fail("--guidance steers towards a --prompt: give one")
     if "eta" in knobs and used.get("sampler") != "ddim":
         raise Fail("--eta is DDIM's noise: it applies with --sampler ddim")
     if "variance" in knobs and used.get("sampler") != "ddpm":
         raise Fail("--variance is the DDPM step's: it applies with --sampler ddpm")
     if "strength" in knobs and (knobs.get("init") is None or knobs.get("mask") is not None):
         raise Fail("--strength applies to img2img: with --init and without --mask")
-
-
-def guided(ck, model, knobs):
-    """Classifier-free guidance needs a condition to steer towards, and a model that learned the
-    unconditional eps too (the condition dropped with p_uncond > 0 in training)."""
-    config = ck["config"]
-    p_uncond = config.get("p_uncond", hyperparameters(type(model).__init__)["p_uncond"].default)
-    if not config.get("num_classes") and not config.get("vocab"):
-        raise Fail(f"--guidance applies to a model trained with classes or captions: this "
-                   f"{ck['model']} was trained with neither")
-    if not p_uncond:
-        raise Fail(f"--guidance needs a {ck['model']} trained with --p-uncond above 0 (this one: "
-                   "0): it never learned the unconditional eps")
-    if config.get("vocab") and not knobs.get("prompt"):
-        raise Fail("--guidance steers towards a --prompt: give one")
 
 
 def conditions(ck, args, names, device):
