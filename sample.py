@@ -1,21 +1,20 @@
-"""Checkpoint in, pictures out.
+"""Checkpoint in, pictures out. The model is rebuilt from the checkpoint alone; its moving
+average of the weights (EMA) is used when it has one.
 
-    python sample.py runs/ddpm/ckpt.pt                     # a grid of 64 samples: samples.png
-    python sample.py runs/ddpm/ckpt.pt -n 10000 --out fid/ # one PNG per sample (for FID scripts)
-    python sample.py runs/ddpm/ckpt.pt --label 3           # conditional: class 3 (or its name)
-    python sample.py runs/ddpm/ckpt.pt --conditions test.json --out lab/  # the lab: a set each
-    python sample.py runs/vae/ckpt.pt --gif                # an animation, and a strip of frames
-    python sample.py runs/pix2pix/ckpt.pt --input a.png    # translate an image (pix2pix, cyclegan)
-    python sample.py runs/stylegan/ckpt.pt --invert a.png  # invert a GAN: reconstruct, then edit
-    python sample.py runs/ddpm/ckpt.pt --help              # the model's own sampling knobs
-
-The model is rebuilt from the checkpoint alone; the EMA weights are used when it has them.
+    python sample.py runs/ddpm/ckpt.pt                   # 64 samples: samples.png
+    python sample.py runs/ddpm/ckpt.pt -n 10000 --out fid/    # one PNG each (FID)
+    python sample.py runs/ddpm/ckpt.pt --label 3         # class 3 (or its name)
+    python sample.py runs/ddpm/ckpt.pt --conditions test.json --out lab/   # the lab
+    python sample.py runs/vae/ckpt.pt --gif              # an animation, a strip of frames
+    python sample.py runs/pix2pix/ckpt.pt --input a.png  # translate an image
+    python sample.py runs/stylegan/ckpt.pt --invert a.png     # invert a GAN, then edit
+    python sample.py runs/ddpm/ckpt.pt --help            # the model's own sampling knobs
 """
 import argparse, sys
 from contextlib import nullcontext
 import torch
-from support.cli import COUNT, SEED, Fail, Parser, add_flags, build_model, compile_sampling
-from support.cli import hyperparameters, load_checkpoint, watched
+from support.cli import COUNT, SEED, Fail, Parser, add_flags, build_model
+from support.cli import compile_sampling, hyperparameters, load_checkpoint, watched
 from support.guidance import flags as guidance_flags, guide
 from support.invert import invert_flags, inversion
 from support.pictures import finite, grid, save_animation, save_each, to_folder
@@ -26,10 +25,12 @@ from support.translate import kind, translate
 
 def main(argv):
     ck, model, args = parse(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    autocast = torch.autocast("cuda", torch.bfloat16) if device.type == "cuda" else nullcontext()
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    autocast = torch.autocast("cuda", torch.bfloat16) if cuda else nullcontext()
     load_weights(model, ck, args)
-    if args.invert is not None:                          # GAN inversion: support/invert.py
+    # GAN inversion: support/invert.py
+    if args.invert is not None:
         return inversion(ck, model, args, device)
     if args.gif and not hasattr(model, "animate"):
         raise Fail(f"a {ck['model']} has no animation")
@@ -38,41 +39,46 @@ def main(argv):
     # the knobs draw() will run with: those given, and the defaults of the rest
     used = {k: p.default for k, p in hyperparameters(draw).items()} | knobs
     refuse(ck, model, args, knobs, used)
-    ck = guide(ck, model, args, knobs, device)     # --classifier, --target-colour: their hook
+    # --classifier, --target-colour: their hook in knobs
+    ck = guide(ck, model, args, knobs, device)
     k = ck["config"].get("num_classes", 0)
     names = ck.get("class_names") or [str(i) for i in range(k)]
     y = None if kind(model) else conditions(ck, args, names, device)
     check(args, used, ck["config"], device)
     model.to(device).eval()
     if args.compile:
-        compile_sampling(model, device.type == "cuda")
+        compile_sampling(model, cuda)
     torch.manual_seed(args.seed)
-    knobs |= watched(draw, "sampling", args.quiet)      # a progress line on stderr, for diffusion
+    # a progress line on stderr, for diffusion
+    knobs |= watched(draw, "sampling", args.quiet)
     warn_of_a_long_prompt(model, knobs)
     if kind(model):
         return translate(ck, model, args, knobs, device, autocast)
     if args.gif:
         with autocast:
-            frames = model.animate(args.n, y, **knobs).float().cpu()           # (F, n, C, H, W)
+            frames = model.animate(args.n, y, **knobs).float().cpu()   # (F, n, C, H, W)
         finite(frames, ck, used)
         return save_animation(frames, args.out, args.nrow)
     samples = []
-    batch = args.n if knobs.get("mix") else args.batch_size    # a mixing table: one set of w's
+    # a mixing table (--mix) is drawn at once: one set of w's for its rows and columns
+    batch = args.n if knobs.get("mix") else args.batch_size
     for i in torch.arange(args.n).split(batch):
         with autocast:
-            samples.append(model.sample(len(i), y if y is None else y[i], **knobs).float().cpu())
-    x = torch.cat(samples)                                             # (n, C, H, W) in [-1, 1]
+            x = model.sample(len(i), y if y is None else y[i], **knobs)
+        samples.append(x.float().cpu())
+    x = torch.cat(samples)                                     # (n, C, H, W) in [-1, 1]
     finite(x, ck, used)
-    labels = y.cpu() if k and not args.conditions else None           # class subfolders, not sets
+    # class subfolders (not the lab's sets), and in a grid a column per class
+    labels = y.cpu() if k and not args.conditions else None
     if to_folder(args.out):
         return save_each(x, args.out, names, labels, lab=bool(args.conditions))
-    by_class = labels is not None and args.label is None and args.n >= k   # a column per class
+    by_class = labels is not None and args.label is None and args.n >= k
     grid(x, nrow=args.nrow or (k if by_class else None)).save(args.out)
     print(f"wrote {args.out}")
 
 
 def parse(argv):
-    """The checkpoint first, to build its model: the model's sample() keywords become flags."""
+    """The checkpoint first, to build its model: its sample() keywords become flags."""
     first = Parser(add_help=False)
     first.add_argument("ckpt", nargs="?", help="a checkpoint written by train.py")
     known, _ = first.parse_known_args(argv)
@@ -89,11 +95,12 @@ def parse(argv):
                    help="the random seed: the same seed, the same samples. default: 0")
     p.add_argument("--out", default="samples.png",
                    help="a .png grid, or a folder ending in / for one PNG per sample")
-    p.add_argument("--label",
-                   help="a class id or name, for a conditional model. default: every class in turn")
+    p.add_argument("--label", help="a class id or name, for a conditional model. "
+                                   "default: every class in turn")
     p.add_argument("--conditions", metavar="JSON",
-                   help="the lab's test.json, a list of object-name lists: one sample each, in "
-                        "that order (-n is their number), OUT/0.png, 1.png, ... or a grid")
+                   help="the lab's test.json, a list of object-name lists: one sample "
+                        "each, in that order (-n is their number), OUT/0.png, 1.png, "
+                        "... or a grid")
     p.add_argument("--nrow", type=COUNT,
                    help="samples in a row of the grid. "
                         "default: a square grid, or a column per class")
@@ -103,15 +110,17 @@ def parse(argv):
                    help="samples generated at once. default: 256")
     p.add_argument("--no-ema", action="store_true",
                    help="use the raw weights, not their moving average")
-    p.add_argument("--quiet", action="store_true", help="no progress line on stderr while sampling")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line on stderr while sampling")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the sampling network (CUDA graphs on a GPU)")
     invert_flags(p)
     if kind(model):
         p.add_argument("--input", action="append", metavar="FILE|DIR",
-                       help="an image, or a folder of them, to translate (pix2pix: side-by-side "
-                            "A|B pairs or A/ and B/ too; cyclegan: --direction BtoA; stargan: "
-                            "to every domain; srgan: 4x, beside bicubic); repeatable")
+                       help="an image, or a folder of them, to translate (pix2pix: "
+                            "side-by-side A|B pairs or A/ and B/ too; cyclegan: "
+                            "--direction BtoA; stargan: to every domain; srgan: 4x, "
+                            "beside bicubic); repeatable")
     draws = [model.sample, model.animate] if hasattr(model, "animate") else [model.sample]
     add_flags(p.add_argument_group(f"{ck['model']} sampling knobs"), *draws)
     guidance_flags(p, model)
@@ -119,10 +128,11 @@ def parse(argv):
 
 
 def cli(argv):
-    """The command line: main, with a mistake in the user's input as one line and exit status 1."""
+    """The command line: main, with a mistake in the user's input as one line, exit 1."""
     try:
         main(argv)
-    except (Fail, ValueError) as e:      # ValueError: knobs the model rejects (--sampler euler)
+    # ValueError: knobs the model rejects (--sampler euler)
+    except (Fail, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

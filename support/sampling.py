@@ -1,6 +1,6 @@
-"""sample.py's checks, before any work: the weights to load, the knobs as the model takes them,
-and each flag that would be silently ignored (it does not apply to this model, this checkpoint
-or the other flags given), or a size that cannot fit, refused in one line."""
+"""sample.py's checks, before any work: the weights to load, the knobs as the model takes
+them, and each flag that would be silently ignored (it does not apply to this model, this
+checkpoint or the other flags given), or a size that cannot fit, refused in one line."""
 import os
 import torch
 from PIL import Image
@@ -12,23 +12,25 @@ from support.translate import kind
 
 
 def load_weights(model, ck, args):
-    """The moving average of the weights when the checkpoint has it (--no-ema: the raw ones); an
-    ldm still training its autoencoder has no diffusion to sample from yet."""
-    if args.no_ema and ck.get("ema") is None:
-        raise Fail(f"--no-ema: {args.ckpt} has no moving average, only its raw weights: drop it")
+    """The moving average of the weights when the checkpoint has it (--no-ema: the raw
+    ones); an ldm still training its autoencoder has no diffusion to sample from yet."""
+    ema = ck.get("ema")
+    if args.no_ema and ema is None:
+        raise Fail(f"--no-ema: {args.ckpt} has no moving average, only its raw weights: "
+                   "drop it")
     try:
-        model.load_state_dict(ck["weights"] if args.no_ema or ck.get("ema") is None else ck["ema"])
+        model.load_state_dict(ck["weights"] if args.no_ema or ema is None else ema)
+    # e.g. a class-conditional DDPM from before sets
     except (KeyError, RuntimeError) as e:
-        # e.g. a class-conditional DDPM from before sets
         why = str(e).strip().splitlines()[-1].strip().split(", the shape")[0]
-        raise Fail(f"{args.ckpt}: its weights do not fit its own configuration (damaged, edited "
-                   f"or from an older version of this code: {why})")
+        raise Fail(f"{args.ckpt}: its weights do not fit its own configuration (damaged, "
+                   f"edited or from an older version of this code: {why})")
     # ldm's stage counter, in the raw weights (train.py's EMA copy does not count)
     done = (ck["weights"].get("_extra_state") or {}).get("ae_steps_done", 0)
     if done < getattr(model, "ae_steps", 0):
-        raise Fail(f"{args.ckpt} is an ldm still in its first stage: {done} of {model.ae_steps} "
-                   f"autoencoder steps done, no diffusion yet: train on with train.py ldm "
-                   f"--resume --out {os.path.dirname(args.ckpt) or '.'}")
+        raise Fail(f"{args.ckpt} is an ldm still in its first stage: {done} of "
+                   f"{model.ae_steps} autoencoder steps done, no diffusion yet: train on "
+                   f"with train.py ldm --resume --out {os.path.dirname(args.ckpt) or '.'}")
 
 
 def given_knobs(draw, model, args, config, device):
@@ -51,7 +53,7 @@ def image_knob(path, config, device):
 
 
 def refuse(ck, model, args, knobs, used):
-    """A flag that does not apply is refused by name; `used` are the knobs draw() runs with."""
+    """A flag that does not apply is refused by name; `used`: the knobs draw() runs with."""
     name = ck["model"]
     config = ck["config"]
     other = model.sample if args.gif else getattr(model, "animate", model.sample)
@@ -60,39 +62,42 @@ def refuse(ck, model, args, knobs, used):
         raise Fail(f"{flag(min(unused))} does not apply {mode} --gif for a {name}: drop it")
     for f in ("n", "label", "conditions", "nrow") if kind(model) else ():
         if getattr(args, f) is not None:
-            raise Fail(f"{flag(f)} does not apply to a {name}: it translates each --input image")
+            raise Fail(f"{flag(f)} does not apply to a {name}: it translates each --input "
+                       "image")
     if args.label is not None and args.conditions:
         raise Fail("--label and --conditions both say what to draw: give one of them")
     if args.conditions and args.n is not None:
         raise Fail("-n does not apply with --conditions: one sample is drawn per set in it")
     if args.nrow is not None and to_folder(args.out):
-        raise Fail(f"--nrow applies to a grid, not to --out {args.out} (one PNG per sample)")
+        raise Fail(f"--nrow applies to a grid, not to --out {args.out} (one PNG per "
+                   "sample)")
     if args.gif and to_folder(args.out):
-        raise Fail(f"--gif writes OUT.gif and OUT_strip.png: name a file, not --out {args.out}")
-    # classifier-free guidance: towards a condition, with the unconditional eps that the model
-    # learned where its condition was dropped in training (p_uncond > 0)
+        raise Fail(f"--gif writes OUT.gif and OUT_strip.png: name a file, not --out "
+                   f"{args.out}")
+    # classifier-free guidance: towards a condition, with the unconditional eps that the
+    # model learned where its condition was dropped in training (p_uncond > 0)
     if "guidance" in knobs:
         p_uncond = hyperparameters(type(model).__init__)["p_uncond"].default
         if not config.get("num_classes") and not config.get("vocab"):
-            raise Fail(f"--guidance applies to a model trained with classes or captions: this "
-                       f"{name} was trained with neither")
+            raise Fail(f"--guidance applies to a model trained with classes or captions: "
+                       f"this {name} was trained with neither")
         if not config.get("p_uncond", p_uncond):
-            raise Fail(f"--guidance needs a {name} trained with --p-uncond above 0 (this one: "
-                       "0): it never learned the unconditional eps")
+            raise Fail(f"--guidance needs a {name} trained with --p-uncond above 0 (this "
+                       "one: 0): it never learned the unconditional eps")
         if config.get("vocab") and not knobs.get("prompt"):
             raise Fail("--guidance steers towards a --prompt: give one")
     if "eta" in knobs and used.get("sampler") != "ddim":
         raise Fail("--eta is DDIM's noise: it applies with --sampler ddim")
     if "variance" in knobs and used.get("sampler") != "ddpm":
         raise Fail("--variance is the DDPM step's: it applies with --sampler ddpm")
-    if "strength" in knobs and (knobs.get("init") is None or knobs.get("mask") is not None):
+    if "strength" in knobs and (knobs.get("init") is None or "mask" in knobs):
         raise Fail("--strength applies to img2img: with --init and without --mask")
 
 
 def conditions(ck, args, names, device):
-    """The condition y of each sample: --label, the lab's --conditions (then -n is their number),
-    or, for a conditional model, every class in turn, counted over all n samples, not per batch.
-    -n is 64 when not given."""
+    """The condition y of each sample: --label, the lab's --conditions (then -n is their
+    number), or, for a conditional model, every class in turn, counted over all n samples,
+    not per batch. -n is 64 when not given."""
     args.n = 64 if args.n is None else args.n
     y = condition(ck, args, args.n, device)
     if args.conditions:
@@ -106,16 +111,18 @@ def conditions(ck, args, names, device):
 
 
 def check(args, used, config, device):
-    """The destination and the sizes: a bad --out costs nothing, and a count that cannot fit is
-    refused with the number, before it is allocated."""
+    """The destination and the sizes: a bad --out costs nothing, and a count that cannot
+    fit is refused with the number, before it is allocated."""
     destination(args.out, args.gif)
-    if args.n is None:                                       # a translation: one per --input
+    # a translation: one per --input
+    if args.n is None:
         return
     if args.nrow is not None and args.nrow > args.n:
         raise Fail(f"--nrow {args.nrow} is more than the {args.n} samples: choose at most -n")
-    image = config["channels"] * config["image_size"] ** 2 * 4       # one sample, float32 bytes
-    fits("-n", args.n, args.n * image)                               # the samples, on the CPU
-    if args.gif:                                                     # every frame, on the device
+    image = config["channels"] * config["image_size"] ** 2 * 4    # one sample, float32 bytes
+    # the samples, on the CPU; with --gif every frame, on the device
+    fits("-n", args.n, args.n * image)
+    if args.gif:
         frames = min(used["frames"], used.get("steps", used["frames"]))
         fits("--frames", used["frames"], frames * args.n * image, device)
 

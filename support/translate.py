@@ -1,19 +1,20 @@
-"""sample.py --input: an image-to-image model maps your images with its own mapping. A grid has a
-row per image (--out FILE.png); a folder gets the outputs, named as their inputs (--out DIR/).
+"""sample.py --input: an image-to-image model maps your images with its own mapping. A
+grid has a row per image (--out FILE.png); a folder gets the outputs, named as their
+inputs (--out DIR/). Errors are on the [0, 1] pixel scale.
 
-    pix2pix   G(A): rows of input | output, and | target when every input is a pair A|B (one
-              side-by-side file, or the files of A/ and B/), with the mean L1 and PSNR against B
-    cyclegan  G(x) and the way back F(G(x)) (F, then G, with --direction BtoA): rows of input |
-              translation | reconstruction, and the mean cycle L1
-    stargan   G(x, c) for every domain c, a class or one attribute alone: rows of input | each
-              domain; a folder gets DIR/<domain>/<name>.png, the class folders evaluate.py scores
-    srgan     G's 4x upsampling beside bicubic's of the same I^LR: an image at least the model's
-              size S is cropped to S and downsampled by the model itself (as in training), with
-              PSNR and SSIM against it; a smaller one is I^LR as it is (its centre square)
+    pix2pix   G(A): rows of input | output, and | target when every input is a pair A|B
+              (one side-by-side file, or the files of A/ and B/), with the mean L1 and
+              PSNR against B
+    cyclegan  G(x) and the way back F(G(x)) (F, then G, with --direction BtoA): rows of
+              input | translation | reconstruction, and the mean cycle L1
+    stargan   G(x, c) for every domain c, a class or one attribute alone: rows of input |
+              each domain; a folder gets DIR/<domain>/<name>.png, the class folders that
+              evaluate.py scores
+    srgan     G's 4x upsampling beside bicubic's, of the same I^LR: an image at least the
+              model's size S is cropped to S and downsampled by the model itself (as in
+              training), with PSNR and SSIM against it; a smaller one is I^LR as it is
 
-Errors are on the [0, 1] pixel scale.
-
-    python sample.py runs/pix2pix/ckpt.pt --input facades/val/     # rows: input | output | target
+    python sample.py runs/pix2pix/ckpt.pt --input val/      # input | output | target
     python sample.py runs/stargan/ckpt.pt --input test/ --out t/   # t/<domain>/<name>.png
 """
 import os
@@ -27,9 +28,9 @@ from support.pictures import finite, grid, save_named, to_folder
 
 
 def read(f, ck, device, kind=None):
-    """One file, or a pair of files (A, B) -> its images (C, s, s) in [-1, 1] at the model's size
-    s = S: [A, B] for a pix2pix pair (B first for a model trained BtoA), else [x]. For srgan, an
-    image smaller than S is read at its own shorter side s."""
+    """One file, or a pair of files (A, B) -> its images (C, s, s) in [-1, 1] at the
+    model's size s = S: [A, B] for a pix2pix pair (B first for a model trained BtoA), else
+    [x]. For srgan, an image smaller than S is read at its own shorter side s."""
     S = ck["config"]["image_size"]
     try:
         with Image.open(f[0] if isinstance(f, tuple) else f) as im:
@@ -47,9 +48,9 @@ def read(f, ck, device, kind=None):
 
 
 def inputs(paths, given="--input", kind=None):
-    """Files and folders -> the image files (pix2pix: its pairs), and a name for each output:
-    photos/cat.jpg -> cat; for stargan unique within its folder, class/0001.png -> class_0001
-    (Fashion-MNIST's test set repeats file names)."""
+    """Files and folders -> the image files (pix2pix: its pairs), and a name for each
+    output: photos/cat.jpg -> cat; for stargan unique within its folder, class/0001.png ->
+    class_0001 (Fashion-MNIST's test set repeats file names)."""
     files, stems = [], []
     for p in paths:
         root, found = os.path.dirname(p), [p]
@@ -77,7 +78,7 @@ def paired(ck, model, x, b, run, knobs):
 
 
 def unpaired(ck, model, x, b, run, knobs):
-    """cyclegan: the translation t = G(x) (F(x) with --direction BtoA), and the way back."""
+    """cyclegan: the translation t = G(x) (F(x) with --direction BtoA), and back."""
     back = "BtoA" if knobs.get("direction", "AtoB") == "AtoB" else "AtoB"
     t = run(lambda c: model.sample(len(c), c, **knobs), x)
     r = run(lambda c: model.sample(len(c), c, direction=back), t)
@@ -94,8 +95,9 @@ def domains(ck, model, x, b, run, knobs):
     c = torch.eye(K, device=x.device) if sets else torch.arange(K, device=x.device)
 
     def to_each(xb):
-        xs = xb.repeat_interleave(K, 0)                              # x_1 K times, x_2 K times ...
-        cs = c.repeat(len(xb), *[1] * (c.dim() - 1))                 # c_1 .. c_K for each input
+        # x_1 K times, x_2 K times ..., to c_1 .. c_K each
+        xs = xb.repeat_interleave(K, 0)
+        cs = c.repeat(len(xb), *[1] * (c.dim() - 1))
         return model.G(xs, cs).view(len(xb), K, *xb.shape[1:])
 
     t = run(to_each, x, K)                                           # (n, K, C, S, S)
@@ -106,7 +108,7 @@ def upscales(ck, model, x, b, run, knobs):
     """srgan: bicubic and G's 4x upsampling of I^LR, for images of one size."""
     import evaluate
     S = model.image_size
-    lr = model.downsample(x) if x.shape[-1] == S else x                # I^LR, as in training
+    lr = model.downsample(x) if x.shape[-1] == S else x          # I^LR, as in training
     bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic").clamp(-1, 1)
     sr = run(lambda c: model.sample(len(c), c), lr)
     name = "SRResNet" if ck["config"].get("content") == "mse" else "SRGAN"
@@ -122,17 +124,18 @@ def upscales(ck, model, x, b, run, knobs):
     return [bicubic, sr, x], ["bicubic", name, "original"], said
 
 
-MAPPINGS = {"paired": paired, "unpaired": unpaired, "domains": domains, "upscales": upscales}
+MAPPINGS = {"paired": paired, "unpaired": unpaired, "domains": domains,
+            "upscales": upscales}
 
 
 def kind(model):
-    """The model's mapping of --input images, named by its attribute (MAPPINGS), or None."""
+    """The model's mapping of --input images, by its attribute (MAPPINGS), or None."""
     return next((k for k in MAPPINGS if getattr(model, k, False)), None)
 
 
 def translate(ck, model, args, knobs, device, autocast):
-    """Each --input image through the model's mapping: a grid, or with --out DIR/ the outputs
-    (stargan's in a subfolder per domain)."""
+    """Each --input image through the model's mapping: a grid, or with --out DIR/ the
+    outputs (stargan's in a subfolder per domain)."""
     k = kind(model)
     if not args.input:
         raise Fail(f"a {ck['model']} maps images: give --input FILE or --input FOLDER")
@@ -141,20 +144,23 @@ def translate(ck, model, args, knobs, device, autocast):
     sides = sorted({ims[0].shape[-1] for ims in images}, reverse=True)
     if len(sides) > 1 and not to_folder(args.out):
         raise Fail(f"the --input images come in {len(sides)} sizes (one below "
-                   f"{ck['config']['image_size']}px is upsampled at its own), which one grid "
-                   "cannot hold: give --out DIR/")
+                   f"{ck['config']['image_size']}px is upsampled at its own), which one "
+                   "grid cannot hold: give --out DIR/")
 
     def run(f, x, per=1):
         """f on x in batches of --batch-size outputs (`per` an input), in float32."""
+        batch = max(1, args.batch_size // per)
         with torch.no_grad(), autocast:
-            return torch.cat([f(c).float() for c in x.split(max(1, args.batch_size // per))])
+            return torch.cat([f(c).float() for c in x.split(batch)])
 
-    saved, names = {}, []                                  # --out DIR/: subfolder -> outputs
-    for side in sides:                                     # srgan: a batch per size, largest first
+    # --out DIR/: subfolder -> outputs; srgan: a batch per size, the largest first
+    saved, names = {}, []
+    for side in sides:
         group = [i for i, ims in enumerate(images) if ims[0].shape[-1] == side]
         # the inputs, and their targets B when every input is a pair A|B
         x, *b = map(torch.stack, zip(*[images[i] for i in group]))
-        columns, headings, said = MAPPINGS[k](ck, model, x, b[0] if b else None, run, knobs)
+        b = b[0] if b else None
+        columns, headings, said = MAPPINGS[k](ck, model, x, b, run, knobs)
         finite(torch.stack(columns), ck, knobs)
         if said:
             print(said)
