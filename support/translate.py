@@ -115,9 +115,9 @@ def upscales(ck, model, x, b, run, knobs):
     if x.shape[-1] < S:
         return [bicubic, sr], ["bicubic", name], None
     scores = []
+    hr = ((x + 1) / 2).cpu().numpy()
     for said, y in (("bicubic", bicubic), (name, sr)):
         a = ((y + 1) / 2).cpu().numpy()
-        hr = ((x + 1) / 2).cpu().numpy()
         ssim = f", SSIM {evaluate.ssim(a, hr).mean():.4f}" if S >= 11 else ""
         scores.append(f"{said} PSNR {evaluate.psnr(a, hr):.2f} dB{ssim}")
     said = f"{len(x)} images at {S}px from {S // 4}px: {'; '.join(scores)}"
