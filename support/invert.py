@@ -1,46 +1,44 @@
-"""sample.py --invert: GAN inversion, after Image2StyleGAN (Abdal, Qin & Wonka, 2019): find the
-latent whose image reconstructs a given one, then edit the image through it.
+"""sample.py --invert: GAN inversion, after Image2StyleGAN (Abdal, Qin & Wonka, 2019):
+find the latent whose image reconstructs a given one, then edit the image through it.
 
-    inversion     latent* = argmin ||G(latent) - x||^2, the pixel MSE, by Adam (lr 0.01, betas
-                  (0.9, 0.999), the paper's) for --invert-steps steps, from the mean latent:
-                  w_avg for StyleGAN (the paper's start), z = 0, the prior's mean, for G(z)
-    spaces        z: G(z) of gan.py and dcgan.py; w: StyleGAN's synthesis g with one w at every
-                  layer; w+: one w per layer, (L, w_dim), the paper's extended space, which
-                  reconstructs far better than w (the default for a StyleGAN)
-    edits         style mixing (StyleGAN): the found w's before the middle layer, the coarse
-                  styles, another w's after; interpolation: (1 - t) latent* + t latent*',
-                  latent*' the next image's (a random one for a single image); truncation
-                  (StyleGAN): w_avg + psi (w - w_avg), psi = 0.5
-    PSNR          10 log10(1 / MSE) on the [0, 1] pixel scale, as evaluate.py's
+    inversion   latent* = argmin ||G(latent) - x||^2, the pixel MSE, by Adam (lr 0.01,
+                betas (0.9, 0.999), the paper's) for --invert-steps steps, from the mean
+                latent: w_avg for StyleGAN (the paper's start), z = 0, the prior's mean,
+                for G(z)
+    spaces      z: G(z) of gan.py and dcgan.py; w: StyleGAN's synthesis g with one w at
+                every layer; w+: one w per layer, (L, w_dim), the paper's extended space,
+                which reconstructs far better than w (the default for a StyleGAN)
+    edits       style mixing (StyleGAN): the found w's before the middle layer, the coarse
+                styles, another w's after; interpolation: (1 - t) latent* + t latent*',
+                latent*' the next image's (a random one for a single image); truncation
+                (StyleGAN): w_avg + psi (w - w_avg), psi = 0.5
+    PSNR        10 log10(1 / MSE) on the [0, 1] pixel scale, as evaluate.py's
 
-Left out: the paper's perceptual term (VGG-16 features: the project has no pretrained feature
-network that needs no download, so the loss is the pixel MSE alone), its noise optimisation
-(Image2StyleGAN++: StyleGAN's noise images are drawn once, by --seed, and held fixed), and Pivotal
-Tuning (PTI, Roich et al., 2022), which goes on to fine-tune G around the found w.
+Left out: the paper's perceptual term (VGG-16 features: the project has no pretrained
+feature network that needs no download, so the loss is the pixel MSE alone), its noise
+optimisation (Image2StyleGAN++: StyleGAN's noise images are drawn once, by --seed, and held
+fixed), and Pivotal Tuning (PTI, Roich et al., 2022), which goes on to fine-tune G around
+the found w.
 
-    python sample.py runs/stylegan/ckpt.pt --invert photo.png                  # w+, 500 steps
-    python sample.py runs/dcgan/ckpt.pt --invert held_out/ --out inverted/     # a folder
+    python sample.py runs/stylegan/ckpt.pt --invert photo.png            # w+, 500 steps
+    python sample.py runs/dcgan/ckpt.pt --invert held_out/ --out inverted/   # a folder
 """
 import math
 import os
 import torch
 from PIL import Image, ImageDraw
-from support.cli import COUNT, Fail
-from support.cli import condition, hyperparameters
-from support.folders import find_images, load_image
-from support.pictures import destination, grid, save_png, to_folder
-from support.translate import as_tensor, stem
-
-SPACES = ("z", "w", "w+")
+from support.cli import COUNT, Fail, condition, flag, hyperparameters
+from support.pictures import destination, grid, save_named, to_folder
+from support.translate import inputs, read
 
 
 def invert_flags(p):
     """sample.py's flags of this mode."""
     g = p.add_argument_group("inversion (gan, dcgan, stylegan)")
     g.add_argument("--invert", metavar="IMAGE|DIR",
-                   help="find the latent that reconstructs each image and edit it; writes OUT "
-                        "(rows of image | reconstruction | edits) and OUT's _loss.png")
-    g.add_argument("--space", choices=SPACES,
+                   help="find the latent that reconstructs each image and edit it; writes "
+                        "OUT (rows of image | reconstruction | edits) and OUT's _loss.png")
+    g.add_argument("--space", choices=("z", "w", "w+"),
                    help="the latent searched: z (gan, dcgan), w or w+ (stylegan). "
                         "default: z, or w+ for a stylegan")
     g.add_argument("--invert-steps", type=COUNT, default=500,
@@ -48,15 +46,16 @@ def invert_flags(p):
 
 
 def invert(G, x, latent, steps, lr=0.01):
-    """Image2StyleGAN's Algorithm 1, with the pixel MSE as its loss: from latent_0, Adam on
-    L(latent) = ||G(latent) - x||^2 / N, N the pixels of an image, for `steps` steps. Each image's
-    latent is its own: the loss sums the images' losses, so no image's gradient reaches another's
-    latent. Returns latent* and L's mean over the images at each step."""
+    """Image2StyleGAN's Algorithm 1, with the pixel MSE as its loss: from latent_0, Adam
+    on L(latent) = ||G(latent) - x||^2 / N, N the pixels of an image, for `steps` steps.
+    Each image's latent is its own: the loss sums the images' losses, so no image's
+    gradient reaches another's latent. Returns latent* and L's mean over the images at each
+    step."""
     latent = latent.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([latent], lr=lr, betas=(0.9, 0.999))
     curve = []
     for _ in range(steps):
-        L = (G(latent) - x).pow(2).flatten(1).mean(1)                 # ||G(latent) - x||^2 / N
+        L = (G(latent) - x).pow(2).flatten(1).mean(1)       # ||G(latent) - x||^2 / N
         opt.zero_grad()
         L.sum().backward()
         opt.step()
@@ -65,43 +64,44 @@ def invert(G, x, latent, steps, lr=0.01):
 
 
 def psnr(a, b):
-    """Images in [-1, 1] -> each one's PSNR in dB on the [0, 1] scale: 10 log10(1 / MSE)."""
+    """Images in [-1, 1] -> each one's PSNR in dB on the [0, 1] scale: 10 log10(1/MSE)."""
     mse = ((a - b) / 2).pow(2).flatten(1).mean(1)
     return -10 * torch.log10(mse.clamp_min(1e-10))
 
 
 class Latents:
-    """A generator seen through one latent space: G(latent) -> images, the start latent, a random
-    other latent, and the edits."""
+    """A generator seen through one latent space: G(latent) -> images, the start latent, a
+    random other latent, and the edits."""
 
     def __init__(self, model, space, n, y):
         self.model = model
         self.space = space
         self.y = y
+        self.device = next(model.parameters()).device
         if space == "z":
             self.shape = (model.z_dim,)
             return
-        self.L = model.num_layers                                     # StyleGAN's w's per image
-        self.noise = model.noises(n)                                  # held fixed, by --seed
+        self.L = model.num_layers                         # StyleGAN's w's per image
+        self.noise = model.noises(n)                      # held fixed, by --seed
         w_dim = model.w_avg.shape[0]
         self.shape = (w_dim,) if space == "w" else (self.L, w_dim)
 
     def start(self, n):
-        """The mean latent: z = 0 (the prior's mean), or w_avg (Image2StyleGAN's start)."""
+        """The mean latent: z = 0 (the prior's mean), or w_avg (Image2StyleGAN's)."""
         if self.space == "z":
-            return torch.zeros(n, *self.shape, device=next(self.model.parameters()).device)
+            return torch.zeros(n, *self.shape, device=self.device)
         return self.model.w_avg.expand(n, *self.shape).clone()
 
     def random(self, n):
         """Another latent from the prior: z ~ N(0, I), or w = f(z)."""
-        z = torch.randn(n, self.model.z_dim, device=next(self.model.parameters()).device)
+        z = torch.randn(n, self.model.z_dim, device=self.device)
         if self.space == "z":
             return z
         w = self.model.mapping(z)
         return w if self.space == "w" else w[:, None].expand(-1, self.L, -1)
 
     def ws(self, latent):
-        """w (B, w_dim) -> (B, L, w_dim), the same w at every layer; w+ is already per layer."""
+        """w (B, w_dim) -> (B, L, w_dim), the same w at every layer; w+ is per layer."""
         return latent[:, None].expand(-1, self.L, -1) if self.space == "w" else latent
 
     def __call__(self, latent, lo=0):
@@ -119,35 +119,35 @@ class Latents:
         columns = []
         if self.space != "z":
             ws = self.ws(found)
-            k = self.L // 2                                           # the coarse styles: < k
-            mixed = torch.cat([ws[:, :k], self.ws(other)[:, k:]], 1)  # style mixing
+            # style mixing: the coarse styles, before layer k, from found
+            k = self.L // 2
+            mixed = torch.cat([ws[:, :k], self.ws(other)[:, k:]], 1)
             columns.append(self.model.synthesis(mixed, self.noise))
-            truncated = self.model.truncate(ws, 0.5)                  # w_avg + psi (w - w_avg)
+            truncated = self.model.truncate(ws, 0.5)      # w_avg + psi (w - w_avg)
             columns.append(self.model.synthesis(truncated, self.noise))
+        # (1 - t) found + t other
         for t in (0.25, 0.5, 0.75):
-            columns.append(self(torch.lerp(found, other, t)))        # (1 - t) found + t other
+            columns.append(self(torch.lerp(found, other, t)))
         return columns
 
 
 def refuse(ck, model, args):
     """What inversion cannot do, or a flag it would ignore: one line, before any work."""
     name = ck["model"]
-    if not hasattr(model, "synthesis") and not hasattr(model, "generate"):
+    style = hasattr(model, "synthesis")
+    if not style and not hasattr(model, "generate"):
         raise Fail(f"--invert finds a GAN generator's latent (gan, dcgan, stylegan): "
                    f"a {name} has none")
-    space = args.space or ("w+" if hasattr(model, "synthesis") else "z")
-    if (space == "z") == hasattr(model, "synthesis"):
-        fits = "w or w+" if hasattr(model, "synthesis") else "z"
-        raise Fail(f"--space {space} is not a {name}'s latent: use --space {fits}")
-    knobs = sorted(set(vars(args)) & set(hyperparameters(model.sample)))
-    others = [("-n", args.n), ("--conditions", args.conditions), ("--nrow", args.nrow),
-              ("--gif", args.gif or None), ("--compile", args.compile or None),
-              ("--label", None if space == "z" else args.label)]
-    given = [f for f, v in others if v is not None] + ["--" + k.replace("_", "-") for k in knobs]
+    space = args.space or ("w+" if style else "z")
+    if (space == "z") == style:
+        raise Fail(f"--space {space} is not a {name}'s latent: use --space "
+                   + ("w or w+" if style else "z"))
+    flags = ["n", "conditions", "nrow", "gif", "compile"] + ["label"] * (space != "z")
+    given = [f for f in flags if getattr(args, f) not in (None, False)]
+    given += sorted(set(vars(args)) & set(hyperparameters(model.sample)))
     if given:
-        raise Fail(f"{given[0]} does not apply with --invert: drop it")
-    k = ck["config"].get("num_classes", 0)
-    if k and space == "z" and args.label is None:
+        raise Fail(f"{flag(given[0])} does not apply with --invert: drop it")
+    if ck["config"].get("num_classes") and space == "z" and args.label is None:
         raise Fail(f"--invert on a conditional {name} needs --label, the images' class")
     if not os.path.exists(args.invert):
         raise Fail(f"--invert {args.invert}: no such file or folder")
@@ -155,28 +155,16 @@ def refuse(ck, model, args):
     return space
 
 
-def read(args, config, device):
-    """--invert's image, or a folder's -> (n, C, S, S) in [-1, 1] at the model's size, stems."""
-    files = find_images(args.invert) if os.path.isdir(args.invert) else [args.invert]
-    if not files:
-        raise Fail(f"no images found in --invert {args.invert}")
-    x = []
-    for f in files:
-        try:
-            im, _ = load_image(f, config["image_size"])
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise Fail(f"cannot read image {f}: {e}")
-        x.append(as_tensor(im, config["channels"], device))
-    return torch.stack(x), [stem(f) for f in files]
-
-
 def inversion(ck, model, args, device):
-    """sample.py CKPT --invert IMAGE|DIR: invert each image in batches of --batch-size, print
-    the PSNR of the reconstructions, write them with their edits and the loss curve."""
+    """sample.py CKPT --invert IMAGE|DIR: invert each image in batches of --batch-size,
+    print the PSNR of the reconstructions, write them with their edits and the loss curve:
+    OUT, rows of image | reconstruction | edits, and OUT's _loss.png; or a folder OUT/ of
+    the reconstructions named as their images, with edits.png and loss.png."""
     space = refuse(ck, model, args)
-    x, stems = read(args, ck["config"], device)
+    files, stems = inputs([args.invert], "--invert")
+    x = torch.stack([read(f, ck, device)[0] for f in files])
     model.to(device).eval()
-    model.requires_grad_(False)                                   # only the latents are trained
+    model.requires_grad_(False)                       # only the latents are trained
     torch.manual_seed(args.seed)
     n = len(x)
     y = condition(ck, args, n, device) if space == "z" else None
@@ -184,47 +172,42 @@ def inversion(ck, model, args, device):
     found, curves = [], []
     for lo in range(0, n, args.batch_size):
         xb = x[lo:lo + args.batch_size]
-        latent, curve = invert(lambda v, lo=lo: G(v, lo), xb, G.start(len(xb)), args.invert_steps)
+        start = G.start(len(xb))
+        latent, curve = invert(lambda v, lo=lo: G(v, lo), xb, start, args.invert_steps)
         found.append(latent)
         curves.append(torch.tensor(curve) * len(xb))
     found = torch.cat(found)
-    curve = (sum(curves) / n).tolist()                            # the mean over all n images
+    curve = (sum(curves) / n).tolist()                # the mean over all n images
     with torch.no_grad():
         recon = G(found)
         other = found.roll(-1, 0) if n > 1 else G.random(1)
-        columns = [x, recon.clamp(-1, 1)] + [e.clamp(-1, 1) for e in G.edits(found, other)]
+        edits = G.edits(found, other)
+        columns = [x, recon.clamp(-1, 1)] + [e.clamp(-1, 1) for e in edits]
     db = psnr(recon, x)
-    print(f"{n} image(s), {space} space, {args.invert_steps} steps: PSNR {db.mean():.2f} dB"
-          + (f" (mean; min {db.min():.2f}, max {db.max():.2f})" if n > 1 else ""))
-    write(args.out, stems, columns, curve, space)
-
-
-def write(out, stems, columns, curve, space):
-    """OUT: rows of image | reconstruction | edits, and OUT's loss curve; OUT/ (a folder): each
-    reconstruction as OUT/<stem>.png, and OUT/edits.png and OUT/loss.png."""
+    spread = f" (mean; min {db.min():.2f}, max {db.max():.2f})" if n > 1 else ""
+    print(f"{n} image(s), {space} space, {args.invert_steps} steps: "
+          f"PSNR {db.mean():.2f} dB{spread}")
+    out = args.out
+    strip = out
+    plot = os.path.splitext(out)[0] + "_loss.png"
     if to_folder(out):
-        os.makedirs(out, exist_ok=True)
-        for name, image in zip(stems, columns[1]):
-            save_png(image, os.path.join(out, name + ".png"))
-        print(f"wrote {len(stems)} reconstructions to {out}")
+        save_named(columns[1], stems, out)
+        print(f"wrote {n} reconstructions to {out}")
         strip = os.path.join(out, "edits.png")
         plot = os.path.join(out, "loss.png")
-    else:
-        strip = out
-        plot = os.path.splitext(out)[0] + "_loss.png"
     grid(torch.stack(columns, 1).flatten(0, 1).cpu(), nrow=len(columns)).save(strip)
-    said = ("mix (coarse styles) | truncated, psi 0.5 | " if space != "z" else "")
-    print(f"wrote {strip}: rows of image | reconstruction | {said}towards the next image's "
-          f"latent, t = 1/4, 1/2, 3/4")
+    said = "mix (coarse styles) | truncated, psi 0.5 | " if space != "z" else ""
+    print(f"wrote {strip}: rows of image | reconstruction | {said}towards the next "
+          "image's latent, t = 1/4, 1/2, 3/4")
     loss_plot(curve, plot)
     print(f"wrote {plot}: the loss curve")
 
 
-def loss_plot(curve, path, size=(360, 220)):
+def loss_plot(curve, path):
     """The pixel MSE at each step, on a log scale, as a small PNG drawn with pillow."""
-    im = Image.new("RGB", size, "white")
+    im = Image.new("RGB", (360, 220), "white")
     d = ImageDraw.Draw(im)
-    left, top, right, bottom = 52, 12, size[0] - 12, size[1] - 30
+    left, top, right, bottom = 52, 12, 348, 190
     d.rectangle([left, top, right, bottom], outline="black")
     logs = [math.log10(max(v, 1e-10)) for v in curve]
     lo, hi = min(logs), max(logs)
@@ -232,9 +215,9 @@ def loss_plot(curve, path, size=(360, 220)):
     xs = [left + (right - left) * i / max(len(logs) - 1, 1) for i in range(len(logs))]
     ys = [bottom - (bottom - top) * (v - lo) / span for v in logs]
     d.line(list(zip(xs, ys)), fill=(200, 30, 30), width=2)
-    d.text((4, top), f"{10 ** hi:.2g}", fill="black")
-    d.text((4, bottom - 10), f"{10 ** lo:.2g}", fill="black")
-    d.text((left, bottom + 6), "0", fill="black")
-    d.text((right - 30, bottom + 6), str(len(curve)), fill="black")
-    d.text((left + 40, bottom + 6), "pixel MSE (log scale) by step", fill="black")
+    labels = [((4, top), f"{10 ** hi:.2g}"), ((4, bottom - 10), f"{10 ** lo:.2g}"),
+              ((left, bottom + 6), "0"), ((right - 30, bottom + 6), str(len(curve))),
+              ((left + 40, bottom + 6), "pixel MSE (log scale) by step")]
+    for xy, text in labels:
+        d.text(xy, text, fill="black")
     im.save(path)

@@ -1,5 +1,5 @@
-"""Pictures out: tensors in [-1, 1] -> uint8 pixels, a grid, one PNG per sample, an animation.
-Used by train.py (its sample grids), sample.py and evaluate.py.
+"""Pictures out: tensors in [-1, 1] -> uint8 pixels, a grid, one PNG per sample, an
+animation. Used by train.py (its sample grids), sample.py and evaluate.py.
 """
 import math, os, shlex, tempfile, zipfile
 import numpy as np
@@ -15,14 +15,16 @@ def to_uint8(x):
 
 
 def finite(x, ck, knobs):
-    """Never a NaN image (it would be written black): samples holding NaN or inf stop the command
-    in one line naming the knobs that drew them and the checkpoint's step; nothing is written."""
+    """Never a NaN image (it would be written black): samples holding NaN or inf stop the
+    command in one line naming the knobs that drew them and the checkpoint's step; nothing
+    is written."""
     if torch.isfinite(x).all():
         return
-    named = {k: v for k, v in knobs.items() if isinstance(v, (int, float, str)) and v != ""}
-    said = " ".join(as_flag(k, v) for k, v in named.items()) or "the default knobs"
-    raise Fail(f"the samples hold NaN or inf: drawn with {said} from the checkpoint at step "
-               f"{ck.get('step', '?')}; nothing written: try other knobs, or an earlier checkpoint")
+    said = " ".join(as_flag(k, v) for k, v in knobs.items()
+                    if isinstance(v, (int, float, str)) and v != "")
+    raise Fail(f"the samples hold NaN or inf: drawn with {said or 'the default knobs'} from "
+               f"the checkpoint at step {ck.get('step', '?')}; nothing written: try other "
+               "knobs, or an earlier checkpoint")
 
 
 def as_flag(name, v):
@@ -53,8 +55,8 @@ def save_png(x, path):
 
 
 def save_each(x, out, names=None, labels=None, lab=False):
-    """(n, C, H, W) -> OUT/00000.png, 00001.png, ... (the lab's names with lab=True: 0.png, 1.png,
-    ...), in a subfolder per class, named by names[label], when labels are given."""
+    """(n, C, H, W) -> OUT/00000.png, 00001.png, ... (the lab's names with lab=True: 0.png,
+    1.png, ...), in a subfolder per class, named by names[label], when labels are given."""
     for i, im in enumerate(x):
         folder = out if labels is None else os.path.join(out, names[labels[i]])
         os.makedirs(folder, exist_ok=True)
@@ -64,21 +66,22 @@ def save_each(x, out, names=None, labels=None, lab=False):
 
 
 def save_named(x, stems, out):
-    """(n, C, H, W) -> OUT/<stem>.png each, named as the inputs they were translated from."""
+    """(n, C, H, W) -> OUT/<stem>.png each, named as the inputs they were made from."""
     os.makedirs(out, exist_ok=True)
     for stem, im in zip(stems, x):
         save_png(im, os.path.join(out, stem + ".png"))
-    print(f"wrote {len(x)} translations to {out}")
 
 
 def save_animation(frames, out, nrow=None):
-    """frames (F, n, C, H, W) -> OUT as a .gif of grids (nrow samples a row), and OUT_strip.png: a
-    row per sample (at most 8), 8 frames spread over the whole animation."""
+    """frames (F, n, C, H, W) -> OUT as a .gif of grids (nrow samples a row), and
+    OUT_strip.png: a row per sample (at most 8), 8 frames spread over the whole animation."""
     stem = os.path.splitext(out)[0]
     pictures = [grid(f, nrow) for f in frames]
-    pictures[0].save(stem + ".gif", save_all=True, append_images=pictures[1:], duration=60, loop=0)
+    pictures[0].save(stem + ".gif", save_all=True, append_images=pictures[1:], duration=60,
+                     loop=0)
     picks = torch.linspace(0, len(frames) - 1, 8).round().long()
-    strip = frames[picks, :8].transpose(0, 1).flatten(0, 1)         # rows: samples, columns: frames
+    # rows: samples, columns: frames
+    strip = frames[picks, :8].transpose(0, 1).flatten(0, 1)
     grid(strip, nrow=len(picks)).save(stem + "_strip.png")
     print(f"wrote {stem}.gif ({len(frames)} frames) and {stem}_strip.png")
 
@@ -89,14 +92,16 @@ def to_folder(out):
 
 
 def destination(out, gif):
-    """--out: never over a checkpoint; a picture's name or a folder; writable, found by writing
-    (a read-only folder fails here, even for root on a read-only mount, not after the work)."""
+    """--out: never over a checkpoint; a picture's name or a folder; writable, found by
+    writing (a read-only folder fails here, even for root on a read-only mount, not after
+    the work)."""
     stem = os.path.splitext(out)[0]
     files = [stem + ".gif", stem + "_strip.png"] if gif else [out]
     if mine := [f for f in files if a_checkpoint(f)]:
-        raise Fail(f"--out {out}: {mine[0]} is a checkpoint, and sample.py never writes over one: "
-                   "choose another --out")
-    if not to_folder(out) and os.path.splitext(out)[1].lower() not in Image.registered_extensions():
+        raise Fail(f"--out {out}: {mine[0]} is a checkpoint, and sample.py never writes over "
+                   "one: choose another --out")
+    picture = os.path.splitext(out)[1].lower() in Image.registered_extensions()
+    if not to_folder(out) and not picture:
         raise Fail(f"--out {out}: name a picture (.png) or a folder (ending in /)")
     folder = out if to_folder(out) else os.path.dirname(out) or "."
     try:
@@ -107,12 +112,14 @@ def destination(out, gif):
 
 
 def a_checkpoint(path):
-    """A file torch.save wrote: a zip archive holding data.pkl, or a bare pickle (older torch)."""
+    """A file torch.save wrote: a zip archive holding data.pkl, or (older torch) a pickle."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as z:
                 return any(n.endswith("data.pkl") for n in z.namelist())
         with open(path, "rb") as f:
-            return f.read(2) == b"\x80\x02"                # pickle protocol 2: torch's legacy save
-    except (OSError, zipfile.BadZipFile):                    # no such file, or not one to read
+            # pickle protocol 2: torch's legacy save
+            return f.read(2) == b"\x80\x02"
+    # no such file, or not one to read
+    except (OSError, zipfile.BadZipFile):
         return False

@@ -1,98 +1,176 @@
-"""sample.py --input: image-to-image models, pix2pix (paired) and CycleGAN (unpaired), translate
-the user's images, and report how close they came (to the targets, or back to the input)."""
+"""sample.py --input: an image-to-image model maps your images with its own mapping. A
+grid has a row per image (--out FILE.png); a folder gets the outputs, named as their
+inputs (--out DIR/). Errors are on the [0, 1] pixel scale.
+
+    pix2pix   G(A): rows of input | output, and | target when every input is a pair A|B
+              (one side-by-side file, or the files of A/ and B/), with the mean L1 and
+              PSNR against B
+    cyclegan  G(x) and the way back F(G(x)) (F, then G, with --direction BtoA): rows of
+              input | translation | reconstruction, and the mean cycle L1
+    stargan   G(x, c) for every domain c, a class or one attribute alone: rows of input |
+              each domain; a folder gets DIR/<domain>/<name>.png, the class folders that
+              evaluate.py scores
+    srgan     G's 4x upsampling beside bicubic's, of the same I^LR: an image at least the
+              model's size S is cropped to S and downsampled by the model itself (as in
+              training), with PSNR and SSIM against it; a smaller one is I^LR as it is
+
+    python sample.py runs/pix2pix/ckpt.pt --input val/      # input | output | target
+    python sample.py runs/stargan/ckpt.pt --input test/ --out t/   # t/<domain>/<name>.png
+"""
 import os
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from support.cli import Fail
 from support.folders import find_images, find_pairs, load_image, load_pair
 from support.pictures import finite, grid, save_named, to_folder
 
 
-def as_tensor(im, channels, device):
-    """(S, S, 3) uint8 -> (C, S, S) in [-1, 1]."""
-    x = torch.tensor(im).float().permute(2, 0, 1) / 127.5 - 1
-    return (x.mean(0, keepdim=True) if channels == 1 else x).to(device)
+def read(f, ck, device, kind=None):
+    """One file, or a pair of files (A, B) -> its images (C, s, s) in [-1, 1] at the
+    model's size s = S: [A, B] for a pix2pix pair (B first for a model trained BtoA), else
+    [x]. For srgan, an image smaller than S is read at its own shorter side s."""
+    S = ck["config"]["image_size"]
+    try:
+        with Image.open(f[0] if isinstance(f, tuple) else f) as im:
+            w, h = im.size
+        if kind == "paired" and (isinstance(f, tuple) or w == 2 * h):
+            A, B = np.split(load_pair(f, S), 2, -1)
+            ims = [B, A] if ck["args"].get("direction") == "BtoA" else [A, B]
+        else:
+            ims = [load_image(f, min(w, h, S) if kind == "upscales" else S)[0]]
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise Fail(f"cannot read image {f}: {e}")
+    x = [torch.tensor(im).float().permute(2, 0, 1) / 127.5 - 1 for im in ims]
+    return [(a.mean(0, keepdim=True) if ck["config"]["channels"] == 1 else a).to(device)
+            for a in x]
 
 
-def side_by_side(path):
-    """A file twice as wide as high holds a pair A|B."""
-    with Image.open(path) as im:
-        return im.size[0] == 2 * im.size[1]
+def inputs(paths, given="--input", kind=None):
+    """Files and folders -> the image files (pix2pix: its pairs), and a name for each
+    output: photos/cat.jpg -> cat; for stargan unique within its folder, class/0001.png ->
+    class_0001 (Fashion-MNIST's test set repeats file names)."""
+    files, stems = [], []
+    for p in paths:
+        root, found = os.path.dirname(p), [p]
+        if os.path.isdir(p):
+            root, found = p, (find_pairs if kind == "paired" else find_images)(p)
+        for f in found:
+            f = f[0] if isinstance(f, tuple) else f
+            name = os.path.relpath(f, root) if kind == "domains" else os.path.basename(f)
+            stems.append(os.path.splitext(name)[0].replace(os.sep, "_"))
+        files += found
+    if not files:
+        raise Fail(f"no images found in {given} {' '.join(paths)}")
+    return files, stems
 
 
-def stem(path):
-    """photos/cat.jpg -> cat: an output is named as its input."""
-    return os.path.splitext(os.path.basename(path))[0]
+def paired(ck, model, x, b, run, knobs):
+    """pix2pix: G(A); with the targets B, the mean L1 and PSNR of G(A) against them."""
+    out = run(lambda c: model.sample(len(c), c, **knobs), x)
+    if b is None:
+        return [x, out], ["input", "output"], None
+    err = (out - b) / 2
+    psnr = (-10 * torch.log10((err**2).mean((1, 2, 3)).clamp_min(1e-10))).mean()
+    said = f"{len(b)} pairs: mean L1 {err.abs().mean():.4f}, PSNR {psnr:.2f} dB"
+    return [x, out, b], ["input", "output", "target"], said
+
+
+def unpaired(ck, model, x, b, run, knobs):
+    """cyclegan: the translation t = G(x) (F(x) with --direction BtoA), and back."""
+    back = "BtoA" if knobs.get("direction", "AtoB") == "AtoB" else "AtoB"
+    t = run(lambda c: model.sample(len(c), c, **knobs), x)
+    r = run(lambda c: model.sample(len(c), c, direction=back), t)
+    said = f"{len(x)} images: mean cycle L1 {((r - x) / 2).abs().mean():.4f}"
+    return [x, t, r], ["input", "translation", "reconstruction"], said
+
+
+def domains(ck, model, x, b, run, knobs):
+    """stargan: G(x, c) for each domain c: a class id 0..K-1, or for attributes (multi-hot
+    labels) each attribute alone, one-hot."""
+    K = ck["config"]["num_classes"]
+    names = ck.get("class_names") or [str(k) for k in range(K)]
+    sets = ck["args"].get("labels") or ck["args"].get("data") == "scenes"
+    c = torch.eye(K, device=x.device) if sets else torch.arange(K, device=x.device)
+
+    def to_each(xb):
+        # x_1 K times, x_2 K times ..., to c_1 .. c_K each
+        xs = xb.repeat_interleave(K, 0)
+        cs = c.repeat(len(xb), *[1] * (c.dim() - 1))
+        return model.G(xs, cs).view(len(xb), K, *xb.shape[1:])
+
+    t = run(to_each, x, K)                                           # (n, K, C, S, S)
+    return [x, *t.unbind(1)], ["input", *names], None
+
+
+def upscales(ck, model, x, b, run, knobs):
+    """srgan: bicubic and G's 4x upsampling of I^LR, for images of one size."""
+    import evaluate
+    S = model.image_size
+    lr = model.downsample(x) if x.shape[-1] == S else x          # I^LR, as in training
+    bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic").clamp(-1, 1)
+    sr = run(lambda c: model.sample(len(c), c), lr)
+    name = "SRResNet" if ck["config"].get("content") == "mse" else "SRGAN"
+    if x.shape[-1] < S:
+        return [bicubic, sr], ["bicubic", name], None
+    scores = []
+    hr = ((x + 1) / 2).cpu().numpy()
+    for said, y in (("bicubic", bicubic), (name, sr)):
+        a = ((y + 1) / 2).cpu().numpy()
+        ssim = f", SSIM {evaluate.ssim(a, hr).mean():.4f}" if S >= 11 else ""
+        scores.append(f"{said} PSNR {evaluate.psnr(a, hr):.2f} dB{ssim}")
+    said = f"{len(x)} images at {S}px from {S // 4}px: {'; '.join(scores)}"
+    return [bicubic, sr, x], ["bicubic", name, "original"], said
+
+
+MAPPINGS = {"paired": paired, "unpaired": unpaired, "domains": domains,
+            "upscales": upscales}
+
+
+def kind(model):
+    """The model's mapping of --input images, by its attribute (MAPPINGS), or None."""
+    return next((k for k in MAPPINGS if getattr(model, k, False)), None)
 
 
 def translate(ck, model, args, knobs, device, autocast):
-    """pix2pix: each --input -> G(A); with targets, rows of input | output | target and the mean
-    L1 and PSNR against them (on the [0, 1] pixel scale)."""
+    """Each --input image through the model's mapping: a grid, or with --out DIR/ the
+    outputs (stargan's in a subfolder per domain)."""
+    k = kind(model)
     if not args.input:
-        raise Fail("pix2pix translates images: give --input FILE or --input FOLDER")
-    size = ck["config"]["image_size"]
-    C = ck["config"]["channels"]
-    files = [f for p in args.input for f in (find_pairs(p) if os.path.isdir(p) else [p])]
-    if not files:
-        raise Fail(f"no images found in --input {' '.join(args.input)}")
-    A, B, stems = [], [], []
-    for f in files:
-        try:
-            pair = isinstance(f, tuple) or side_by_side(f)
-            ims = np.split(load_pair(f, size), 2, -1) if pair else [load_image(f, size)[0]]
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            raise Fail(f"cannot read image {f}: {e}")
-        if pair and ck["args"].get("direction") == "BtoA":
-            ims = ims[::-1]
-        A.append(as_tensor(ims[0], C, device))
-        B.append(as_tensor(ims[1], C, device) if pair else None)
-        stems.append(stem(f[0] if isinstance(f, tuple) else f))
-    a = torch.stack(A)
-    with autocast:
-        out = torch.cat([model.sample(len(c), c, **knobs).float()
-                         for c in a.split(args.batch_size)])
-    finite(out, ck, knobs)
-    if to_folder(args.out):
-        save_named(out, stems, args.out)
-    columns = [a, out]
-    if all(b is not None for b in B):
-        b = torch.stack(B)
-        err = (out - b) / 2                                           # on the [0, 1] pixel scale
-        psnr = (-10 * torch.log10((err**2).mean((1, 2, 3)).clamp_min(1e-10))).mean()
-        print(f"{len(b)} pairs: mean L1 {err.abs().mean():.4f}, PSNR {psnr:.2f} dB")
-        columns.append(b)
-    if not to_folder(args.out):
-        grid(torch.stack(columns, 1).flatten(0, 1), nrow=len(columns)).save(args.out)
-        target = " | target" if len(columns) == 3 else ""
-        print(f"wrote {args.out}: rows of input | output{target}")
+        raise Fail(f"a {ck['model']} maps images: give --input FILE or --input FOLDER")
+    files, stems = inputs(args.input, "--input", k)
+    images = [read(f, ck, device, k) for f in files]
+    sides = sorted({ims[0].shape[-1] for ims in images}, reverse=True)
+    if len(sides) > 1 and not to_folder(args.out):
+        raise Fail(f"the --input images come in {len(sides)} sizes (one below "
+                   f"{ck['config']['image_size']}px is upsampled at its own), which one "
+                   "grid cannot hold: give --out DIR/")
 
+    def run(f, x, per=1):
+        """f on x in batches of --batch-size outputs (`per` an input), in float32."""
+        batch = max(1, args.batch_size // per)
+        with torch.no_grad(), autocast:
+            return torch.cat([f(c).float() for c in x.split(batch)])
 
-def cycle(ck, model, args, knobs, device, autocast):
-    """cyclegan: each --input x -> its translation G(x) (F(x) with --direction BtoA) and the way
-    back, F(G(x)): rows of input | translation | reconstruction, and the mean cycle L1 on the
-    [0, 1] scale."""
-    if not args.input:
-        raise Fail("cyclegan translates images: give --input FILE or --input FOLDER")
-    size = ck["config"]["image_size"]
-    C = ck["config"]["channels"]
-    files = [f for p in args.input for f in (find_images(p) if os.path.isdir(p) else [p])]
-    if not files:
-        raise Fail(f"no images found in {' '.join(args.input)}")
-    try:
-        x = [as_tensor(load_image(f, size)[0], C, device) for f in files]
-    except (OSError, ValueError) as e:
-        raise Fail(f"cannot read image: {e}")
-    x = torch.stack(x)                                                # (n, C, S, S)
-    back = "BtoA" if knobs.get("direction", "AtoB") == "AtoB" else "AtoB"
-    with autocast:
-        t = torch.cat([model.sample(len(c), c, **knobs).float() for c in x.split(args.batch_size)])
-        r = torch.cat([model.sample(len(c), c, direction=back).float()
-                       for c in t.split(args.batch_size)])
-    finite(torch.cat([t, r]), ck, knobs)
-    print(f"{len(x)} images: mean cycle L1 {((r - x) / 2).abs().mean():.4f}")
+    # --out DIR/: subfolder -> outputs; srgan: a batch per size, the largest first
+    saved, names = {}, []
+    for side in sides:
+        group = [i for i, ims in enumerate(images) if ims[0].shape[-1] == side]
+        # the inputs, and their targets B when every input is a pair A|B
+        x, *b = map(torch.stack, zip(*[images[i] for i in group]))
+        b = b[0] if b else None
+        columns, headings, said = MAPPINGS[k](ck, model, x, b, run, knobs)
+        finite(torch.stack(columns), ck, knobs)
+        if said:
+            print(said)
+        for folder, t in zip(headings[1:] if k == "domains" else [""], columns[1:]):
+            saved.setdefault(folder, []).extend(t)
+        names += [stems[i] for i in group]
     if to_folder(args.out):
-        save_named(t, [stem(f) for f in files], args.out)
+        for folder, t in saved.items():
+            save_named(t, names, os.path.join(args.out, folder))
+        print(f"wrote {len(names) * len(saved)} translations to {args.out}")
     else:
-        grid(torch.stack([x, t, r], 1).flatten(0, 1), nrow=3).save(args.out)
-        print(f"wrote {args.out}: rows of input | translation | reconstruction")
+        grid(torch.stack(columns, 1).flatten(0, 1), nrow=len(columns)).save(args.out)
+        print(f"wrote {args.out}: rows of {' | '.join(headings)}")

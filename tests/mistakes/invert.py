@@ -9,9 +9,8 @@ MISTAKES = [
             shows="sample.py --invert stops at its first step: no gradient reaches the latent "
                   "(predicted)"),
     Mistake("support/invert.py", "the loss compares the start's image, not the target",
-            "invert(lambda v, lo=lo: G(v, lo), xb, G.start(len(xb)), args.invert_steps)",
-            "invert(lambda v, lo=lo: G(v, lo), G(G.start(len(xb)), lo), G.start(len(xb)), "
-            "args.invert_steps)",
+            "invert(lambda v, lo=lo: G(v, lo), xb, start, args.invert_steps)",
+            "invert(lambda v, lo=lo: G(v, lo), G(start, lo), start, args.invert_steps)",
             tests="tests/test_invert.py",
             shows="the latent never moves from w_avg (or z = 0): every reconstruction is the "
                   "same average image, PSNR low for every input (predicted)"),
