@@ -186,6 +186,8 @@ def main(argv):
     sets = read_sets(a.conditions) if a.conditions else None
     # the scenes, held at once (uint8)
     fits("-n", n, n * a.image_size**2 * 3)
+    if os.path.isfile(a.out):
+        raise Fail(f"--out {a.out} is a file: name a folder to write the scenes into")
     try:
         os.makedirs(a.out, exist_ok=True)
     except OSError as e:
