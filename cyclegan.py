@@ -40,7 +40,8 @@ pix2pix's order: target, input.
 """
 import torch
 import torch.nn as nn
-from pix2pix import patchgan        # step 6: pix2pix's PatchGAN, which Zhu et al. use unchanged
+# step 6: pix2pix's PatchGAN, which Zhu et al. use unchanged; its N(0, 0.02) initialisation
+from pix2pix import init_weights, patchgan
 
 
 class CycleGAN(nn.Module):
@@ -82,10 +83,7 @@ class CycleGAN(nn.Module):
         self.D_B = patchgan(channels, ndf, n_layers, "instance")       # real b or G(a)?
         self.history_a = History(history)                              # past F(b), for D_A
         self.history_b = History(history)                              # past G(a), for D_B
-        for m in self.modules():                    # weights ~ N(0, 0.02), as in the paper's code
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                nn.init.zeros_(m.bias)
+        init_weights(self)                          # as in the paper's code
 
     def d_loss(self, b, a):
         """Eq. 1 as least squares, the Ds' side. b: (B, C, S, S) of domain B; a: as many of

@@ -19,7 +19,7 @@ domain A) and x the image modelled (the target, domain B), both (B, C, S, S) in 
                    statistics (Sec. 3.3)
 
 The lab's stabilisers, as in gan.py, not in the paper and off by default: n_critic D steps per G
-step, soft and flipped labels, dropout in D. They sit in one marked block at the end.
+step, soft and flipped labels (gan.py's d_targets), dropout in D (patchgan's).
 
 The hand-off: train.py calls d_loss and then g_loss on the same batch. d_loss runs G(y) and keeps
 it, with its graph, in self.fake; g_loss scores that same G(y), so G runs once per step.
@@ -30,6 +30,7 @@ it, with its graph, in self.fake; g_loss scores that same G(y), so G runs once p
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from gan import d_targets           # D's targets, as gan.py's: 1 and 0, or the lab's
 
 
 class Pix2Pix(nn.Module):
@@ -63,27 +64,17 @@ class Pix2Pix(nn.Module):
         if image_size >> n_layers < 4:
             raise ValueError(f"a {n_layers}-layer PatchGAN needs images of at least "
                              f"{4 << n_layers} pixels: lower n_layers")
-        if not (0 <= flip_labels < 1 and 0 <= d_dropout < 1 and n_critic >= 1):
-            raise ValueError("flip_labels and d_dropout are probabilities in [0, 1), n_critic >= 1")
+        self.G = UNet(channels, image_size, ngf, norm, dropout)
+        self.D = patchgan(2 * channels, ndf, n_layers, norm, d_dropout)  # conditional: on [y, x]
+        init_weights(self)
         self.lambda_l1 = lambda_l1
         self.lr = lr
         self.betas = (beta1, beta2)
-        self.G = UNet(channels, image_size, ngf, norm, dropout)
-        self.D = patchgan(2 * channels, ndf, n_layers, norm, d_dropout)  # conditional: on [y, x]
-        for m in self.modules():                                    # weights ~ N(0, 0.02), as DCGAN
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, 0.02)
-                nn.init.zeros_(m.bias)
         self.n_critic = n_critic                    # the lab's: train.py's G step every n_critic
-        self.soft_labels = soft_labels              # the lab's: d_targets
-        self.flip_labels = flip_labels
+        self.targets = dict(soft=soft_labels, flip=flip_labels)   # the lab's: gan.py's d_targets
         self.fake = None                            # d_loss -> g_loss
 
-    def critic(self, y, x):
+    def logits(self, y, x):
         """D(y, x): D sees the pair stacked on channels; a logit per patch, (B, 1, P, P)."""
         return self.D(torch.cat([y, x], 1))
 
@@ -92,12 +83,15 @@ class Pix2Pix(nn.Module):
         against 1 and 0, halved (Sec. 3.3). x is the target, y the input. Runs G(y) and keeps it,
         with its graph, in self.fake for the g_loss that follows on this batch."""
         self.fake = self.G(y)                                       # G(y): (B, C, S, S)
-        real = self.critic(y, x)                                    # D(y, x): (B, 1, P, P)
-        fake = self.critic(y, self.fake.detach())                   # D's step does not reach G
-        t_real, t_fake = d_targets(len(x), x.device, self.soft_labels, self.flip_labels)
+        real = self.logits(y, x)                                    # D(y, x): (B, 1, P, P)
+        fake = self.logits(y, self.fake.detach())                   # D's step does not reach G
+        t_real, t_fake = d_targets(len(x), x.device, **self.targets)   # one per pair
         bce = F.binary_cross_entropy_with_logits                    # log-sigmoid without overflow
-        return {"real": 0.5 * bce(real, t_real.expand_as(real)),    # -log D(y, x), patch mean
-                "fake": 0.5 * bce(fake, t_fake.expand_as(fake)),    # -log(1 - D(y, G(y)))
+        # each target (n,) stands for all its pair's patches: (n, 1, P, P)
+        t_real = t_real.view(-1, 1, 1, 1).expand_as(real)
+        t_fake = t_fake.view(-1, 1, 1, 1).expand_as(fake)
+        return {"real": 0.5 * bce(real, t_real),                   # -log D(y, x), patch mean
+                "fake": 0.5 * bce(fake, t_fake),                   # -log(1 - D(y, G(y)))
                 "D(A,B)": real.detach().sigmoid().mean(),           # logged: D's belief, A = y
                 "D(A,G(A))": fake.detach().sigmoid().mean()}        # and B = x
 
@@ -107,7 +101,7 @@ class Pix2Pix(nn.Module):
         if self.fake is None:
             raise RuntimeError("g_loss scores the G(y) that d_loss made from this batch: "
                                "call d_loss first")
-        fake = self.critic(y, self.fake)
+        fake = self.logits(y, self.fake)
         gan = F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))   # -log D(y, G(y))
         l1 = (x - self.fake).abs().mean()                           # Eq. 3, a mean over pixels
         return {"gan": gan, "l1": self.lambda_l1 * l1}              # Eq. 4: + lambda L_L1
@@ -201,6 +195,18 @@ class UNet(nn.Module):
         return self.out(h)                                       # (2 ngf, S/2, S/2) -> (C, S, S)
 
 
+def init_weights(model):
+    """Conv weights ~ N(0, 0.02) and biases 0, BatchNorm's scales ~ N(1, 0.02), as DCGAN."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
 def patchgan(c_in, ndf=64, n_layers=3, norm="batch", dropout=0.0):
     """D: the PatchGAN. Three stride-2 4x4 convs (ndf, 2 ndf, 4 ndf), one stride-1 (8 ndf), one
     to a logit per patch. For 256x256 input: 128, 64, 32, 31, 30; each logit sees a 70x70
@@ -216,21 +222,3 @@ def patchgan(c_in, ndf=64, n_layers=3, norm="batch", dropout=0.0):
         layers += [conv, Norm(c_out), nn.LeakyReLU(0.2, True), *drop]
         c = c_out
     return nn.Sequential(*layers, nn.Conv2d(c, 1, 4, 1, 1))      # (8 ndf, P+1, P+1) -> (1, P, P)
-
-
-# ---- The lab's stabilisers, as in gan.py: not in Isola et al., and off by default -------------
-# n_critic D steps per G step: Pix2Pix.n_critic, which train.py reads.
-# Dropout in D: patchgan's dropout, the d_dropout keyword.
-# Soft and flipped labels: the targets below, which d_loss uses (1 and 0 when both are off).
-
-def d_targets(n, device, soft=False, flip=0.0):
-    """D's BCE targets for n real and n fake pairs: 1 and 0 (Eq. 1). Soft labels draw them from
-    U(0.7, 1.0) and U(0.0, 0.3); flipped labels give each one the other side's target with
-    probability flip. One target per pair, for all its patches: (n, 1, 1, 1) each."""
-    real = torch.arange(2 * n, device=device) < n                       # (2n,): n real, n fake
-    real ^= torch.rand(2 * n, device=device) < flip                     # flipped labels
-    if soft:
-        u = 0.3 * torch.rand(2 * n, device=device)                      # soft labels: U(0, 0.3)
-    else:
-        u = torch.zeros(2 * n, device=device)
-    return torch.where(real, 1 - u, u).view(-1, 1, 1, 1).split(n)      # 1 - u real, u fake
