@@ -1,32 +1,38 @@
-"""Deep convolutional GAN (Radford et al., 2015): the GAN game of gan.py, played by convolutional
-networks; conditional when labels are given (y's learned embedding joined to z, y as one-hot maps
-joined to D's input; a set of labels as a multi-hot vector, of which a class id c is the case e_c).
+"""Deep convolutional GAN (Radford et al., 2015): the GAN game of gan.py, played by
+convolutional networks; conditional when labels are given (y's learned embedding joined to
+z, y as one-hot maps joined to D's input; a set of labels as a multi-hot vector, of which
+a class id c is the case e_c).
 
-    G             z (z_dim, 1, 1) -> ConvTranspose 4x4 stride 2 + BatchNorm + ReLU, doubling the
-                  size each time -> Tanh: (C, S, S) in [-1, 1]
-    D             (C, S, S) -> Conv 4x4 stride 2 + BatchNorm + LeakyReLU(0.2), halving it -> logit;
-                  no pooling, no bias before BatchNorm, weights ~ N(0, 0.02)
-    the game      min_G max_D E[log D(x)] + E[log(1 - D(G(z)))]        (Goodfellow et al., Eq. 1)
+    G             z (z_dim, 1, 1) -> ConvTranspose 4x4 stride 2 + BatchNorm + ReLU,
+                  doubling the size each time -> Tanh: (C, S, S) in [-1, 1]
+    D             (C, S, S) -> Conv 4x4 stride 2 + BatchNorm + LeakyReLU(0.2), halving it
+                  -> logit; no pooling, no bias before BatchNorm, weights ~ N(0, 0.02)
+    the game      min_G max_D E[log D(x)] + E[log(1 - D(G(z)))]        (Goodfellow et al.,
+                  Eq. 1)
     D's step      minimise BCE(D(x), 1) + BCE(D(G(z)), 0)
     G's step      non-saturating: maximise E[log D(G(z))], i.e. minimise BCE(D(G(z)), 1)
 
-The hand-off: train.py calls d_loss and then g_loss on the same batch. d_loss draws the fakes and
-their labels and keeps them, with their graph, in self.fake and self.y_fake; g_loss scores those.
+The hand-off: train.py calls d_loss and then g_loss on the same batch. d_loss draws the
+fakes and their labels and keeps them, with their graph, in self.fake and self.y_fake;
+g_loss scores those.
 
-Beyond the lecture's game, the model dcgan-lab (the class DCGANLab at the end of the file):
+Beyond the lecture's game, the model dcgan-lab (the class DCGANLab at the end of the
+file):
 
-    ACGAN         D also names the class (Odena et al., 2017): D maximises L_S + L_C, G L_C - L_S,
-                  the log-likelihoods of the right source (real or fake) and class; as losses,
-                  CE(class(x), y) + CE(class(G(z, c)), c) for D, CE(class(G(z, c)), c) for G; for
-                  sets of labels (multi-hot c), BCE on each of the K logits, summed over them
-    WGAN          D is the critic f: D's loss f(G(z)) - f(x), G's -f(G(z)); 5 D steps per G step,
-                  RMSprop at lr 5e-5, D's weights clipped to [-0.01, 0.01] after each D step
-                  (Arjovsky et al., 2017, Algorithm 1)
-    WGAN-GP       no clipping: + lambda (||grad f(x_hat)|| - 1)^2 (Gulrajani et al., 2017, Eq. 3),
-                  x_hat between a real x and a fake of the same condition
-    stabilisers   the lab's: n_critic D steps per G step, soft and flipped labels, dropout in D;
-                  the report's D:G ratios: d_repeats D steps on one batch, g_steps G steps per D's;
-                  the report's D input: y as one learned S x S map (y_embed)
+    ACGAN         D also names the class (Odena et al., 2017): D maximises L_S + L_C, G
+                  L_C - L_S, the log-likelihoods of the right source (real or fake) and
+                  class; as losses, CE(class(x), y) + CE(class(G(z, c)), c) for D,
+                  CE(class(G(z, c)), c) for G; for sets of labels (multi-hot c), BCE on
+                  each of the K logits, summed over them
+    WGAN          D is the critic f: D's loss f(G(z)) - f(x), G's -f(G(z)); 5 D steps per
+                  G step, RMSprop at lr 5e-5, D's weights clipped to [-0.01, 0.01] after
+                  each D step (Arjovsky et al., 2017, Algorithm 1)
+    WGAN-GP       no clipping: + lambda (||grad f(x_hat)|| - 1)^2 (Gulrajani et al., 2017,
+                  Eq. 3), x_hat between a real x and a fake of the same condition
+    stabilisers   the lab's: n_critic D steps per G step, soft and flipped labels, dropout
+                  in D; the report's D:G ratios: d_repeats D steps on one batch, g_steps G
+                  steps per D's; the report's D input: y as one learned S x S map
+                  (y_embed)
 
     python train.py dcgan --data ./celeba                  # 64x64
     python train.py dcgan-lab --data ./fashion-mnist --classes --image-size 32 --acgan
@@ -41,16 +47,16 @@ from gan import GAN, bce_terms, d_targets
 
 
 def up(c_in, c_out, first=False):
-    """ConvTranspose 4x4 + BatchNorm + ReLU: (c_in, 1, 1) -> (c_out, 4, 4) when first, else
-    doubling H and W."""
+    """ConvTranspose 4x4 + BatchNorm + ReLU: (c_in, 1, 1) -> (c_out, 4, 4) when first,
+    else doubling H and W."""
     stride, padding = (1, 0) if first else (2, 1)
     conv = nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False)
     return nn.Sequential(conv, nn.BatchNorm2d(c_out), nn.ReLU(True))
 
 
 def down(c_in, c_out, norm, dropout=0.0):
-    """Conv 4x4 stride 2 (+ norm) + LeakyReLU(0.2): (c_in, H, W) -> (c_out, H/2, W/2); then
-    dropout if asked (the lab's)."""
+    """Conv 4x4 stride 2 (+ norm) + LeakyReLU(0.2): (c_in, H, W) -> (c_out, H/2, W/2);
+    then dropout if asked (the lab's)."""
     conv = nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)
     normed = [norm(c_out)] if norm else []
     dropped = [nn.Dropout(dropout)] if dropout else []
@@ -67,24 +73,32 @@ def levels_of(image_size):
 
 def generator(z_in, channels, ngf, levels):
     """G: (z_in, 1, 1) -> (C, S, S); the state sizes written for S = 64."""
-    widths = [ngf * 2 ** i for i in reversed(range(levels))]     # 8 ngf, 4 ngf, 2 ngf, ngf
+    # 8 ngf, 4 ngf, 2 ngf, ngf
+    widths = [ngf * 2 ** i for i in reversed(range(levels))]
     return nn.Sequential(
-        up(z_in, widths[0], first=True),                          # state size: (8 ngf, 4, 4)
-        *[up(a, b) for a, b in zip(widths, widths[1:])],          # (4 ngf, 8, 8) .. (ngf, 32, 32)
+        # state size: (8 ngf, 4, 4)
+        up(z_in, widths[0], first=True),
+        # (4 ngf, 8, 8) .. (ngf, 32, 32)
+        *[up(a, b) for a, b in zip(widths, widths[1:])],
         nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False),   # (C, 64, 64)
         nn.Tanh())
 
 
 def discriminator(c_in, ndf, levels, bn_first, norm=nn.BatchNorm2d, dropout=0.0):
-    """D's convolutions: (c_in, S, S) -> (8 ndf, 4, 4); the state sizes written for S = 64."""
-    widths = [ndf * 2 ** i for i in range(levels)]                # ndf, 2 ndf, 4 ndf, 8 ndf
+    """D's convolutions: (c_in, S, S) -> (8 ndf, 4, 4); the state sizes written for S =
+    64."""
+    # ndf, 2 ndf, 4 ndf, 8 ndf
+    widths = [ndf * 2 ** i for i in range(levels)]
     return nn.Sequential(
-        down(c_in, widths[0], norm if bn_first else None, dropout),   # state size: (ndf, 32, 32)
-        *[down(a, b, norm, dropout) for a, b in zip(widths, widths[1:])])   # .. (8 ndf, 4, 4)
+        # state size: (ndf, 32, 32)
+        down(c_in, widths[0], norm if bn_first else None, dropout),
+        # .. (8 ndf, 4, 4)
+        *[down(a, b, norm, dropout) for a, b in zip(widths, widths[1:])])
 
 
 def init_weights(model):
-    """The paper's initialisation: conv weights ~ N(0, 0.02), BatchNorm's scales ~ N(1, 0.02)."""
+    """The paper's initialisation: conv weights ~ N(0, 0.02), BatchNorm's scales ~ N(1,
+    0.02)."""
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
@@ -95,7 +109,8 @@ def init_weights(model):
 
 class DCGAN(GAN):
     """The lecture's DCGAN: gan.py's game (and its sampling), on convolutional G and D."""
-    batch_size = 128                                    # the paper's, as are Adam's lr and betas
+    # the paper's, as are Adam's lr and betas
+    batch_size = 128
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, z_dim=128, ngf=64, ndf=64,
                  bn_first=True, lr=2e-4, betas=(0.5, 0.999)):
@@ -109,12 +124,16 @@ class DCGAN(GAN):
         betas: Adam's beta1, beta2 (WGAN-GP's paper: 0, 0.9)
         """
         levels = levels_of(image_size)
-        nn.Module.__init__(self)                        # gan.py's methods; networks of its own
+        # gan.py's methods; networks of its own
+        nn.Module.__init__(self)
         k = num_classes
-        self.embed = nn.Embedding(k, z_dim) if k else None   # conditional G: [z, y W], W a row per label
+        # conditional G: [z, y W], W a row per label
+        self.embed = nn.Embedding(k, z_dim) if k else None
         self.G = generator(z_dim * (2 if k else 1), channels, ngf, levels)
-        self.D = discriminator(channels + k, ndf, levels, bn_first)   # conditional D: [x, K maps]
-        self.D_out = nn.Conv2d(ndf << levels - 1, 1, 4, 1, 0, bias=False)   # (8 ndf, 4, 4) -> 1
+        # conditional D: [x, K maps]
+        self.D = discriminator(channels + k, ndf, levels, bn_first)
+        # (8 ndf, 4, 4) -> 1
+        self.D_out = nn.Conv2d(ndf << levels - 1, 1, 4, 1, 0, bias=False)
         init_weights(self)
         self.z_dim = z_dim
         self.num_classes = k
@@ -123,37 +142,43 @@ class DCGAN(GAN):
         self.fake = None                                # d_loss -> g_loss
 
     def generate(self, z, y=None):
-        """G(z | y): (n, z_dim) -> (n, C, S, S) in [-1, 1]. y's embedding y W: for e_c W's row c,
-        the Embedding lookup; for a set the sum of its labels' rows."""
+        """G(z | y): (n, z_dim) -> (n, C, S, S) in [-1, 1]. y's embedding y W: for e_c W's
+        row c, the Embedding lookup; for a set the sum of its labels' rows."""
         if self.embed is not None:
             z = torch.cat([z, self.onehot(y) @ self.embed.weight], 1)   # (n, 2 z_dim)
         return self.G(z[:, :, None, None])
 
     def features(self, x, y=None):
-        """D's convolutions on [x, y as K constant one-hot maps]: (B, C, S, S) -> (B, 8 ndf, 4, 4)."""
+        """D's convolutions on [x, y as K constant one-hot maps]: (B, C, S, S) -> (B, 8
+        ndf, 4, 4)."""
         if self.num_classes:
             maps = self.onehot(y).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
             x = torch.cat([x, maps], 1)
         return self.D(x)
 
     def logits(self, x, y=None):
-        """D(x | y) as a logit (under WGAN the critic's score f(x)): (B, C, S, S) -> (B,)."""
+        """D(x | y) as a logit (under WGAN the critic's score f(x)): (B, C, S, S) ->
+        (B,)."""
         return self.D_out(self.features(x, y)).flatten()
 
     def draw(self, x, y=None):
-        """G(z | c) for a batch x, c its labels y shuffled: kept, with its graph, in self.fake and c
-        in self.y_fake for g_loss. Returns the shuffle."""
+        """G(z | c) for a batch x, c its labels y shuffled: kept, with its graph, in
+        self.fake and c in self.y_fake for g_loss. Returns the shuffle."""
         z = torch.randn(x.shape[0], self.z_dim, device=x.device)     # z ~ N(0, I)
         perm = torch.randperm(x.shape[0], device=x.device)
-        self.y_fake = None if y is None else y[perm]                 # c ~ p(c), the data's own mix
+        # c ~ p(c), the data's own mix
+        self.y_fake = None if y is None else y[perm]
         self.fake = self.generate(z, self.y_fake)
         return perm
 
     def d_loss(self, x, y=None):
-        """D's step, Eq. 1: maximise E[log D(x)] + E[log(1 - D(G(z | c)))], on fakes drawn now."""
+        """D's step, Eq. 1: maximise E[log D(x)] + E[log(1 - D(G(z | c)))], on fakes drawn
+        now."""
         self.draw(x, y)
-        fake = self.fake.detach()                                    # D's step does not reach G
-        real_logit = self.logits(x, y)                               # D(x) = sigmoid(real_logit)
+        # D's step does not reach G
+        fake = self.fake.detach()
+        # D(x) = sigmoid(real_logit)
+        real_logit = self.logits(x, y)
         fake_logit = self.logits(fake, self.y_fake)
         t_real, t_fake = d_targets(x.shape[0], x.device)             # 1 and 0
         return bce_terms(real_logit, fake_logit, t_real, t_fake)
@@ -166,16 +191,17 @@ class DCGAN(GAN):
                                "call d_loss first")
         fake_logit = self.logits(self.fake, self.y_fake)
         target = torch.ones_like(fake_logit)
-        return {"gan": F.binary_cross_entropy_with_logits(fake_logit, target)}  # -log D(G(z))
+        # -log D(G(z))
+        return {"gan": F.binary_cross_entropy_with_logits(fake_logit, target)}
 
 
 # ---- Beyond the lecture's game: ACGAN, WGAN, WGAN-GP, the lab's stabilisers and the report's
 # options (the model dcgan-lab). The same G; D with the lab's input, norm, dropout and heads.
 
 class DCGANLab(DCGAN):
-    """DCGAN with ACGAN's class head (Odena et al., 2017), WGAN's critic (Arjovsky et al., 2017)
-    or WGAN-GP's penalty (Gulrajani et al., 2017), the lab's stabilisers and the report's D:G
-    ratios and D input."""
+    """DCGAN with ACGAN's class head (Odena et al., 2017), WGAN's critic (Arjovsky et al.,
+    2017) or WGAN-GP's penalty (Gulrajani et al., 2017), the lab's stabilisers and the
+    report's D:G ratios and D input."""
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, z_dim=128, ngf=64, ndf=64,
                  bn_first=True, acgan=False, y_embed=False, loss="bce", gp_lambda=10.0,
@@ -222,13 +248,14 @@ class DCGANLab(DCGAN):
         self.z_dim = z_dim
         self.num_classes = k
         self.acgan = acgan
-        self.d_repeats = d_repeats                      # read by train.py's step, as n_critic
+        # read by train.py's step, as n_critic
+        self.d_repeats = d_repeats
         self.g_steps = g_steps
         self.fake = None
 
     def features(self, x, y=None):
-        """D's convolutions on x alone (ACGAN), [x, K one-hot maps], or with y_embed [x, the
-        report's one learned map, Linear(K, S^2) of y]."""
+        """D's convolutions on x alone (ACGAN), [x, K one-hot maps], or with y_embed [x,
+        the report's one learned map, Linear(K, S^2) of y]."""
         if self.acgan:
             return self.D(x)
         if self.D_embed is None:
@@ -238,9 +265,11 @@ class DCGANLab(DCGAN):
         return self.D(torch.cat([x, maps], 1))
 
     def d_loss(self, x, y=None):
-        """DCGAN's D step, with the lab's targets, or as WGAN's critic, + ACGAN's class loss."""
+        """DCGAN's D step, with the lab's targets, or as WGAN's critic, + ACGAN's class
+        loss."""
         perm = self.draw(x, y)
-        self.g_done = False                                          # g_loss: self.fake unused
+        # g_loss: self.fake unused
+        self.g_done = False
         fake = self.fake.detach()
         h_real = self.features(x, y)
         h_fake = self.features(fake, self.y_fake)
@@ -254,12 +283,13 @@ class DCGANLab(DCGAN):
         return terms
 
     def g_loss(self, x, y=None):
-        """G's step on the fakes d_loss drew, or on new z for the same c (g_steps); ACGAN's G also
-        minimises the class loss of its fakes."""
+        """G's step on the fakes d_loss drew, or on new z for the same c (g_steps);
+        ACGAN's G also minimises the class loss of its fakes."""
         if self.fake is None:
             raise RuntimeError("g_loss scores the fakes that d_loss drew from this batch: "
                                "call d_loss first")
-        if self.g_done:                                              # g_steps: z ~ N(0, I) anew
+        # g_steps: z ~ N(0, I) anew
+        if self.g_done:
             z = torch.randn(self.fake.shape[0], self.z_dim, device=self.fake.device)
             self.fake = self.generate(z, self.y_fake)
         self.g_done = True
@@ -270,11 +300,14 @@ class DCGANLab(DCGAN):
         return terms
 
     def class_loss(self, h, c):
-        """ACGAN's -L_C = -log P(C = c | X) from the head's K logits l, per image, mean over the
+        """ACGAN's -L_C = -log P(C = c | X) from the head's K logits l, per image, mean
+        over the
         batch: D minimises it on real and fake images, G on its fakes. For a set c, each label
         present or not: -sum_k [c_k log sigma(l_k) + (1 - c_k) log(1 - sigma(l_k))]."""
         l = self.D_aux(h).flatten(1)                                 # (B, K)
         if c.dim() == 1:                                             # one class of K
             return F.cross_entropy(l, c)                             # -log softmax(l)_c
-        bce = F.binary_cross_entropy_with_logits(l, c.float(), reduction="none")   # (B, K)
-        return bce.sum(1).mean()                        # a mean over k would weigh L_C by 1/K
+        # (B, K)
+        bce = F.binary_cross_entropy_with_logits(l, c.float(), reduction="none")
+        # a mean over k would weigh L_C by 1/K
+        return bce.sum(1).mean()
