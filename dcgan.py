@@ -121,7 +121,7 @@ class DCGAN(GAN):
         ndf: D's width: channels of its first layer, doubled per level deeper
         bn_first: BatchNorm after D's first conv too, as the lecture's table (paper: none there)
         lr: Adam's learning rate
-        betas: Adam's beta1, beta2 (WGAN-GP's paper: 0, 0.9)
+        betas: Adam's beta1, beta2 (the paper's beta1 0.5)
         """
         levels = levels_of(image_size)
         # gan.py's methods; networks of its own
