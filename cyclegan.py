@@ -45,6 +45,7 @@ import torch
 import torch.nn as nn
 # step 6: pix2pix's PatchGAN, which Zhu et al. use unchanged; its N(0, 0.02) initialisation
 from pix2pix import init_weights, patchgan
+from gan import adam
 
 
 class CycleGAN(nn.Module):
@@ -134,9 +135,7 @@ class CycleGAN(nn.Module):
     def configure_optimizers(self):
         D = [*self.D_A.parameters(), *self.D_B.parameters()]
         G = [*self.G.parameters(), *self.F.parameters()]
-        d_opt = torch.optim.Adam(D, lr=self.lr, betas=self.betas, fused=True)
-        g_opt = torch.optim.Adam(G, lr=self.lr, betas=self.betas, fused=True)
-        return d_opt, g_opt
+        return adam(D, G, self.lr, self.betas, fused=True)
 
     @torch.no_grad()
     def sample(self, n, y, *, direction="AtoB"):

@@ -186,10 +186,7 @@ class DCGAN(GAN):
     def g_loss(self, x, y=None):
         """G's step on the fakes d_loss drew (self.fake, self.y_fake; x, y unread).
         Non-saturating: maximise E[log D(G(z))]; log(1 - D(G(z))) stalls (gan.py)."""
-        if self.fake is None:
-            raise RuntimeError("g_loss scores the fakes that d_loss drew from this batch: "
-                               "call d_loss first")
-        fake_logit = self.logits(self.fake, self.y_fake)
+        fake_logit = self.logits(self.fakes(), self.y_fake)
         target = torch.ones_like(fake_logit)
         # -log D(G(z))
         return {"gan": F.binary_cross_entropy_with_logits(fake_logit, target)}
@@ -285,12 +282,10 @@ class DCGANLab(DCGAN):
     def g_loss(self, x, y=None):
         """G's step on the fakes d_loss drew, or on new z for the same c (g_steps);
         ACGAN's G also minimises the class loss of its fakes."""
-        if self.fake is None:
-            raise RuntimeError("g_loss scores the fakes that d_loss drew from this batch: "
-                               "call d_loss first")
+        fake = self.fakes()
         # g_steps: z ~ N(0, I) anew
         if self.g_done:
-            z = torch.randn(self.fake.shape[0], self.z_dim, device=self.fake.device)
+            z = torch.randn(fake.shape[0], self.z_dim, device=fake.device)
             self.fake = self.generate(z, self.y_fake)
         self.g_done = True
         h = self.features(self.fake, self.y_fake)

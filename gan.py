@@ -168,10 +168,14 @@ class GAN(nn.Module):
     def g_loss(self, x, y=None):
         """G's step, on the fakes the d_loss before it drew (self.fake): x and y are not
         read again."""
+        return self.g_terms(self.logits(self.fakes(), self.y))
+
+    def fakes(self):
+        """The fakes d_loss drew from this batch, for the g_loss that follows it."""
         if self.fake is None:
             raise RuntimeError("g_loss scores the fakes that d_loss drew from this batch: "
                                "call d_loss first")
-        return self.g_terms(self.logits(self.fake, self.y))
+        return self.fake
 
     def g_terms(self, fake_logit):
         """G's loss. Saturating: minimise E[log(1 - D(G(z)))], which gives G almost no
@@ -198,9 +202,7 @@ class GAN(nn.Module):
             return d_opt, g_opt
         # fused Adam: on CUDA only
         fused = d_params[0].is_cuda
-        d_opt = torch.optim.Adam(d_params, lr=self.lr, betas=self.betas, fused=fused)
-        g_opt = torch.optim.Adam(g_params, lr=self.lr, betas=self.betas, fused=fused)
-        return d_opt, g_opt
+        return adam(d_params, g_params, self.lr, self.betas, fused)
 
     def labels_for(self, n, y):
         """y as given; for a conditional model without y, every class in turn."""
@@ -229,6 +231,13 @@ class GAN(nn.Module):
 
 
 # ---- The helpers of the games, here once: dcgan.py and pix2pix.py import them ------------------
+
+def adam(d_params, g_params, lr, betas, fused):
+    """(D's, G's) Adam, as every GAN here steps them (fused: CUDA's one-kernel step)."""
+    d_opt = torch.optim.Adam(d_params, lr=lr, betas=betas, fused=fused)
+    g_opt = torch.optim.Adam(g_params, lr=lr, betas=betas, fused=fused)
+    return d_opt, g_opt
+
 
 def bce_terms(real_logit, fake_logit, t_real, t_fake):
     """D's BCE against its targets (Eq. 1), on logits: log-sigmoid without overflow; and

@@ -35,7 +35,8 @@ per step.
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from gan import d_targets           # D's targets, as gan.py's: 1 and 0, or the lab's
+# D's targets, as gan.py's: 1 and 0, or the lab's; Adam for D and G
+from gan import adam, d_targets
 
 
 class Pix2Pix(nn.Module):
@@ -128,9 +129,7 @@ class Pix2Pix(nn.Module):
     def configure_optimizers(self):
         # fused Adam: on CUDA only
         fused = next(self.parameters()).is_cuda
-        d_opt = torch.optim.Adam(self.D.parameters(), lr=self.lr, betas=self.betas, fused=fused)
-        g_opt = torch.optim.Adam(self.G.parameters(), lr=self.lr, betas=self.betas, fused=fused)
-        return d_opt, g_opt
+        return adam(self.D.parameters(), self.G.parameters(), self.lr, self.betas, fused)
 
     @torch.no_grad()
     def sample(self, n, y, *, dropout=True, batch_stats=True):

@@ -126,8 +126,8 @@ MISTAKES = [
             "torch.rand(n, self.z_dim", tests="tests/test_gan.py tests/test_dcgan.py",
             shows="samples from a corner of z-space G never trained on: broken, all alike"),
     Mistake("gan.py", "D's Adam given G's parameters",
-            "d_opt = torch.optim.Adam(d_params,",
-            "d_opt = torch.optim.Adam(g_params,",
+            "return adam(d_params, g_params,",
+            "return adam(g_params, g_params,",
             shows="D never learns (its loss stays near its initial 1.39) and G chases a fixed "
                   "random D: the samples go nowhere"),
     Mistake("gan.py", "the lab's dropout put in G too",

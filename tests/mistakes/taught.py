@@ -24,8 +24,8 @@ MISTAKES = [
                   "falls to 0, D(G(z)) to 1, and every sample is the same bright, inverted "
                   "pattern"),
     Mistake("gan.py", "G's loss computed on detached fakes",
-            "self.g_terms(self.logits(self.fake, self.y))",
-            "self.g_terms(self.logits(self.fake.detach(), self.y))",
+            "self.g_terms(self.logits(self.fakes(), self.y))",
+            "self.g_terms(self.logits(self.fakes().detach(), self.y))",
             shows="no gradient reaches G: D wins (D(G(z)) near 0, G's loss climbing past 10) "
                   "and the samples stay the untrained G's flat grey noise"),
     Mistake("gan.py", "WGAN's critic loss with the sign of E[f(x)] flipped",
