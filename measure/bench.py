@@ -98,6 +98,7 @@ QUICK = {
     "vae": (16, dict(ch=8)),
     "gan": (8, dict(hidden=16)),
     "dcgan": (16, dict(ngf=8, ndf=8)),
+    "dcgan-lab": (16, dict(ngf=8, ndf=8)),
     "pix2pix": (16, dict(ngf=8, ndf=8, n_layers=1)),
     "cyclegan": (16, dict(ngf=8, ndf=8, n_blocks=1, n_layers=1)),
     "stylegan": (8, dict(ch=8, max_ch=8)),

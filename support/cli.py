@@ -89,7 +89,7 @@ RANGES = {
     "frames": COUNT, "ch_mult": COUNT, "attn_res": COUNT,
     "d_repeats": COUNT, "g_steps": COUNT,                  # dcgan's D:G ratios (the lab report's)
     # counts where 0 means off, none or the paper's choice
-    "n_blocks": COUNT0, "n_critic": COUNT0, "history": COUNT0, "ae_steps": COUNT0, "mix": COUNT0,
+    "n_blocks": COUNT0, "n_critic": COUNT, "history": COUNT0, "ae_steps": COUNT0, "mix": COUNT0,
     # weights of loss terms
     "beta": WEIGHT, "kl_weight": WEIGHT, "commitment": WEIGHT, "gp_lambda": WEIGHT,
     "lambda_cyc": WEIGHT, "lambda_identity": WEIGHT, "lambda_l1": WEIGHT, "gamma": WEIGHT,
@@ -101,7 +101,7 @@ RANGES = {
     "lr": RATE, "ae_lr": RATE, "mapping_lr_mul": RATE, "sigma": RATE, "temperature": RATE,
     "clip": RATE,
     # decays and Adam's betas: [0, 1)
-    "beta1": DECAY, "beta2": DECAY, "w_avg_beta": DECAY,
+    "beta1": DECAY, "beta2": DECAY, "betas": DECAY, "w_avg_beta": DECAY,
     # the noise schedule: each beta_t in (0, 1)
     "beta_1": OPEN_UNIT, "beta_T": OPEN_UNIT,
     # classifier-free guidance and truncation: any finite number
@@ -111,9 +111,8 @@ RANGES = {
     "min_snr_gamma": RATE,                                  # ddpm's min-SNR-gamma: above 0
     "fade_images": COUNT, "stable_images": COUNT, "eps_drift": WEIGHT,   # progan, stylegan
     # a model's own exceptions, "file.keyword"
-    "gan.lr": WEIGHT, "dcgan.lr": WEIGHT,                   # 0 = the optimizer's paper
     "srgan.B": COUNT0, "adv_weight": WEIGHT,                # srgan: 0 blocks, the weight of l_Gen
-    "stargan.n_layers": COUNT0, "stargan.n_critic": COUNT,  # 0 layers: down to 2x2
+    "stargan.n_layers": COUNT, "stargan.n_critic": COUNT,   # None layers: down to 2x2
 }
 
 
@@ -124,6 +123,7 @@ MODELS = {
     "vae": "VAE",
     "gan": "GAN",
     "dcgan": "DCGAN",
+    "dcgan-lab": "dcgan.DCGANLab",      # a class in another model's file: "file.Class"
     "pix2pix": "Pix2Pix",
     "cyclegan": "CycleGAN",
     "stylegan": "StyleGAN",
@@ -136,10 +136,12 @@ MODELS = {
 
 
 def model_class(name):
-    """MODELS' class of that name, from its file: "ddpm" -> ddpm.DDPM."""
+    """MODELS' class of that name, from its file: "ddpm" -> ddpm.DDPM, "dcgan-lab" ->
+    dcgan.DCGANLab."""
     if name not in MODELS:
         raise Fail(f"unknown model '{name}': choose from {', '.join(MODELS)}")
-    return getattr(importlib.import_module(name), MODELS[name])
+    file, _, cls = MODELS[name].rpartition(".")
+    return getattr(importlib.import_module(file or name), cls)
 
 
 def build_model(name, config):

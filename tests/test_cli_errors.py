@@ -84,7 +84,7 @@ def one_line(r, message):
     (["ddpm", "--ch-mult", ""], "--ch-mult '' gives the U-Net no level"),     # was: built
     (["stylegan", "--mbstd-group", 3], "--mbstd-group 3 does not divide the batch of 32"),
     (["stylegan", "--batch-size", 2], "--mbstd-group 4 does not divide the batch of 2"),
-    (["dcgan", "--acgan"], "an ACGAN needs class labels"),     # the model's own check, now
+    (["dcgan-lab", "--acgan"], "an ACGAN needs class labels"),     # the model's own check, now
     (["ldm", "--ae", "/no/ae.pt"], "no checkpoint at --ae /no/ae.pt"),   # was: after decoding
     # sizes that cannot fit: the number, before the allocation
     (["vae", "--grid", 10_000_000_000, "FRESH"], "--grid 10000000000 needs"),

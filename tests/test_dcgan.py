@@ -1,14 +1,14 @@
 """dcgan.py: the lecture's parameter counts, the minimax value, confident and wrong discriminators,
-the Wasserstein critic's sign and clipping, the conditional penalty's interpolates, ACGAN's labels
-and class loss, the labels D and G see, which step's gradient reaches G, the optimisers'
-parameters, the prior of z, learning on tiny data, the options, the command line; the lab report's
-D:G ratios (d_repeats, g_steps) and its learned condition map (y_embed)."""
+the labels D and G see, which step's gradient reaches G, the optimisers' parameters, the prior of
+z, learning on tiny data, the command line; and dcgan-lab's (DCGANLab): the Wasserstein critic's
+sign and clipping, the conditional penalty's interpolates, ACGAN's labels and class loss, the
+options, the lab report's D:G ratios (d_repeats, g_steps) and its learned condition map."""
 import math
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import Fn, adversarial_steps
-from dcgan import DCGAN
+from dcgan import DCGAN, DCGANLab
 from test_distributed import ALONE
 import train
 
@@ -34,7 +34,7 @@ def test_sizes_add_or_remove_blocks():
     for S in (8, 16, 32, 64, 128):
         m = DCGAN(S, 3, ngf=8, ndf=8)
         assert m.sample(2).shape == (2, 3, S, S)
-        assert m.critic(torch.randn(2, 3, S, S)).shape == (2,)
+        assert m.logits(torch.randn(2, 3, S, S)).shape == (2,)
     with pytest.raises(ValueError, match="power of two"):
         DCGAN(48, 3)
 
@@ -68,7 +68,7 @@ def test_wasserstein_critic_value_and_sign(loss):
     """A linear critic f(x) = w . x with ||w|| = 2, real data where f = 6 and fakes where f = -2:
     the critic's loss is E[f(G(z))] - E[f(x)] = -8, the penalty lambda (2 - 1)^2, G's loss
     -E[f(G(z))] = 2."""
-    m = DCGAN(8, 1, ngf=4, ndf=4, loss=loss, gp_lambda=3.0)
+    m = DCGANLab(8, 1, ngf=4, ndf=4, loss=loss, gp_lambda=3.0)
     w = torch.full((64,), 0.25)
     m.generate = lambda z, y=None: torch.full((len(z), 1, 8, 8), -0.125)
     m.D, m.D_out = Fn(lambda x: x), Fn(lambda h: h.flatten(1) @ w)
@@ -83,8 +83,8 @@ def test_wgan_clips_every_critic_weight():
     """After each critic step all of D's parameters (BatchNorm's and the head's too) lie in
     [-c, c]; G's do not."""
     torch.manual_seed(0)
-    m = DCGAN(8, 1, ngf=4, ndf=4, loss="wgan", lr=0.01)
-    assert m.n_critic == 5 and DCGAN(8, 1, ngf=4, ndf=4, loss="wgan").lr == 5e-5
+    m = DCGANLab(8, 1, ngf=4, ndf=4, loss="wgan", lr=0.01)
+    assert m.n_critic == 5 and DCGANLab(8, 1, ngf=4, ndf=4, loss="wgan").lr == 5e-5
     adversarial_steps(m, lambda step: (torch.rand(8, 1, 8, 8) * 2 - 1, None), steps=5)
     d = torch.cat([p.flatten() for name, p in m.named_parameters() if name.startswith("D")])
     assert d.abs().max() <= 0.01 and (d.abs() == 0.01).sum() > len(d) / 4
@@ -96,7 +96,7 @@ def test_conditional_penalty_interpolates_within_one_condition():
     own label y_i, and be scored with y_i. Channel 0 of every image holds its label, so x_hat's
     channel 0 is y_i exactly when both ends share it; channel 1 is 0 for real, 1 for fake."""
     torch.manual_seed(0)
-    m = DCGAN(8, 2, 8, ngf=4, ndf=4, loss="wgan-gp")
+    m = DCGANLab(8, 2, 8, ngf=4, ndf=4, loss="wgan-gp")
     y = torch.arange(8)
 
     def image(label, source):
@@ -104,7 +104,7 @@ def test_conditional_penalty_interpolates_within_one_condition():
 
     m.generate = lambda z, c: image(c, torch.ones(len(c)))
     seen = []
-    m.critic = lambda v, c: seen.append((v.detach(), c)) or v.sum((1, 2, 3))   # the penalty's only
+    m.logits = lambda v, c: seen.append((v.detach(), c)) or v.sum((1, 2, 3))   # the penalty's only
     m.d_loss(image(y, torch.zeros(8)), y)
     (x_hat, c), = seen
     assert (m.y_fake != y).any()                                 # the shuffle did move labels
@@ -118,7 +118,7 @@ def test_acgan_classifies_fakes_by_the_labels_g_was_given():
     10: the auxiliary CE is near 0 against the right labels (the data's for x, G's for G(z, c));
     with any label shuffled wrongly it is about 10 for that sample."""
     torch.manual_seed(0)
-    m = DCGAN(8, 1, 8, ngf=4, ndf=4, acgan=True)
+    m = DCGANLab(8, 1, 8, ngf=4, ndf=4, acgan=True)
     y = torch.arange(8)
     m.generate = lambda z, c: c.float().view(-1, 1, 1, 1).expand(-1, 1, 8, 8)
     m.D, m.D_out = Fn(lambda x: x), Fn(lambda h: h.mean((1, 2, 3)))
@@ -134,7 +134,7 @@ def test_acgan_class_loss_when_g_draws_the_wrong_class():
     10. Then each fake costs CE = log(e^10 + 7) = 10.0009 (the real images log(1 + 7 e^-10)):
     D's aux term counts real and fake images, G's the fakes, both as losses to minimise."""
     torch.manual_seed(0)
-    m = DCGAN(8, 1, 8, ngf=4, ndf=4, acgan=True)
+    m = DCGANLab(8, 1, 8, ngf=4, ndf=4, acgan=True)
     y = torch.arange(8)
     m.generate = lambda z, c: ((c + 1) % 8).float().view(-1, 1, 1, 1).expand(-1, 1, 8, 8)
     m.D, m.D_out = Fn(lambda x: x), Fn(lambda h: h.mean((1, 2, 3)))
@@ -149,7 +149,7 @@ def test_acgan_class_loss_when_g_draws_the_wrong_class():
 def test_acgan_class_loss_by_hand():
     """-log P(C = c | X): for a class id, logsumexp(l) - l_c; for a set of labels, the BCE of each
     of the K logits summed over k (a mean over k would weigh L_C by 1/K)."""
-    m = DCGAN(8, 1, 3, ngf=4, ndf=4, acgan=True)
+    m = DCGANLab(8, 1, 3, ngf=4, ndf=4, acgan=True)
     l = torch.tensor([[2.0, -1.0, 0.5]])
     m.D_aux = Fn(lambda h: l)
     expected = math.log(sum(math.exp(v) for v in l[0].tolist())) - 0.5
@@ -193,7 +193,7 @@ def test_gradients_reach_g_only_in_its_own_step(loss):
     """D's step trains D alone: its loss leaves G without a gradient (the fakes are detached). G's
     step, on the fakes d_loss kept with their graph, reaches all of G."""
     torch.manual_seed(0)
-    m = DCGAN(8, 1, ngf=4, ndf=4, loss=loss)
+    m = DCGAN(8, 1, ngf=4, ndf=4) if loss == "bce" else DCGANLab(8, 1, ngf=4, ndf=4, loss=loss)
     sum(m.d_loss(torch.rand(8, 1, 8, 8) * 2 - 1).values()).backward()
     assert all(p.grad is None for p in m.G.parameters())
     assert all(p.grad is not None for p in [*m.D.parameters(), *m.D_out.parameters()])
@@ -204,7 +204,7 @@ def test_gradients_reach_g_only_in_its_own_step(loss):
 @pytest.mark.parametrize("loss", ["bce", "wgan"])
 def test_each_optimizer_steps_its_own_network(loss):
     """D's optimizer: D, D_out, D_aux; G's: G and the label embedding; none in both."""
-    m = DCGAN(8, 1, 3, ngf=4, ndf=4, acgan=True, loss=loss)
+    m = DCGANLab(8, 1, 3, ngf=4, ndf=4, acgan=True, loss=loss)
     d_opt, g_opt = m.configure_optimizers()
     ids = lambda params: {id(p) for p in params}
     in_opt = lambda opt: ids(p for g in opt.param_groups for p in g["params"])
@@ -257,14 +257,14 @@ def test_conditional_acgan_and_wgan_gp():
     change = cond.generate(z, torch.tensor([0, 0])) - cond.generate(z, torch.tensor([2, 2]))
     assert change.abs().mean() > 1e-4
     assert cond.D[0][0].in_channels == 3 + 3                     # one-hot maps join D's input
-    ac = DCGAN(16, 3, 3, ngf=8, ndf=8, acgan=True)
+    ac = DCGANLab(16, 3, 3, ngf=8, ndf=8, acgan=True)
     assert ac.D[0][0].in_channels == 3 and "aux" in ac.d_loss(x, y) and "aux" in ac.g_loss(x, y)
-    w = DCGAN(16, 3, ngf=8, ndf=8, loss="wgan-gp")
+    w = DCGANLab(16, 3, ngf=8, ndf=8, loss="wgan-gp")
     assert w.n_critic == 5
     assert not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in w.D.modules())
     assert set(w.d_loss(x)) == {"real", "fake", "gp"} and set(w.g_loss(x)) == {"wgan"}
     with pytest.raises(ValueError, match="class labels"):
-        DCGAN(16, 3, acgan=True)
+        DCGANLab(16, 3, acgan=True)
     with pytest.raises(RuntimeError, match="call d_loss first"):
         DCGAN(16, 3, ngf=8, ndf=8).g_loss(x)
 
@@ -305,7 +305,7 @@ def test_d_repeats_steps_d_on_the_same_batch_then_g_once():
     each moving D, then one G update on the fakes of the last D step; n_critic still counts
     train steps: with n_critic 2, G steps at the second step only."""
     torch.manual_seed(0)
-    m = DCGAN(8, 1, 3, ngf=4, ndf=4, z_dim=4, d_repeats=3)
+    m = DCGANLab(8, 1, 3, ngf=4, ndf=4, z_dim=4, d_repeats=3)
     x = torch.rand(8, 1, 8, 8) * 2 - 1
     y = torch.arange(8) % 3
     w = []
@@ -317,7 +317,7 @@ def test_d_repeats_steps_d_on_the_same_batch_then_g_once():
     assert not torch.equal(w[0], w[2]) and not torch.equal(w[2], w[4])   # each D step moved D
     drew = [v for what, v in calls if what == "drew"]
     assert [v for what, v in calls if what == "g"][0] is drew[-1]         # the last D step's fakes
-    m = DCGAN(8, 1, 3, ngf=4, ndf=4, z_dim=4, d_repeats=2, n_critic=2)
+    m = DCGANLab(8, 1, 3, ngf=4, ndf=4, z_dim=4, d_repeats=2, n_critic=2)
     assert spied_steps(m, 2, x, y)[0] == [0, 0, 0, 0, 1]
 
 
@@ -326,7 +326,7 @@ def test_g_steps_take_more_g_updates_than_d_updates_each_on_new_z():
     second on fakes drawn anew (new z) for the same labels c, so each G update has a graph of its
     own; the next train step's first G update is again on its own d_loss's fakes."""
     torch.manual_seed(0)
-    m = DCGAN(8, 1, 3, ngf=4, ndf=4, z_dim=4, g_steps=2)
+    m = DCGANLab(8, 1, 3, ngf=4, ndf=4, z_dim=4, g_steps=2)
     x = torch.rand(8, 1, 8, 8) * 2 - 1
     y = torch.arange(8) % 3
     updates, calls = spied_steps(m, 2, x, y)
@@ -347,7 +347,7 @@ def test_y_embed_gives_d_one_learned_map_of_the_condition(y):
     K one-hot maps, for a class id (its one-hot row) or a set; each fake with the map of the label
     G drew it with; the Linear is D's (its optimizer, its gradient in D's step), and learns."""
     torch.manual_seed(0)
-    m = DCGAN(8, 1, 3, ngf=4, ndf=4, z_dim=4, y_embed=True)
+    m = DCGANLab(8, 1, 3, ngf=4, ndf=4, z_dim=4, y_embed=True)
     assert m.D[0][0].in_channels == 2                            # the image and one map
     seen = []
     m.D[0].register_forward_pre_hook(lambda mod, a: seen.append(a[0].detach()))
@@ -368,7 +368,7 @@ def test_y_embed_gives_d_one_learned_map_of_the_condition(y):
     in_g = {id(p) for g in g_opt.param_groups for p in g["params"]}
     assert {id(W), id(b)} <= in_d and not {id(W), id(b)} & in_g
     with pytest.raises(ValueError, match="class labels"):
-        DCGAN(8, 1, 0, y_embed=True)
+        DCGANLab(8, 1, 0, y_embed=True)
 
 
 def test_learns_the_colour_of_the_data():
@@ -393,20 +393,22 @@ def test_learns_the_colour_of_the_data():
     assert after < 0.6 * before, (before, after)                 # seeds 0-2: 0.49-0.51
 
 
-@pytest.mark.parametrize("extra", [[], ["--loss", "wgan"],
-                                   ["--loss", "wgan-gp", "--classes", "--n-critic", 2],
-                                   ["--classes", "--acgan", "--soft-labels", "--flip-labels", 0.1,
-                                    "--d-dropout", 0.2, "--n-critic", 2],
-                                   ["--classes", "--y-embed", "--d-repeats", 3],
-                                   ["--classes", "--y-embed", "--g-steps", 2]])
-def test_command_line(cli, tmp_path, extra):
+@pytest.mark.parametrize("model, extra", [
+    ("dcgan", []), ("dcgan", ["--classes", "--betas", "0,0.9"]),
+    ("dcgan-lab", ["--loss", "wgan"]),
+    ("dcgan-lab", ["--loss", "wgan-gp", "--classes", "--n-critic", 2]),
+    ("dcgan-lab", ["--classes", "--acgan", "--soft-labels", "--flip-labels", 0.1,
+                   "--d-dropout", 0.2, "--n-critic", 2]),
+    ("dcgan-lab", ["--classes", "--y-embed", "--d-repeats", 3]),
+    ("dcgan-lab", ["--classes", "--y-embed", "--g-steps", 2])])
+def test_command_line(cli, tmp_path, model, extra):
     out = tmp_path / "run"
     args = ["--image-size", 16, "--ngf", 8, "--ndf", 8, "--batch-size", 8, "--grid", 4,
             "--log-every", 2, *extra]
-    r = cli("train.py", "dcgan", "--steps", 4, "--out", out, *args)
+    r = cli("train.py", model, "--steps", 4, "--out", out, *args)
     assert r.returncode == 0, r.out
     assert "D.real" in r.out and ("D.aux" in r.out if "--acgan" in extra else True)
-    r = cli("train.py", "dcgan", "--steps", 6, "--out", out, "--resume")
+    r = cli("train.py", model, "--steps", 6, "--out", out, "--resume")
     assert r.returncode == 0, r.out
     r = cli("sample.py", out / "ckpt.pt", "-n", 4, "--gif", "--frames", 4,
             "--out", tmp_path / "s.png")

@@ -5,9 +5,7 @@ coverage on 8 Gaussians, the command line."""
 import math
 import pytest
 import torch
-import dcgan
 import gan
-import pix2pix
 from conftest import adversarial_steps
 from gan import GAN
 
@@ -20,7 +18,7 @@ def bce(logit, target):
 def test_minimax_value_at_d_one_half():
     """With D(x) = 1/2 everywhere, -log D(x) - log(1 - D(G(z))) = 2 log 2."""
     m = GAN(8, 1)
-    m.critic = lambda x, y=None: torch.zeros(x.shape[0], requires_grad=True)   # logit 0: D = 1/2
+    m.logits = lambda x, y=None: torch.zeros(x.shape[0], requires_grad=True)   # logit 0: D = 1/2
     terms = m.d_loss(torch.rand(16, 1, 8, 8) * 2 - 1)
     assert (terms["real"] + terms["fake"]).item() == pytest.approx(2 * math.log(2))
     assert terms["D(x)"].item() == terms["D(G(z))"].item() == 0.5
@@ -29,7 +27,7 @@ def test_minimax_value_at_d_one_half():
 def known_game(m, logit_of_real):
     """Real x = +1 and fakes G(z) = -1; D's logit is logit_of_real * mean(x): +/- logit_of_real."""
     m.generate = lambda z, y=None: -torch.ones(len(z), *m.shape)
-    m.critic = lambda v, y=None: logit_of_real * v.flatten(1).mean(1)
+    m.logits = lambda v, y=None: logit_of_real * v.flatten(1).mean(1)
 
 
 @pytest.mark.parametrize("logit_of_real", [5.0, -5.0])          # D confidently right, then wrong
@@ -50,7 +48,7 @@ def g_loss_and_its_gradient(m, logits):
     gradient one fake gets."""
     l = torch.tensor(logits, requires_grad=True)
     m.fake, m.y = torch.zeros(len(logits), 1), None
-    m.critic = lambda v, y=None: l
+    m.logits = lambda v, y=None: l
     loss = m.g_loss(None)["gan"]
     grad, = torch.autograd.grad(loss, l)
     return loss.item(), grad * len(logits)
@@ -91,7 +89,7 @@ def test_both_g_losses_share_the_minimax_fixed_point(g_loss):
         m = GAN(1, 1, z_dim=1, g_loss=g_loss)
         mu = torch.tensor(mu0, requires_grad=True)
         m.generate = lambda z, y=None: z + mu                               # G(z) = z + mu
-        m.critic = lambda v, y=None: (-mu0 * v + mu0**2 / 2).flatten()      # D*'s logit
+        m.logits = lambda v, y=None: (-mu0 * v + mu0**2 / 2).flatten()      # D*'s logit
         terms = m.d_loss(torch.randn(4096, 1))
         grad, = torch.autograd.grad(m.g_loss(None)["gan"], mu)
         if mu0 == 0:
@@ -125,21 +123,21 @@ def test_soft_and_flipped_labels_reach_the_loss():
         GAN(4, 1, loss="wgan", soft_labels=True)
 
 
-@pytest.mark.parametrize("module", [gan, dcgan, pix2pix])
-def test_soft_and_flipped_label_distributions(module):
-    """The lab's targets over 100,000 draws: exactly 1 and 0 by default; soft, U(0.7, 1.0) and
+def test_soft_and_flipped_label_distributions():
+    """D's targets, gan.py's for every GAN file (dcgan.py and pix2pix.py import them), over
+    100,000 draws: exactly 1 and 0 by default; soft, U(0.7, 1.0) and
     U(0.0, 0.3) (mean a + 0.15, variance 0.3^2 / 12); flipped, the other side's with probability
     p."""
     torch.manual_seed(0)
     n = 100_000
-    real, fake = (t.flatten() for t in module.d_targets(n, "cpu"))
+    real, fake = (t.flatten() for t in gan.d_targets(n, "cpu"))
     assert real.eq(1).all() and fake.eq(0).all()
-    real, fake = (t.flatten() for t in module.d_targets(n, "cpu", soft=True))
+    real, fake = (t.flatten() for t in gan.d_targets(n, "cpu", soft=True))
     for t, a in [(real, 0.7), (fake, 0.0)]:
         assert a <= t.min() and t.max() <= a + 0.3
         assert t.mean().item() == pytest.approx(a + 0.15, abs=0.002)
         assert t.var().item() == pytest.approx(0.3 ** 2 / 12, rel=0.03)
-    real, fake = (t.flatten() for t in module.d_targets(n, "cpu", soft=True, flip=0.2))
+    real, fake = (t.flatten() for t in gan.d_targets(n, "cpu", soft=True, flip=0.2))
     assert (real < 0.5).float().mean().item() == pytest.approx(0.2, abs=0.006)
     assert (fake > 0.5).float().mean().item() == pytest.approx(0.2, abs=0.006)
     assert real[real < 0.5].max() <= 0.3                  # a flipped target is the other side's
@@ -179,7 +177,7 @@ def test_dropout_is_in_d_only():
     m = GAN(4, 1, hidden=16, d_dropout=0.5).train()
     z, x = torch.randn(4, 100), torch.rand(4, 1, 4, 4)
     assert torch.equal(m.generate(z), m.generate(z))
-    assert not torch.equal(m.critic(x), m.critic(x))
+    assert not torch.equal(m.logits(x), m.logits(x))
 
 
 def test_g_draws_z_from_the_prior_in_training_and_sampling():
@@ -205,7 +203,7 @@ def test_wasserstein_critic_value_and_sign(loss):
     penalty lambda (2 - 1)^2, G's loss -E[f(G(z))] = 2."""
     m = GAN(4, 1, loss=loss, gp_lambda=3.0)
     w = torch.full((16,), 0.5)
-    m.critic = lambda v, y=None: v.flatten(1) @ w
+    m.logits = lambda v, y=None: v.flatten(1) @ w
     m.generate = lambda z, y=None: torch.full((len(z), 1, 4, 4), -0.25)
     d = m.d_loss(torch.full((8, 1, 4, 4), 0.75))
     assert d["real"].item() == pytest.approx(-6) and d["fake"].item() == pytest.approx(-2)
@@ -237,24 +235,22 @@ def test_wgan_clips_the_critic_after_each_of_its_steps():
     assert max(p.abs().max() for p in m.G.parameters()) > 0.1
 
 
-@pytest.mark.parametrize("module", [gan, dcgan])
-def test_gradient_penalty_vanishes_for_a_1_lipschitz_critic(module):
+def test_gradient_penalty_vanishes_for_a_1_lipschitz_critic():
     torch.manual_seed(0)
     x, fake = torch.randn(64, 3, 4, 4), torch.randn(64, 3, 4, 4)
     w = torch.randn(48)
     for norm, expected in [(1.0, 0.0), (3.0, 4.0), (0.5, 0.25)]:   # (||w|| - 1)^2 for f(x) = w . x
         critic = lambda v, w=w * norm / w.norm(): v.flatten(1) @ w
-        assert module.gradient_penalty(critic, x, fake).item() == pytest.approx(expected, abs=1e-5)
+        assert gan.gradient_penalty(critic, x, fake).item() == pytest.approx(expected, abs=1e-5)
 
 
-@pytest.mark.parametrize("module", [gan, dcgan])
-def test_penalty_points_lie_on_the_lines_between_real_and_fake(module):
+def test_penalty_points_lie_on_the_lines_between_real_and_fake():
     """x_hat = u x + (1 - u) G(z), one u ~ U(0, 1) per image: all of x_hat_i lies at one fraction
     u_i of the way from G(z)_i to x_i, and the u_i spread over (0, 1) (mean 1/2, variance 1/12)."""
     torch.manual_seed(0)
     x, fake = torch.randn(20_000, 3, 4, 4), torch.randn(20_000, 3, 4, 4)
     seen = []
-    module.gradient_penalty(lambda v: seen.append(v.detach()) or v.flatten(1).sum(1), x, fake)
+    gan.gradient_penalty(lambda v: seen.append(v.detach()) or v.flatten(1).sum(1), x, fake)
     d = (x - fake).flatten(1)
     along = (seen[0] - fake).flatten(1)
     u = (along * d).sum(1) / (d * d).sum(1)                     # least squares: along = u d
@@ -264,12 +260,11 @@ def test_penalty_points_lie_on_the_lines_between_real_and_fake(module):
     assert u.var().item() == pytest.approx(1 / 12, rel=0.03)
 
 
-@pytest.mark.parametrize("module", [gan, dcgan])
-def test_penalty_trains_the_critic(module):
+def test_penalty_trains_the_critic():
     """The penalty is differentiated through the critic's gradient (create_graph): for f(x) = w . x
     it is (||w|| - 1)^2, and its gradient 2 (||w|| - 1) w / ||w||: for w = (3, 4), 1.6 w."""
     w = torch.tensor([3.0, 4.0], requires_grad=True)
-    penalty = module.gradient_penalty(lambda v: v @ w, torch.randn(8, 2), torch.randn(8, 2))
+    penalty = gan.gradient_penalty(lambda v: v @ w, torch.randn(8, 2), torch.randn(8, 2))
     assert penalty.item() == pytest.approx(16.0)
     penalty.backward()
     assert torch.allclose(w.grad, 1.6 * w.detach())

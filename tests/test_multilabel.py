@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 from conftest import Fn
-from dcgan import DCGAN
+from dcgan import DCGAN, DCGANLab
 from ddpm import DDPM, timestep_embedding
 from gan import GAN
 from vae import VAE
@@ -20,7 +20,7 @@ MODELS = {
     "cvae": lambda: VAE(8, 3, K, ch=8, z_dim=4),
     "cgan": lambda: GAN(8, 3, K, hidden=16, z_dim=8),
     "dcgan": lambda: DCGAN(8, 3, K, z_dim=8, ngf=8, ndf=8),
-    "acgan": lambda: DCGAN(8, 3, K, z_dim=8, ngf=8, ndf=8, acgan=True),
+    "acgan": lambda: DCGANLab(8, 3, K, z_dim=8, ngf=8, ndf=8, acgan=True),
     "ddpm": lambda: DDPM(8, 3, K, T=10, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_res=(4,),
                          dropout=0.0),
 }
@@ -47,7 +47,7 @@ def outputs(model, y):
         if isinstance(model, VAE):
             out.append(model.encode(x, y)[0])                                 # mu of q(z | x, y)
         elif not getattr(model, "acgan", False) and not isinstance(model, DDPM):
-            out.append(model.critic(x, y))                                    # D(x | y)
+            out.append(model.logits(x, y))                                    # D(x | y)
     return out
 
 
@@ -122,7 +122,7 @@ def test_acgan_multi_label_loss_is_bce_summed_over_the_labels():
     """-log P(C = c | X) for a set c of independent labels:
     -sum_k [c_k log sigma(l_k) + (1 - c_k) log(1 - sigma(l_k))], by hand on two images of three
     labels, mean over the two."""
-    m = DCGAN(8, 1, 3, ngf=4, ndf=4, acgan=True)
+    m = DCGANLab(8, 1, 3, ngf=4, ndf=4, acgan=True)
     m.D_aux = Fn(lambda h: h)                                         # the logits are the features
     l, c = [[2.0, -1.0, 0.5], [-3.0, 0.0, 1.5]], [[1, 0, 1], [0, 1, 0]]
     sigma = lambda v: 1 / (1 + math.exp(-v))
@@ -137,7 +137,7 @@ def test_acgan_scores_each_image_against_its_own_set():
     is near 0 against the right sets (the data's for x, G's c for G(z, c)); a set shuffled wrongly
     costs >= 10."""
     torch.manual_seed(0)
-    m = DCGAN(8, 1, K, ngf=4, ndf=4, acgan=True)
+    m = DCGANLab(8, 1, K, ngf=4, ndf=4, acgan=True)
     m.generate = lambda z, c: c.view(-1, 1, 1, K)                             # the image is its set
     m.D, m.D_out = Fn(lambda x: x), Fn(lambda h: h.mean((1, 2, 3)))
     m.D_aux = Fn(lambda h: 20 * h.flatten(1) - 10)             # +10 for a present label, -10 absent
@@ -149,13 +149,15 @@ def test_acgan_scores_each_image_against_its_own_set():
 
 def label_grads(model):
     """The gradients of the weights each label has of its own, one row per label: (K, ...)."""
+    if isinstance(model, DCGAN) and not getattr(model, "acgan", False):   # also D's input maps
+        return [model.embed.weight.grad, model.D[0][0].weight.grad[:, 3:].transpose(0, 1)]
+    if isinstance(model, DCGAN):
+        return [model.embed.weight.grad]
     if isinstance(model, GAN):                   # the one-hot inputs of G's and D's first layers
         return [model.G[0].weight.grad[:, model.z_dim:].T,
-                model.D[0].weight.grad[:, model.data_dim:].T]
+                model.D[0].weight.grad[:, -model.num_classes:].T]
     if isinstance(model, DDPM):
         return [model.net.label.weight.grad]
-    if isinstance(model, DCGAN) and not model.acgan:     # dcgan: also D's input maps, one per label
-        return [model.embed.weight.grad, model.D[0][0].weight.grad[:, 3:].transpose(0, 1)]
     return [model.embed.weight.grad]
 
 

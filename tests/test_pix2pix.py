@@ -26,7 +26,7 @@ def test_parameter_counts_match_the_reference():
     assert count(m.G) == 54_413_955                                          # unet_256
     assert count(m.D) == 2_768_705 and m.D[0].in_channels == 6       # 70x70 PatchGAN on [y, x]
     a = torch.zeros(1, 3, 256, 256)
-    assert m.critic(a, a).shape == (1, 1, 30, 30)
+    assert m.logits(a, a).shape == (1, 1, 30, 30)
 
 
 def test_weights_start_as_dcgans():
@@ -100,7 +100,7 @@ def test_confident_discriminator_and_the_halved_d(logit_of_real):
     confidently wrong."""
     m = Pix2Pix(16, 1, ngf=4, ndf=4, n_layers=1)
     m.G.forward = lambda a: -torch.ones_like(a)
-    m.critic = lambda a, b: logit_of_real * b                      # (B, 1, S, S): a logit per patch
+    m.logits = lambda a, b: logit_of_real * b                      # (B, 1, S, S): a logit per patch
     a, b = torch.randn(4, 1, 16, 16), torch.ones(4, 1, 16, 16)
     d, g = m.d_loss(b, a), m.g_loss(b, a)
     assert d["real"].item() == pytest.approx(0.5 * bce(logit_of_real, 1.0), rel=1e-4)
@@ -127,9 +127,9 @@ def test_d_targets_hard_soft_and_flipped():
     """1 for real pairs and 0 for fakes (Eq. 1); soft labels U(0.7, 1) and U(0, 0.3), means 0.85
     and 0.15; flipped labels trade a fraction flip of each side's targets for the other's."""
     torch.manual_seed(0)
-    real, fake = d_targets(3, "cpu")
-    assert real.shape == fake.shape == (3, 1, 1, 1)
-    assert torch.equal(real, torch.ones(3, 1, 1, 1)) and torch.equal(fake, torch.zeros(3, 1, 1, 1))
+    real, fake = d_targets(3, "cpu")                              # gan.py's, one per pair
+    assert real.shape == fake.shape == (3,)
+    assert torch.equal(real, torch.ones(3)) and torch.equal(fake, torch.zeros(3))
     real, fake = d_targets(20_000, "cpu", soft=True)
     assert 0.7 <= real.min() and real.max() <= 1 and 0 <= fake.min() and fake.max() <= 0.3
     assert real.mean().item() == pytest.approx(0.85, abs=0.01)

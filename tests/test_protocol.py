@@ -15,7 +15,8 @@ from support.cli import model_class
 
 BUILDS = ("vae", "gan", "dcgan", "pix2pix", "cyclegan", "stylegan", "ddpm", "ldm",
           "srgan", "stargan")
-NEEDS = {"ldm": ["ddpm"], "cyclegan": ["pix2pix"]}   # the files a model file builds on
+NEEDS = {"ldm": ["ddpm"], "cyclegan": ["pix2pix", "gan"]}   # the files a model file builds on
+NEEDS |= {"dcgan": ["gan"], "pix2pix": ["gan"]}        # gan.py's game and its helpers
 BUILDS += ("progan",)
 NEEDS["stylegan"] = ["progan"]                         # ProGAN's pieces
 
@@ -106,7 +107,8 @@ ALONE = {                               # (image size, tiny keywords, the condit
 
 def test_each_model_file_runs_copied_alone_into_an_empty_folder(tmp_path):
     """A reader copies vae.py out of the repository and it runs: it imports only torch (ldm.py
-    also ddpm.py, cyclegan.py also pix2pix.py). One process per model, all at once."""
+    also ddpm.py, cyclegan.py also pix2pix.py, dcgan.py and pix2pix.py also gan.py). One process
+    per model, all at once."""
     runs = {}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     for name in BUILDS:
@@ -190,7 +192,8 @@ def test_the_root_shows_the_course():
     support/. (The 8 models of the first release and the 3 commands were "at most 12"; each
     lecture system added since, such as stargan.py, joins them as one more model file.)"""
     root = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "*.py"))}
-    assert root == {f"{m}.py" for m in MODELS} | {"train.py", "sample.py", "evaluate.py"}
+    files = {model_class(m).__module__ + ".py" for m in MODELS}    # dcgan-lab: in dcgan.py
+    assert root == files | {"train.py", "sample.py", "evaluate.py"}
 
 
 def test_model_files_import_only_torch_and_the_files_they_build_on():

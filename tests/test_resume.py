@@ -15,6 +15,8 @@ TINY = {
     "gan": ["--image-size", 8, "--hidden", 16, "--z-dim", 4, "--loss", "wgan-gp",
             "--n-critic", 2],
     "dcgan": ["--image-size", 8, "--ngf", 4, "--ndf", 4, "--z-dim", 4],
+    "dcgan-lab": ["--image-size", 8, "--ngf", 4, "--ndf", 4, "--z-dim", 4, "--classes", "--acgan",
+                  "--d-dropout", 0.3, "--g-steps", 2],
     "pix2pix": ["--image-size", 16, "--ngf", 4, "--ndf", 4, "--n-layers", 1],
     "cyclegan": ["--image-size", 8, "--ngf", 4, "--ndf", 4, "--n-blocks", 1, "--n-layers", 1,
                  "--history", 3],

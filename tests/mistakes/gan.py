@@ -1,6 +1,7 @@
 """gan.py's mistakes: D's targets, G's loss, where the fakes are detached, the optimisers, the
 prior of z; WGAN's signs and clipping, the gradient penalty; the lab's soft and flipped labels and
-dropout. Three more are in taught.py (docs/mistakes.md measures them): D's targets swapped in
+dropout; and those of the helpers dcgan.py and pix2pix.py take from here, run with their tests
+too. Three more are in taught.py (docs/mistakes.md measures them): D's targets swapped in
 d_targets, G's loss on detached fakes, the sign of WGAN's E[f(x)]."""
 from tests.mistakes import Mistake
 
@@ -45,8 +46,8 @@ MISTAKES = [
             shows="G helps D tell its samples apart: D(G(z)) falls to 0 within a few steps, "
                   "the samples never approach the data"),
     Mistake("gan.py", "the fakes not detached in D's step",
-            "fake = self.fake.detach()",
-            "fake = self.fake",
+            "fake = self.fake.detach()\n        # D(x)",
+            "fake = self.fake\n        # D(x)",
             shows="the first G step fails: 'Trying to backward through the graph a second "
                   "time' (D's backward freed G's graph); with retain_graph to silence it, "
                   "G's gradient gets D's added, pulling it away from the data"),
@@ -60,8 +61,8 @@ MISTAKES = [
             shows="the critic pushes all scores up together and measures no distance: the "
                   "scores diverge, G gets no useful signal"),
     Mistake("gan.py", "WGAN's G loss +E[f(G(z))], the critic's sign, not its opposite",
-            '{"wgan": -fake_f.float().mean()}',
-            '{"wgan": fake_f.float().mean()}',
+            '{"wgan": -fake_logit.float().mean()}',
+            '{"wgan": fake_logit.float().mean()}', tests="tests/test_gan.py tests/test_dcgan.py",
             shows="G moves its samples to where the critic scores them lowest: away from the "
                   "data, the Wasserstein estimate grows"),
     Mistake("gan.py", "WGAN's clip hooked on G's optimizer instead of D's",
@@ -71,7 +72,7 @@ MISTAKES = [
                   "weights in [-0.01, 0.01] and outputs grey"),
     Mistake("gan.py", "WGAN clips the gradients, not the weights",
             "p.clamp_(-c, c)",
-            "p.grad.clamp_(-c, c)",
+            "p.grad.clamp_(-c, c)", tests="tests/test_gan.py tests/test_dcgan.py",
             shows="the critic's weights grow without bound: the Wasserstein estimate diverges"),
     Mistake("gan.py", "the gradient penalty's norm taken over the whole batch, not per image",
             "grad.flatten(1).norm(dim=1)",
@@ -94,11 +95,11 @@ MISTAKES = [
                   "held to 1 in the wrong places, a weaker critic"),
     Mistake("gan.py", "WGAN-GP's lambda dropped",
             "self.gp_lambda * gradient_penalty",
-            "gradient_penalty",
+            "gradient_penalty", tests="tests/test_gan.py tests/test_dcgan.py",
             shows="--gp-lambda does nothing; at lambda = 1 the critic drifts from 1-Lipschitz"),
     Mistake("gan.py", "n_critic's defaults swapped: 5 D steps per G step for BCE, 1 for WGAN",
             '(1 if loss == "bce" else 5)',
-            '(5 if loss == "bce" else 1)',
+            '(5 if loss == "bce" else 1)', tests="tests/test_gan.py tests/test_dcgan.py",
             shows="the BCE D wins (D(x) near 1, D(G(z)) near 0); the WGAN critic is too far "
                   "from optimal to estimate the distance"),
     Mistake("gan.py", "soft labels added to 1 instead of taken from it",
@@ -108,7 +109,7 @@ MISTAKES = [
                   "run away"),
     Mistake("gan.py", "labels flipped with probability 1 - p, not p",
             "< flip",
-            "> flip",
+            "> flip", tests="tests/test_gan.py tests/test_pix2pix.py",
             shows="with --flip-labels 0.05 D is trained on 95% wrong labels: it calls the data "
                   "fake and G is pushed from it"),
     Mistake("gan.py", "one soft-label draw for the whole batch",
@@ -122,11 +123,11 @@ MISTAKES = [
                   "from N(0, I), shows broken samples while the losses look normal"),
     Mistake("gan.py", "z drawn from U(0, 1) (rand) at sampling",
             "torch.randn(n, self.z_dim",
-            "torch.rand(n, self.z_dim",
+            "torch.rand(n, self.z_dim", tests="tests/test_gan.py tests/test_dcgan.py",
             shows="samples from a corner of z-space G never trained on: broken, all alike"),
     Mistake("gan.py", "D's Adam given G's parameters",
-            "torch.optim.Adam(self.D.parameters()",
-            "torch.optim.Adam(self.G.parameters()",
+            "return adam(d_params, g_params,",
+            "return adam(g_params, g_params,",
             shows="D never learns (its loss stays near its initial 1.39) and G chases a fixed "
                   "random D: the samples go nowhere"),
     Mistake("gan.py", "the lab's dropout put in G too",
@@ -134,4 +135,14 @@ MISTAKES = [
             "nn.Tanh(), dropout=d_dropout)",
             shows="G's outputs carry dropout noise in training; in eval mode sample() draws "
                   "from a G that D never judged"),
+    Mistake("gan.py", "G's Adam given every parameter, D's too",
+            'g_params = [p for name, p in self.named_parameters() if not name.startswith("D")]',
+            "g_params = list(self.parameters())", tests="tests/test_dcgan.py",
+            shows="G's step also moves D to help G: D's loss creeps up and the game is "
+                  "no longer played"),
+    Mistake("gan.py", "soft labels drawn from U(0, 0.7) instead of U(0, 0.3)",
+            "0.3 * torch.rand(",
+            "0.7 * torch.rand(", tests="tests/test_pix2pix.py",
+            shows="with --soft-labels the real and fake targets overlap (0.3 to 1 and 0 to "
+                  "0.7): D cannot separate them and gives G a weak, noisy signal"),
 ]

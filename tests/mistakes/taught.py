@@ -19,17 +19,19 @@ MISTAKES = [
     Mistake("gan.py", "D's targets swapped: real images labelled 0, fakes 1",
             "return torch.where(real, 1 - u, u).split(n)",
             "return torch.where(real, u, 1 - u).split(n)",
+            tests="tests/test_gan.py tests/test_pix2pix.py",
             shows="D calls the data fake and G is rewarded for looking unlike it: G's loss "
                   "falls to 0, D(G(z)) to 1, and every sample is the same bright, inverted "
                   "pattern"),
     Mistake("gan.py", "G's loss computed on detached fakes",
-            "fake_logit = self.critic(self.fake, self.y)",
-            "fake_logit = self.critic(self.fake.detach(), self.y)",
+            "self.g_terms(self.logits(self.fakes(), self.y))",
+            "self.g_terms(self.logits(self.fakes().detach(), self.y))",
             shows="no gradient reaches G: D wins (D(G(z)) near 0, G's loss climbing past 10) "
                   "and the samples stay the untrained G's flat grey noise"),
     Mistake("gan.py", "WGAN's critic loss with the sign of E[f(x)] flipped",
-            'terms = {"real": -real_f.float().mean(),',
-            'terms = {"real": real_f.float().mean(),',
+            'return {"real": -real_f.float().mean(),',
+            'return {"real": real_f.float().mean(),',
+            tests="tests/test_gan.py tests/test_dcgan.py",
             shows="the critic pushes every score down, real and fake alike, and measures no "
                   "distance: its gradient penalty climbs to 93 (right: 2), G gets no useful "
                   "signal and the samples stay noise"),
