@@ -220,7 +220,7 @@ class StyleGAN(nn.Module):
         x = to_image(self.to_rgb, hs, alpha, self.levels)
         return F.interpolate(x, size=self.image_size)
 
-    def critic(self, x, y=None):
+    def logits(self, x, y=None):
         """6. D(x | y) as a logit: (B, C, r, r) at the phase's size r (or more) -> (B,)."""
         h = features(self.D_rgb, self.D, x, *self.phase())
         h = self.D_out(minibatch_std(h, self.group))
@@ -237,9 +237,9 @@ class StyleGAN(nn.Module):
         self.fake = self.draw_fakes(x.shape[0], x.device, y)
         # 7. at r (S fixed)
         x = reals(x, *self.phase()).detach().requires_grad_(self.gamma > 0)
-        real = self.critic(x, y).float()
+        real = self.logits(x, y).float()
         # D's step does not reach G
-        fake = self.critic(self.fake.detach(), y).float()
+        fake = self.logits(self.fake.detach(), y).float()
         # -log sigmoid(D(x)), -log(1 - sigmoid(D(G(z))))
         terms = {"real": F.softplus(-real).mean(),
                  "fake": F.softplus(fake).mean(),
@@ -254,7 +254,7 @@ class StyleGAN(nn.Module):
     def g_loss(self, x, y=None):
         """8. G's step on d_loss's fakes: the non-saturating softplus(-D(G(z))) =
         -log sigmoid(D(G(z))); then 7. counts."""
-        fake = self.critic(self.fake, y).float()
+        fake = self.logits(self.fake, y).float()
         if self.progressive:
             self.seen += len(self.fake)
         return {"gan": F.softplus(-fake).mean()}

@@ -164,7 +164,7 @@ def test_the_projection_discriminator_reads_the_classs_feature():
         x = torch.randn(4, 3, 8, 8)
         phi = m.D_out(minibatch_std(features(m.D_rgb, m.D, x, *m.phase()), m.group))   # (4, 16)
         for k in range(3):
-            logit = m.critic(x, torch.full((4,), k))
+            logit = m.logits(x, torch.full((4,), k))
             assert torch.allclose(logit, phi[:, k], atol=1e-5), k
     assert phi.shape == (4, 16)
 
@@ -264,7 +264,7 @@ def test_losses_and_r1_on_a_linear_d():
     torch.manual_seed(0)
     m = tiny(gamma=3.0)
     v = (0.05 * torch.randn(3 * 8 * 8)).requires_grad_(True)
-    m.critic = lambda x, y=None: x.flatten(1) @ v
+    m.logits = lambda x, y=None: x.flatten(1) @ v
     x = torch.rand(5, 3, 8, 8) * 2 - 1
     terms = m.d_loss(x)
     assert terms["r1"].item() == pytest.approx(1.5 * v.pow(2).sum().item(), rel=1e-5)

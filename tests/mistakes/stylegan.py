@@ -50,8 +50,8 @@ MISTAKES = [
             shows="G's gradient vanishes once D wins early: G's loss flat, the samples stuck "
                   "in their first blobs"),
     Mistake("stylegan.py", "G(z) not detached in D's step",
-            "fake = self.critic(self.fake.detach(), y).float()",
-            "fake = self.critic(self.fake, y).float()",
+            "fake = self.logits(self.fake.detach(), y).float()",
+            "fake = self.logits(self.fake, y).float()",
             shows="D's backward frees G's graph: the G step that follows crashes with 'Trying "
                   "to backward through the graph a second time'"),
     Mistake("stylegan.py", "R1 weighted gamma, not gamma/2",
