@@ -88,8 +88,10 @@ MISTAKES = [
             "if self.ae_steps_done <= self.ae_steps:",
             shows="one autoencoder step more than asked; with --ae, stage 1 is not skipped"),
     Mistake("ldm.py", "the two stages' learning rates swapped",
-            '"lr": self.ae_lr},\n                  {"params": self.diffusion.parameters(), "lr": self.lr}]',
-            '"lr": self.lr},\n                  {"params": self.diffusion.parameters(), "lr": self.ae_lr}]',
+            '"lr": self.ae_lr},\n                  '
+            '{"params": self.diffusion.parameters(), "lr": self.lr}]',
+            '"lr": self.lr},\n                  '
+            '{"params": self.diffusion.parameters(), "lr": self.ae_lr}]',
             shows="the autoencoder at 2e-4, the U-Net at 1e-4: both train, the diffusion "
                   "slower than its flag says"),
     # -------------------------------------------------------------- 4. captions
