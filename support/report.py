@@ -13,7 +13,8 @@ def parse(argv, doc):
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("samples", nargs="?",
                    help="a folder of samples (class subfolders: conditional accuracy)")
-    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall")
+    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall, "
+                   "density, coverage; class folders in both: per class too")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--features", choices=["inception", "classifier"],
                    help="the features compared. default: the classifier's, if given")
@@ -29,7 +30,9 @@ def parse(argv, doc):
     # MMD^2 divides by m (m - 1)
     p.add_argument("--kid-size", type=Range(int, 2), default=1000,
                    help="images per KID subset (at most a folder's). default: 1000")
-    p.add_argument("--k", type=COUNT, default=3, help="the k of precision/recall. default: 3")
+    p.add_argument("--k", type=COUNT, default=3,
+                   help="the k of the k-NN balls: precision, recall, density, coverage. "
+                   "default: 3")
     p.add_argument("--splits", type=COUNT, default=10, help="IS splits. default: 10")
     p.add_argument("--seed", type=SEED, default=0,
                    help="seeds KID's subsets, the IS splits, the classifier. default: 0")
@@ -55,7 +58,18 @@ def table(r, args):
         pr = f"{r['precision']:.3f}, {r['recall']:.3f}"
         rows += [(name, f"{r['FD']:.3f}"),
                  ("KID", f"{kid}  ({args.kid_subsets} subsets of {r['KID_subset']})"),
-                 (f"precision, recall (k = {args.k})", pr)]
+                 (f"precision, recall (k = {args.k})", pr),
+                 ("density, coverage", f"{r['density']:.3f}, {r['coverage']:.3f}")]
+    if "per_class" in r:
+        per = r["per_class"]
+        worst = max(per, key=lambda c: per[c]["FD"])
+        pr = f"{r['intra_precision']:.3f}, {r['intra_recall']:.3f}"
+        dc = f"{r['intra_density']:.3f}, {r['intra_coverage']:.3f}"
+        rows += [(f"intra-class FD (mean of {len(per)})",
+                  f"{r['intra_FD']:.3f}  (highest: {worst} {per[worst]['FD']:.3f})"),
+                 ("intra-class KID", f"{r['intra_KID']:.4g}"),
+                 ("per-class precision, recall", pr),
+                 ("per-class density, coverage", dc)]
     if "IS" in r:
         on = "Inception" if on_inception else "classifier"
         IS = f"{r['IS']:.3f} +- {r['IS_std']:.3f}"

@@ -405,6 +405,7 @@ def test_the_classifier_learns_a_tiny_set_and_measures_conditional_accuracy(cli,
     assert r["accuracy"] == 1.0 and r["n"] == 24 and r["feature_dim"] == 32
     assert r["IS"] > 1.5 and "conditional accuracy" in p.stdout
     assert "FD (classifier features" in p.stdout
+    assert set(r["per_class"]) == {"h", "v"} and "intra-class FD (mean of 2)" in p.stdout
     shutil.rmtree(tmp_path / "samples" / "h")                         # only v/: folder 0 is class 1
     args = ("evaluate.py", tmp_path / "samples", "--classifier", tmp_path / "clf.pt", "--splits", 2,
             "--json", tmp_path / "r.json")
@@ -416,6 +417,8 @@ def test_the_classifier_learns_a_tiny_set_and_measures_conditional_accuracy(cli,
             "--classifier", tmp_path / "clf.pt", "--splits", 2, "--json", tmp_path / "r.json")
     r = json.load(open(tmp_path / "r.json"))
     assert p.returncode == 0 and (r["precision"], r["recall"]) == (1.0, 0.5), p.out
+    # the real balls that hold a copy: the copied half
+    assert r["coverage"] == 0.5 and "per_class" not in r
 
 
 def test_pairs_give_psnr_and_ssim_of_each_output_against_its_target(cli, tmp_path):
