@@ -93,7 +93,8 @@ def learnable(args, flag, root, size, device, drawn=False):
                    f"({len(missing)} such; every tenth image is held out): give each at least 2")
     batch = args.batch_size if drawn else min(args.batch_size, len(trained))
     # float32: the images (RGB at most) and the first conv's features
-    fits("--batch-size", args.batch_size, batch * size * size * (3 + args.width) * 4, device)
+    step = batch * size * size * (3 + args.width) * 4
+    fits("--batch-size", f"{batch} ({size}x{size}, --width {args.width})", step, device)
 
 
 def labelled(args, root, size, **kw):

@@ -288,9 +288,10 @@ def test_the_lab_from_the_command_line(cli, tmp_path):
     """scenes.py writes the lab's files; train.py --labels, sample.py --conditions (a folder, a
     grid, the denoising strip), evaluate.py --train-classifier --labels and --conditions read
     them."""
-    scenes.write(str(tmp_path / "lab"), n=64, size=8)
+    # 120: each of the 24 objects in an image the classifier trains on
+    scenes.write(str(tmp_path / "lab"), n=120, size=8)
     lab_dir = tmp_path / "lab"
-    assert len(os.listdir(lab_dir / "images")) == 64
+    assert len(os.listdir(lab_dir / "images")) == 120
     assert len(json.loads((lab_dir / "new_test.json").read_text())) == 32
     small = ["--image-size", 8, "--batch-size", 8, "--steps", 2, "--ch", 8, "--z-dim", 4]
     r = cli("train.py", "vae", "--data", lab_dir / "images", "--labels", lab_dir / "train.json",
