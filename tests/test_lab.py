@@ -527,3 +527,26 @@ def test_bad_lab_evaluator_input_is_one_line(cli, tmp_path, change, message):
             "--out", tmp_path / "run")
     assert r.returncode == 1 and message in r.stderr, r.out
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.out, r.stderr
+
+
+@pytest.mark.parametrize("n, says", [
+    (12, "condition 1: no room apart for object"),          # the issue's: it retried forever
+    (16, "condition 1: no room apart for object"),          # fits on paper, not drawn at random
+    (17, "condition 1: 17 objects, more than the 16 that fit apart in a frame"),
+])
+def test_a_set_that_cannot_be_placed_is_refused_before_anything_is_written(cli, tmp_path, n,
+                                                                          says):
+    """scenes.py --conditions: a set of more objects than fit a frame is refused as it is read;
+    one the random placement finds no room for gives up after its tries. One line, and no
+    folder, not even the first set's scene."""
+    import signal
+    (tmp_path / "big.json").write_text(json.dumps([scenes.NAMES[:3], scenes.NAMES[:n]]))
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("still placing after 30 s"))
+    signal.alarm(30)
+    try:
+        r = cli("support/scenes.py", "--out", tmp_path / "real", "--conditions",
+                tmp_path / "big.json")
+    finally:
+        signal.alarm(0)
+    assert r.returncode == 1 and says in r.stderr, r.out
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "real").exists(), r.out
