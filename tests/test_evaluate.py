@@ -518,6 +518,12 @@ CLF = ["--classifier", "CLF"]
      "precision/recall with k = 3 needs more than 3 images in each folder"),
     (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE"],
      "--classifier scores 10 objects, but"),
+    # each was ignored beside --conditions, --ref beside --pairs
+    (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE", "--ref", "TWELVE"],
+     "--conditions and --ref ask for two evaluations of SAMPLES: run evaluate.py once for each"),
+    (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE", "--pairs", "TWELVE"],
+     "--conditions and --pairs ask for two evaluations"),
+    (["TWELVE", "--pairs", "TWELVE", "--ref", "TWELVE"], "--pairs and --ref ask for two"),
     (["TWELVE", *CLF, "--json", "NOWHERE"], "cannot write --json"),
     (["TWELVE", *CLF, "--json", "FOLDER"], "is a folder: name a file"),
     (["--train-classifier", "TWELVE", "--out", "NOWHERE"], "cannot write --out"),

@@ -550,3 +550,23 @@ def test_a_set_that_cannot_be_placed_is_refused_before_anything_is_written(cli, 
         signal.alarm(0)
     assert r.returncode == 1 and says in r.stderr, r.out
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "real").exists(), r.out
+
+
+def test_one_condition_scores_without_a_nan(cli, tmp_path):
+    """evaluate.py --conditions with one condition: the accuracy, and n/a (not nan) for the
+    standard error and the spread, which need two conditions or a set asked for twice; the JSON
+    holds null there, not NaN (which JSON has no word for)."""
+    (tmp_path / "s").mkdir()
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "s" / "0.png")
+    (tmp_path / "one.json").write_text(json.dumps([["red square", "blue circle"]]))
+    out = tmp_path / "r.json"
+    r = cli("evaluate.py", tmp_path / "s", "--conditions", tmp_path / "one.json", "--classifier",
+            clf_file(tmp_path / "clf.pt", scenes.NAMES), "--json", out)
+    assert r.returncode == 0 and "nan" not in r.out.lower(), r.out
+    assert "standard error n/a (one condition" in r.out and "n/a (no set asked" in r.out, r.out
+
+    def refuse(word):
+        raise ValueError(word)
+    figures = json.loads(out.read_text(), parse_constant=refuse)
+    assert figures["lab_accuracy_se"] is None and figures["lab_spread"] is None
+    assert 0 <= figures["lab_accuracy"] <= 1

@@ -103,4 +103,9 @@ MISTAKES = [
             "pred = p.argmax(1)",
             "pred = p.argmin(1)",
             shows="a perfect conditional model scores 0 accuracy"),
+    Mistake("evaluate.py", "two evaluations let through, only all three refused",
+            "if len(modes) > 1:",
+            "if len(modes) > 2:",
+            shows="--ref beside --conditions, or beside --pairs, is silently ignored: the "
+                  "FID the user asked for never appears"),
 ]
