@@ -78,7 +78,7 @@ def learnable(args, flag, root, size, device, drawn=False):
     else:
         names = sorted(d for d in os.listdir(root)
                        if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-        counts = torch.tensor([len(find_images(os.path.join(root, d))) for d in names])
+        counts = torch.tensor([len(find_images(os.path.join(root, d))) for d in names], dtype=int)
         y = torch.arange(len(names)).repeat_interleave(counts)
     kind = "object" if args.labels else "class"
     if len(names) < 2:
