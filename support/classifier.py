@@ -83,12 +83,16 @@ def learnable(args, flag, root, size, device, drawn=False):
     kind = "object" if args.labels else "class"
     if len(names) < 2:
         found = f"one {kind} ({names[0]})" if names else f"no {kind}"
+        where = "in objects.json" if args.labels else "(one subfolder per class)"
         raise Fail(f"{flag} {root} has {found}: a classifier needs at least 2 to tell apart "
-                   f"(one subfolder per class)")
+                   f"{where}")
     trained = y[torch.arange(len(y)) % 10 != 0]
+    # images of each class, or of each object
     if y.dim() == 1:
-        trained = F.one_hot(trained, len(names))
-    if missing := [n for n, c in zip(names, trained.sum(0).tolist()) if c == 0]:
+        per = torch.bincount(trained, minlength=len(names))
+    else:
+        per = trained.sum(0)
+    if missing := [n for n, c in zip(names, per.tolist()) if c == 0]:
         raise Fail(f"{flag} {root}: no image of the {kind} {missing[0]} to train on "
                    f"({len(missing)} such; every tenth image is held out): give each at least 2")
     batch = args.batch_size if drawn else min(args.batch_size, len(trained))

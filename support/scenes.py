@@ -197,6 +197,10 @@ def main(argv):
         raise Fail("-n does not apply with --conditions: one scene is drawn per set in it")
     n = a.n or N
     sets = read_sets(a.conditions) if a.conditions else []
+    # the scenes, held at once (uint8)
+    fits("-n", n, n * a.image_size**2 * 3)
+    if os.path.isfile(a.out):
+        raise Fail(f"--out {a.out} is a file: name a folder to write the scenes into")
     # every set placed before anything is written: one that finds no room is refused
     placed = []
     for i, ids in enumerate(sets):
@@ -204,10 +208,6 @@ def main(argv):
             placed.append(place(np.random.default_rng([a.seed, 1, i]), np.array(ids)))
         except Fail as e:
             raise Fail(f"{a.conditions}, condition {i}: {e}")
-    # the scenes, held at once (uint8)
-    fits("-n", n, n * a.image_size**2 * 3)
-    if os.path.isfile(a.out):
-        raise Fail(f"--out {a.out} is a file: name a folder to write the scenes into")
     try:
         os.makedirs(a.out, exist_ok=True)
     except OSError as e:

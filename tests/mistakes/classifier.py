@@ -48,8 +48,8 @@ MISTAKES = [
             shows="a class whose only image is held out is never trained on; the noisy "
                   "classifier's one-image run stops on a traceback"),
     Mistake(F, "an empty class's count read as present",
-            "for n, c in zip(names, trained.sum(0).tolist()) if c == 0]",
-            "for n, c in zip(names, trained.sum(0).tolist()) if c < 0]",
+            "for n, c in zip(names, per.tolist()) if c == 0]",
+            "for n, c in zip(names, per.tolist()) if c < 0]",
             tests=f"{T} tests/test_guidance.py",
             shows="an empty class folder, or a lab object no image shows, becomes a class the "
                   "classifier never sees: its guidance and accuracy mean nothing"),
