@@ -80,11 +80,16 @@ def table(r, args):
         rows.append(("conditional accuracy",
                      f"{r['accuracy']:.4f}  (lowest: {worst} {per_class[worst]:.2f})"))
     if "lab_accuracy" in r:
-        acc = f"{r['lab_accuracy']:.4f} +- {r['lab_accuracy_se']:.4f}"
-        rows += [("the lab's accuracy (top-k)",
-                  f"{acc} (standard error; {r['n']} conditions of {r['conditions']})"),
-                 ("samples of one set: mean |x_i - x_j|",
-                  f"{r['lab_spread']:.4f}  (0: one image a set, whatever z)")]
+        se = r["lab_accuracy_se"]
+        within = r["lab_spread"]
+        acc = f"{r['lab_accuracy']:.4f}, standard error n/a (one condition"
+        if se is not None:
+            acc = f"{r['lab_accuracy']:.4f} +- {se:.4f} (standard error; {r['n']} conditions"
+        spread = "n/a (no set asked for twice: repeat sets in the conditions file)"
+        if within is not None:
+            spread = f"{within:.4f}  (0: one image a set, whatever z)"
+        rows += [("the lab's accuracy (top-k)", f"{acc} of {r['conditions']})"),
+                 ("samples of one set: mean |x_i - x_j|", spread)]
     if "PSNR" in r:
         rows += [("mean L1 ([0, 1] scale)", f"{r['L1']:.4f}"),
                  ("PSNR", f"{r['PSNR']:.2f} dB"),

@@ -28,10 +28,19 @@ def test_no_peer_python_is_one_line(cli, tmp_path):
     assert r.stderr.strip().count("\n") == 0 and "--peer-python" in r.stderr
 
 
+def without_site_packages(tmp_path):
+    """A Python that surely lacks the peer library, whatever this machine has installed: this
+    one, started without its site-packages (-S), where an installed library lives."""
+    py = tmp_path / "python"
+    py.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    py.chmod(0o755)
+    return py
+
+
 def test_a_python_without_the_peer_library_is_refused_before_any_work(cli, tmp_path):
     out = tmp_path / "out"
-    r = cli("measure/compare.py", "--data", tmp_path, "--peer-python", sys.executable,
-            "--out", out)
+    r = cli("measure/compare.py", "--data", tmp_path, "--peer-python",
+            without_site_packages(tmp_path), "--out", out)
     assert r.returncode == 1
     assert "cannot import denoising_diffusion_pytorch" in r.stderr
     assert r.stderr.strip().count("\n") == 0

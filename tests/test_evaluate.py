@@ -469,7 +469,9 @@ def refusal_setup(tmp_path):
     """Folders of 1, 3 and 12 gray images, a classifier of random weights reading 8x8, a model's
     checkpoint, the lab's files for a course evaluator with 10 outputs, a folder of one class."""
     rng = np.random.default_rng(0)
-    for name, n in (("one", 1), ("three", 3), ("twelve", 12), ("single/only", 12)):
+    for name, n in (("one", 1), ("three", 3), ("twelve", 12), ("single/only", 12),
+                    ("pair/a", 1), ("pair/b", 1), ("gap/a", 12), ("gap/b", 12), ("gap/c", 0),
+                    ("duo/a", 12), ("duo/b", 12)):
         os.makedirs(tmp_path / name)
         for i in range(n):
             im = rng.integers(0, 256, (8, 8), dtype=np.uint8)
@@ -484,7 +486,8 @@ def refusal_setup(tmp_path):
     objects = {f"object {i}": i for i in range(24)}
     (tmp_path / "objects.json").write_text(json.dumps(objects))
     return {"ONE": tmp_path / "one", "THREE": tmp_path / "three", "TWELVE": tmp_path / "twelve",
-            "SINGLE": tmp_path / "single", "CLF": tmp_path / "clf.pt",
+            "SINGLE": tmp_path / "single", "PAIR": tmp_path / "pair", "GAP": tmp_path / "gap",
+            "DUO": tmp_path / "duo", "CLF": tmp_path / "clf.pt",
             "CKPT": tmp_path / "ckpt.pt", "COURSE": tmp_path / "course.pth",
             "TEST": tmp_path / "test.json", "NOWHERE": tmp_path / "no" / "such" / "r.json",
             "FOLDER": tmp_path / "twelve", "OUT": tmp_path / "out.pt"}
@@ -518,6 +521,12 @@ CLF = ["--classifier", "CLF"]
      "precision/recall with k = 3 needs more than 3 images in each folder"),
     (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE"],
      "--classifier scores 10 objects, but"),
+    # each was ignored beside --conditions, --ref beside --pairs
+    (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE", "--ref", "TWELVE"],
+     "--conditions and --ref ask for two evaluations of SAMPLES: run evaluate.py once for each"),
+    (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE", "--pairs", "TWELVE"],
+     "--conditions and --pairs ask for two evaluations"),
+    (["TWELVE", "--pairs", "TWELVE", "--ref", "TWELVE"], "--pairs and --ref ask for two"),
     (["TWELVE", *CLF, "--json", "NOWHERE"], "cannot write --json"),
     (["TWELVE", *CLF, "--json", "FOLDER"], "is a folder: name a file"),
     (["--train-classifier", "TWELVE", "--out", "NOWHERE"], "cannot write --out"),
@@ -525,6 +534,13 @@ CLF = ["--classifier", "CLF"]
      "exists and is not a classifier of evaluate.py: choose another --out"),
     (["--train-classifier", "SINGLE", "--image-size", "8", "--out", "OUT"],
      "has one class (only): a classifier needs at least 2"),
+    # each class's one image, the first held out: nothing of class a to learn
+    (["--train-classifier", "PAIR", "--image-size", "8", "--out", "OUT"],
+     "no image of the class a to train on"),
+    (["--train-classifier", "GAP", "--image-size", "8", "--out", "OUT"],
+     "no image of the class c to train on"),
+    (["--train-classifier", "DUO", "--image-size", "8", "--width", "1000000000", "--out", "OUT"],
+     "choose a smaller --batch-size"),
 ])
 def test_refusals_are_one_line_before_the_work(cli, tmp_path, args, message):
     """Each bad input (issue 30) is one line naming the flag, exit 1, and nothing written: no
