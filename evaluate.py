@@ -357,11 +357,6 @@ def main(argv):
     torch.manual_seed(args.seed)
     if args.train_classifier:
         return train_classifier(args, device)
-    # each evaluation reads SAMPLES its own way, and ignores the others' flags
-    modes = [f for f in ("--conditions", "--pairs", "--ref") if getattr(args, f[2:])]
-    if len(modes) > 1:
-        raise Fail(f"{modes[0]} and {modes[1]} ask for two evaluations of SAMPLES: run "
-                   "evaluate.py once for each")
     if args.conditions and not args.classifier:
         raise Fail("--conditions needs --classifier PATH, a multi-label one (--labels)")
     if args.conditions:

@@ -6,10 +6,22 @@ from support.cli import COUNT, SEED, Parser, Range
 from support.features import cached_weights
 
 
+# What each of evaluate.py's evaluations reads, beside its own flag: a flag given to an
+# evaluation that does not read it would be ignored, so it is refused.
+FEATURES = ("--features", "--classifier", "--inception-weights", "--splits", "--seed", "--json")
+READS = {"--train-classifier": ("--out", "--resize", "--image-size", "--epochs", "--labels",
+                                "--objects", "--batch-size", "--width", "--lr", "--seed"),
+         "--conditions": ("--classifier", "--json"),
+         "--pairs": ("--json",),
+         "--ref": FEATURES + ("--kid-subsets", "--kid-size", "--k"),
+         "SAMPLES": FEATURES}
+
+
 def parse(argv, doc):
     """evaluate.py's arguments (doc: its docstring, for --help), or one line saying what
     is wrong."""
-    p = Parser(prog="evaluate.py", description=doc,
+    # no abbreviated flags: each flag given is known by its full name
+    p = Parser(prog="evaluate.py", description=doc, allow_abbrev=False,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("samples", nargs="?",
                    help="a folder of samples (class subfolders: conditional accuracy)")
@@ -40,7 +52,26 @@ def parse(argv, doc):
     args = p.parse_args(argv)
     if not args.samples and not args.train_classifier:
         p.error("give SAMPLES (a folder of images) or --train-classifier DIR")
+    applies(p, args, argv)
     return args
+
+
+def applies(p, args, argv):
+    """One evaluation at a time, and no flag it would ignore (READS), refused by name."""
+    given = {a.split("=")[0] for a in argv if a.startswith("--")}
+    if args.train_classifier and args.samples:
+        given.add("SAMPLES")
+    # each evaluation reads SAMPLES its own way
+    modes = [m for m in READS if m in given]
+    if len(modes) > 1:
+        p.error(f"{modes[0]} and {modes[1]} ask for two evaluations: run evaluate.py once "
+                "for each")
+    mode = modes[0] if modes else "SAMPLES"
+    if stray := sorted(given - set(READS[mode]) - {mode}):
+        what = "SAMPLES alone" if mode == "SAMPLES" else mode
+        p.error(f"{stray[0]} has no effect with {what}: drop it")
+    if "--objects" in given and not args.labels:
+        p.error("--objects names the objects of --labels: give --labels too, or drop it")
 
 
 def table(r, args):

@@ -135,9 +135,4 @@ MISTAKES = [
             tests="tests/test_intra_class.py",
             shows="with an extra or missing real class folder, each class is scored against "
                   "another class's images"),
-    Mistake("evaluate.py", "two evaluations let through, only all three refused",
-            "if len(modes) > 1:",
-            "if len(modes) > 2:",
-            shows="--ref beside --conditions, or beside --pairs, is silently ignored: the "
-                  "FID the user asked for never appears"),
 ]
