@@ -8,6 +8,7 @@
     python evaluate.py --train-classifier DIR --out clf.pt     # a classifier for DIR/<class>/*.png
     python evaluate.py --train-classifier DIR --labels train.json   # multi-label, for the lab
     python evaluate.py SAMPLES --conditions test.json --classifier clf.pt   # the lab's accuracy
+    python evaluate.py --ppl runs/stylegan/ckpt.pt --classifier clf.pt      # path length
 
     1. FD      ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)), Gaussians fitted to
                features; FID on Inception's 2048-d features (Heusel et al., 2017)
@@ -25,6 +26,9 @@
     5. acc     how often the classifier names the class of the subfolder a sample was asked for
     6. PSNR    10 log10(1 / MSE) on the [0, 1] scale; SSIM (Wang et al., 2004), Gaussian window
                11, sigma 1.5, K1 0.01, K2 0.03, averaged over the map
+    7. PPL     a StyleGAN's path length in W at the path's start, E[d(g(w_1), g(lerp(w_1, w_2;
+               eps))) / eps^2], eps = 1e-4, d the squared distance of the features (LPIPS in the
+               paper), the 1% tails left out (Karras et al., 2020)
 
 The Inception network needs its weights file (see support/inception.py;
 --inception-weights PATH, or in the cache folder). Figures on the classifier's features
@@ -36,7 +40,7 @@ import json, math, os, sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from support.cli import Fail, command, writable
+from support.cli import Fail, build_model, command, load_checkpoint, writable
 from support.classifier import load_classifier, train_classifier
 from support.features import features_and_probs, load_inception, read_folder, read_pairs, reads
 from support.pictures import to_uint8
@@ -338,6 +342,76 @@ def warn(message):
     print(f"warning: {message}", file=sys.stderr)
 
 
+def path_distances(model, features, z, y=None, epsilon=1e-4):
+    """StyleGAN2's path length at the path's start (Karras et al., 2020; the 2019 paper's
+    Eq. 4 in W): z (2B, z_dim) -> per pair d(g(w_1), g(lerp(w_1, w_2; epsilon))) / epsilon^2,
+    w = f(z), d the squared distance of the features (the paper's: LPIPS), the noise
+    shared by each pair."""
+    w1, w2 = model.mapping(z, y).chunk(2)
+    # a step of epsilon from w_1 towards w_2, in W
+    w_eps = torch.lerp(w1, w2, epsilon)
+    # the same w at every layer, (2B, L, w_dim)
+    ws = torch.cat([w1, w_eps])[:, None].expand(-1, model.num_layers, -1)
+    noise = [torch.cat([e, e]) for e in model.noises(len(w1))]
+    f1, f2 = features(model.synthesis(ws, noise)).chunk(2)
+    # d: the squared distance of the two images' features
+    d = ((f1 - f2) ** 2).sum(1)
+    return d / epsilon**2
+
+
+def trimmed_mean(d):
+    """The mean of d with its lowest and highest 1% left out, as the paper's code does:
+    a few pairs across a sharp change of the image would otherwise dominate."""
+    lo, hi = np.percentile(d, [1, 99])
+    return float(d[(d >= lo) & (d <= hi)].mean())
+
+
+@torch.no_grad()
+def path_length(args, device):
+    """--ppl CKPT: PPL over --ppl-n pairs of a StyleGAN checkpoint (its EMA weights), on
+    the features of --features."""
+    ck = load_checkpoint(args.ppl)
+    model = build_model(ck["model"], ck["config"])
+    if not hasattr(model, "mapping"):
+        raise Fail(f"--ppl measures paths in W, through a mapping w = f(z): a {ck['model']} "
+                   "has none; give a stylegan checkpoint")
+    model.load_state_dict(ck.get("ema") or ck["weights"])
+    model.to(device).eval()
+    use, features = float_features(args, device)
+    K = ck["config"].get("num_classes", 0)
+    d = []
+    for lo in range(0, args.ppl_n, 100):
+        b = min(100, args.ppl_n - lo)
+        z = torch.randn(2 * b, model.z_dim, device=device)
+        # a pair shares its class: every class in turn
+        y = None if not K else (torch.arange(b, device=device) % K).repeat(2)
+        d.append(path_distances(model, features, z, y).cpu())
+    return {"ppl": args.ppl, "pairs": args.ppl_n, "features": use,
+            "PPL": trimmed_mean(torch.cat(d).numpy())}
+
+
+def float_features(args, device):
+    """--features' network as a function of images (B, C, H, W) in [-1, 1], not rounded to
+    8 bits: PPL's pairs differ by far less than one level."""
+    use = args.features or ("classifier" if args.classifier else "inception")
+    if use == "classifier" and not args.classifier:
+        raise Fail("--features classifier needs --classifier PATH (from --train-classifier DIR)")
+    net, ck = (load_classifier(args.classifier) if use == "classifier"
+               else (load_inception(args.inception_weights), None))
+    net.to(device)
+    size, C = reads(ck)
+
+    def features(x):
+        # [0, 1], at the network's size and channels
+        x = (x.float() + 1) / 2
+        if size is not None:
+            x = F.interpolate(x, size, mode="bilinear", antialias=True)
+        x = x.mean(1, keepdim=True) if C == 1 else x.expand(-1, 3, -1, -1)
+        return net(x)[0].double()
+
+    return use, features
+
+
 def translation(args):
     """--pairs TARGETS: each output against the target of the same name -> L1, PSNR,
     SSIM."""
@@ -363,6 +437,8 @@ def main(argv):
         r = lab.score(args.samples, args.conditions, *load_classifier(args.classifier), device)
     elif args.pairs:
         r = translation(args)
+    elif args.ppl:
+        r = path_length(args, device)
     else:
         r = measure(args, device)
     print(table(r, args))

@@ -13,6 +13,7 @@ READS = {"--train-classifier": ("--out", "--resize", "--image-size", "--epochs",
                                 "--objects", "--batch-size", "--width", "--lr", "--seed"),
          "--conditions": ("--classifier", "--json"),
          "--pairs": ("--json",),
+         "--ppl": FEATURES + ("--ppl-n",),
          "--ref": FEATURES + ("--kid-subsets", "--kid-size", "--k"),
          "SAMPLES": FEATURES}
 
@@ -36,6 +37,11 @@ def parse(argv, doc):
                    help=f"the FID Inception weights file. default: {cached_weights()}")
     p.add_argument("--pairs", metavar="TARGETS",
                    help="translation: PSNR and SSIM against the same names' targets")
+    p.add_argument("--ppl", metavar="CKPT",
+                   help="a StyleGAN checkpoint: its perceptual path length in W, on the "
+                   "features of --features")
+    p.add_argument("--ppl-n", type=COUNT, default=10_000,
+                   help="pairs for --ppl (the paper: 100,000). default: 10000")
     p.add_argument("--conditions", metavar="JSON",
                    help="the lab: SAMPLES/0.png, 1.png, ... against test.json's sets")
     p.add_argument("--kid-subsets", type=COUNT, default=100, help="KID's subsets. default: 100")
@@ -50,8 +56,8 @@ def parse(argv, doc):
                    help="seeds KID's subsets, the IS splits, the classifier. default: 0")
     classifier_flags(p.add_argument_group("training the classifier"))
     args = p.parse_args(argv)
-    if not args.samples and not args.train_classifier:
-        p.error("give SAMPLES (a folder of images) or --train-classifier DIR")
+    if not (args.samples or args.train_classifier or args.ppl):
+        p.error("give SAMPLES (a folder of images), --train-classifier DIR or --ppl CKPT")
     applies(p, args, argv)
     return args
 
@@ -59,7 +65,7 @@ def parse(argv, doc):
 def applies(p, args, argv):
     """One evaluation at a time, and no flag it would ignore (READS), refused by name."""
     given = {a.split("=")[0] for a in argv if a.startswith("--")}
-    if args.train_classifier and args.samples:
+    if (args.train_classifier or args.ppl) and args.samples:
         given.add("SAMPLES")
     # each evaluation reads SAMPLES its own way
     modes = [m for m in READS if m in given]
@@ -76,6 +82,9 @@ def applies(p, args, argv):
 
 def table(r, args):
     """The dict of figures that evaluate.py computed -> lines of `name  value`."""
+    if "PPL" in r:
+        return (f"PPL (W, at the path's start; {r['pairs']} pairs of {r['ppl']}, "
+                f"{r['features']} features)  {r['PPL']:.4g}")
     images = f"{r.get('n', r.get('pairs'))} in {args.samples}"
     if "ref" in r:
         images += f", {r['n_ref']} in {r['ref']}"

@@ -506,7 +506,7 @@ CLF = ["--classifier", "CLF"]
     (["TWELVE", *CLF, "--kid-size", "1"], "argument --kid-size: must be at least 2 (got 1)"),
     (["TWELVE", *CLF, "--k", "x"], "argument --k: invalid int value: 'x'"),
     (["TWELVE", *CLF, "--nope"], "unrecognized arguments: --nope"),
-    ([], "give SAMPLES (a folder of images) or --train-classifier DIR"),
+    ([], "give SAMPLES (a folder of images), --train-classifier DIR or --ppl CKPT"),
     (["--train-classifier", "SINGLE", "--epochs", "0"], "argument --epochs: must be at least 1"),
     (["--train-classifier", "SINGLE", "--batch-size", "0"], "argument --batch-size: must be at"),
     (["--train-classifier", "SINGLE", "--lr", "nan"], "argument --lr: must be above 0 (got nan)"),
