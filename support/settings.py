@@ -8,7 +8,7 @@ import os
 import sys
 import torch
 from support.cli import COUNT, COUNT0, DECAY, SEED, Range, fits
-from support.cli import (MODELS, Fail, Parser, add_flags, build_model, hyperparameters,
+from support.cli import (MODELS, Fail, Parser, add_flags, build_model, flag, hyperparameters,
                          load_checkpoint, model_class)
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000,
@@ -32,7 +32,14 @@ BUILT_IN = ("shapes", "scenes")                         # --data that is not a f
 # ddpm.py's and ldm.py's GroupNorm(32, c): widths split in 32 groups
 GROUPS = 32
 UNLABELLED = {"pix2pix": "its condition is the input image of each pair",
-              "cyclegan": "it translates between two unlabelled domains"}
+              "cyclegan": "it translates between two unlabelled domains",
+              "srgan": "its condition is the low-resolution image"}
+# train.py's flags that act only beside another setting, as a model's `needs`: flag ->
+# {setting: the value it needs, a tuple of them, or bool: any that is set}
+NEEDS = {"eval_n": {"eval_every": bool}, "eval_features": {"eval_every": bool},
+         "lab_tests": {"lab_evaluator": bool}, "objects": {"labels": bool}}
+# a setting that is no one flag
+CONDITIONAL = "to a conditional model (--classes, --labels, --data scenes, ldm's --captions)"
 
 
 def parse(argv, usage):
@@ -139,6 +146,9 @@ def settings(name, cls, given):
         raise Fail(f"{ckpt_path} has done {ck['step']} steps already: "
                    f"give --steps above {ck['step']} to train on")
     applies(name, args)
+    labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
+    conditional = bool(labelled or args.get("captions"))
+    needs(cls, given, {**args, **config, "conditional": conditional})
     for k, p in hp.items():
         # a file keyword (ldm's --ae)
         path = config.get(k)
@@ -155,7 +165,6 @@ def settings(name, cls, given):
         device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
     # one batch; a grid, sampled at once
     fits("--image-size", size, args["batch_size"] // world * image, device)
-    labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
     network(name, config, size, args["batch_size"] // world, labelled)
     fits("--grid", args["grid"], args["grid"] * image, device)
     # --out a file, or read-only: said now, not after decoding images
@@ -180,6 +189,31 @@ def applies(name, args):
     if (data := args["data"]) in BUILT_IN and os.path.isdir(data):
         raise Fail(f"--data {data} names the built-in data and the folder ./{data}: "
                    f"give --data ./{data} for the folder, or rename it")
+
+
+def needs(cls, given, setting):
+    """A flag given on this command line that has no effect beside the others' settings
+    (NEEDS; the model's own in its class's `needs`), refused naming both."""
+    for key, need in (NEEDS | getattr(cls, "needs", {})).items():
+        for other, test in need.items():
+            v = setting.get(other)
+            met = bool(v) if test is bool else v in test if type(test) is tuple else v == test
+            if key in given and not met:
+                raise Fail(f"{flag(key)} has no effect here: it applies {when(key, other, test)}")
+
+
+def when(key, other, test):
+    """The setting a flag needs, and what to do: 'with --loss wgan-gp; give --loss wgan-gp,
+    or drop --gp-lambda'."""
+    drop = f"or drop {flag(key)}"
+    if other == "conditional":
+        return f"{CONDITIONAL}; train on labels, {drop}"
+    if test is None or test is False:
+        return f"without {flag(other)}; drop {flag(other)}, {drop}"
+    if test is True or test is bool:
+        return f"with {flag(other)}{' set' if test is bool else ''}; give {flag(other)}, {drop}"
+    values = " or ".join(map(str, test)) if type(test) is tuple else test
+    return f"with {flag(other)} {values}; give {flag(other)} {values}, {drop}"
 
 
 def network(name, config, size, batch, labelled=False):
