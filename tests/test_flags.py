@@ -59,95 +59,6 @@ def alt(name, key, v):
     return v / 2 if v else 0.5
 
 
-def contexts(name):
-    """The walk's contexts: the start, each other bool or choice keyword at each value, and
-    the condition (class labels; an ldm's captions)."""
-    size, base = TINY[name]
-    cls = model_class(name)
-    start = {k: p.default for k, p in hyperparameters(cls.__init__).items()} | base
-    classes = 2 if name == "stargan" else 0
-    out = [(start, classes)]
-    for k, v in start.items():
-        values = CHOICES.get(k, (True, False) if isinstance(v, bool) else ())
-        # srgan's perceptual loss needs a feature network's file
-        values = [c for c in values if c != v and (name, c) != ("srgan", "perceptual")]
-        out += [(start | {k: c}, classes) for c in values]
-    if name not in UNCONDITIONAL and not classes:
-        out.append((start, 2))
-    if name == "ldm":
-        out.append((start | {"vocab": "red blue green"}, 0))
-    return out
-
-
-def run(name, config, classes):
-    """What a keyword can change: the built model's tensors (its buffers too), and three
-    training steps of train.py at a fixed seed (their terms, the weights after them); None
-    when the model refuses the combination."""
-    cls = model_class(name)
-    size = TINY[name][0]
-    torch.manual_seed(0)
-    try:
-        m = cls(size, 3, classes, **config)
-        opts = m.configure_optimizers()
-    except ValueError:
-        return None
-    opts = list(opts) if isinstance(opts, (tuple, list)) else [opts]
-    before = [t.detach().clone() for t in [*m.parameters(), *m.buffers()]]
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(4, 3, size, size, generator=g) * 2 - 1
-    y = torch.arange(4) % classes if classes else None
-    if getattr(cls, "paired", False) or getattr(cls, "unpaired", False):
-        y = torch.rand(4, 3, size, size, generator=g) * 2 - 1
-    if config.get("vocab"):
-        y = m.tokenize(["red", "blue green", "green red", ""])
-    proc = SimpleNamespace(world=1, autocast=nullcontext())
-    terms = []
-    # two steps of each optimizer (Adam's first step does not read its betas), the third a
-    # G step of each game
-    for step in (0, 1, 2 * getattr(m, "n_critic", 1) - 1):
-        nonfinite = torch.zeros((), dtype=torch.bool)
-        terms += list(train_step(m, opts, None, x, y, step, 0.0, nonfinite, proc).values())
-    after = [t.detach() for t in [*m.parameters(), *m.buffers()]]
-    return before + after + terms
-
-
-def same(a, b):
-    return len(a) == len(b) and all(s.shape == t.shape and torch.equal(s, t)
-                                    for s, t in zip(a, b))
-
-
-def declared_off(cls, key, config, classes):
-    """The tables say key has no effect in this context."""
-    setting = {**config, "conditional": bool(classes or config.get("vocab")),
-               "captions": bool(config.get("vocab"))}
-    try:
-        needs(cls, {key: None}, setting)
-    except Exception:
-        return True
-    return False
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_every_keyword_acts_unless_its_needs_say_not(name):
-    """The walk: a keyword whose change changes nothing in a context is declared off there."""
-    cls = model_class(name)
-    silent = []
-    for config, classes in contexts(name):
-        base = run(name, config, classes)
-        if base is None:
-            continue
-        for key, v in config.items():
-            if key in FILES or key == "vocab":
-                continue
-            changed = run(name, config | {key: alt(name, key, v)}, classes)
-            if changed is None or not same(base, changed):
-                continue
-            if not declared_off(cls, key, config, classes):
-                silent.append((key, {k: w for k, w in config.items()
-                                     if w != TINY[name][1].get(k, w)}, classes))
-    assert not silent, f"{name}: keywords without effect, not in needs: {silent}"
-
-
 def unmet(name, other, test):
     """Flags that leave a need unmet: the other setting at a value that fails the test."""
     if other == "conditional":
@@ -243,3 +154,110 @@ def test_issue_42_item_7(cli, tmp_path, argv, message):
     assert r.returncode == 1 and message in r.stderr.replace("argument ", "").replace(
         ": must", " must"), r.out
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("name, config, argv, message", [
+    ("ddpm", {}, ["--steps", "11"], "--steps 11 is more than this ddpm's T = 10"),
+    ("pix2pix", {"norm": "instance"}, ["--no-batch-stats", "--input", "IN"],
+     "--no-batch-stats applies to"),
+    ("pix2pix", {"dropout": 0.0}, ["--no-dropout", "--input", "IN"],
+     "--no-dropout applies to a G with"),
+])
+def test_a_sample_knob_without_effect_is_refused(cli, tmp_path, name, config, argv, message):
+    """sample.py: more steps than the chain has; a test-time mode of a layer G lacks."""
+    from tests.test_sample import write_checkpoint
+    ckpt = write_checkpoint(tmp_path / "ckpt.pt", name, **config)
+    (tmp_path / "in").mkdir()
+    argv = [tmp_path / "in" if a == "IN" else a for a in argv]
+    r = cli("sample.py", ckpt, *argv, "--out", tmp_path / "out")
+    assert r.returncode == 1 and message in r.stderr, r.out
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def contexts(name):
+    """The walk's contexts: the start, each other bool or choice keyword at each value, and
+    the condition (class labels; an ldm's captions)."""
+    size, base = TINY[name]
+    cls = model_class(name)
+    start = {k: p.default for k, p in hyperparameters(cls.__init__).items()} | base
+    classes = 2 if name == "stargan" else 0
+    out = [(start, classes)]
+    for k, v in start.items():
+        values = CHOICES.get(k, (True, False) if isinstance(v, bool) else ())
+        # srgan's perceptual loss needs a feature network's file
+        values = [c for c in values if c != v and (name, c) != ("srgan", "perceptual")]
+        out += [(start | {k: c}, classes) for c in values]
+    if name not in UNCONDITIONAL and not classes:
+        out.append((start, 2))
+    if name == "ldm":
+        out.append((start | {"vocab": "red blue green"}, 0))
+    return out
+
+
+def run(name, config, classes):
+    """What a keyword can change: the built model's tensors (its buffers too), and three
+    training steps of train.py at a fixed seed (their terms, the weights after them); None
+    when the model refuses the combination."""
+    cls = model_class(name)
+    size = TINY[name][0]
+    torch.manual_seed(0)
+    try:
+        m = cls(size, 3, classes, **config)
+        opts = m.configure_optimizers()
+    except ValueError:
+        return None
+    opts = list(opts) if isinstance(opts, (tuple, list)) else [opts]
+    before = [t.detach().clone() for t in [*m.parameters(), *m.buffers()]]
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, size, size, generator=g) * 2 - 1
+    y = torch.arange(4) % classes if classes else None
+    if getattr(cls, "paired", False) or getattr(cls, "unpaired", False):
+        y = torch.rand(4, 3, size, size, generator=g) * 2 - 1
+    if config.get("vocab"):
+        y = m.tokenize(["red", "blue green", "green red", ""])
+    proc = SimpleNamespace(world=1, autocast=nullcontext())
+    terms = []
+    # two steps of each optimizer (Adam's first step does not read its betas), the third a
+    # G step of each game
+    for step in (0, 1, 2 * getattr(m, "n_critic", 1) - 1):
+        nonfinite = torch.zeros((), dtype=torch.bool)
+        terms += list(train_step(m, opts, None, x, y, step, 0.0, nonfinite, proc).values())
+    after = [t.detach() for t in [*m.parameters(), *m.buffers()]]
+    return before + after + terms
+
+
+def same(a, b):
+    return len(a) == len(b) and all(s.shape == t.shape and torch.equal(s, t)
+                                    for s, t in zip(a, b))
+
+
+def declared_off(cls, key, config, classes):
+    """The tables say key has no effect in this context."""
+    setting = {**config, "conditional": bool(classes or config.get("vocab")),
+               "captions": bool(config.get("vocab"))}
+    try:
+        needs(cls, {key: None}, setting)
+    except Exception:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_keyword_acts_unless_its_needs_say_not(name):
+    """The walk: a keyword whose change changes nothing in a context is declared off there."""
+    cls = model_class(name)
+    silent = []
+    for config, classes in contexts(name):
+        base = run(name, config, classes)
+        if base is None:
+            continue
+        for key, v in config.items():
+            if key in FILES or key == "vocab":
+                continue
+            changed = run(name, config | {key: alt(name, key, v)}, classes)
+            if changed is None or not same(base, changed):
+                continue
+            if not declared_off(cls, key, config, classes):
+                silent.append((key, {k: w for k, w in config.items()
+                                     if w != TINY[name][1].get(k, w)}, classes))
+    assert not silent, f"{name}: keywords without effect, not in needs: {silent}"
