@@ -34,10 +34,20 @@ GROUPS = 32
 UNLABELLED = {"pix2pix": "its condition is the input image of each pair",
               "cyclegan": "it translates between two unlabelled domains",
               "srgan": "its condition is the low-resolution image"}
+
+
+def folder(data):
+    """a folder of images"""
+    return data not in BUILT_IN
+
+
 # train.py's flags that act only beside another setting, as a model's `needs`: flag ->
-# {setting: the value it needs, a tuple of them, or bool: any that is set}
+# {setting: the value it needs, a tuple of them, or a test of it (bool: any that is set)};
+# --labels' sets replace class folders, and captions are their names
 NEEDS = {"eval_n": {"eval_every": bool}, "eval_features": {"eval_every": bool},
-         "lab_tests": {"lab_evaluator": bool}, "objects": {"labels": bool}}
+         "lab_tests": {"lab_evaluator": bool}, "objects": {"labels": bool},
+         "classes": {"labels": None, "captions": False}, "captions": {"labels": None},
+         "resize": {"data": folder}}
 # a setting that is no one flag
 CONDITIONAL = "to a conditional model (--classes, --labels, --data scenes, ldm's --captions)"
 
@@ -197,7 +207,7 @@ def needs(cls, given, setting):
     for key, need in (NEEDS | getattr(cls, "needs", {})).items():
         for other, test in need.items():
             v = setting.get(other)
-            met = bool(v) if test is bool else v in test if type(test) is tuple else v == test
+            met = test(v) if callable(test) else v in test if type(test) is tuple else v == test
             if key in given and not met:
                 raise Fail(f"{flag(key)} has no effect here: it applies {when(key, other, test)}")
 
@@ -212,6 +222,8 @@ def when(key, other, test):
         return f"without {flag(other)}; drop {flag(other)}, {drop}"
     if test is True or test is bool:
         return f"with {flag(other)}{' set' if test is bool else ''}; give {flag(other)}, {drop}"
+    if callable(test):
+        return f"with {flag(other)} {test.__doc__}; give one, {drop}"
     values = " or ".join(map(str, test)) if type(test) is tuple else test
     return f"with {flag(other)} {values}; give {flag(other)} {values}, {drop}"
 

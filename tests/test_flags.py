@@ -14,7 +14,7 @@ from train import train_step
 # the choice keywords (plain strings in __init__, checked there)
 CHOICES = {"loss": ("bce", "wgan", "wgan-gp"), "g_loss": ("non-saturating", "saturating"),
            "reg": ("kl", "vq"), "content": ("perceptual", "mse"), "cond": ("add", "multiply"),
-           "norm": ("batch", "instance")}
+           "norm": ("batch", "instance"), "data": ("shapes", "scenes")}
 # tiny networks: image size, the keywords the walk starts from
 TINY = {
     "vae": (8, dict(ch=4, z_dim=4)),
@@ -65,14 +65,16 @@ def unmet(name, other, test):
         return []
     cls = model_class(name)
     hp = hyperparameters(cls.__init__)
-    if test is None or test is False:
-        return [flag(other), "x.pt" if other == "ae" else None, *(
-            ["--classes"] if other == "acgan" else [])]
+    if test is None:
+        return [flag(other), "x.pt"]
+    if test is False:
+        return [flag(other), *(["--classes"] if other == "acgan" else [])]
     if test is True or test is bool:
         default = hp[other].default if other in hp else None
         return [flag(other), "0"] if default else []
     choices = test if type(test) is tuple else (test,)
-    return [flag(other), next(c for c in CHOICES[other] if c not in choices)]
+    fails = (lambda c: not test(c)) if callable(test) else (lambda c: c not in choices)
+    return [flag(other), next(c for c in CHOICES[other] if fails(c))]
 
 
 def met(other, test):
@@ -89,8 +91,10 @@ def met(other, test):
 def given(name, key):
     """A flag and a value for it."""
     hp = hyperparameters(model_class(name).__init__)
+    if key in ("classes", "captions"):
+        return [flag(key)]
     if key not in hp:
-        return [flag(key), {"eval_n": "4"}.get(key, "x.json")]
+        return [flag(key), {"eval_n": "4", "resize": "squash"}.get(key, "x.json")]
     v = hp[key].default
     if isinstance(v, bool):
         return [flag(key)]
@@ -104,7 +108,7 @@ CASES = [(name, key, other, test)
          for name in MODELS
          for key, need in (NEEDS | getattr(model_class(name), "needs", {})).items()
          for other, test in need.items()
-         if key not in NEEDS or name == "vae"]
+         if key not in NEEDS or name == "ldm"]
 
 
 @pytest.mark.parametrize("name, key, other, test", CASES)
@@ -113,7 +117,7 @@ def test_a_flag_without_its_need_is_refused(cli, tmp_path, name, key, other, tes
     any work (no --out made)."""
     need = (NEEDS | getattr(model_class(name), "needs", {}))[key]
     others = [a for o, t in need.items() if o != other for a in met(o, t)]
-    argv = [name, *given(name, key), *others, *[a for a in unmet(name, other, test) if a]]
+    argv = [name, *given(name, key), *others, *unmet(name, other, test)]
     r = cli("train.py", *argv, "--out", tmp_path / "run")
     assert r.returncode == 1 and r.stderr.startswith("error: "), (argv, r.out)
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -5,8 +5,8 @@ from tests.mistakes import Mistake
 FLAGS = "tests/test_flags.py"
 MISTAKES = [
     Mistake("support/settings.py", "a need of any set value read the other way round",
-            "met = bool(v) if test is bool",
-            "met = not v if test is bool",
+            "met = test(v) if callable(test)",
+            "met = not test(v) if callable(test)",
             tests=FLAGS,
             shows="--eval-n is refused with --eval-every and runs without it, to no effect"),
     Mistake("support/settings.py", "the defaults checked, not the flags given",
