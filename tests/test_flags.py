@@ -151,10 +151,12 @@ def test_a_flag_with_its_need_passes_the_check(tmp_path, argv):
     (["ldm", "--ae-steps", "0"], "--ae-steps must be at least 1"),
     (["ldm", "--ae-steps", "10", "--ae", "x.pt"], "--ae-steps has no effect"),
     (["srgan", "--classes"], "--classes does not apply to srgan"),
+    (["ddpm", "--T", "20", "--preview-steps", "50"], "--preview-steps 50 is more than"),
 ])
 def test_issue_42_item_7(cli, tmp_path, argv, message):
     """An unconditional --cond; a repeat count that would hold Ctrl-C for ever; stage 1 of
-    no steps, its diffusion on an untrained autoencoder; srgan's labels, never read."""
+    no steps, its diffusion on an untrained autoencoder; srgan's labels, never read; more
+    preview steps than the chain has."""
     r = cli("train.py", *argv, "--steps", 0, "--out", tmp_path / "run")
     assert r.returncode == 1 and message in r.stderr.replace("argument ", "").replace(
         ": must", " must"), r.out

@@ -34,4 +34,10 @@ MISTAKES = [
             "              }",
             tests=FLAGS,
             shows="train.py srgan --classes trains as without it"),
+    Mistake("support/settings.py", "--preview-steps compared the wrong way round with T",
+            'args["preview_steps"] > config["T"]:',
+            'args["preview_steps"] < config["T"]:',
+            tests=FLAGS,
+            shows="every ddpm run refuses its default preview of 50 steps, and --preview-steps "
+                  "5000 is cut to T in silence"),
 ]
