@@ -159,8 +159,8 @@ def settings(name, cls, given):
     labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
     conditional = bool(labelled or args.get("captions"))
     needs(cls, given, {**args, **config, "conditional": conditional})
-    # the grids' sampler visits at most the model's T steps
-    if args["preview_steps"] and args["preview_steps"] > config["T"]:
+    # the grids' sampler visits at most the model's T steps (its default: as many as T has)
+    if given.get("preview_steps", 0) > config.get("T", 0):
         raise Fail(f"--preview-steps {args['preview_steps']} is more than the model's T = "
                    f"{config['T']} steps: give at most {config['T']}")
     for k, p in hp.items():

@@ -35,9 +35,9 @@ MISTAKES = [
             tests=FLAGS,
             shows="train.py srgan --classes trains as without it"),
     Mistake("support/settings.py", "--preview-steps compared the wrong way round with T",
-            'args["preview_steps"] > config["T"]:',
-            'args["preview_steps"] < config["T"]:',
+            'if given.get("preview_steps", 0) > config.get("T", 0):',
+            'if given.get("preview_steps", 0) < config.get("T", 0):',
             tests=FLAGS,
-            shows="every ddpm run refuses its default preview of 50 steps, and --preview-steps "
+            shows="--preview-steps 10 is refused on a chain of 1000 steps, and --preview-steps "
                   "5000 is cut to T in silence"),
 ]
