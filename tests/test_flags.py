@@ -118,8 +118,8 @@ def test_a_flag_without_its_need_is_refused(cli, tmp_path, name, key, other, tes
     need = (NEEDS | getattr(model_class(name), "needs", {}))[key]
     others = [a for o, t in need.items() if o != other for a in met(o, t)]
     argv = [name, *given(name, key), *others, *unmet(name, other, test)]
-    # --steps 0: where the check is missing, the run ends at once
-    r = cli("train.py", *argv, "--steps", 0, "--out", tmp_path / "run")
+    # --steps 0 --grid 1: where the check is missing, the run ends at once
+    r = cli("train.py", *argv, "--steps", 0, "--grid", 1, "--out", tmp_path / "run")
     assert r.returncode == 1 and r.stderr.startswith("error: "), (argv, r.out)
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"{flag(key)} has no effect" in r.stderr, (argv, r.stderr)
@@ -158,7 +158,7 @@ def test_issue_42_item_7(cli, tmp_path, argv, message):
     """An unconditional --cond; a repeat count that would hold Ctrl-C for ever; stage 1 of
     no steps, its diffusion on an untrained autoencoder; srgan's labels, never read; more
     preview steps than the chain has."""
-    r = cli("train.py", *argv, "--steps", 0, "--out", tmp_path / "run")
+    r = cli("train.py", *argv, "--steps", 0, "--grid", 1, "--out", tmp_path / "run")
     assert r.returncode == 1 and message in r.stderr.replace("argument ", "").replace(
         ": must", " must"), r.out
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
