@@ -86,13 +86,9 @@ RANGES = {
     "hidden": COUNT, "z_dim": COUNT, "w_dim": COUNT, "z_channels": COUNT, "text_dim": COUNT,
     "codebook_size": COUNT, "n_mlp": COUNT, "n_layers": COUNT, "num_res_blocks": COUNT,
     "text_layers": COUNT, "max_len": COUNT, "mbstd_group": COUNT, "f": COUNT, "steps": COUNT,
-    "frames": COUNT, "ch_mult": COUNT, "attn_res": COUNT,
-    # network steps in one training step (dcgan's D:G ratios, the lab report's), and training
-    # steps per G step: at most 100, so that a step, and Ctrl-C acted on after it, ends soon
-    "d_repeats": Range(int, 1, 100), "g_steps": Range(int, 1, 100),
-    "n_critic": Range(int, 1, 100),
-    # stage 1's steps: 0 would train the diffusion on an untrained autoencoder (--ae reuses one)
-    "ae_steps": COUNT,
+    "frames": COUNT, "ch_mult": COUNT, "attn_res": COUNT, "ae_steps": COUNT,   # 0: see --ae
+    # D and G steps in one step (dcgan's D:G ratios), steps per G step: a step ends (Ctrl-C)
+    "d_repeats": Range(int, 1, 100), "g_steps": Range(int, 1, 100), "n_critic": Range(int, 1, 100),
     # counts where 0 means off, none or the paper's choice
     "n_blocks": COUNT0, "history": COUNT0, "mix": COUNT0,
     # weights of loss terms

@@ -34,22 +34,16 @@ GROUPS = 32
 UNLABELLED = {"pix2pix": "its condition is the input image of each pair",
               "cyclegan": "it translates between two unlabelled domains",
               "srgan": "its condition is the low-resolution image"}
-
-
-def folder(data):
-    """a folder of images"""
-    return data not in BUILT_IN
-
-
 # train.py's flags that act only beside another setting, as a model's `needs`: flag ->
-# {setting: the value it needs, a tuple of them, or a test of it (bool: any that is set)};
-# --labels' sets replace class folders, and captions are their names
+# {setting: the value it needs, a tuple of them, or bool: any that is set}; --labels' sets
+# replace class folders, and captions are their names
 NEEDS = {"eval_n": {"eval_every": bool}, "eval_features": {"eval_every": bool},
-         "lab_tests": {"lab_evaluator": bool}, "objects": {"labels": bool},
-         "classes": {"labels": None, "captions": False}, "captions": {"labels": None},
-         "resize": {"data": folder}}
-# a setting that is no one flag
-CONDITIONAL = "to a conditional model (--classes, --labels, --data scenes, ldm's --captions)"
+         "lab_evaluator": {"eval_every": bool}, "lab_tests": {"lab_evaluator": bool},
+         "objects": {"labels": bool}, "classes": {"labels": None, "captions": False},
+         "captions": {"labels": None}}
+# a need in words; the setting that is no one flag
+SAID = {True: "set", bool: "set", None: "unset", False: "unset"}
+CONDITIONAL = "the model is conditional (--classes, --labels, --data scenes, ldm's --captions)"
 
 
 def parse(argv, usage):
@@ -69,8 +63,7 @@ def parse(argv, usage):
     p.add_argument("--batch-size", type=COUNT, help="images per step, over all processes "
                    "(torchrun: a multiple of them). "
                    f"default: {getattr(cls, 'batch_size', 64)}")
-    p.add_argument("--steps", type=COUNT0,
-                   help="total optimisation steps. default: 10000")
+    p.add_argument("--steps", type=COUNT0, help="total optimisation steps. default: 10000")
     p.add_argument("--out", help="the run's folder: ckpt.pt, sample grids, log.jsonl. "
                    f"default: runs/{name}")
     p.add_argument("--classes", action="store_true",
@@ -97,8 +90,7 @@ def parse(argv, usage):
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the loss computation (networks included)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress line on stderr while a grid is sampled")
+    p.add_argument("--quiet", action="store_true", help="no progress line while a grid is sampled")
     for flag, rng, what in COUNTS:
         default = TRAIN_DEFAULTS[flag.replace("-", "_")]
         p.add_argument("--" + flag, type=rng, help=f"{what}. default: {default}")
@@ -157,12 +149,9 @@ def settings(name, cls, given):
                    f"give --steps above {ck['step']} to train on")
     applies(name, args)
     labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
-    conditional = bool(labelled or args.get("captions"))
-    needs(cls, given, {**args, **config, "conditional": conditional})
-    # the grids' sampler visits at most the model's T steps (its default: as many as T has)
+    needs(cls, given, {**args, **config, "conditional": bool(labelled or args.get("captions"))})
     if given.get("preview_steps", 0) > config.get("T", 0):
-        raise Fail(f"--preview-steps {args['preview_steps']} is more than the model's T = "
-                   f"{config['T']} steps: give at most {config['T']}")
+        raise Fail(f"--preview-steps is more than the model's T = {config['T']}: give at most T")
     for k, p in hp.items():
         # a file keyword (ldm's --ae)
         path = config.get(k)
@@ -197,39 +186,21 @@ def applies(name, args):
     if given and name in UNLABELLED:
         raise Fail(f"{given[0]} does not apply to {name}: {UNLABELLED[name]}; "
                    f"drop {given[0]}")
-    if args["lab_evaluator"] and not args["eval_every"]:
-        raise Fail("--lab-evaluator is scored at each quality check: "
-                   "give --eval-every N too")
     if (data := args["data"]) in BUILT_IN and os.path.isdir(data):
         raise Fail(f"--data {data} names the built-in data and the folder ./{data}: "
                    f"give --data ./{data} for the folder, or rename it")
 
 
 def needs(cls, given, setting):
-    """A flag given on this command line that has no effect beside the others' settings
-    (NEEDS; the model's own in its class's `needs`), refused naming both."""
+    """A flag given where it has no effect (NEEDS; a model's `needs`), refused, its need said."""
     for key, need in (NEEDS | getattr(cls, "needs", {})).items():
         for other, test in need.items():
             v = setting.get(other)
-            met = test(v) if callable(test) else v in test if type(test) is tuple else v == test
+            met = bool(v) if test is bool else v in test if type(test) is tuple else v == test
             if key in given and not met:
-                raise Fail(f"{flag(key)} has no effect here: it applies {when(key, other, test)}")
-
-
-def when(key, other, test):
-    """The setting a flag needs, and what to do: 'with --loss wgan-gp; give --loss wgan-gp,
-    or drop --gp-lambda'."""
-    drop = f"or drop {flag(key)}"
-    if other == "conditional":
-        return f"{CONDITIONAL}; train on labels, {drop}"
-    if test is None or test is False:
-        return f"without {flag(other)}; drop {flag(other)}, {drop}"
-    if test is True or test is bool:
-        return f"with {flag(other)}{' set' if test is bool else ''}; give {flag(other)}, {drop}"
-    if callable(test):
-        return f"with {flag(other)} {test.__doc__}; give one, {drop}"
-    values = " or ".join(map(str, test)) if type(test) is tuple else test
-    return f"with {flag(other)} {values}; give {flag(other)} {values}, {drop}"
+                what = " or ".join(test) if type(test) is tuple else SAID.get(test, test)
+                unless = CONDITIONAL if other == "conditional" else f"{flag(other)} is {what}"
+                raise Fail(f"{flag(key)} has no effect unless {unless}: change that, or drop it")
 
 
 def network(name, config, size, batch, labelled=False):
