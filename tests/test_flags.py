@@ -131,6 +131,7 @@ def test_a_flag_without_its_need_is_refused(cli, tmp_path, name, key, other, tes
     ["ddpm", "--cond", "multiply", "--classes"],
     ["stylegan", "--progressive", "--fade-images", "8"],
     ["gan", "--loss", "wgan-gp", "--gp-lambda", "5"],
+    ["gan", "--beta1", "0.3"],
     ["ldm", "--captions", "--max-len", "4"],
     ["srgan", "--content", "mse", "--B", "1"],
     ["ldm", "--captions", "--p-uncond", "0.2"],
