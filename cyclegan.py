@@ -53,6 +53,8 @@ class CycleGAN(nn.Module):
     sampling_networks = ("G", "F")   # what sample.py --compile compiles
     # train.py: batches (b, a) of domains B and A, drawn independently
     unpaired = True
+    # the identity loss is weighted lambda_identity * lambda_cyc (settings.py's needs)
+    needs = {"lambda_identity": {"lambda_cyc": bool}}
 
     def __init__(self, image_size=256, channels=3, num_classes=0, *, ngf=64, ndf=64,
                  n_blocks=0, n_layers=3, lambda_cyc=10.0, lambda_identity=0.5, history=50,

@@ -111,6 +111,8 @@ class DCGAN(GAN):
     """The lecture's DCGAN: gan.py's game (and its sampling), on convolutional G and D."""
     # the paper's, as are Adam's lr and betas
     batch_size = 128
+    # every keyword acts (gan.py's needs are of the game's options)
+    needs = {}
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, z_dim=128, ngf=64, ndf=64,
                  bn_first=True, lr=2e-4, betas=(0.5, 0.999)):
@@ -199,6 +201,10 @@ class DCGANLab(DCGAN):
     """DCGAN with ACGAN's class head (Odena et al., 2017), WGAN's critic (Arjovsky et al.,
     2017) or WGAN-GP's penalty (Gulrajani et al., 2017), the lab's stabilisers and the
     report's D:G ratios and D input."""
+    # gan.py's needs, Adam's betas in one; ACGAN's D reads x alone
+    needs = {"soft_labels": {"loss": "bce"}, "flip_labels": {"loss": "bce"},
+             "gp_lambda": {"loss": "wgan-gp"}, "clip": {"loss": "wgan"},
+             "betas": {"loss": ("bce", "wgan-gp")}, "y_embed": {"acgan": False}}
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, z_dim=128, ngf=64, ndf=64,
                  bn_first=True, acgan=False, y_embed=False, loss="bce", gp_lambda=10.0,

@@ -49,6 +49,8 @@ class DDPM(nn.Module):
     image_knobs = ("init", "mask")
     # train.py's grids: measured closest to 1,000 steps
     preview = dict(sampler="ddpm", steps=50)
+    # the condition's keywords (settings.py's needs)
+    needs = {"p_uncond": {"conditional": True}, "cond": {"conditional": True}}
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *, T=1000, beta_1=1e-4,
                  beta_T=0.02, ch=64, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_res=(16,),

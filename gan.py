@@ -65,6 +65,12 @@ class GAN(nn.Module):
     # the lecture's game, one D step per
     loss_type = "bce"
     n_critic = 1                                        # G step; game() sets them
+    # keywords that act only beside another setting: keyword -> {setting: the value it needs,
+    # or a tuple of them}; train.py refuses one given where it has no effect
+    needs = {"g_loss": {"loss": "bce"}, "soft_labels": {"loss": "bce"},
+             "flip_labels": {"loss": "bce"}, "gp_lambda": {"loss": "wgan-gp"},
+             "clip": {"loss": "wgan"}, "beta1": {"loss": ("bce", "wgan-gp")},
+             "beta2": {"loss": ("bce", "wgan-gp")}}              # wgan: RMSprop
 
     def __init__(self, image_size=28, channels=1, num_classes=0, *, z_dim=100, hidden=256,
                  loss="bce", g_loss="non-saturating", gp_lambda=10.0, clip=0.01, n_critic=None,

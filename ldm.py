@@ -181,6 +181,12 @@ class LDM(nn.Module):
     image_knobs = ("init", "mask")
     # train.py's grids: measured as good as T DDPM steps
     preview = dict(sampler="ddim", steps=50)
+    # settings.py's needs: the condition's, each regulariser's, stage 1's (skipped with ae),
+    # the text encoder's
+    needs = {"p_uncond": {"conditional": True}, "kl_weight": {"reg": "kl", "ae": None},
+             "codebook_size": {"reg": "vq"}, "commitment": {"reg": "vq", "ae": None},
+             "ae_steps": {"ae": None}, "ae_lr": {"ae": None}, "max_len": {"captions": True},
+             "text_dim": {"captions": True}, "text_layers": {"captions": True}}
 
     def __init__(self, image_size=64, channels=3, num_classes=0, *, f=4, z_channels=4,
                  ae_ch=64, kl_weight=1e-6, reg="kl", codebook_size=256, commitment=0.25,
@@ -198,7 +204,7 @@ class LDM(nn.Module):
         reg: the latent's regulariser: kl (a VAE's KL to N(0, I)) or vq (a codebook)
         codebook_size: K, the number of codes e_k when reg is vq
         commitment: beta, the commitment term's weight when reg is vq (van den Oord: 0.25)
-        ae_steps: training steps of the autoencoder (stage 1) before the diffusion (stage 2)
+        ae_steps: training steps of the autoencoder (stage 1) before the diffusion (--ae: none)
         ae_lr: the autoencoder's Adam learning rate
         ae: another ldm checkpoint whose autoencoder to reuse: stage 1 is skipped
         T: the number of diffusion steps, t = 1..T

@@ -47,6 +47,9 @@ class SRGAN(nn.Module):
     batch_size = 16                     # the paper's
     sampling_networks = ("G",)          # what sample.py --compile compiles
     upscales = True                     # sample.py: --input images are upsampled
+    # SRResNet (--content mse) has no D and no feature network (settings.py's needs)
+    needs = {k: {"content": "perceptual"} for k in ("vgg_weights", "features", "ndf",
+                                                     "adv_weight")}
 
     def __init__(self, image_size=96, channels=3, num_classes=0, *, content="perceptual",
                  vgg_weights=None, features=None, B=16, ngf=64, ndf=64, adv_weight=1e-3,

@@ -109,6 +109,8 @@ class StyleGAN(nn.Module):
     batch_size = 32
     sampling_networks = ("synthesis",)   # what sample.py --compile compiles
     ema_decay = 0.999                    # G's moving average, the paper's G-bar
+    # the growing schedule's (settings.py's needs)
+    needs = {"fade_images": {"progressive": True}, "stable_images": {"progressive": True}}
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *, z_dim=128, w_dim=128,
                  n_mlp=8, ch=32, max_ch=128, mapping_lr_mul=0.01, mixing=0.9, gamma=10.0,

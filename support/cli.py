@@ -86,10 +86,11 @@ RANGES = {
     "hidden": COUNT, "z_dim": COUNT, "w_dim": COUNT, "z_channels": COUNT, "text_dim": COUNT,
     "codebook_size": COUNT, "n_mlp": COUNT, "n_layers": COUNT, "num_res_blocks": COUNT,
     "text_layers": COUNT, "max_len": COUNT, "mbstd_group": COUNT, "f": COUNT, "steps": COUNT,
-    "frames": COUNT, "ch_mult": COUNT, "attn_res": COUNT,
-    "d_repeats": COUNT, "g_steps": COUNT,                  # dcgan's D:G ratios (the lab report's)
+    "frames": COUNT, "ch_mult": COUNT, "attn_res": COUNT, "ae_steps": COUNT,   # 0: see --ae
+    # D and G steps in one step (dcgan's D:G ratios), steps per G step: a step ends (Ctrl-C)
+    "d_repeats": Range(int, 1, 100), "g_steps": Range(int, 1, 100), "n_critic": Range(int, 1, 100),
     # counts where 0 means off, none or the paper's choice
-    "n_blocks": COUNT0, "n_critic": COUNT, "history": COUNT0, "ae_steps": COUNT0, "mix": COUNT0,
+    "n_blocks": COUNT0, "history": COUNT0, "mix": COUNT0,
     # weights of loss terms
     "beta": WEIGHT, "kl_weight": WEIGHT, "commitment": WEIGHT, "gp_lambda": WEIGHT,
     "lambda_cyc": WEIGHT, "lambda_identity": WEIGHT, "lambda_l1": WEIGHT, "gamma": WEIGHT,
@@ -113,7 +114,7 @@ RANGES = {
     "fade_images": COUNT, "stable_images": COUNT, "eps_drift": WEIGHT,   # progan, stylegan
     # a model's own exceptions, "file.keyword"
     "srgan.B": COUNT0, "adv_weight": WEIGHT,                # srgan: 0 blocks, the weight of l_Gen
-    "stargan.n_layers": COUNT, "stargan.n_critic": COUNT,   # None layers: down to 2x2
+    "stargan.n_layers": COUNT,                              # None layers: down to 2x2
 }
 
 

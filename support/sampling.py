@@ -92,6 +92,17 @@ def refuse(ck, model, args, knobs, used):
         raise Fail("--variance is the DDPM step's: it applies with --sampler ddpm")
     if "strength" in knobs and (knobs.get("init") is None or "mask" in knobs):
         raise Fail("--strength applies to img2img: with --init and without --mask")
+    # the reverse process visits at most the model's T steps
+    if "steps" in knobs and knobs["steps"] > config.get("T", knobs["steps"]):
+        raise Fail(f"--steps {knobs['steps']} is more than this {name}'s T = {config['T']} "
+                   f"steps: give at most {config['T']}")
+    # pix2pix's test-time modes, of layers this G may lack
+    if "batch_stats" in knobs and config.get("norm") == "instance":
+        raise Fail(f"--no-batch-stats applies to BatchNorm: this {name} has InstanceNorm "
+                   "(--norm instance): drop it")
+    if "dropout" in knobs and config.get("dropout") == 0:
+        raise Fail(f"--no-dropout applies to a G with dropout: this {name} has none "
+                   "(--dropout 0): drop it")
 
 
 def conditions(ck, args, names, device):

@@ -8,7 +8,7 @@ import os
 import sys
 import torch
 from support.cli import COUNT, COUNT0, DECAY, SEED, Range, fits
-from support.cli import (MODELS, Fail, Parser, add_flags, build_model, hyperparameters,
+from support.cli import (MODELS, Fail, Parser, add_flags, build_model, flag, hyperparameters,
                          load_checkpoint, model_class)
 
 TRAIN_DEFAULTS = dict(data="shapes", image_size=None, batch_size=None, steps=10_000,
@@ -32,7 +32,18 @@ BUILT_IN = ("shapes", "scenes")                         # --data that is not a f
 # ddpm.py's and ldm.py's GroupNorm(32, c): widths split in 32 groups
 GROUPS = 32
 UNLABELLED = {"pix2pix": "its condition is the input image of each pair",
-              "cyclegan": "it translates between two unlabelled domains"}
+              "cyclegan": "it translates between two unlabelled domains",
+              "srgan": "its condition is the low-resolution image"}
+# train.py's flags that act only beside another setting, as a model's `needs`: flag ->
+# {setting: the value it needs, a tuple of them, or bool: any that is set}; --labels' sets
+# replace class folders, and captions are their names
+NEEDS = {"eval_n": {"eval_every": bool}, "eval_features": {"eval_every": bool},
+         "lab_evaluator": {"eval_every": bool}, "lab_tests": {"lab_evaluator": bool},
+         "objects": {"labels": bool}, "classes": {"labels": None, "captions": False},
+         "captions": {"labels": None}}
+# a need in words; the setting that is no one flag
+SAID = {True: "set", bool: "set", None: "unset", False: "unset"}
+CONDITIONAL = "the model is conditional (--classes, --labels, --data scenes, ldm's --captions)"
 
 
 def parse(argv, usage):
@@ -52,8 +63,7 @@ def parse(argv, usage):
     p.add_argument("--batch-size", type=COUNT, help="images per step, over all processes "
                    "(torchrun: a multiple of them). "
                    f"default: {getattr(cls, 'batch_size', 64)}")
-    p.add_argument("--steps", type=COUNT0,
-                   help="total optimisation steps. default: 10000")
+    p.add_argument("--steps", type=COUNT0, help="total optimisation steps. default: 10000")
     p.add_argument("--out", help="the run's folder: ckpt.pt, sample grids, log.jsonl. "
                    f"default: runs/{name}")
     p.add_argument("--classes", action="store_true",
@@ -80,8 +90,7 @@ def parse(argv, usage):
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the loss computation (networks included)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress line on stderr while a grid is sampled")
+    p.add_argument("--quiet", action="store_true", help="no progress line while a grid is sampled")
     for flag, rng, what in COUNTS:
         default = TRAIN_DEFAULTS[flag.replace("-", "_")]
         p.add_argument("--" + flag, type=rng, help=f"{what}. default: {default}")
@@ -139,6 +148,10 @@ def settings(name, cls, given):
         raise Fail(f"{ckpt_path} has done {ck['step']} steps already: "
                    f"give --steps above {ck['step']} to train on")
     applies(name, args)
+    labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
+    needs(cls, given, {**args, **config, "conditional": bool(labelled or args.get("captions"))})
+    if given.get("preview_steps", 0) > config.get("T", 0):
+        raise Fail(f"--preview-steps is more than the model's T = {config['T']}: give at most T")
     for k, p in hp.items():
         # a file keyword (ldm's --ae)
         path = config.get(k)
@@ -155,7 +168,6 @@ def settings(name, cls, given):
         device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
     # one batch; a grid, sampled at once
     fits("--image-size", size, args["batch_size"] // world * image, device)
-    labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
     network(name, config, size, args["batch_size"] // world, labelled)
     fits("--grid", args["grid"], args["grid"] * image, device)
     # --out a file, or read-only: said now, not after decoding images
@@ -174,12 +186,21 @@ def applies(name, args):
     if given and name in UNLABELLED:
         raise Fail(f"{given[0]} does not apply to {name}: {UNLABELLED[name]}; "
                    f"drop {given[0]}")
-    if args["lab_evaluator"] and not args["eval_every"]:
-        raise Fail("--lab-evaluator is scored at each quality check: "
-                   "give --eval-every N too")
     if (data := args["data"]) in BUILT_IN and os.path.isdir(data):
         raise Fail(f"--data {data} names the built-in data and the folder ./{data}: "
                    f"give --data ./{data} for the folder, or rename it")
+
+
+def needs(cls, given, setting):
+    """A flag given where it has no effect (NEEDS; a model's `needs`), refused, its need said."""
+    for key, need in (NEEDS | getattr(cls, "needs", {})).items():
+        for other, test in need.items():
+            v = setting.get(other)
+            met = bool(v) if test is bool else v in test if type(test) is tuple else v == test
+            if key in given and not met:
+                what = " or ".join(test) if type(test) is tuple else SAID.get(test, test)
+                unless = CONDITIONAL if other == "conditional" else f"{flag(other)} is {what}"
+                raise Fail(f"{flag(key)} has no effect unless {unless}: change that, or drop it")
 
 
 def network(name, config, size, batch, labelled=False):

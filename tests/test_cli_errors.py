@@ -76,7 +76,8 @@ def one_line(r, message):
      "resolutions are 32, 16, 8, 4"),
     (["ldm", "--attn-res", 16], "--attn-res 16 matches no level of the U-Net, whose resolutions "
      "are 8, 4, 2"),                                          # ldm: the latent's, 32 / f = 8
-    (["ldm", "--text-dim", 7], "--text-dim 7 is not a multiple of the text encoder's 4 attention"),
+    (["ldm", "--captions", "--text-dim", 7],
+     "--text-dim 7 is not a multiple of the text encoder's 4 attention"),
     (["ddpm", "--ch", 48], "--ch 48 is not a multiple of 32: GroupNorm"),
     (["ldm", "--ae-ch", 40], "--ae-ch 40 is not a multiple of 32: GroupNorm"),
     (["ddpm", "--image-size", 20], "--image-size 20 does not halve 3 times (--ch-mult 1,2,2,2)"),

@@ -498,7 +498,7 @@ def test_the_built_in_scenes_bring_their_own_test_lists(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"drop": "--eval-every"}, "give --eval-every N too"),
+    ({"drop": "--eval-every"}, "has no effect unless --eval-every is set"),
     ({"data": "shapes"}, "scores sets of objects: give --labels"),
     ({"evaluator": "OTHER"}, "use the evaluator of these objects"),
     ({"add": ["--lab-tests", "MISSING"]}, "cannot read --lab-tests"),

@@ -30,7 +30,7 @@ TINY = {
                 "--n-critic", 2],
     "progan": ["--image-size", 8, "--ch", 8, "--max-ch", 8, "--z-dim", 8, "--mbstd-group", 2,
                "--fade-images", 4, "--stable-images", 4],
-    "srgan": ["--image-size", 8, "--B", 1, "--ngf", 4, "--ndf", 4, "--content", "mse"],
+    "srgan": ["--image-size", 8, "--B", 1, "--ngf", 4, "--content", "mse"],
 }
 RUN = ["--batch-size", 2, "--grid", 2, "--steps", 4, "--log-every", 1, "--quiet"]
 

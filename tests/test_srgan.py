@@ -265,8 +265,9 @@ def test_command_line(cli, tmp_path):
     assert "G.content" in r.out and "G.adversarial" in r.out and "D.real" in r.out
     r = cli("train.py", "srgan", "--steps", 3, "--out", out, "--resume")
     assert r.returncode == 0 and "step       3/3" in r.out, r.out
+    # SRResNet: no D, so no --ndf, and no feature network
     r = cli("train.py", "srgan", "--steps", 1, "--content", "mse", "--out", tmp_path / "mse",
-            *args[:-2])
+            *args[:6], *args[8:-2])
     assert r.returncode == 0 and "mse" in r.out and "D.real" not in r.out, r.out
     folder = tmp_path / "images"
     folder.mkdir()

@@ -192,4 +192,15 @@ MISTAKES = [
             "return torch.where(mask > 0, known, x)",
             "return torch.where(mask > 0, x, known)",
             shows="the mask is inverted: the hole is kept, the known part redrawn"),
+    # -------------------------------------------------------------- flags without effect
+    Mistake("ddpm.py", "--cond let through on an unconditional model",
+            'needs = {"p_uncond": {"conditional": True}, "cond": {"conditional": True}}',
+            'needs = {"p_uncond": {"conditional": True}}',
+            tests="tests/test_flags.py",
+            shows="train.py ddpm --cond multiply trains an unconditional model as without it"),
+    Mistake("ddpm.py", "--p-uncond let through on an unconditional model",
+            'needs = {"p_uncond": {"conditional": True}, "cond":',
+            'needs = {"cond":',
+            tests="tests/test_flags.py",
+            shows="--p-uncond without labels: nothing to drop, accepted in silence"),
 ]

@@ -145,4 +145,8 @@ MISTAKES = [
             "0.7 * torch.rand(", tests="tests/test_pix2pix.py",
             shows="with --soft-labels the real and fake targets overlap (0.3 to 1 and 0 to "
                   "0.7): D cannot separate them and gives G a weak, noisy signal"),
+    Mistake("gan.py", "--gp-lambda's need written as WGAN's, not WGAN-GP's",
+            '"gp_lambda": {"loss": "wgan-gp"}', '"gp_lambda": {"loss": "wgan"}',
+            tests="tests/test_flags.py",
+            shows="--loss wgan --gp-lambda 5 is accepted and has no effect"),
 ]

@@ -116,4 +116,8 @@ MISTAKES = [
             "known = (mask > 0).float().amax(1, keepdim=True)",
             shows="a mask that is white in one channel only keeps pixels the user meant to "
                   "redraw"),
+    Mistake("ldm.py", "--ae-steps let through beside --ae, which skips stage 1",
+            '"ae_steps": {"ae": None}', '"ae_steps": {"reg": "kl"}',
+            tests="tests/test_flags.py",
+            shows="ldm --ae CKPT --ae-steps 1000 trains no autoencoder step"),
 ]

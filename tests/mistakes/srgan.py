@@ -86,4 +86,9 @@ MISTAKES = [
             "stride = 2 if i % 2 == 0 else 1",
             shows="D halves three times, not four: its dense layer gets 4 times the inputs it "
                   "was built for, and the first D step crashes with a shape error"),
+    Mistake("srgan.py", "--ndf let through for SRResNet, which has no D",
+            'for k in ("vgg_weights", "features", "ndf",',
+            'for k in ("vgg_weights", "features",',
+            tests="tests/test_flags.py",
+            shows="srgan --content mse --ndf 8 is accepted and has no effect"),
 ]

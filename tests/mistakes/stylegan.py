@@ -142,4 +142,9 @@ MISTAKES = [
             "self.seen += 1",
             shows="(predicted) --fade-images and --stable-images act as step counts: the "
                   "schedule runs batch-size times slower, the run ends at 4x4 or 8x8"),
+    Mistake("stylegan.py", "the growing schedule's flags let through without --progressive",
+            'needs = {"fade_images": {"progressive": True}, "stable_images":',
+            'needs = {"stable_images":',
+            tests="tests/test_flags.py",
+            shows="stylegan --fade-images 1000 trains a network of fixed size as without it"),
 ]

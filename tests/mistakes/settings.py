@@ -1,0 +1,43 @@
+"""support/settings.py's mistakes: the check of a flag given where it has no effect (issue 42),
+its test flipped, its flags read from the defaults, its call fed the wrong settings."""
+from tests.mistakes import Mistake
+
+FLAGS = "tests/test_flags.py"
+MISTAKES = [
+    Mistake("support/settings.py", "a need of any set value read the other way round",
+            "met = bool(v) if test is bool",
+            "met = not v if test is bool",
+            tests=FLAGS,
+            shows="--eval-n is refused with --eval-every and runs without it, to no effect"),
+    Mistake("support/settings.py", "the defaults checked, not the flags given",
+            "            if key in given and not met:",
+            "            if key in setting and not met:",
+            tests=FLAGS,
+            shows="train.py gan refuses the default --clip it was never given"),
+    Mistake("support/settings.py", "a tuple of values read as one value",
+            "else v in test if type(test) is tuple else v == test",
+            "else v == test",
+            tests=FLAGS,
+            shows="gan --beta1 is refused under every loss"),
+    Mistake("support/settings.py", "the model's keywords left out of the settings checked",
+            'needs(cls, given, {**args, **config, "conditional":',
+            'needs(cls, given, {**args, "conditional":',
+            tests=FLAGS,
+            shows="gan --loss wgan-gp --gp-lambda 5 is refused: the loss reads as unset"),
+    Mistake("support/settings.py", "captions not counted as a condition",
+            'bool(labelled or args.get("captions"))',
+            "bool(labelled)",
+            tests=FLAGS,
+            shows="ldm --captions --p-uncond 0.2 is refused, though captions are dropped too"),
+    Mistake("support/settings.py", "srgan's labels let through",
+            '              "srgan": "its condition is the low-resolution image"}',
+            "              }",
+            tests=FLAGS,
+            shows="train.py srgan --classes trains as without it"),
+    Mistake("support/settings.py", "--preview-steps compared the wrong way round with T",
+            'if given.get("preview_steps", 0) > config.get("T", 0):',
+            'if given.get("preview_steps", 0) < config.get("T", 0):',
+            tests=FLAGS,
+            shows="--preview-steps 10 is refused on a chain of 1000 steps, and --preview-steps "
+                  "5000 is cut to T in silence"),
+]
