@@ -241,8 +241,9 @@ class ProGAN(nn.Module):
         """7. (level, alpha) of this step, from the images seen."""
         return schedule(int(self.seen), self.levels, self.fade_images, self.stable_images)
 
-    def generate(self, z):
-        """4., 6. G(z) at the phase's resolution r: (B, z_dim) -> (B, C, r, r)."""
+    def generate(self, z, y=None):
+        """4., 6. G(z) at the phase's resolution r: (B, z_dim) -> (B, C, r, r). y: unused
+        (ProGAN is unconditional), as in gan.py's generate(z, y)."""
         level, alpha = self.phase()
         # 2. on z
         h = pixel_norm(z)
