@@ -187,6 +187,7 @@ class ProGAN(nn.Module):
     batch_size = 16                      # the paper's at the small resolutions
     sampling_networks = ("generate",)    # what sample.py --compile compiles
     ema_decay = 0.999                    # the paper's moving average of G's weights
+    normalises_z = True                  # 2. on z: sample.py --invert starts off z = 0
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *, z_dim=128, ch=32,
                  max_ch=128, fade_images=60_000, stable_images=60_000, gp_lambda=10.0,

@@ -4,7 +4,7 @@ find the latent whose image reconstructs a given one, then edit the image throug
     inversion   latent* = argmin ||G(latent) - x||^2, the pixel MSE, by Adam (lr 0.01,
                 betas (0.9, 0.999), the paper's) for --invert-steps steps, from the mean
                 latent: w_avg for StyleGAN (the paper's start), z = 0, the prior's mean,
-                for G(z)
+                for G(z) (progan, whose G normalises z: a random z)
     spaces      z: G(z) of gan.py, dcgan.py and progan.py (a growing G's image upsampled
                 to the full size, as its samples are); w: StyleGAN's synthesis g with one w at
                 every layer; w+: one w per layer, (L, w_dim), the paper's extended space,
@@ -91,10 +91,14 @@ class Latents:
         self.shape = (w_dim,) if space == "w" else (self.L, w_dim)
 
     def start(self, n):
-        """The mean latent: z = 0 (the prior's mean), or w_avg (Image2StyleGAN's)."""
-        if self.space == "z":
-            return torch.zeros(n, *self.shape, device=self.device)
-        return self.model.w_avg.expand(n, *self.shape).clone()
+        """The mean latent: z = 0 (the prior's mean), or w_avg (Image2StyleGAN's). A G that
+        normalises z (progan's pixel norm) has no image of z = 0, and its gradient there,
+        1 / sqrt(eps), would swamp Adam's second moment: a z ~ N(0, I), by --seed."""
+        if self.space != "z":
+            return self.model.w_avg.expand(n, *self.shape).clone()
+        if getattr(self.model, "normalises_z", False):
+            return self.random(n)
+        return torch.zeros(n, *self.shape, device=self.device)
 
     def random(self, n):
         """Another latent from the prior: z ~ N(0, I), or w = f(z)."""
