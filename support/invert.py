@@ -27,7 +27,6 @@ the found w.
 import math
 import os
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from support.cli import COUNT, Fail, condition, flag, hyperparameters
 from support.pictures import destination, grid, save_named, to_folder
@@ -118,7 +117,7 @@ class Latents:
         if self.space == "z":
             y = None if self.y is None else self.y[lo:lo + n]
             x = self.model.generate(latent, y)
-            return x if self.size is None else F.interpolate(x, size=self.size)
+            return x if self.size is None else torch.nn.functional.interpolate(x, size=self.size)
         noise = [e[lo:lo + n] for e in self.noise]
         return self.model.synthesis(self.ws(latent), noise)
 
