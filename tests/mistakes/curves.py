@@ -6,16 +6,6 @@ F = "measure/curves.py"
 T = "tests/test_train.py"
 
 MISTAKES = [
-    Mistake(F, "--keys read but ignored: every shared quantity drawn",
-            "for k in keys or shared}",
-            "for k in shared}",
-            tests=T,
-            shows="the figure asked for one panel (lab accuracy) holds the loss terms too"),
-    Mistake(F, "a quantity kept when only the first run holds it",
-            "if all(k in q for q in per_run.values())]",
-            "if any(k in q for q in per_run.values())]",
-            tests=T,
-            shows="a panel of D's outputs with a DDPM beside a GAN: a KeyError, not a figure"),
     Mistake(F, "the log read as strict UTF-8",
             'with open(path, encoding="utf-8", errors="replace") as f:',
             'with open(path, encoding="utf-8") as f:',
@@ -51,4 +41,14 @@ MISTAKES = [
             "if a.width * a.height * len(panels) > PIXELS:",
             "if a.width * a.height > PIXELS:",
             shows="--height 20000 with 4 kinds of quantity: a 58-million-pixel figure drawn"),
+    Mistake(F, "--keys read but ignored: every shared quantity drawn",
+            "for k in keys or shared}",
+            "for k in shared}",
+            tests=T,
+            shows="the figure asked for one panel (lab accuracy) holds the loss terms too"),
+    Mistake(F, "a quantity kept when only the first run holds it",
+            "if all(k in q for q in per_run.values())]",
+            "if any(k in q for q in per_run.values())]",
+            tests=T,
+            shows="a panel of D's outputs with a DDPM beside a GAN: a KeyError, not a figure"),
 ]
