@@ -5,6 +5,10 @@ class-conditional. A mode either works (exit 0, its output written) or is refuse
 torch.compile replaced by the function itself: on a CPU inductor takes 5 to 30 s a model, so this
 checks the path to it (each model's sampling_networks), not inductor."""
 import json
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
 import pytest
 import torch
 from PIL import Image
@@ -129,6 +133,44 @@ def test_a_result_or_one_line(cli, places, tmp_path, monkeypatch, run, mode, arg
         assert written, r.out
     else:
         assert not works(run, mode), r.out
-        lines = r.stderr.strip().splitlines()
-        assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), r.out
+        one_line(r)
         assert not written, written
+
+
+def one_line(r):
+    """A refusal: exit 1, one line on stderr, `error: ...`; that line."""
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), r.out
+    return lines[0]
+
+
+@contextmanager
+def read_only(folder):
+    """chattr +i: a folder no file can be added to, root's processes included (where this
+    machine lets root set it); its files can still be written, as a run's .lock."""
+    if os.geteuid() != 0 or not shutil.which("chattr"):
+        pytest.skip("chattr +i needs root")
+    if subprocess.run(["chattr", "+i", folder], capture_output=True).returncode:
+        pytest.skip(f"this file system has no chattr +i for {folder}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", folder], check=True)
+
+
+def test_a_read_only_folder_is_one_line_before_any_work(cli, places, tmp_path):
+    """sample.py's grid, folder and animation into a read-only folder, and train.py --resume of
+    a run whose folder became read-only (its .lock still writable): one line each, before any
+    sample is drawn or step taken (train.py trained a step, then failed at its grid)."""
+    run = tmp_path / "run"
+    r = cli("train.py", "vae", *TINY["vae"], "--steps", 1, "--batch-size", 2, "--grid", 2,
+            "--out", run)
+    assert r.returncode == 0, r.out
+    log = (run / "log.jsonl").read_text()
+    with read_only(run):
+        for out in ([run / "x.png"], [f"{run}/each/"], [run / "walk.png", "--gif"]):
+            r = cli("sample.py", places["vae"], "-n", 2, "--out", *out)
+            assert "cannot write --out" in one_line(r)
+        r = cli("train.py", "vae", "--resume", "--steps", 3, "--out", run)
+        assert "cannot write --out" in one_line(r) and "images" not in r.out, r.out
+        assert (run / "log.jsonl").read_text() == log
