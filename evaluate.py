@@ -1,6 +1,7 @@
 """The lecture's metrics for a folder of samples, each written from its paper.
 
     python evaluate.py SAMPLES --ref REAL                      # FID, KID, precision/recall, IS
+    python evaluate.py SAMPLES/ --ref REAL/                    # class folders: per class too
     python evaluate.py SAMPLES --ref REAL --classifier clf.pt  # the same on a small classifier's
                                           # features, and conditional accuracy for class subfolders
     python evaluate.py OUTPUTS --pairs TARGETS                 # translation: PSNR and SSIM
@@ -15,6 +16,10 @@
     3. P / R   precision: samples inside the real k-NN manifold; recall: real images inside the
                samples' one; each ball reaches a point's k-th neighbour, k = 3, distances exact
                (Kynkaanniemi et al., 2019)
+    3b. D / C  density: how many real balls hold each sample, over k; coverage: the real balls
+               that hold a sample (Naeem et al., 2020)
+    3c. intra  class folders in SAMPLES and REAL: each class's samples against that class's real
+               images, FD (intra-FID, Miyato & Koyama, 2018), KID, P/R, D/C, averaged over classes
     4. IS      exp(E_x KL(p(y | x) || p(y))), per split (Salimans et al., 2016); p(y | x) the
                softmax of Inception's logits without the fc bias, as the reference code has it
     5. acc     how often the classifier names the class of the subfolder a sample was asked for
@@ -126,25 +131,45 @@ def radii(f, k):
     return torch.cat(r)
 
 
-def coverage(points, f, r):
-    """The fraction of `points` inside at least one ball B(f_i, r_i), r squared radii; a
-    pair too close to its ball's edge for the matrix product to tell is measured
-    exactly."""
-    inside = []
+def in_balls(points, f, r):
+    """How many balls B(f_i, r_i) hold each of `points` (r: squared radii), and whether each
+    ball holds any point; a pair too close to its ball's edge for the matrix product to tell
+    is measured exactly."""
+    counts = []
+    held = torch.zeros(len(f), dtype=torch.bool)
     for b in points.split(1000):
         D, err = sq_distances(b, f)
         rows, cols = ((D - r).abs() <= err).nonzero(as_tuple=True)
         D[rows, cols] = exact(b, f, rows, cols)
-        inside.append((D <= r).any(1))
-    return float(torch.cat(inside).double().mean())
+        inside = D <= r
+        counts.append(inside.sum(1))
+        held |= inside.any(0)
+    return torch.cat(counts), held
+
+
+def as64(f):
+    """Features (N, d), numpy or torch -> a float64 tensor."""
+    return torch.as_tensor(np.asarray(f, np.float64))
 
 
 def precision_recall(real, fake, k=3):
     """Eq. 3: precision = samples inside the real manifold, recall = real points inside
     the samples' one."""
-    real = torch.as_tensor(np.asarray(real, np.float64))
-    fake = torch.as_tensor(np.asarray(fake, np.float64))
-    return coverage(fake, real, radii(real, k)), coverage(real, fake, radii(fake, k))
+    real, fake = as64(real), as64(fake)
+    held_fake = in_balls(fake, real, radii(real, k))[0] > 0
+    held_real = in_balls(real, fake, radii(fake, k))[0] > 0
+    return float(held_fake.double().mean()), float(held_real.double().mean())
+
+
+def density_coverage(real, fake, k=3):
+    """Naeem et al., 2020, with B_i = B(X_i, NND_k(X_i)) the ball of real point X_i out to
+    its k-th neighbour: density = 1/(k M) sum_j sum_i 1[Y_j in B_i] (how many real balls
+    hold a sample, over k: 1 on average for samples drawn as the real points are);
+    coverage = 1/N sum_i 1[some Y_j in B_i] (the real balls that hold a sample)."""
+    real, fake = as64(real), as64(fake)
+    counts, held = in_balls(fake, real, radii(real, k))
+    density = float(counts.sum()) / (k * len(fake))
+    return density, float(held.double().mean())
 
 
 def inception_score(p, splits=10):
@@ -228,8 +253,7 @@ def measure(args, device):
     net = (clf if use == "classifier" else load_inception(args.inception_weights)).to(device)
     size, C = reads(ck if use == "classifier" else None)
     folder = args.samples
-    split = os.path.isdir(folder) and any(os.path.isdir(os.path.join(folder, d))
-                                          for d in os.listdir(folder))
+    split = has_classes(folder)
     images, labels, names = read_folder(folder, size, classes=split)
     f, p = features_and_probs(net, images, C, device)
     r = {"samples": folder, "n": len(images), "features": use, "feature_dim": f.shape[1]}
@@ -250,7 +274,9 @@ def measure(args, device):
         r["accuracy"] = float(hit.mean())
         r["accuracy_per_class"] = {n: float(hit[labels == i].mean()) for i, n in enumerate(names)}
     if args.ref:
-        ref = read_folder(args.ref, size)[0]
+        # class folders in both: each class against its own real images too
+        by_class = split and has_classes(args.ref)
+        ref, ref_labels, ref_names = read_folder(args.ref, size, classes=by_class)
         # a covariance needs two points
         if min(len(f), len(ref)) < 2:
             raise Fail(f"FD and KID need at least 2 images in each folder ({len(f)} in "
@@ -263,7 +289,53 @@ def measure(args, device):
             raise Fail(f"precision/recall with k = {args.k} needs more than {args.k} images "
                        f"in each folder")
         r["precision"], r["recall"] = precision_recall(g, f, args.k)
+        r["density"], r["coverage"] = density_coverage(g, f, args.k)
+        if by_class:
+            r.update(intra_class(f, labels, names, g, ref_labels, ref_names, args))
     return r
+
+
+def has_classes(folder):
+    """A folder of class subfolders (sample.py's --out DIR/ of a conditional model)."""
+    return os.path.isdir(folder) and any(os.path.isdir(os.path.join(folder, d))
+                                         for d in os.listdir(folder))
+
+
+def intra_class(f, labels, names, g, ref_labels, ref_names, args):
+    """Each class's samples against the real images of that class: intra-FID (Miyato &
+    Koyama, 2018: FID per class, averaged), and per class KID, precision, recall, density
+    and coverage -> the figures of each class and their means over the classes."""
+    if missing := [n for n in names if n not in ref_names]:
+        raise Fail(f"class folder '{missing[0]}' of {args.samples} has none of its name in "
+                   f"--ref {args.ref}")
+    per = {}
+    for c, name in enumerate(names):
+        fc = f[labels == c]
+        # the real class of the same name
+        real_c = ref_names.index(name)
+        gc = g[ref_labels == real_c]
+        n = min(len(fc), len(gc))
+        if n <= max(1, args.k):
+            warn(f"class '{name}' left out of the per-class figures: {len(fc)} samples and "
+                 f"{len(gc)} real images, fewer than the {max(1, args.k) + 1} each needs")
+            continue
+        if n <= f.shape[1]:
+            warn(f"class '{name}': {n} images for {f.shape[1]}-d features, so its covariance "
+                 "is singular: its FD is a rough figure")
+        per[name] = dict(n=len(fc), n_ref=len(gc), FD=fd(gc, fc),
+                         KID=kid(gc, fc, args.kid_subsets, args.kid_size, args.seed)[0])
+        per[name]["precision"], per[name]["recall"] = precision_recall(gc, fc, args.k)
+        per[name]["density"], per[name]["coverage"] = density_coverage(gc, fc, args.k)
+    if not per:
+        return {}
+    figures = ("FD", "KID", "precision", "recall", "density", "coverage")
+    means = {f"intra_{m}": float(np.mean([v[m] for v in per.values()])) for m in figures}
+    return {**means, "per_class": per}
+
+
+def warn(message):
+    """A figure given with a caveat: one line on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def translation(args):

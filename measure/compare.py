@@ -15,8 +15,11 @@
            its DDIM), guidance --guidance on both, side by side again, each into a
            folder of class subfolders
 3. score   evaluate.py on each folder against --ref on --classifier's features: FD, KID,
-           precision, recall, accuracy; and class balance, H(classes named) / log K,
-           from the same classifier: 1 when each class is named equally often
+           precision, recall, density, coverage, accuracy; per class (the samples asked
+           for class c against the real images of c) FD, precision and recall, averaged:
+           for a conditional model these answer "the asked class, and real-looking?";
+           and class balance, H(classes named) / log K, from the same classifier: 1 when
+           each class is named equally often
 4. table   OUT/compare.md: the better figure of each column in bold, every command run
 
 The peer runs in its own Python (--peer-python: a scratch venv, docs/compare.md) as
@@ -41,7 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEER = "measure/compare_peer.py"
 LIBRARY = "denoising_diffusion_pytorch.classifier_free_guidance"
 # better when lower; the rest: higher
-LOWER = ("sampling s", "FD", "KID")
+LOWER = ("sampling s", "FD", "KID", "intra FD")
 
 
 def parse(argv):
@@ -176,6 +179,9 @@ def figures(r):
             "images/s": r["steps"] * r["batch"] / r["seconds"],
             "sampling s": r["sampling"], "FD": s["FD"], "KID": s["KID"],
             "precision": s["precision"], "recall": s["recall"],
+            "density": s["density"], "coverage": s["coverage"],
+            "intra FD": s["intra_FD"], "class precision": s["intra_precision"],
+            "class recall": s["intra_recall"],
             "class balance": r["balance"], "accuracy": s["accuracy"]}
 
 

@@ -115,8 +115,9 @@ def label(v):
     return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
 
 
-def panel(title, lines, width, height, font):
-    """One panel: its quantities against step, with axes, ticks, a title and a legend."""
+def panel(title, lines, width, height, font, xlabel="step"):
+    """One panel: its quantities against step (or xlabel), with axes, ticks, a title and a
+    legend."""
     im = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(im)
     steps, values = zip(*(p for pts in lines.values() for p in pts))
@@ -140,7 +141,7 @@ def panel(title, lines, width, height, font):
         d.text((x, y0 + 6), label(s), fill="black", font=font, anchor="ma")
     d.line([(x0, y1), (x0, y0), (x1, y0)], fill="black")
     d.text((width // 2, 6), title, fill="black", font=font, anchor="ma")
-    d.text((x1, height - 4), "step", fill="black", font=font, anchor="rd")
+    d.text((x1, height - 4), xlabel, fill="black", font=font, anchor="rd")
     colour = dict(zip(lines, itertools.cycle(COLOURS)))
     drawn = []
     for name, pts in lines.items():
@@ -165,7 +166,7 @@ def panel(title, lines, width, height, font):
     return im
 
 
-def draw(panels, width=720, height=260):
+def draw(panels, width=720, height=260, xlabel="step"):
     """The panels ({title: {line: [(step, value), ...]}}) -> one image, stacked."""
     if not panels:
         raise Fail("the log holds no loss, KID, FD or accuracy to draw (no number within "
@@ -173,7 +174,7 @@ def draw(panels, width=720, height=260):
     font = ImageFont.load_default()
     out = Image.new("RGB", (width, height * len(panels)), "white")
     for i, (title, lines) in enumerate(panels.items()):
-        out.paste(panel(title, lines, width, height, font), (0, height * i))
+        out.paste(panel(title, lines, width, height, font, xlabel), (0, height * i))
     return out
 
 

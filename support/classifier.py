@@ -10,8 +10,9 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from support.cli import COUNT, RATE, Range, Fail, read_checkpoint, save_checkpoint, writable
-from support.folders import load_folder
+from support.cli import COUNT, RATE, Range, Fail, fits, read_checkpoint, save_checkpoint
+from support.cli import writable
+from support.folders import find_images, load_folder
 from support import lab
 
 KINDS = {"classifier": "a classifier of evaluate.py", "noisy_classifier": "a noisy classifier"}
@@ -62,6 +63,42 @@ def may_write(path, kind):
     old = read_checkpoint(path) if os.path.exists(path) else {"model": kind}
     if not isinstance(old, dict) or old.get("model") != kind:
         raise Fail(f"--out {path} exists and is not {KINDS[kind]}: choose another --out")
+
+
+def learnable(args, flag, root, size, device, drawn=False):
+    """A labelled folder a classifier can learn from, read from its listing before any image
+    is decoded: 2 classes or more (objects with --labels), each with an image among those
+    trained on (every tenth is held out), and a batch whose images and first features fit in
+    memory: --batch-size drawn anew each step (drawn), else at most the images trained on."""
+    if not os.path.isdir(root):
+        raise Fail(f"{flag} {root} is not a folder: give the folder of labelled images")
+    if args.labels:
+        y, names = lab.read_labels(root, args.labels, args.objects)[1:]
+        y = torch.from_numpy(y)
+    else:
+        names = sorted(d for d in os.listdir(root)
+                       if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+        counts = torch.tensor([len(find_images(os.path.join(root, d))) for d in names], dtype=int)
+        y = torch.arange(len(names)).repeat_interleave(counts)
+    kind = "object" if args.labels else "class"
+    if len(names) < 2:
+        found = f"one {kind} ({names[0]})" if names else f"no {kind}"
+        where = "in objects.json" if args.labels else "(one subfolder per class)"
+        raise Fail(f"{flag} {root} has {found}: a classifier needs at least 2 to tell apart "
+                   f"{where}")
+    trained = y[torch.arange(len(y)) % 10 != 0]
+    # images of each class, or of each object
+    if y.dim() == 1:
+        per = torch.bincount(trained, minlength=len(names))
+    else:
+        per = trained.sum(0)
+    if missing := [n for n, c in zip(names, per.tolist()) if c == 0]:
+        raise Fail(f"{flag} {root}: no image of the {kind} {missing[0]} to train on "
+                   f"({len(missing)} such; every tenth image is held out): give each at least 2")
+    batch = args.batch_size if drawn else min(args.batch_size, len(trained))
+    # float32: the images (RGB at most) and the first conv's features
+    step = batch * size * size * (3 + args.width) * 4
+    fits("--batch-size", f"{batch} ({size}x{size}, --width {args.width})", step, device)
 
 
 def labelled(args, root, size, **kw):
@@ -170,11 +207,8 @@ def train_classifier(args, device):
     --labels (the lab's train.json) multi-label: K sigmoid outputs, scored by the lab's
     accuracy."""
     may_write(args.out, "classifier")
+    learnable(args, "--train-classifier", args.train_classifier, args.image_size, device)
     x, y, names = labelled(args, args.train_classifier, args.image_size, resize=args.resize)
-    # one class: every answer right, accuracy 1.0
-    if len(names) < 2:
-        raise Fail(f"--train-classifier {args.train_classifier} has one class ({names[0]}): a "
-                   f"classifier needs at least 2 to tell apart")
     x = x.div(255).to(device)                                                  # in [0, 1]
     y = y.to(device)
     held = torch.arange(len(x)) % 10 == 0

@@ -106,8 +106,9 @@ RANGES = {
     "beta_1": OPEN_UNIT, "beta_T": OPEN_UNIT,
     # classifier-free guidance and truncation: any finite number
     "guidance": REAL, "psi": REAL,
-    # classifier guidance's scale s (ddpm.py, support/guidance.py): 0 is off
-    "classifier_scale": WEIGHT,
+    # classifier guidance's scale s (ddpm.py, support/guidance.py): 0 is off. The paper's are
+    # 1 to 10; far past them s grad swamps eps (of size 1), samples saturate: 1000 at most
+    "classifier_scale": Range(float, 0, 1000),
     "min_snr_gamma": RATE,                                  # ddpm's min-SNR-gamma: above 0
     "fade_images": COUNT, "stable_images": COUNT, "eps_drift": WEIGHT,   # progan, stylegan
     # a model's own exceptions, "file.keyword"

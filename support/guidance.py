@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ddpm import timestep_embedding
 from support.cli import COUNT, OPEN_UNIT, SEED, Range, Fail, Parser, command
 from support.cli import hyperparameters, ints, read_checkpoint, save_checkpoint
-from support.classifier import KINDS, accuracy, fit, flipped, labelled, may_write
+from support.classifier import KINDS, accuracy, fit, flipped, labelled, learnable, may_write
 from support.classifier import training_flags
 
 # ddpm.py's defaults (Ho et al.)
@@ -247,13 +247,14 @@ def main(argv):
         raise Fail("a classifier needs labels: --classes (DIR's subfolders) or --labels")
     may_write(args.out, "noisy_classifier")
     use, ck = setting(args)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    learnable(args, "--data", args.data, use["image_size"], device, drawn=True)
     x, y, names = labelled(args, args.data, use["image_size"])
     x = x.div(127.5).sub(1)                                                   # in [-1, 1]
     if ck and (x.shape[1], len(names)) != (ck["config"]["channels"],
                                            ck["config"]["num_classes"] or len(names)):
         raise Fail(f"--data {args.data} holds other channels or classes than --ddpm "
                    f"{args.ddpm} draws: give the DDPM's own data")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     beta = torch.linspace(use["beta_1"], use["beta_T"], use["T"], dtype=torch.float64)
     # as ddpm.py's schedule
     alpha_bar = torch.cumprod(1 - beta, 0).float().to(device)

@@ -184,9 +184,12 @@ def score(samples, conditions, net, ck, device):
     x = x.mean(1, keepdim=True) if ck["config"]["channels"] == 1 else x
     logits = torch.cat([net.to(device)(b.to(device))[1].float().cpu() for b in x.split(200)])
     h, k = hits(logits, asked)
+    se = standard_error(h, k)
+    # None, not nan, where a figure needs two conditions or a set asked for twice: JSON's null
     return {"samples": samples, "n": len(asked), "conditions": conditions,
-            "lab_accuracy": int(h.sum()) / int(k.sum()), "lab_accuracy_se": standard_error(h, k),
-            "lab_spread": within}
+            "lab_accuracy": int(h.sum()) / int(k.sum()),
+            "lab_accuracy_se": None if np.isnan(se) else se,
+            "lab_spread": None if np.isnan(within) else within}
 
 
 @torch.no_grad()

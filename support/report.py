@@ -6,14 +6,27 @@ from support.cli import COUNT, SEED, Parser, Range
 from support.features import cached_weights
 
 
+# What each of evaluate.py's evaluations reads, beside its own flag: a flag given to an
+# evaluation that does not read it would be ignored, so it is refused.
+FEATURES = ("--features", "--classifier", "--inception-weights", "--splits", "--seed", "--json")
+READS = {"--train-classifier": ("--out", "--resize", "--image-size", "--epochs", "--labels",
+                                "--objects", "--batch-size", "--width", "--lr", "--seed"),
+         "--conditions": ("--classifier", "--json"),
+         "--pairs": ("--json",),
+         "--ref": FEATURES + ("--kid-subsets", "--kid-size", "--k"),
+         "SAMPLES": FEATURES}
+
+
 def parse(argv, doc):
     """evaluate.py's arguments (doc: its docstring, for --help), or one line saying what
     is wrong."""
-    p = Parser(prog="evaluate.py", description=doc,
+    # no abbreviated flags: each flag given is known by its full name
+    p = Parser(prog="evaluate.py", description=doc, allow_abbrev=False,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("samples", nargs="?",
                    help="a folder of samples (class subfolders: conditional accuracy)")
-    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall")
+    p.add_argument("--ref", help="a folder of real images: FD, KID, precision, recall, "
+                   "density, coverage; class folders in both: per class too")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--features", choices=["inception", "classifier"],
                    help="the features compared. default: the classifier's, if given")
@@ -29,7 +42,9 @@ def parse(argv, doc):
     # MMD^2 divides by m (m - 1)
     p.add_argument("--kid-size", type=Range(int, 2), default=1000,
                    help="images per KID subset (at most a folder's). default: 1000")
-    p.add_argument("--k", type=COUNT, default=3, help="the k of precision/recall. default: 3")
+    p.add_argument("--k", type=COUNT, default=3,
+                   help="the k of the k-NN balls: precision, recall, density, coverage. "
+                   "default: 3")
     p.add_argument("--splits", type=COUNT, default=10, help="IS splits. default: 10")
     p.add_argument("--seed", type=SEED, default=0,
                    help="seeds KID's subsets, the IS splits, the classifier. default: 0")
@@ -37,7 +52,26 @@ def parse(argv, doc):
     args = p.parse_args(argv)
     if not args.samples and not args.train_classifier:
         p.error("give SAMPLES (a folder of images) or --train-classifier DIR")
+    applies(p, args, argv)
     return args
+
+
+def applies(p, args, argv):
+    """One evaluation at a time, and no flag it would ignore (READS), refused by name."""
+    given = {a.split("=")[0] for a in argv if a.startswith("--")}
+    if args.train_classifier and args.samples:
+        given.add("SAMPLES")
+    # each evaluation reads SAMPLES its own way
+    modes = [m for m in READS if m in given]
+    if len(modes) > 1:
+        p.error(f"{modes[0]} and {modes[1]} ask for two evaluations: run evaluate.py once "
+                "for each")
+    mode = modes[0] if modes else "SAMPLES"
+    if stray := sorted(given - set(READS[mode]) - {mode}):
+        what = "SAMPLES alone" if mode == "SAMPLES" else mode
+        p.error(f"{stray[0]} has no effect with {what}: drop it")
+    if "--objects" in given and not args.labels:
+        p.error("--objects names the objects of --labels: give --labels too, or drop it")
 
 
 def table(r, args):
@@ -55,7 +89,18 @@ def table(r, args):
         pr = f"{r['precision']:.3f}, {r['recall']:.3f}"
         rows += [(name, f"{r['FD']:.3f}"),
                  ("KID", f"{kid}  ({args.kid_subsets} subsets of {r['KID_subset']})"),
-                 (f"precision, recall (k = {args.k})", pr)]
+                 (f"precision, recall (k = {args.k})", pr),
+                 ("density, coverage", f"{r['density']:.3f}, {r['coverage']:.3f}")]
+    if "per_class" in r:
+        per = r["per_class"]
+        worst = max(per, key=lambda c: per[c]["FD"])
+        pr = f"{r['intra_precision']:.3f}, {r['intra_recall']:.3f}"
+        dc = f"{r['intra_density']:.3f}, {r['intra_coverage']:.3f}"
+        rows += [(f"intra-class FD (mean of {len(per)})",
+                  f"{r['intra_FD']:.3f}  (highest: {worst} {per[worst]['FD']:.3f})"),
+                 ("intra-class KID", f"{r['intra_KID']:.4g}"),
+                 ("per-class precision, recall", pr),
+                 ("per-class density, coverage", dc)]
     if "IS" in r:
         on = "Inception" if on_inception else "classifier"
         IS = f"{r['IS']:.3f} +- {r['IS_std']:.3f}"
@@ -66,11 +111,16 @@ def table(r, args):
         rows.append(("conditional accuracy",
                      f"{r['accuracy']:.4f}  (lowest: {worst} {per_class[worst]:.2f})"))
     if "lab_accuracy" in r:
-        acc = f"{r['lab_accuracy']:.4f} +- {r['lab_accuracy_se']:.4f}"
-        rows += [("the lab's accuracy (top-k)",
-                  f"{acc} (standard error; {r['n']} conditions of {r['conditions']})"),
-                 ("samples of one set: mean |x_i - x_j|",
-                  f"{r['lab_spread']:.4f}  (0: one image a set, whatever z)")]
+        se = r["lab_accuracy_se"]
+        within = r["lab_spread"]
+        acc = f"{r['lab_accuracy']:.4f}, standard error n/a (one condition"
+        if se is not None:
+            acc = f"{r['lab_accuracy']:.4f} +- {se:.4f} (standard error; {r['n']} conditions"
+        spread = "n/a (no set asked for twice: repeat sets in the conditions file)"
+        if within is not None:
+            spread = f"{within:.4f}  (0: one image a set, whatever z)"
+        rows += [("the lab's accuracy (top-k)", f"{acc} of {r['conditions']})"),
+                 ("samples of one set: mean |x_i - x_j|", spread)]
     if "PSNR" in r:
         rows += [("mean L1 ([0, 1] scale)", f"{r['L1']:.4f}"),
                  ("PSNR", f"{r['PSNR']:.2f} dB"),

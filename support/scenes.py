@@ -30,6 +30,14 @@ NAMES = [f"{c} {s}" for s in SHAPES for c in COLOURS]
 BACKGROUND = (160, 160, 160)
 # i-CLEVR's training set: 18,009
 N = 18_000
+# an object's half size r, in fractions of the frame, and the least gap between two boxes
+R = (0.10, 0.15)
+GAP = 0.04
+# The most objects that fit apart: each box with half the gap around it is a square of side at
+# least 2 r + GAP, none overlapping, inside a frame of side 1 + GAP: (1.04 // 0.24)^2 = 16
+MOST = int((1 + GAP) // (2 * R[0] + GAP)) ** 2
+# draws of one object's place before its set is given up (18,000 scenes of 1-3 need 34)
+TRIES = 10_000
 
 
 def conditions(seed=0):
@@ -66,15 +74,18 @@ def place(rng, ids):
     placed = []
     for i in ids:
         # rejection sampling: three boxes of at most 0.3 fit
-        while True:
-            r = rng.uniform(0.10, 0.15)
+        for _ in range(TRIES):
+            r = rng.uniform(*R)
             # anywhere in the frame, edges included
             cx, cy = rng.uniform(r, 1 - r, 2)
-            apart = [abs(cx - x) > r + q + 0.04 or abs(cy - y) > r + q + 0.04
+            apart = [abs(cx - x) > r + q + GAP or abs(cy - y) > r + q + GAP
                      for _, x, y, q in placed]
             if all(apart):
                 placed.append((int(i), cx, cy, r))
                 break
+        else:
+            raise Fail(f"no room apart for object {len(placed) + 1} of {len(ids)} after "
+                       f"{TRIES:,} tries: give smaller sets (the lab's have 1 to 3)")
     return placed
 
 
@@ -156,17 +167,19 @@ def read_sets(path):
     for i, names in enumerate(table):
         if unknown := [n for n in names if n not in NAMES]:
             raise Fail(f"{path}, condition {i}: {unknown[0]!r} is none of the 24 objects")
+        if len(names) > MOST:
+            raise Fail(f"{path}, condition {i}: {len(names)} objects, more than the {MOST} "
+                       "that fit apart in a frame: give smaller sets")
     return [[NAMES.index(n) for n in names] for names in table]
 
 
-def real(sets, out, size, seed=0):
-    """One real scene per set, written as sample.py --conditions writes samples,
-    OUT/0.png, 1.png, ...: what a perfect generator would draw, so evaluate.py on OUT
-    gives the evaluator's own ceiling on those sets."""
-    for i, ids in enumerate(sets):
-        objects = place(np.random.default_rng([seed, 1, i]), np.array(ids))
+def real(placed, out, size):
+    """One real scene per set (placed: each set's objects), written as sample.py
+    --conditions writes samples, OUT/0.png, 1.png, ...: what a perfect generator would
+    draw, so evaluate.py on OUT gives the evaluator's own ceiling on those sets."""
+    for i, objects in enumerate(placed):
         Image.fromarray(draw(objects, size)).save(os.path.join(out, f"{i}.png"))
-    print(f"wrote {len(sets)} real scenes {size}x{size} to {out}, one per set")
+    print(f"wrote {len(placed)} real scenes {size}x{size} to {out}, one per set")
 
 
 def main(argv):
@@ -183,17 +196,24 @@ def main(argv):
     if a.conditions and a.n is not None:
         raise Fail("-n does not apply with --conditions: one scene is drawn per set in it")
     n = a.n or N
-    sets = read_sets(a.conditions) if a.conditions else None
+    sets = read_sets(a.conditions) if a.conditions else []
     # the scenes, held at once (uint8)
     fits("-n", n, n * a.image_size**2 * 3)
     if os.path.isfile(a.out):
         raise Fail(f"--out {a.out} is a file: name a folder to write the scenes into")
+    # every set placed before anything is written: one that finds no room is refused
+    placed = []
+    for i, ids in enumerate(sets):
+        try:
+            placed.append(place(np.random.default_rng([a.seed, 1, i]), np.array(ids)))
+        except Fail as e:
+            raise Fail(f"{a.conditions}, condition {i}: {e}")
     try:
         os.makedirs(a.out, exist_ok=True)
     except OSError as e:
         raise Fail(f"cannot make the folder --out {a.out}: {e.strerror}")
     if sets:
-        return real(sets, a.out, a.image_size, a.seed)
+        return real(placed, a.out, a.image_size)
     write(a.out, n, a.image_size, a.seed)
 
 

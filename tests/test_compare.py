@@ -28,10 +28,19 @@ def test_no_peer_python_is_one_line(cli, tmp_path):
     assert r.stderr.strip().count("\n") == 0 and "--peer-python" in r.stderr
 
 
+def without_site_packages(tmp_path):
+    """A Python that surely lacks the peer library, whatever this machine has installed: this
+    one, started without its site-packages (-S), where an installed library lives."""
+    py = tmp_path / "python"
+    py.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n')
+    py.chmod(0o755)
+    return py
+
+
 def test_a_python_without_the_peer_library_is_refused_before_any_work(cli, tmp_path):
     out = tmp_path / "out"
-    r = cli("measure/compare.py", "--data", tmp_path, "--peer-python", sys.executable,
-            "--out", out)
+    r = cli("measure/compare.py", "--data", tmp_path, "--peer-python",
+            without_site_packages(tmp_path), "--out", out)
     assert r.returncode == 1
     assert "cannot import denoising_diffusion_pytorch" in r.stderr
     assert r.stderr.strip().count("\n") == 0
@@ -117,21 +126,24 @@ def test_class_balance_is_the_entropy_of_the_classes_named_over_log_K():
     assert compare.balance([30, 10, 0, 0]) == pytest.approx(h / math.log(4))  # K counts, not seen
 
 
-def scores(FD, KID, precision, recall, accuracy):
+def scores(FD, KID, precision, recall, accuracy, intra=(300.0, 0.5, 0.4)):
     """evaluate.py's JSON, as much of it as the table reads."""
     return {"samples": "s", "n": 500, "FD": FD, "KID": KID, "KID_std": 1.0,
-            "precision": precision, "recall": recall, "accuracy": accuracy}
+            "precision": precision, "recall": recall, "accuracy": accuracy,
+            "density": precision, "coverage": recall, "intra_FD": intra[0],
+            "intra_precision": intra[1], "intra_recall": intra[2]}
 
 
 def test_the_table_computes_images_per_second_and_bolds_the_better_figure():
     rows = [dict(system="ours", steps=1316, batch=64, seconds=1500, sampling=480.0, balance=0.98,
-                 scores=scores(118.2, 60.0, 0.52, 0.22, 0.83)),
+                 scores=scores(118.2, 60.0, 0.52, 0.22, 0.83, (182.0, 0.74, 0.3))),
             dict(system="peer", steps=707, batch=64, seconds=1500, sampling=300.0, balance=0.91,
-                 scores=scores(176.4, 80.0, 0.68, 0.44, 0.46))]
+                 scores=scores(176.4, 80.0, 0.68, 0.44, 0.46, (376.0, 0.49, 0.2)))]
     lines = compare.table(rows).splitlines()
     head = [c.strip() for c in lines[0].strip("|").split("|")]
     assert head == ["system", "steps trained", "images/s", "sampling s", "FD", "KID", "precision",
-                    "recall", "class balance", "accuracy"]
+                    "recall", "density", "coverage", "intra FD", "class precision",
+                    "class recall", "class balance", "accuracy"]
     assert re.fullmatch(r"(\|---)+\|", lines[1]) and lines[1].count("|") == len(head) + 1
     cell = {r["system"]: dict(zip(head, (c.strip() for c in line.strip("|").split("|"))))
             for r, line in zip(rows, lines[2:])}
@@ -145,6 +157,10 @@ def test_the_table_computes_images_per_second_and_bolds_the_better_figure():
     assert cell["peer"]["recall"] == "**0.44**"
     assert cell["ours"]["class balance"] == "**0.98**"
     assert cell["ours"]["accuracy"] == "**0.83**" and cell["peer"]["accuracy"] == "0.46"
+    # the conditional figures: intra-class FD lower is better, per-class precision higher
+    assert cell["ours"]["intra FD"] == "**182.0**" and cell["peer"]["intra FD"] == "376.0"
+    assert cell["ours"]["class precision"] == "**0.74**"
+    assert cell["peer"]["density"] == "**0.68**" and cell["ours"]["class recall"] == "**0.3**"
 
 
 def test_a_tie_is_bold_on_neither_side():

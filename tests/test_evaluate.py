@@ -405,6 +405,7 @@ def test_the_classifier_learns_a_tiny_set_and_measures_conditional_accuracy(cli,
     assert r["accuracy"] == 1.0 and r["n"] == 24 and r["feature_dim"] == 32
     assert r["IS"] > 1.5 and "conditional accuracy" in p.stdout
     assert "FD (classifier features" in p.stdout
+    assert set(r["per_class"]) == {"h", "v"} and "intra-class FD (mean of 2)" in p.stdout
     shutil.rmtree(tmp_path / "samples" / "h")                         # only v/: folder 0 is class 1
     args = ("evaluate.py", tmp_path / "samples", "--classifier", tmp_path / "clf.pt", "--splits", 2,
             "--json", tmp_path / "r.json")
@@ -416,6 +417,8 @@ def test_the_classifier_learns_a_tiny_set_and_measures_conditional_accuracy(cli,
             "--classifier", tmp_path / "clf.pt", "--splits", 2, "--json", tmp_path / "r.json")
     r = json.load(open(tmp_path / "r.json"))
     assert p.returncode == 0 and (r["precision"], r["recall"]) == (1.0, 0.5), p.out
+    # the real balls that hold a copy: the copied half
+    assert r["coverage"] == 0.5 and "per_class" not in r
 
 
 def test_pairs_give_psnr_and_ssim_of_each_output_against_its_target(cli, tmp_path):
@@ -466,7 +469,9 @@ def refusal_setup(tmp_path):
     """Folders of 1, 3 and 12 gray images, a classifier of random weights reading 8x8, a model's
     checkpoint, the lab's files for a course evaluator with 10 outputs, a folder of one class."""
     rng = np.random.default_rng(0)
-    for name, n in (("one", 1), ("three", 3), ("twelve", 12), ("single/only", 12)):
+    for name, n in (("one", 1), ("three", 3), ("twelve", 12), ("single/only", 12),
+                    ("pair/a", 1), ("pair/b", 1), ("gap/a", 12), ("gap/b", 12), ("gap/c", 0),
+                    ("duo/a", 12), ("duo/b", 12)):
         os.makedirs(tmp_path / name)
         for i in range(n):
             im = rng.integers(0, 256, (8, 8), dtype=np.uint8)
@@ -481,7 +486,8 @@ def refusal_setup(tmp_path):
     objects = {f"object {i}": i for i in range(24)}
     (tmp_path / "objects.json").write_text(json.dumps(objects))
     return {"ONE": tmp_path / "one", "THREE": tmp_path / "three", "TWELVE": tmp_path / "twelve",
-            "SINGLE": tmp_path / "single", "CLF": tmp_path / "clf.pt",
+            "SINGLE": tmp_path / "single", "PAIR": tmp_path / "pair", "GAP": tmp_path / "gap",
+            "DUO": tmp_path / "duo", "CLF": tmp_path / "clf.pt",
             "CKPT": tmp_path / "ckpt.pt", "COURSE": tmp_path / "course.pth",
             "TEST": tmp_path / "test.json", "NOWHERE": tmp_path / "no" / "such" / "r.json",
             "FOLDER": tmp_path / "twelve", "OUT": tmp_path / "out.pt"}
@@ -515,6 +521,26 @@ CLF = ["--classifier", "CLF"]
      "precision/recall with k = 3 needs more than 3 images in each folder"),
     (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE"],
      "--classifier scores 10 objects, but"),
+    # each was ignored beside --conditions, --ref beside --pairs
+    (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE", "--ref", "TWELVE"],
+     "--conditions and --ref ask for two evaluations: run evaluate.py once for each"),
+    (["--train-classifier", "TWELVE", "--ref", "TWELVE"],
+     "--train-classifier and --ref ask for two evaluations"),
+    (["TWELVE", "--train-classifier", "TWELVE"], "--train-classifier and SAMPLES ask for two"),
+    # a flag the evaluation asked for does not read
+    (["--train-classifier", "TWELVE", "--json", "NOWHERE"],
+     "--json has no effect with --train-classifier: drop it"),
+    (["TWELVE", *CLF, "--k", "5"], "--k has no effect with SAMPLES alone: drop it"),
+    (["TWELVE", *CLF, "--epochs", "3"], "--epochs has no effect with SAMPLES alone"),
+    (["TWELVE", "--pairs", "TWELVE", "--kid-size", "5"], "--kid-size has no effect with --pairs"),
+    (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE", "--splits", "2"],
+     "--splits has no effect with --conditions"),
+    (["--train-classifier", "TWELVE", "--objects", "TEST"],
+     "--objects names the objects of --labels: give --labels too"),
+    (["TWELVE", *CLF, "--kid-s", "5"], "unrecognized arguments: --kid-s"),
+    (["TWELVE", "--conditions", "TEST", "--classifier", "COURSE", "--pairs", "TWELVE"],
+     "--conditions and --pairs ask for two evaluations"),
+    (["TWELVE", "--pairs", "TWELVE", "--ref", "TWELVE"], "--pairs and --ref ask for two"),
     (["TWELVE", *CLF, "--json", "NOWHERE"], "cannot write --json"),
     (["TWELVE", *CLF, "--json", "FOLDER"], "is a folder: name a file"),
     (["--train-classifier", "TWELVE", "--out", "NOWHERE"], "cannot write --out"),
@@ -522,6 +548,13 @@ CLF = ["--classifier", "CLF"]
      "exists and is not a classifier of evaluate.py: choose another --out"),
     (["--train-classifier", "SINGLE", "--image-size", "8", "--out", "OUT"],
      "has one class (only): a classifier needs at least 2"),
+    # each class's one image, the first held out: nothing of class a to learn
+    (["--train-classifier", "PAIR", "--image-size", "8", "--out", "OUT"],
+     "no image of the class a to train on"),
+    (["--train-classifier", "GAP", "--image-size", "8", "--out", "OUT"],
+     "no image of the class c to train on"),
+    (["--train-classifier", "DUO", "--image-size", "8", "--width", "1000000000", "--out", "OUT"],
+     "choose a smaller --batch-size"),
 ])
 def test_refusals_are_one_line_before_the_work(cli, tmp_path, args, message):
     """Each bad input (issue 30) is one line naming the flag, exit 1, and nothing written: no

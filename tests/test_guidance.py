@@ -275,3 +275,61 @@ def test_command_line(cli, tmp_path):
     assert r.returncode == 1 and "--classes" in r.out
     r = cli("support/guidance.py", "--data", data, "--classes", "--ddpm", ckpt, "--T", 5)
     assert r.returncode == 1 and "drop it" in r.out
+
+
+def folders(root, counts):
+    """Class folders of flat 8x8 grey images: {name: how many}, 0 for an empty folder."""
+    from PIL import Image
+    for i, (name, n) in enumerate(counts.items()):
+        (root / name).mkdir(parents=True)
+        for j in range(n):
+            Image.new("L", (8, 8), 20 * i + j).save(root / name / f"{j}.png")
+
+
+@pytest.mark.parametrize("counts, flags, says", [
+    ({"only": 12}, [], "has one class (only): a classifier needs at least 2"),
+    ({"a": 1, "b": 0}, [], "no image of the class a to train on"),              # one image
+    ({"a": 1, "b": 1}, [], "no image of the class a to train on"),              # it is held out
+    ({"a": 12, "b": 12, "c": 0}, [], "no image of the class c to train on"),    # an empty class
+    ({"a": 12, "b": 12}, ["--batch-size", 10**8], "choose a smaller --batch-size"),
+])
+def test_data_the_classifier_cannot_learn_from_is_refused_before_any_work(cli, tmp_path, counts,
+                                                                          flags, says):
+    """One class, one image, a class with no image to train on (every tenth is held out), a
+    batch beyond memory: one line, before an image is decoded or a file written (it trained
+    on one class at accuracy 1.0, or stopped on a traceback)."""
+    folders(tmp_path / "data", counts)
+    out = tmp_path / "noisy.pt"
+    r = cli("support/guidance.py", "--data", tmp_path / "data", "--classes", "--image-size", 8,
+            "--T", 20, "--steps", 2, "--out", out, *flags)
+    assert r.returncode == 1 and says in r.stderr, r.out
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: "), r.out
+    assert "decoding" not in r.out and not out.exists(), r.out
+
+
+def test_a_set_whose_object_no_image_shows_is_refused(cli, tmp_path):
+    """The lab's sets: an object of objects.json in no image trained on cannot be learned."""
+    from support import scenes
+    scenes.write(str(tmp_path / "lab"), n=12, size=8)
+    r = cli("support/guidance.py", "--data", tmp_path / "lab" / "images", "--labels",
+            tmp_path / "lab" / "train.json", "--image-size", 8, "--T", 20, "--steps", 2,
+            "--out", tmp_path / "noisy.pt")
+    assert r.returncode == 1 and "no image of the object" in r.stderr, r.out
+    assert len(r.stderr.strip().splitlines()) == 1 and "decoding" not in r.out, r.out
+
+
+def test_an_absurd_guidance_scale_is_refused_by_its_range(cli, tmp_path):
+    """--classifier-scale 1e30 (NaN samples) is out of the declared range, in one line."""
+    config = dict(image_size=8, channels=1, num_classes=0, T=20, ch=32, ch_mult=(1,),
+                  num_res_blocks=1, attn_res=(), dropout=0.0)
+    plain = tmp_path / "plain.pt"
+    torch.save(dict(model="ddpm", config=config, weights=DDPM(**config).state_dict(), ema=None,
+                    class_names=None, step=0), plain)
+    for scale in ("1e30", "1001", "1000"):
+        r = cli("sample.py", plain, "-n", 1, "--steps", 1, "--target-colour", 9,
+                "--classifier-scale", scale, "--out", tmp_path / "s.png")
+        if scale == "1000":
+            assert r.returncode == 0, r.out
+            continue
+        assert r.returncode == 1 and f"must be in [0, 1000] (got {scale})" in r.stderr, r.out
+        assert len(r.stderr.strip().splitlines()) == 1, r.out

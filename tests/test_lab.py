@@ -288,9 +288,10 @@ def test_the_lab_from_the_command_line(cli, tmp_path):
     """scenes.py writes the lab's files; train.py --labels, sample.py --conditions (a folder, a
     grid, the denoising strip), evaluate.py --train-classifier --labels and --conditions read
     them."""
-    scenes.write(str(tmp_path / "lab"), n=64, size=8)
+    # 120: each of the 24 objects in an image the classifier trains on
+    scenes.write(str(tmp_path / "lab"), n=120, size=8)
     lab_dir = tmp_path / "lab"
-    assert len(os.listdir(lab_dir / "images")) == 64
+    assert len(os.listdir(lab_dir / "images")) == 120
     assert len(json.loads((lab_dir / "new_test.json").read_text())) == 32
     small = ["--image-size", 8, "--batch-size", 8, "--steps", 2, "--ch", 8, "--z-dim", 4]
     r = cli("train.py", "vae", "--data", lab_dir / "images", "--labels", lab_dir / "train.json",
@@ -526,3 +527,46 @@ def test_bad_lab_evaluator_input_is_one_line(cli, tmp_path, change, message):
             "--out", tmp_path / "run")
     assert r.returncode == 1 and message in r.stderr, r.out
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.out, r.stderr
+
+
+@pytest.mark.parametrize("n, says", [
+    (12, "condition 1: no room apart for object"),          # the issue's: it retried forever
+    (16, "condition 1: no room apart for object"),          # fits on paper, not drawn at random
+    (17, "condition 1: 17 objects, more than the 16 that fit apart in a frame"),
+])
+def test_a_set_that_cannot_be_placed_is_refused_before_anything_is_written(cli, tmp_path, n,
+                                                                          says):
+    """scenes.py --conditions: a set of more objects than fit a frame is refused as it is read;
+    one the random placement finds no room for gives up after its tries. One line, and no
+    folder, not even the first set's scene."""
+    import signal
+    (tmp_path / "big.json").write_text(json.dumps([scenes.NAMES[:3], scenes.NAMES[:n]]))
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("still placing after 30 s"))
+    signal.alarm(30)
+    try:
+        r = cli("support/scenes.py", "--out", tmp_path / "real", "--conditions",
+                tmp_path / "big.json")
+    finally:
+        signal.alarm(0)
+    assert r.returncode == 1 and says in r.stderr, r.out
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "real").exists(), r.out
+
+
+def test_one_condition_scores_without_a_nan(cli, tmp_path):
+    """evaluate.py --conditions with one condition: the accuracy, and n/a (not nan) for the
+    standard error and the spread, which need two conditions or a set asked for twice; the JSON
+    holds null there, not NaN (which JSON has no word for)."""
+    (tmp_path / "s").mkdir()
+    Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(tmp_path / "s" / "0.png")
+    (tmp_path / "one.json").write_text(json.dumps([["red square", "blue circle"]]))
+    out = tmp_path / "r.json"
+    r = cli("evaluate.py", tmp_path / "s", "--conditions", tmp_path / "one.json", "--classifier",
+            clf_file(tmp_path / "clf.pt", scenes.NAMES), "--json", out)
+    assert r.returncode == 0 and "nan" not in r.out.lower(), r.out
+    assert "standard error n/a (one condition" in r.out and "n/a (no set asked" in r.out, r.out
+
+    def refuse(word):
+        raise ValueError(word)
+    figures = json.loads(out.read_text(), parse_constant=refuse)
+    assert figures["lab_accuracy_se"] is None and figures["lab_spread"] is None
+    assert 0 <= figures["lab_accuracy"] <= 1

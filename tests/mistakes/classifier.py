@@ -36,4 +36,26 @@ MISTAKES = [
             tests=T,
             shows="training class ids stops at once with a shape error, for evaluate.py's "
                   "classifier and guidance's noisy one alike"),
+    Mistake(F, "one class let through: at least 1 asked for, not 2",
+            "    if len(names) < 2:\n        found",
+            "    if len(names) < 1:\n        found",
+            tests=f"{T} tests/test_guidance.py",
+            shows="a classifier of one class trains to accuracy 1.0 and guides nowhere"),
+    Mistake(F, "the classes checked on all the images, the held-out ones included",
+            "trained = y[torch.arange(len(y)) % 10 != 0]",
+            "trained = y",
+            tests=f"{T} tests/test_guidance.py",
+            shows="a class whose only image is held out is never trained on; the noisy "
+                  "classifier's one-image run stops on a traceback"),
+    Mistake(F, "an empty class's count read as present",
+            "for n, c in zip(names, per.tolist()) if c == 0]",
+            "for n, c in zip(names, per.tolist()) if c < 0]",
+            tests=f"{T} tests/test_guidance.py",
+            shows="an empty class folder, or a lab object no image shows, becomes a class the "
+                  "classifier never sees: its guidance and accuracy mean nothing"),
+    Mistake(F, "the step's memory without the batch",
+            "step = batch * size * size * (3 + args.width) * 4",
+            "step = size * size * (3 + args.width) * 4",
+            tests=f"{T} tests/test_guidance.py",
+            shows="--batch-size 10^8 passes the check and fails on the allocation, a traceback"),
 ]

@@ -42,4 +42,13 @@ MISTAKES = [
             "    if same != (K, bool((ck.get(\"args\") or {}).get(\"labels\")), names):",
             tests=T,
             shows="(predicted) a noisy classifier is refused for every unconditional DDPM"),
+    Mistake(F, "the data's check left out: the data decoded and trained on as it comes",
+            '    learnable(args, "--data", args.data, use["image_size"], device, drawn=True)\n',
+            "", tests=T,
+            shows="one class trains to accuracy 1.0; one image, or --batch-size 10^8, stops on "
+                  "a traceback after decoding"),
+    Mistake(F, "the noisy classifier's batch taken as at most the images, as evaluate.py's",
+            "device, drawn=True)",
+            "device)", tests=T,
+            shows="--batch-size 10^8 of 24 images passes the check and fails on the allocation"),
 ]

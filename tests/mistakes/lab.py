@@ -80,10 +80,20 @@ MISTAKES += [
             shows="the 'perfect generator' draws the neighbouring colour: the ceiling the table "
                   "reports falls far below the evaluator's held-out accuracy"),
     Mistake(S, "the real scene of a set drawn from the training layout, not from the asked ids",
-            "objects = place(np.random.default_rng([seed, 1, i]), np.array(ids))",
-            "objects = layout(np.random.default_rng([seed, 1, i]), set())",
+            "placed.append(place(np.random.default_rng([a.seed, 1, i]), np.array(ids)))",
+            "placed.append(layout(np.random.default_rng([a.seed, 1, i]), set()))",
             tests="tests/test_lab.py",
             shows="random sets drawn: the ceiling row at chance"),
+    Mistake(S, "the bound's comparison flipped to refuse a set that fits on paper",
+            "if len(names) > MOST:",
+            "if len(names) >= MOST:",
+            tests="tests/test_lab.py",
+            shows="a set of 16 objects, as many as fit in a grid, is refused as too many"),
+    Mistake(S, "the bound computed per row of the frame, not for the whole frame",
+            "MOST = int((1 + GAP) // (2 * R[0] + GAP)) ** 2",
+            "MOST = int((1 + GAP) // (2 * R[0] + GAP))",
+            tests="tests/test_lab.py",
+            shows="sets of 5 objects or more are refused, though 8 are placed at random"),
 ]
 
 MISTAKES += [
@@ -99,4 +109,14 @@ MISTAKES += [
             "rows = [i for i, other in enumerate(keys) if other == key]",
             "rows = [i for i, other in enumerate(keys)]",
             shows="a collapsed generator (one image a set) reads as diverse: its sets differ"),
+    Mistake(F, "the standard error of one condition kept as nan",
+            '"lab_accuracy_se": None if np.isnan(se) else se,',
+            '"lab_accuracy_se": se,',
+            tests="tests/test_lab.py",
+            shows="one condition prints '+- nan' and writes NaN, which is not JSON, to --json"),
+    Mistake(F, "the spread of sets never asked for twice kept as nan",
+            '"lab_spread": None if np.isnan(within) else within}',
+            '"lab_spread": within}',
+            tests="tests/test_lab.py",
+            shows="the lab's own test.json, 32 different sets, prints a spread of nan"),
 ]
