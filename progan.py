@@ -187,6 +187,7 @@ class ProGAN(nn.Module):
     batch_size = 16                      # the paper's at the small resolutions
     sampling_networks = ("generate",)    # what sample.py --compile compiles
     ema_decay = 0.999                    # the paper's moving average of G's weights
+    normalises_z = True                  # 2. on z: sample.py --invert starts off z = 0
 
     def __init__(self, image_size=32, channels=3, num_classes=0, *, z_dim=128, ch=32,
                  max_ch=128, fade_images=60_000, stable_images=60_000, gp_lambda=10.0,
@@ -241,8 +242,9 @@ class ProGAN(nn.Module):
         """7. (level, alpha) of this step, from the images seen."""
         return schedule(int(self.seen), self.levels, self.fade_images, self.stable_images)
 
-    def generate(self, z):
-        """4., 6. G(z) at the phase's resolution r: (B, z_dim) -> (B, C, r, r)."""
+    def generate(self, z, y=None):
+        """4., 6. G(z) at the phase's resolution r: (B, z_dim) -> (B, C, r, r). y: unused
+        (ProGAN is unconditional), as in gan.py's generate(z, y)."""
         level, alpha = self.phase()
         # 2. on z
         h = pixel_norm(z)

@@ -12,6 +12,7 @@ a quantity the log does not hold leaves its panel out. train.py writes a loss re
 resumed run appends to it).
 """
 import argparse
+import io
 import itertools
 import json
 import math
@@ -26,12 +27,16 @@ COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 # a panel's margins, in pixels
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 28, 36
+# the largest figure drawn (150 MB of RGB), and the largest value: beyond, a diverged run
+PIXELS = 50_000_000
+LARGEST = 1e300
 
 
 def read_log(path):
-    """log.jsonl -> its records (dicts with a step), or one line naming the file and line."""
+    """log.jsonl -> its records (dicts with a step, 0 to 2^63, as train.py writes), or one
+    line naming the file and line; bytes that are not UTF-8 make their line not JSON."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError as e:
         raise Fail(f"cannot read {path}: {e.strerror} (train.py writes OUT/log.jsonl)")
@@ -41,9 +46,11 @@ def read_log(path):
             continue
         try:
             r = json.loads(line)
-        except ValueError:
+        # RecursionError: arrays nested thousands deep
+        except (ValueError, RecursionError):
             raise Fail(f"{path}, line {i}, is not JSON: is it train.py's log.jsonl?")
-        if not isinstance(r, dict) or not isinstance(r.get("step"), int):
+        step = r.get("step") if isinstance(r, dict) else None
+        if not isinstance(step, int) or not 0 <= step < 2**63:
             raise Fail(f"{path}, line {i}, has no step: is it train.py's log.jsonl?")
         records.append(r)
     if not records:
@@ -60,11 +67,14 @@ def kind(key):
 
 def series(records):
     """{panel: {quantity: [(step, value), ...]}}, in the order the log first names them;
-    values that are not finite numbers are left out."""
+    values that are not numbers (strings, lists, objects, NaN, inf), or are beyond
+    +-LARGEST, are left out."""
     panels = {}
     for r in records:
         for k, v in r.items():
-            if k in NOT_PLOTTED or not isinstance(v, (int, float)) or not math.isfinite(v):
+            # abs(NaN) <= LARGEST is False; an int of 400 digits is compared, not cast
+            number = isinstance(v, (int, float)) and abs(v) <= LARGEST
+            if k in NOT_PLOTTED or not number:
                 continue
             panels.setdefault(kind(k), {}).setdefault(k, []).append((r["step"], float(v)))
     return {p: panels[p] for p in PANELS if p in panels}
@@ -86,9 +96,11 @@ def across(runs, keys=None):
 
 def ticks(lo, hi, n=5, least=0.0):
     """About n + 1 round values (1, 2 or 5 times a power of ten apart, at least `least`)
-    covering [lo, hi]."""
-    if hi <= lo:
-        lo, hi = lo - 0.5 * (abs(lo) or 1), hi + 0.5 * (abs(hi) or 1)
+    covering [lo, hi]. A flat range, or one narrower than 1e-300: a band around it (about
+    0: [lo - 0.5, hi + 0.5])."""
+    if hi - lo < 1e-300:
+        pad = 0.5 * max(abs(lo), abs(hi)) if max(abs(lo), abs(hi)) > 1e-300 else 0.5
+        lo, hi = lo - pad, hi + pad
     step = max(10 ** math.floor(math.log10((hi - lo) / n)), least)
     step *= next(m for m in (1, 2, 5, 10) if (hi - lo) / (step * m) <= n)
     first = math.floor(lo / step) * step
@@ -157,7 +169,8 @@ def panel(title, lines, width, height, font, xlabel="step"):
 def draw(panels, width=720, height=260, xlabel="step"):
     """The panels ({title: {line: [(step, value), ...]}}) -> one image, stacked."""
     if not panels:
-        raise Fail("the log holds no finite loss, KID, FD or accuracy to draw")
+        raise Fail("the log holds no loss, KID, FD or accuracy to draw (no number within "
+                   f"+-{LARGEST:g})")
     font = ImageFont.load_default()
     out = Image.new("RGB", (width, height * len(panels)), "white")
     for i, (title, lines) in enumerate(panels.items()):
@@ -184,6 +197,12 @@ def main(argv):
     p.add_argument("--width", type=COUNT, default=720, help="pixels across. default: 720")
     p.add_argument("--height", type=COUNT, default=260, help="pixels a panel. default: 260")
     a = p.parse_args(argv)
+    # a picture Pillow writes, tried on one pixel before any work
+    try:
+        Image.new("RGB", (1, 1)).save(io.BytesIO(), format=Image.registered_extensions().get(
+            os.path.splitext(a.out)[1].lower()))
+    except (KeyError, ValueError, OSError):
+        raise Fail(f"--out {a.out}: name a picture Pillow writes in colour, as curves.png")
     for log in a.log:
         if os.path.isdir(log):
             raise Fail(f"{log} is a folder: give the log.jsonl in it")
@@ -197,7 +216,15 @@ def main(argv):
     runs = {run_name(log, a.log): read_log(log) for log in a.log}
     records = list(runs.values())
     panels = series(records[0]) if len(runs) == 1 else across(runs, a.keys)
-    draw(panels, a.width, a.height).save(a.out)
+    if a.width * a.height * len(panels) > PIXELS:
+        raise Fail(f"--width {a.width} by {len(panels)} panel(s) of --height {a.height} is "
+                   f"more than {PIXELS:,} pixels: give a smaller --width or --height")
+    figure = draw(panels, a.width, a.height)
+    # a format's own limits (WebP: 16383 pixels a side)
+    try:
+        figure.save(a.out)
+    except (OSError, ValueError) as e:
+        raise Fail(f"cannot write --out {a.out}: {e}")
     print(f"wrote {a.out}: {', '.join(panels)} from {sum(map(len, records))} records")
 
 

@@ -273,6 +273,9 @@ def save_checkpoint(path, state):
 def claim(out):
     """One run at a time in a folder: a lock on OUT/.lock that the system releases however
     the process ends (POSIX); a .tmp checkpoint left by a killed run is removed."""
+    # a folder no file can be added to (read-only, even with a lock file left in it): said now,
+    # not at the first grid
+    writable("--out", os.path.join(out, ".lock"))
     try:
         lock = open(os.path.join(out, ".lock"), "w")
     except OSError as e:

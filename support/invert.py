@@ -4,8 +4,9 @@ find the latent whose image reconstructs a given one, then edit the image throug
     inversion   latent* = argmin ||G(latent) - x||^2, the pixel MSE, by Adam (lr 0.01,
                 betas (0.9, 0.999), the paper's) for --invert-steps steps, from the mean
                 latent: w_avg for StyleGAN (the paper's start), z = 0, the prior's mean,
-                for G(z)
-    spaces      z: G(z) of gan.py and dcgan.py; w: StyleGAN's synthesis g with one w at
+                for G(z) (progan, whose G normalises z: a random z)
+    spaces      z: G(z) of gan.py, dcgan.py and progan.py (a growing G's image upsampled
+                to the full size, as its samples are); w: StyleGAN's synthesis g with one w at
                 every layer; w+: one w per layer, (L, w_dim), the paper's extended space,
                 which reconstructs far better than w (the default for a StyleGAN)
     edits       style mixing (StyleGAN): the found w's before the middle layer, the coarse
@@ -34,12 +35,12 @@ from support.translate import inputs, read
 
 def invert_flags(p):
     """sample.py's flags of this mode."""
-    g = p.add_argument_group("inversion (gan, dcgan, stylegan)")
+    g = p.add_argument_group("inversion (gan, dcgan, progan, stylegan)")
     g.add_argument("--invert", metavar="IMAGE|DIR",
                    help="find the latent that reconstructs each image and edit it; writes "
                         "OUT (rows of image | reconstruction | edits) and OUT's _loss.png")
     g.add_argument("--space", choices=("z", "w", "w+"),
-                   help="the latent searched: z (gan, dcgan), w or w+ (stylegan). "
+                   help="the latent searched: z (gan, dcgan, progan), w or w+ (stylegan). "
                         "default: z, or w+ for a stylegan")
     g.add_argument("--invert-steps", type=COUNT, default=500,
                    help="Adam steps of the inversion (Image2StyleGAN: 5000). default: 500")
@@ -80,6 +81,8 @@ class Latents:
         self.device = next(model.parameters()).device
         if space == "z":
             self.shape = (model.z_dim,)
+            # a growing G (progan) draws at its phase's resolution: upsampled to image_size
+            self.size = getattr(model, "image_size", None)
             return
         self.L = model.num_layers                         # StyleGAN's w's per image
         self.noise = model.noises(n)                      # held fixed, by --seed
@@ -87,10 +90,14 @@ class Latents:
         self.shape = (w_dim,) if space == "w" else (self.L, w_dim)
 
     def start(self, n):
-        """The mean latent: z = 0 (the prior's mean), or w_avg (Image2StyleGAN's)."""
-        if self.space == "z":
-            return torch.zeros(n, *self.shape, device=self.device)
-        return self.model.w_avg.expand(n, *self.shape).clone()
+        """The mean latent: z = 0 (the prior's mean), or w_avg (Image2StyleGAN's). A G that
+        normalises z (progan's pixel norm) has no image of z = 0, and its gradient there,
+        1 / sqrt(eps), would swamp Adam's second moment: a z ~ N(0, I), by --seed."""
+        if self.space != "z":
+            return self.model.w_avg.expand(n, *self.shape).clone()
+        if getattr(self.model, "normalises_z", False):
+            return self.random(n)
+        return torch.zeros(n, *self.shape, device=self.device)
 
     def random(self, n):
         """Another latent from the prior: z ~ N(0, I), or w = f(z)."""
@@ -109,7 +116,8 @@ class Latents:
         n = len(latent)
         if self.space == "z":
             y = None if self.y is None else self.y[lo:lo + n]
-            return self.model.generate(latent, y)
+            x = self.model.generate(latent, y)
+            return x if self.size is None else torch.nn.functional.interpolate(x, size=self.size)
         noise = [e[lo:lo + n] for e in self.noise]
         return self.model.synthesis(self.ws(latent), noise)
 
@@ -136,8 +144,8 @@ def refuse(ck, model, args):
     name = ck["model"]
     style = hasattr(model, "synthesis")
     if not style and not hasattr(model, "generate"):
-        raise Fail(f"--invert finds a GAN generator's latent (gan, dcgan, stylegan): "
-                   f"a {name} has none")
+        raise Fail(f"--invert finds a GAN generator's latent (gan, dcgan, progan, "
+                   f"stylegan): a {name} has none")
     space = args.space or ("w+" if style else "z")
     if (space == "z") == style:
         raise Fail(f"--space {space} is not a {name}'s latent: use --space "

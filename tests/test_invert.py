@@ -10,6 +10,7 @@ from PIL import Image
 import train
 from conftest import ROOT
 from gan import GAN
+from progan import ProGAN
 from stylegan import StyleGAN
 from support.cli import build_model, load_checkpoint, save_checkpoint
 from support.invert import Latents, invert, psnr
@@ -59,6 +60,24 @@ def test_inversion_recovers_an_image_of_known_w_in_w_plus():
     near = ((G(ws) - x) ** 2).flatten(1).mean(1)
     assert (near < far / 15).all(), (far, near)
     assert curve[-1] == pytest.approx(near.mean().item(), rel=0.2)
+
+
+def test_a_growing_progan_is_inverted_at_its_phase_resolution():
+    """ProGAN's G(z) (no y) at its first phase is a 4x4 image: the inversion's G(z) is it
+    upsampled to the full 8x8, as its samples are (issue 42: --invert raised a TypeError). Its G
+    normalises z, so the search starts at a random z, not at z = 0, where the gradient of the
+    pixel norm (1 / sqrt(eps)) would fill Adam's second moment and stall every later step: the
+    loss to an image of known z still falls after the first 10 steps."""
+    torch.manual_seed(0)
+    m = ProGAN(8, 1, z_dim=32, ch=4, max_ch=4).eval().requires_grad_(False)
+    G = Latents(m, "z", 2, None)
+    x = G(torch.randn(2, 32))
+    start = G(G.start(2))
+    blocks = start[..., ::2, ::2].repeat_interleave(2, -1).repeat_interleave(2, -2)
+    assert start.shape == x.shape and torch.equal(start, blocks)
+    assert G.start(2).norm(dim=1).min() > 3                          # |z| near sqrt(32)
+    z, curve = invert(G, x, G.start(2), 50)
+    assert curve[-1] < curve[10] * 0.8 and curve[-1] < curve[0] / 2, curve[::10]
 
 
 def test_the_first_step_moves_every_coordinate_of_the_latent():

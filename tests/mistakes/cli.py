@@ -1,6 +1,6 @@
 """support/cli.py's mistakes: the declared ranges of the flags every command shares: repeat
 counts without their upper bound, stage 1 of no steps (issue 42, item 7), classifier
-guidance's scale."""
+guidance's scale; the run folder's check."""
 from tests.mistakes import Mistake
 
 F = "support/cli.py"
@@ -19,6 +19,12 @@ MISTAKES = [
             '"ae_steps": COUNT,', '"ae_steps": COUNT0,',
             tests=ITEM_7,
             shows="the diffusion learns the latents of an untrained autoencoder"),
+    Mistake(F, "the run's folder checked as a file beside it",
+            'writable("--out", os.path.join(out, ".lock"))',
+            'writable("--out", out + ".lock")',
+            tests="tests/test_modes.py",
+            shows="train.py --resume into a run folder made read-only: a step trained and "
+                  "logged, then the grid fails to be written"),
     Mistake(F, "classifier guidance's scale without its upper bound",
             '"classifier_scale": Range(float, 0, 1000),',
             '"classifier_scale": WEIGHT,',

@@ -19,6 +19,17 @@ MISTAKES = [
             "return torch.zeros(n, *self.shape, device=self.model.w_avg.device)",
             shows="StyleGAN's inversion starts off the manifold of f(z): slower, and stuck in "
                   "worse reconstructions (predicted)"),
+    Mistake("support/invert.py", "a G that normalises z started at z = 0 too",
+            "            return self.random(n)",
+            "            return torch.zeros(n, *self.shape, device=self.device)",
+            shows="a ProGAN's inversion stalls after its first step: the pixel norm's gradient "
+                  "at z = 0, 1 / sqrt(eps), fills Adam's second moment"),
+    Mistake("support/invert.py", "a growing G's image compared at its phase's size",
+            "return x if self.size is None else torch.nn.functional.interpolate(x, size=self.size)",
+            "return x",
+            tests="tests/test_invert.py tests/test_modes.py",
+            shows="sample.py --invert on a ProGAN still growing: a 4x4 image against an 8x8 "
+                  "one, a RuntimeError traceback"),
     Mistake("support/invert.py", "each batch takes the first images' noise, not its own",
             "noise = [e[lo:lo + n] for e in self.noise]",
             "noise = [e[:n] for e in self.noise]",

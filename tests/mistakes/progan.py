@@ -115,4 +115,9 @@ MISTAKES = [
             "self.seen += 1",
             shows="(predicted) the schedule runs batch-size times slower: the run never "
                   "leaves the small resolutions"),
+    Mistake("progan.py", "G(z) without gan.py's y: generate(z)",
+            "def generate(self, z, y=None):",
+            "def generate(self, z):",
+            tests="tests/test_invert.py",
+            shows="sample.py --invert on a progan: a TypeError traceback (issue 42)"),
 ]
