@@ -31,7 +31,7 @@ import json, math, os, sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from support.cli import Fail, command, writable
+from support.cli import Fail, command, named, writable
 from support.classifier import load_classifier, train_classifier
 from support.features import features_and_probs, load_inception, read_folder, read_pairs, reads
 from support.pictures import to_uint8
@@ -280,7 +280,7 @@ def translation(args):
 def main(argv):
     args = parse(argv, __doc__)
     if args.json:
-        writable("--json", args.json)
+        writable("--json", args.json, named(args, "json", "out"))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(args.seed)
     if args.train_classifier:

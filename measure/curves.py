@@ -18,7 +18,7 @@ import math
 import os
 import sys
 from PIL import Image, ImageDraw, ImageFont
-from support.cli import COUNT, Fail, Parser, command, writable
+from support.cli import COUNT, Fail, Parser, command, named, writable
 
 NOT_PLOTTED = {"step", "img_per_s", "KID_std", "eval_n"}
 PANELS = ["loss terms", "KID", "FD", "lab accuracy"]
@@ -188,7 +188,7 @@ def main(argv):
             raise Fail(f"{log} is a folder: give the log.jsonl in it")
     if a.keys and len(a.log) == 1:
         raise Fail("--keys picks what several logs share: give two logs or more")
-    writable("--out", a.out)
+    writable("--out", a.out, named(a, "out"))
     least_w, least_h = LEFT + RIGHT + 100, TOP + BOTTOM + 60
     if a.width < least_w or a.height < least_h:
         raise Fail(f"--width {a.width} or --height {a.height} leaves no room for a plot: "

@@ -58,7 +58,7 @@ def training_flags(p):
 def may_write(path, kind):
     """--out: a file that can be written, and overwritten only if it holds the same kind,
     never a model's ckpt.pt."""
-    writable("--out", path)
+    writable("--out", path, kind=kind)
     old = read_checkpoint(path) if os.path.exists(path) else {"model": kind}
     if not isinstance(old, dict) or old.get("model") != kind:
         raise Fail(f"--out {path} exists and is not {KINDS[kind]}: choose another --out")
