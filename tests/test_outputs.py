@@ -60,77 +60,72 @@ def places(tmp_path_factory):
     return found
 
 
-def refused(r, message, *kept):
-    """One line, exit status 1, and each file in kept ((path, bytes) pairs) as it was."""
+def refuses(cli, message, kept, script, *args):
+    """`script args` is refused: one line naming message, exit status 1, and each file of
+    kept as it was before."""
+    before = [open(p, "rb").read() for p in kept]
+    r = cli(script, *args)
     assert r.returncode == 1 and message in r.stderr, r.out
     assert r.stderr.startswith("error: "), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    for path, before in kept:
-        assert open(path, "rb").read() == before, f"{path} was written over"
-
-
-def as_it_is(*paths):
-    return [(p, open(p, "rb").read()) for p in paths]
+    for path, old in zip(kept, before):
+        assert open(path, "rb").read() == old, f"{path} was written over"
+    return r
 
 
 # ------------------------------------------ item 0: never over the user's files
 
 @pytest.mark.parametrize("name", TRANSLATE)
 def test_sample_input_folder_into_itself_is_refused(cli, tmp_path, places, name):
-    """--input DIR --out DIR/ would write each output over the input of its name."""
-    folder = tmp_path / "photos"
-    a = picture(folder / "a.png", (10, 200, 30), 16)
-    r = cli("sample.py", places[name], "--input", folder, "--out", f"{folder}/")
-    if name == "stargan":
-        # stargan writes DIR/<domain>/<name>.png: over the inputs only where DIR has domains
-        assert r.returncode == 0, r.out
-        a = places["test"] / "0" / "a0.png"
-        r = cli("sample.py", places[name], "--input", places["test"], "--out",
-                f"{places['test']}/")
-    refused(r, f"--out would replace {a}, an input of this command", *as_it_is(a))
+    """--input DIR --out DIR/ would write each output over the input of its name (stargan:
+    DIR/<domain>/<name>.png, over the inputs where DIR has a folder per domain)."""
+    folder = places["test"] if name == "stargan" else tmp_path / "photos"
+    a = folder / "0" / "a0.png" if name == "stargan" else picture(folder / "a.png", (9, 9, 9))
+    refuses(cli, f"--out would replace {a}, an input of this command", [a],
+            "sample.py", places[name], "--input", folder, "--out", f"{folder}/")
 
 
 def test_sample_grid_over_its_input_is_refused(cli, tmp_path, places):
+    """The same file, however it is spelled or linked."""
     a = picture(tmp_path / "a.png", (10, 200, 30), 16)
-    r = cli("sample.py", places["pix2pix"], "--input", a, "--out", a)
-    refused(r, "an input of this command", *as_it_is(a))
+    (tmp_path / "link.png").symlink_to(a)
+    for out in (a, tmp_path / "link.png"):
+        refuses(cli, "an input of this command", [a],
+                "sample.py", places["pix2pix"], "--input", a, "--out", out)
 
 
 def test_sample_over_a_picture_of_an_input_folder_is_refused(cli, tmp_path, places):
     """A grid named as an image of the --input folder would replace it too."""
     a = picture(tmp_path / "in" / "a.png", (10, 200, 30), 16)
-    r = cli("sample.py", places["cyclegan"], "--input", a.parent, "--out", a)
-    refused(r, "an input of this command", *as_it_is(a))
+    refuses(cli, "an input of this command", [a],
+            "sample.py", places["cyclegan"], "--input", a.parent, "--out", a)
 
 
 def test_sample_folder_over_an_input_is_refused(cli, tmp_path, places):
     """--out DIR/'s files (00000.png, ...) are named before any sampling: one of them is the
     image --init reads."""
     init = picture(tmp_path / "out" / "00001.png", (10, 200, 30))
-    r = cli("sample.py", places["ddpm"], "--init", init, "-n", 2, "--steps", 2,
+    refuses(cli, f"--out would replace {init}, an input of this command", [init],
+            "sample.py", places["ddpm"], "--init", init, "-n", 2, "--steps", 2,
             "--out", f"{tmp_path / 'out'}/")
-    refused(r, f"--out would replace {init}, an input of this command", *as_it_is(init))
 
 
 def test_invert_folder_into_itself_is_refused(cli, places, tmp_path):
+    """--invert DIR --out DIR/; and a grid whose _loss.png is an image of DIR."""
     folder = tmp_path / "faces"
     a = picture(folder / "a.png", (10, 200, 30))
-    r = cli("sample.py", places["gan"], "--invert", folder, "--invert-steps", 1,
-            "--out", f"{folder}/")
-    refused(r, "an input of this command", *as_it_is(a))
-    # a grid: OUT and OUT's _loss.png
+    invert = ["sample.py", places["gan"], "--invert", folder, "--invert-steps", 1]
+    refuses(cli, f"{a}, an input of this command", [a], *invert, "--out", f"{folder}/")
     loss = picture(folder / "b_loss.png", (0, 0, 0))
-    r = cli("sample.py", places["gan"], "--invert", folder, "--invert-steps", 1,
-            "--out", folder / "b.png")
-    refused(r, f"{loss}, an input of this command", *as_it_is(a, loss))
+    refuses(cli, f"{loss}, an input of this command", [a, loss],
+            *invert, "--out", folder / "b.png")
 
 
 @pytest.mark.parametrize("target", ["ckpt", "log", "sample"])
 def test_evaluate_json_is_refused_over_a_checkpoint_a_log_or_an_input(cli, places, target):
     path = {"ckpt": places["vae"], "log": places["log"], "sample": places["x"] / "a.png"}
-    kept = as_it_is(path[target])
-    r = cli("evaluate.py", places["x"], "--pairs", places["y"], "--json", path[target])
-    refused(r, f"--json would replace {path[target]}", *kept)
+    refuses(cli, f"--json would replace {path[target]}", [path[target]],
+            "evaluate.py", places["x"], "--pairs", places["y"], "--json", path[target])
 
 
 def test_evaluate_retrains_a_classifier_in_its_own_file(cli, tmp_path, places):
@@ -141,24 +136,27 @@ def test_evaluate_retrains_a_classifier_in_its_own_file(cli, tmp_path, places):
     for _ in range(2):
         r = cli("evaluate.py", *argv, "--out", clf)
         assert r.returncode == 0 and clf.exists(), r.out
-    r = cli("evaluate.py", *argv, "--out", places["vae"])
-    refused(r, "exists and is not a classifier", *as_it_is(places["vae"]))
+    refuses(cli, "exists and is not a classifier", [places["vae"]],
+            "evaluate.py", *argv, "--out", places["vae"])
 
 
-@pytest.mark.parametrize("target", ["ckpt", "log"])
+@pytest.mark.parametrize("target", ["ckpt", "log", "data"])
 def test_bench_json_is_refused_before_any_model_runs(cli, places, target):
-    path = places["vae" if target == "ckpt" else "log"]
-    r = cli("measure/bench.py", "--quick", "--model", "vae", "--json", path)
-    refused(r, f"--json would replace {path}", *as_it_is(path))
+    path = {"ckpt": places["vae"], "log": places["log"], "data": places["x"] / "a.png"}[target]
+    r = refuses(cli, f"--json would replace {path}", [path], "measure/bench.py", "--quick",
+                "--model", "vae", "--data", places["x"], "--json", path)
     assert "bench: vae" not in r.out
 
 
 def test_curves_never_draw_over_their_own_log(cli, tmp_path, places):
-    kept = as_it_is(places["log"])
-    r = cli("measure/curves.py", places["log"], "--out", places["log"])
-    refused(r, f"--out would replace {places['log']}", *kept)
-    r = cli("measure/curves.py", places["log"], "--out", places["vae"])
-    refused(r, "a checkpoint", *as_it_is(places["vae"]))
+    """Over the log it reads (log.jsonl, or a copy under another name), or a checkpoint."""
+    copy = tmp_path / "old.jsonl"
+    copy.write_bytes(places["log"].read_bytes())
+    for log in (places["log"], copy):
+        refuses(cli, f"--out would replace {log}", [log],
+                "measure/curves.py", log, "--out", log)
+    refuses(cli, "a checkpoint", [places["vae"]],
+            "measure/curves.py", places["log"], "--out", places["vae"])
     r = cli("measure/curves.py", places["log"], "--out", tmp_path / "c.png")
     assert r.returncode == 0 and (tmp_path / "c.png").exists(), r.out
 
@@ -166,10 +164,8 @@ def test_curves_never_draw_over_their_own_log(cli, tmp_path, places):
 def test_guidance_classifier_never_over_a_run(cli, places):
     """python -m support.guidance --out: never the DDPM it guides, nor a log."""
     for path in (places["ddpm"], places["log"]):
-        kept = as_it_is(path)
-        r = cli("support/guidance.py", "--data", places["test"], "--classes", "--ddpm",
-                places["ddpm"], "--steps", 1, "--out", path)
-        refused(r, str(path), *kept)
+        refuses(cli, str(path), [path], "support/guidance.py", "--data", places["test"],
+                "--classes", "--ddpm", places["ddpm"], "--steps", 1, "--out", path)
 
 
 def test_scenes_never_over_their_conditions(cli, tmp_path):
@@ -179,9 +175,9 @@ def test_scenes_never_over_their_conditions(cli, tmp_path):
     sets.parent.mkdir()
     sets.write_text(json.dumps([["red square"], ["blue circle"]]))
     assert {"red square", "blue circle"} <= set(NAMES)
-    r = cli("support/scenes.py", "--out", sets.parent, "--conditions", sets,
+    refuses(cli, f"--out would replace {sets}, an input of this command", [sets],
+            "support/scenes.py", "--out", sets.parent, "--conditions", sets,
             "--image-size", 8)
-    refused(r, f"--out would replace {sets}, an input of this command", *as_it_is(sets))
 
 
 # ------------------------------------------ item 1: no output over another

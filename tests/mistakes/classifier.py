@@ -36,4 +36,10 @@ MISTAKES = [
             tests=T,
             shows="training class ids stops at once with a shape error, for evaluate.py's "
                   "classifier and guidance's noisy one alike"),
+    Mistake(F, "a classifier's --out checked as if it were not a checkpoint",
+            'writable("--out", path, kind=kind)',
+            'writable("--out", path)',
+            tests="tests/test_outputs.py",
+            shows="evaluate.py --train-classifier DIR --out clf.pt cannot retrain into its "
+                  "own classifier: refused as a checkpoint"),
 ]

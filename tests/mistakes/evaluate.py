@@ -103,4 +103,10 @@ MISTAKES = [
             "pred = p.argmax(1)",
             "pred = p.argmin(1)",
             shows="a perfect conditional model scores 0 accuracy"),
+    Mistake("evaluate.py", "--json checked without the command's inputs",
+            'writable("--json", args.json, named(args, "json", "out"))',
+            'writable("--json", args.json)',
+            tests="tests/test_outputs.py",
+            shows="evaluate.py SAMPLES --json SAMPLES/0001.png writes the figures over a sample "
+                  "it scored"),
 ]
