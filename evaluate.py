@@ -31,9 +31,10 @@ import json, math, os, sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from support.cli import Fail, command, named, writable
+from support.cli import Fail, command
 from support.classifier import load_classifier, train_classifier
 from support.features import features_and_probs, load_inception, read_folder, read_pairs, reads
+from support.outputs import named, writable
 from support.pictures import to_uint8
 from support.report import parse, table
 from support import lab

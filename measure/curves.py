@@ -18,7 +18,8 @@ import math
 import os
 import sys
 from PIL import Image, ImageDraw, ImageFont
-from support.cli import COUNT, Fail, Parser, command, named, writable
+from support.cli import COUNT, Fail, Parser, command
+from support.outputs import named, writable
 
 NOT_PLOTTED = {"step", "img_per_s", "KID_std", "eval_n"}
 PANELS = ["loss terms", "KID", "FD", "lab accuracy"]

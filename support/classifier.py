@@ -10,8 +10,9 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from support.cli import COUNT, RATE, Range, Fail, read_checkpoint, save_checkpoint, writable
+from support.cli import COUNT, RATE, Range, Fail, read_checkpoint, save_checkpoint
 from support.folders import load_folder
+from support.outputs import writable
 from support import lab
 
 KINDS = {"classifier": "a classifier of evaluate.py", "noisy_classifier": "a noisy classifier"}

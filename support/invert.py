@@ -27,7 +27,8 @@ import math
 import os
 import torch
 from PIL import Image, ImageDraw
-from support.cli import COUNT, Fail, condition, flag, hyperparameters, named
+from support.cli import COUNT, Fail, condition, flag, hyperparameters
+from support.outputs import named
 from support.pictures import destination, grid, save_each, to_folder
 from support.translate import inputs, names, read
 

@@ -5,7 +5,8 @@ import math, os, shlex, tempfile
 import numpy as np
 import torch
 from PIL import Image
-from support.cli import Fail, flag, spares
+from support.cli import Fail, flag
+from support.outputs import spares
 
 
 def to_uint8(x):
@@ -96,7 +97,7 @@ def to_folder(out):
 
 def destination(out, inputs, files):
     """--out, before any work: files (the paths the command writes) spare the user's
-    (support/cli.py's spares: never a checkpoint, a log or one of inputs); OUT is a picture's
+    (support/outputs.py's spares: never a checkpoint, a log or one of inputs); OUT is a picture's
     name or a folder; writable, found by writing (a read-only folder fails here, even for root
     on a read-only mount, not after the work)."""
     for f in files:

@@ -4,9 +4,10 @@ checkpoint or the other flags given), or a size that cannot fit, refused in one 
 import os
 import torch
 from PIL import Image
-from support.cli import Fail, condition, fits, flag, hyperparameters, named
+from support.cli import Fail, condition, fits, flag, hyperparameters
 from support.folders import load_image
 from support.lab import read_conditions
+from support.outputs import named
 from support.pictures import animation, destination, to_folder
 from support.translate import kind
 

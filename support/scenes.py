@@ -16,7 +16,8 @@ ddpm --data scenes` draws the same scenes in memory instead (seed 0, at --image-
 import argparse, json, os, sys
 import numpy as np
 from PIL import Image
-from support.cli import COUNT, SEED, Fail, Parser, command, fits, named, spares
+from support.cli import COUNT, SEED, Fail, Parser, command, fits
+from support.outputs import named, spares
 from support import lab
 
 # CLEVR's RGB

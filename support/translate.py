@@ -23,8 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from support.cli import Fail, named
+from support.cli import Fail
 from support.folders import find_images, find_pairs, load_image, load_pair
+from support.outputs import named
 from support.pictures import destination, finite, grid, save_each, to_folder
 
 
