@@ -97,9 +97,9 @@ def to_folder(out):
 
 def destination(out, inputs, files):
     """--out, before any work: files (the paths the command writes) spare the user's
-    (support/outputs.py's spares: never a checkpoint, a log or one of inputs); OUT is a picture's
-    name or a folder; writable, found by writing (a read-only folder fails here, even for root
-    on a read-only mount, not after the work)."""
+    (support/outputs.py's spares: never a checkpoint, a log or one of inputs); OUT is a
+    picture's name or a folder; writable, found by writing (a read-only folder fails here,
+    even for root on a read-only mount, not after the work)."""
     for f in files:
         spares("--out", f, inputs)
     picture = os.path.splitext(out)[1].lower() in Image.registered_extensions()

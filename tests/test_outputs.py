@@ -1,8 +1,7 @@
-"""Outputs (issue 42, items 0 and 1): no command writes over a file the user would lose
-(an input of the command, a checkpoint, a run's log; support/outputs.py's `spares`): refused in
-one line before any work, the file unchanged; and no output of sample.py --input or
---invert writes over another, whatever names the inputs share (support/translate.py's
-`names`)."""
+"""support/outputs.py (issue 42, items 0 and 1): no command writes over a file the user
+would lose (an input of the command, a checkpoint, a run's log: `spares`), refused in one
+line before any work, the file unchanged; and no output of sample.py --input or --invert
+writes over another, whatever names the inputs share (support/translate.py's `names`)."""
 import json
 import os
 import pytest
