@@ -1,7 +1,8 @@
-"""Outputs that spare the user's files: the one rule of every command that writes (spares),
-checked before any work. sample.py's pictures (support/pictures.py's destination), evaluate.py's
---json and classifier, the benchmark's --json, the curves, the noisy classifier and the scenes
-all go through it; train.py's run folder has its own lock (support/cli.py's claim).
+"""Outputs that spare the user's files: the one rule of every command that writes
+(spares), checked before any work. sample.py's pictures (support/pictures.py's
+destination), evaluate.py's --json and classifier, the benchmark's --json, the curves, the
+noisy classifier and the scenes go through it; train.py's run folder has its own lock
+(support/cli.py's claim).
 
     python sample.py runs/srgan/ckpt.pt --input photos/ --out photos/
     error: --out would replace photos/cat.png, an input of this command: choose another --out
@@ -17,13 +18,14 @@ from support.cli import Fail
 def spares(flag_name, path, inputs=(), kind=None):
     """The rule: an output never replaces a file the user would lose. A file that does not
     exist yet is always fine; an existing one is refused when it is
-    - a checkpoint (a file torch.save wrote: a run's ckpt.pt, a classifier), unless the output
-      is a checkpoint too (kind): its writer replaces only one of its kind (a classifier
-      retrained into its own file: support/classifier.py's may_write);
+    - a checkpoint (a file torch.save wrote: a run's ckpt.pt, a classifier), unless the
+      output is a checkpoint too (kind): its writer replaces only one of its kind (a
+      classifier retrained into its own file: support/classifier.py's may_write);
     - a run's log (log.jsonl);
-    - an input of the command (inputs, see `named`): the same file, or a picture in a folder
-      among them.
-    A command writing into a folder checks each of its files, by the names they will have."""
+    - an input of the command (inputs, see `named`): the same file, or a picture in a
+      folder among them.
+    A command writing into a folder checks each of its files, by the names they will
+    have."""
     if not os.path.isfile(path):
         return
     if a_checkpoint(path) and not kind:
@@ -38,9 +40,9 @@ def spares(flag_name, path, inputs=(), kind=None):
 
 
 def writable(flag_name, path, inputs=(), kind=None):
-    """An output file, before the work: its folder can be written (found by writing there: a
-    read-only folder fails here, even for root on a read-only mount), and it spares what the
-    user would lose."""
+    """An output file, before the work: its folder can be written (found by writing there:
+    a read-only folder fails here, even for root on a read-only mount), and it spares what
+    the user would lose."""
     if os.path.isdir(path):
         raise Fail(f"{flag_name} {path} is a folder: name a file")
     try:
@@ -76,7 +78,8 @@ def read_by(path, inputs):
 
 
 def a_checkpoint(path):
-    """A file torch.save wrote: a zip archive holding data.pkl, or (older torch) a pickle."""
+    """A file torch.save wrote: a zip archive holding data.pkl, or (older torch) a
+    pickle."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as z:
