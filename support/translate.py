@@ -51,9 +51,8 @@ def read(f, ck, device, kind=None):
 
 def inputs(paths, given="--input", kind=None):
     """Files and folders -> the image files (pix2pix: its pairs, (A, B) each)."""
-    files = []
-    for p in paths:
-        files += (find_pairs if kind == "paired" else find_images)(p) if os.path.isdir(p) else [p]
+    find = find_pairs if kind == "paired" else find_images
+    files = [f for p in paths for f in (find(p) if os.path.isdir(p) else [p])]
     if not files:
         raise Fail(f"no images found in {given} {' '.join(paths)}")
     return files
