@@ -40,9 +40,10 @@ import json, math, os, sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from support.cli import Fail, build_model, command, load_checkpoint, writable
+from support.cli import Fail, build_model, command, load_checkpoint
 from support.classifier import load_classifier, train_classifier
 from support.features import features_and_probs, load_inception, read_folder, read_pairs, reads
+from support.outputs import named, writable
 from support.pictures import to_uint8
 from support.report import parse, table
 from support import lab
@@ -426,7 +427,7 @@ def translation(args):
 def main(argv):
     args = parse(argv, __doc__)
     if args.json:
-        writable("--json", args.json)
+        writable("--json", args.json, named(args, "json", "out"))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(args.seed)
     if args.train_classifier:

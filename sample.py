@@ -17,7 +17,7 @@ from support.cli import COUNT, SEED, Fail, Parser, add_flags, build_model
 from support.cli import compile_sampling, hyperparameters, load_checkpoint, watched
 from support.guidance import flags as guidance_flags, guide
 from support.invert import invert_flags, inversion
-from support.pictures import finite, grid, save_animation, save_each, to_folder
+from support.pictures import finite, grid, numbered, save_animation, save_each, to_folder
 from support.sampling import check, conditions, given_knobs, load_weights, refuse
 from support.sampling import warn_of_a_long_prompt
 from support.translate import kind, translate
@@ -44,7 +44,11 @@ def main(argv):
     k = ck["config"].get("num_classes", 0)
     names = ck.get("class_names") or [str(i) for i in range(k)]
     y = None if kind(model) else conditions(ck, args, names, device)
-    check(args, used, ck["config"], device)
+    # class subfolders (not the lab's sets), and in a grid a column per class
+    labels = None if y is None or args.conditions else y.cpu()
+    # --out DIR/'s files, named once -n is known to fit (a translation names its own)
+    files = lambda: numbered(args.n, names, labels, bool(args.conditions))
+    check(args, used, ck["config"], device, None if kind(model) else files)
     model.to(device).eval()
     if args.compile:
         compile_sampling(model, cuda)
@@ -68,10 +72,10 @@ def main(argv):
         samples.append(x.float().cpu())
     x = torch.cat(samples)                                     # (n, C, H, W) in [-1, 1]
     finite(x, ck, used)
-    # class subfolders (not the lab's sets), and in a grid a column per class
-    labels = y.cpu() if k and not args.conditions else None
     if to_folder(args.out):
-        return save_each(x, args.out, names, labels, lab=bool(args.conditions))
+        save_each(x, args.out, files())
+        where = " in class subfolders" if labels is not None else ""
+        return print(f"wrote {len(x)} images to {args.out}{where}")
     by_class = labels is not None and args.label is None and args.n >= k
     grid(x, nrow=args.nrow or (k if by_class else None)).save(args.out)
     print(f"wrote {args.out}")

@@ -31,7 +31,8 @@ import torch
 from PIL import Image
 from train import build, data, make_batches, processes, train_step
 from support.cli import COUNT, MODELS, Fail, Parser, add_flags, compile_objectives
-from support.cli import compile_sampling, hyperparameters, model_class, writable
+from support.cli import compile_sampling, hyperparameters, model_class
+from support.outputs import named, writable
 from support.settings import TRAIN_DEFAULTS, network
 
 # the peak memory on the CPU (POSIX)
@@ -84,7 +85,7 @@ def parse(argv):
     s["config"] = {k: v for k, v in args.items() if k not in s and k != "model"}
     s["models"] = [args["model"]] if "model" in args else list(MODELS)
     if s["json"]:
-        writable("--json", s["json"])
+        writable("--json", s["json"], named(s, "json"))
     # train.py's checks, before work
     for name in s["models"]:
         labelled = getattr(model_class(name), "domains", False)

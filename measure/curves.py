@@ -19,7 +19,8 @@ import math
 import os
 import sys
 from PIL import Image, ImageDraw, ImageFont
-from support.cli import COUNT, Fail, Parser, command, writable
+from support.cli import COUNT, Fail, Parser, command
+from support.outputs import named, writable
 
 NOT_PLOTTED = {"step", "img_per_s", "KID_std", "eval_n"}
 PANELS = ["loss terms", "KID", "FD", "lab accuracy"]
@@ -197,6 +198,8 @@ def main(argv):
     p.add_argument("--width", type=COUNT, default=720, help="pixels across. default: 720")
     p.add_argument("--height", type=COUNT, default=260, help="pixels a panel. default: 260")
     a = p.parse_args(argv)
+    # never over the logs read, a checkpoint or another run's log
+    writable("--out", a.out, named(a, "out"))
     # a picture Pillow writes, tried on one pixel before any work
     try:
         Image.new("RGB", (1, 1)).save(io.BytesIO(), format=Image.registered_extensions().get(
@@ -208,7 +211,6 @@ def main(argv):
             raise Fail(f"{log} is a folder: give the log.jsonl in it")
     if a.keys and len(a.log) == 1:
         raise Fail("--keys picks what several logs share: give two logs or more")
-    writable("--out", a.out)
     least_w, least_h = LEFT + RIGHT + 100, TOP + BOTTOM + 60
     if a.width < least_w or a.height < least_h:
         raise Fail(f"--width {a.width} or --height {a.height} leaves no room for a plot: "

@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from support.cli import COUNT, RATE, Range, Fail, fits, read_checkpoint, save_checkpoint
-from support.cli import writable
 from support.folders import find_images, load_folder
+from support.outputs import writable
 from support import lab
 
 KINDS = {"classifier": "a classifier of evaluate.py", "noisy_classifier": "a noisy classifier"}
@@ -59,7 +59,7 @@ def training_flags(p):
 def may_write(path, kind):
     """--out: a file that can be written, and overwritten only if it holds the same kind,
     never a model's ckpt.pt."""
-    writable("--out", path)
+    writable("--out", path, kind=kind)
     old = read_checkpoint(path) if os.path.exists(path) else {"model": kind}
     if not isinstance(old, dict) or old.get("model") != kind:
         raise Fail(f"--out {path} exists and is not {KINDS[kind]}: choose another --out")

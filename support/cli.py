@@ -233,16 +233,6 @@ def fits(flag_name, value, nbytes, device="cpu"):
                    f"{have / 2**30:.1f} GiB {where}: choose a smaller {flag_name}")
 
 
-def writable(flag_name, path):
-    """An output file that could not be written, refused before the work, not after it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise Fail(f"{flag_name} {path} is a folder: name a file")
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise Fail(f"cannot write {flag_name} {path}: {folder} is not a folder you can "
-                   "write to")
-
-
 def read_checkpoint(path):
     """A file of plain data (weights_only: a pickle that would run code is refused)."""
     try:

@@ -29,8 +29,9 @@ import os
 import torch
 from PIL import Image, ImageDraw
 from support.cli import COUNT, Fail, condition, flag, hyperparameters
-from support.pictures import destination, grid, save_named, to_folder
-from support.translate import inputs, read
+from support.outputs import named
+from support.pictures import destination, grid, save_each, to_folder
+from support.translate import inputs, names, read
 
 
 def invert_flags(p):
@@ -159,7 +160,6 @@ def refuse(ck, model, args):
         raise Fail(f"--invert on a conditional {name} needs --label, the images' class")
     if not os.path.exists(args.invert):
         raise Fail(f"--invert {args.invert}: no such file or folder")
-    destination(args.out, False)
     return space
 
 
@@ -169,7 +169,18 @@ def inversion(ck, model, args, device):
     OUT, rows of image | reconstruction | edits, and OUT's _loss.png; or a folder OUT/ of
     the reconstructions named as their images, with edits.png and loss.png."""
     space = refuse(ck, model, args)
-    files, stems = inputs([args.invert], "--invert")
+    files = inputs([args.invert], "--invert")
+    out = args.out
+    # OUT and OUT's _loss.png; a folder OUT/: the reconstructions, edits.png and loss.png
+    strip = out
+    plot = os.path.splitext(out)[0] + "_loss.png"
+    stems = []
+    if to_folder(out):
+        stems = names(files, "--invert", taken=("edits", "loss"))
+        strip = os.path.join(out, "edits.png")
+        plot = os.path.join(out, "loss.png")
+    recons = [os.path.join(out, s + ".png") for s in stems]
+    destination(out, named(args, "out"), recons + [strip, plot])
     x = torch.stack([read(f, ck, device)[0] for f in files])
     model.to(device).eval()
     model.requires_grad_(False)                       # only the latents are trained
@@ -195,14 +206,9 @@ def inversion(ck, model, args, device):
     spread = f" (mean; min {db.min():.2f}, max {db.max():.2f})" if n > 1 else ""
     print(f"{n} image(s), {space} space, {args.invert_steps} steps: "
           f"PSNR {db.mean():.2f} dB{spread}")
-    out = args.out
-    strip = out
-    plot = os.path.splitext(out)[0] + "_loss.png"
     if to_folder(out):
-        save_named(columns[1], stems, out)
+        save_each(columns[1], out, [s + ".png" for s in stems])
         print(f"wrote {n} reconstructions to {out}")
-        strip = os.path.join(out, "edits.png")
-        plot = os.path.join(out, "loss.png")
     grid(torch.stack(columns, 1).flatten(0, 1).cpu(), nrow=len(columns)).save(strip)
     said = "mix (coarse styles) | truncated, psi 0.5 | " if space != "z" else ""
     print(f"wrote {strip}: rows of image | reconstruction | {said}towards the next "

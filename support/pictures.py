@@ -1,11 +1,12 @@
 """Pictures out: tensors in [-1, 1] -> uint8 pixels, a grid, one PNG per sample, an
 animation. Used by train.py (its sample grids), sample.py and evaluate.py.
 """
-import math, os, shlex, tempfile, zipfile
+import math, os, shlex, tempfile
 import numpy as np
 import torch
 from PIL import Image
 from support.cli import Fail, flag
+from support.outputs import spares
 
 
 def to_uint8(x):
@@ -54,36 +55,39 @@ def save_png(x, path):
     Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(path)
 
 
-def save_each(x, out, names=None, labels=None, lab=False):
-    """(n, C, H, W) -> OUT/00000.png, 00001.png, ... (the lab's names with lab=True: 0.png,
-    1.png, ...), in a subfolder per class, named by names[label], when labels are given."""
-    for i, im in enumerate(x):
-        folder = out if labels is None else os.path.join(out, names[labels[i]])
-        os.makedirs(folder, exist_ok=True)
-        save_png(im, os.path.join(folder, f"{i}.png" if lab else f"{i:05d}.png"))
-    where = " in class subfolders" if labels is not None else ""
-    print(f"wrote {len(x)} images to {out}{where}")
+def numbered(n, names=None, labels=None, lab=False):
+    """sample.py --out DIR/'s files: 00000.png, 00001.png, ... (the lab's names with lab=True:
+    0.png, 1.png, ...), in a subfolder per class, named by names[label], when labels are
+    given."""
+    return [os.path.join("" if labels is None else names[labels[i]],
+                         f"{i}.png" if lab else f"{i:05d}.png") for i in range(n)]
 
 
-def save_named(x, stems, out):
-    """(n, C, H, W) -> OUT/<stem>.png each, named as the inputs they were made from."""
-    os.makedirs(out, exist_ok=True)
-    for stem, im in zip(stems, x):
-        save_png(im, os.path.join(out, stem + ".png"))
+def save_each(x, out, files):
+    """(n, C, H, W) -> OUT/files[0], OUT/files[1], ..., each file's folder made."""
+    for f, im in zip(files, x):
+        path = os.path.join(out, f)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        save_png(im, path)
 
 
 def save_animation(frames, out, nrow=None):
     """frames (F, n, C, H, W) -> OUT as a .gif of grids (nrow samples a row), and
     OUT_strip.png: a row per sample (at most 8), 8 frames spread over the whole animation."""
-    stem = os.path.splitext(out)[0]
+    gif, strip_png = animation(out)
     pictures = [grid(f, nrow) for f in frames]
-    pictures[0].save(stem + ".gif", save_all=True, append_images=pictures[1:], duration=60,
-                     loop=0)
+    pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=60, loop=0)
     picks = torch.linspace(0, len(frames) - 1, 8).round().long()
     # rows: samples, columns: frames
     strip = frames[picks, :8].transpose(0, 1).flatten(0, 1)
-    grid(strip, nrow=len(picks)).save(stem + "_strip.png")
-    print(f"wrote {stem}.gif ({len(frames)} frames) and {stem}_strip.png")
+    grid(strip, nrow=len(picks)).save(strip_png)
+    print(f"wrote {gif} ({len(frames)} frames) and {strip_png}")
+
+
+def animation(out):
+    """--gif's files: OUT.gif and OUT_strip.png."""
+    stem = os.path.splitext(out)[0]
+    return [stem + ".gif", stem + "_strip.png"]
 
 
 def to_folder(out):
@@ -91,15 +95,13 @@ def to_folder(out):
     return out.endswith(os.sep) or os.path.isdir(out)
 
 
-def destination(out, gif):
-    """--out: never over a checkpoint; a picture's name or a folder; writable, found by
-    writing (a read-only folder fails here, even for root on a read-only mount, not after
-    the work)."""
-    stem = os.path.splitext(out)[0]
-    files = [stem + ".gif", stem + "_strip.png"] if gif else [out]
-    if mine := [f for f in files if a_checkpoint(f)]:
-        raise Fail(f"--out {out}: {mine[0]} is a checkpoint, and sample.py never writes over "
-                   "one: choose another --out")
+def destination(out, inputs, files):
+    """--out, before any work: files (the paths the command writes) spare the user's
+    (support/outputs.py's spares: never a checkpoint, a log or one of inputs); OUT is a
+    picture's name or a folder; writable, found by writing (a read-only folder fails here,
+    even for root on a read-only mount, not after the work)."""
+    for f in files:
+        spares("--out", f, inputs)
     picture = os.path.splitext(out)[1].lower() in Image.registered_extensions()
     if not to_folder(out) and not picture:
         raise Fail(f"--out {out}: name a picture (.png) or a folder (ending in /)")
@@ -109,17 +111,3 @@ def destination(out, gif):
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as e:
         raise Fail(f"cannot write --out {out}: {e.strerror}")
-
-
-def a_checkpoint(path):
-    """A file torch.save wrote: a zip archive holding data.pkl, or (older torch) a pickle."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as z:
-                return any(n.endswith("data.pkl") for n in z.namelist())
-        with open(path, "rb") as f:
-            # pickle protocol 2: torch's legacy save
-            return f.read(2) == b"\x80\x02"
-    # no such file, or not one to read
-    except (OSError, zipfile.BadZipFile):
-        return False

@@ -7,7 +7,8 @@ from PIL import Image
 from support.cli import Fail, condition, fits, flag, hyperparameters
 from support.folders import load_image
 from support.lab import read_conditions
-from support.pictures import destination, to_folder
+from support.outputs import named
+from support.pictures import animation, destination, to_folder
 from support.translate import kind
 
 
@@ -121,21 +122,27 @@ def conditions(ck, args, names, device):
     return y
 
 
-def check(args, used, config, device):
-    """The destination and the sizes: a bad --out costs nothing, and a count that cannot
-    fit is refused with the number, before it is allocated."""
-    destination(args.out, args.gif)
+def check(args, used, config, device, files):
+    """The sizes and the destination, before any work: a count that cannot fit is refused
+    with the number, before it is allocated (or its files named); a bad --out costs nothing,
+    and never replaces a file the user would lose (files(): a folder's, named under it; None
+    for a translation, which checks its own)."""
     # a translation: one per --input
-    if args.n is None:
-        return
-    if args.nrow is not None and args.nrow > args.n:
-        raise Fail(f"--nrow {args.nrow} is more than the {args.n} samples: choose at most -n")
-    image = config["channels"] * config["image_size"] ** 2 * 4    # one sample, float32 bytes
-    # the samples, on the CPU; with --gif every frame, on the device
-    fits("-n", args.n, args.n * image)
-    if args.gif:
-        frames = min(used["frames"], used.get("steps", used["frames"]))
-        fits("--frames", used["frames"], frames * args.n * image, device)
+    if args.n is not None:
+        if args.nrow is not None and args.nrow > args.n:
+            raise Fail(f"--nrow {args.nrow} is more than the {args.n} samples: choose at most "
+                       "-n")
+        image = config["channels"] * config["image_size"] ** 2 * 4    # one sample, float32 bytes
+        # the samples, on the CPU; with --gif every frame, on the device
+        fits("-n", args.n, args.n * image)
+        if args.gif:
+            frames = min(used["frames"], used.get("steps", used["frames"]))
+            fits("--frames", used["frames"], frames * args.n * image, device)
+    if not to_folder(args.out):
+        files = animation(args.out) if args.gif else [args.out]
+    else:
+        files = [os.path.join(args.out, f) for f in files()] if files else []
+    destination(args.out, named(args, "out"), files)
 
 
 def warn_of_a_long_prompt(model, knobs):

@@ -17,6 +17,7 @@ import argparse, json, os, sys
 import numpy as np
 from PIL import Image
 from support.cli import COUNT, SEED, Fail, Parser, command, fits
+from support.outputs import named, spares
 from support import lab
 
 # CLEVR's RGB
@@ -201,6 +202,13 @@ def main(argv):
     fits("-n", n, n * a.image_size**2 * 3)
     if os.path.isfile(a.out):
         raise Fail(f"--out {a.out} is a file: name a folder to write the scenes into")
+    # the files written (real's, or write's), none over a file the user would lose
+    files = [f"{i}.png" for i in range(len(sets))] if sets else [
+        *(os.path.join("images", f"{k:05d}.png") for k in range(n)),
+        "train.json", "objects.json", "test.json", "new_test.json"]
+    given = named(a, "out")
+    for f in files:
+        spares("--out", os.path.join(a.out, f), given)
     # every set placed before anything is written: one that finds no room is refused
     placed = []
     for i, ids in enumerate(sets):

@@ -1,6 +1,7 @@
 """sample.py --input: an image-to-image model maps your images with its own mapping. A
 grid has a row per image (--out FILE.png); a folder gets the outputs, named as their
-inputs (--out DIR/). Errors are on the [0, 1] pixel scale.
+inputs, no two alike (names), none over an input (--out DIR/). Errors are on the [0, 1]
+pixel scale.
 
     pix2pix   G(A): rows of input | output, and | target when every input is a pair A|B
               (one side-by-side file, or the files of A/ and B/), with the mean L1 and
@@ -24,7 +25,8 @@ import torch.nn.functional as F
 from PIL import Image
 from support.cli import Fail
 from support.folders import find_images, find_pairs, load_image, load_pair
-from support.pictures import finite, grid, save_named, to_folder
+from support.outputs import named
+from support.pictures import destination, finite, grid, save_each, to_folder
 
 
 def read(f, ck, device, kind=None):
@@ -48,22 +50,33 @@ def read(f, ck, device, kind=None):
 
 
 def inputs(paths, given="--input", kind=None):
-    """Files and folders -> the image files (pix2pix: its pairs), and a name for each
-    output: photos/cat.jpg -> cat; for stargan unique within its folder, class/0001.png ->
-    class_0001 (Fashion-MNIST's test set repeats file names)."""
-    files, stems = [], []
-    for p in paths:
-        root, found = os.path.dirname(p), [p]
-        if os.path.isdir(p):
-            root, found = p, (find_pairs if kind == "paired" else find_images)(p)
-        for f in found:
-            f = f[0] if isinstance(f, tuple) else f
-            name = os.path.relpath(f, root) if kind == "domains" else os.path.basename(f)
-            stems.append(os.path.splitext(name)[0].replace(os.sep, "_"))
-        files += found
+    """Files and folders -> the image files (pix2pix: its pairs, (A, B) each)."""
+    find = find_pairs if kind == "paired" else find_images
+    files = [f for p in paths for f in (find(p) if os.path.isdir(p) else [p])]
     if not files:
         raise Fail(f"no images found in {given} {' '.join(paths)}")
-    return files, stems
+    return files
+
+
+def names(files, given="--input", taken=()):
+    """A name for each input's output, no two alike and none in taken: the file's name
+    (photos/cat.jpg -> cat); where inputs share it, their paths from the folder they all
+    lie in, folders joined by _ (x/a.png, y/a.png -> x_a, y_a), and if still shared with
+    the extension (a.png, a.bmp -> a_png, a_bmp). A file given twice is refused."""
+    paths = [os.path.abspath(f[0] if isinstance(f, tuple) else f) for f in files]
+    root = os.path.commonpath([os.path.dirname(p) for p in paths])
+    ways = [lambda p: os.path.splitext(os.path.basename(p))[0],
+            lambda p: os.path.splitext(os.path.relpath(p, root))[0].replace(os.sep, "_"),
+            lambda p: os.path.relpath(p, root).replace(os.sep, "_").replace(".", "_")]
+    found = [ways[0](p) for p in paths]
+    for way in ways[1:]:
+        found = [way(p) if found.count(n) > 1 or n in taken else n
+                 for p, n in zip(paths, found)]
+    if clash := [n for n in found if found.count(n) > 1 or n in taken]:
+        twice = [p for p, n in zip(paths, found) if n == clash[0]]
+        raise Fail(f"{given} {' and '.join(twice)} would each be written as {clash[0]}.png: "
+                   "give each file once, or rename one")
+    return found
 
 
 def paired(ck, model, x, b, run, knobs):
@@ -90,7 +103,6 @@ def domains(ck, model, x, b, run, knobs):
     """stargan: G(x, c) for each domain c: a class id 0..K-1, or for attributes (multi-hot
     labels) each attribute alone, one-hot."""
     K = ck["config"]["num_classes"]
-    names = ck.get("class_names") or [str(k) for k in range(K)]
     sets = ck["args"].get("labels") or ck["args"].get("data") == "scenes"
     c = torch.eye(K, device=x.device) if sets else torch.arange(K, device=x.device)
 
@@ -101,7 +113,12 @@ def domains(ck, model, x, b, run, knobs):
         return model.G(xs, cs).view(len(xb), K, *xb.shape[1:])
 
     t = run(to_each, x, K)                                           # (n, K, C, S, S)
-    return [x, *t.unbind(1)], ["input", *names], None
+    return [x, *t.unbind(1)], ["input", *domain_names(ck)], None
+
+
+def domain_names(ck):
+    """stargan's domains, by name: a folder each with --out DIR/."""
+    return ck.get("class_names") or [str(k) for k in range(ck["config"]["num_classes"])]
 
 
 def upscales(ck, model, x, b, run, knobs):
@@ -139,7 +156,13 @@ def translate(ck, model, args, knobs, device, autocast):
     k = kind(model)
     if not args.input:
         raise Fail(f"a {ck['model']} maps images: give --input FILE or --input FOLDER")
-    files, stems = inputs(args.input, "--input", k)
+    files = inputs(args.input, "--input", k)
+    # --out DIR/: each output named, and checked, before any image is read
+    folders = domain_names(ck) if k == "domains" else [""]
+    if to_folder(args.out):
+        stems = names(files)
+        outputs = [os.path.join(args.out, d, s + ".png") for d in folders for s in stems]
+        destination(args.out, named(args, "out"), outputs)
     images = [read(f, ck, device, k) for f in files]
     sides = sorted({ims[0].shape[-1] for ims in images}, reverse=True)
     if len(sides) > 1 and not to_folder(args.out):
@@ -154,7 +177,7 @@ def translate(ck, model, args, knobs, device, autocast):
             return torch.cat([f(c).float() for c in x.split(batch)])
 
     # --out DIR/: subfolder -> outputs; srgan: a batch per size, the largest first
-    saved, names = {}, []
+    saved, order = {}, []
     for side in sides:
         group = [i for i, ims in enumerate(images) if ims[0].shape[-1] == side]
         # the inputs, and their targets B when every input is a pair A|B
@@ -164,13 +187,13 @@ def translate(ck, model, args, knobs, device, autocast):
         finite(torch.stack(columns), ck, knobs)
         if said:
             print(said)
-        for folder, t in zip(headings[1:] if k == "domains" else [""], columns[1:]):
+        for folder, t in zip(folders, columns[1:]):
             saved.setdefault(folder, []).extend(t)
-        names += [stems[i] for i in group]
+        order += group
     if to_folder(args.out):
         for folder, t in saved.items():
-            save_named(t, names, os.path.join(args.out, folder))
-        print(f"wrote {len(names) * len(saved)} translations to {args.out}")
+            save_each(t, args.out, [os.path.join(folder, stems[i] + ".png") for i in order])
+        print(f"wrote {len(order) * len(saved)} translations to {args.out}")
     else:
         grid(torch.stack(columns, 1).flatten(0, 1), nrow=len(columns)).save(args.out)
         print(f"wrote {args.out}: rows of {' | '.join(headings)}")

@@ -117,9 +117,9 @@ def places(tmp_path_factory):
     # a checkpoint with nothing to sample yet
     (["LDM_STAGE_1"], "is an ldm still in its first stage: 0 of 5 autoencoder steps done"),
     # --out: never over a checkpoint, and writable
-    (["VAE", "--out", "VAE"], "vae.pt is a checkpoint, and sample.py never writes over one"),
-    (["VAE", "--out", "RENAMED"], "renamed.png is a checkpoint, and sample.py never writes"),
-    (["VAE", "--gif", "--out", "WALK"], "walk.gif is a checkpoint, and sample.py never writes"),
+    (["VAE", "--out", "VAE"], "vae.pt, a checkpoint: choose another --out"),
+    (["VAE", "--out", "RENAMED"], "renamed.png, a checkpoint: choose another --out"),
+    (["VAE", "--gif", "--out", "WALK"], "walk.gif, a checkpoint: choose another --out"),
     (["VAE", "--out", "UNDER_A_FILE"], "cannot write --out"),
 ])
 def test_refused_in_one_line(cli, places, args, message):

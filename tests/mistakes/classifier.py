@@ -58,4 +58,10 @@ MISTAKES = [
             "step = size * size * (3 + args.width) * 4",
             tests=f"{T} tests/test_guidance.py",
             shows="--batch-size 10^8 passes the check and fails on the allocation, a traceback"),
+    Mistake(F, "a classifier's --out checked as if it were not a checkpoint",
+            'writable("--out", path, kind=kind)',
+            'writable("--out", path)',
+            tests="tests/test_outputs.py",
+            shows="evaluate.py --train-classifier DIR --out clf.pt cannot retrain into its "
+                  "own classifier: refused as a checkpoint"),
 ]

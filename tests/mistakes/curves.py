@@ -51,4 +51,10 @@ MISTAKES = [
             "if any(k in q for q in per_run.values())]",
             tests=T,
             shows="a panel of D's outputs with a DDPM beside a GAN: a KeyError, not a figure"),
+    Mistake(F, "--out checked without the logs it reads",
+            'writable("--out", a.out, named(a, "out"))',
+            'writable("--out", a.out)',
+            tests="tests/test_outputs.py",
+            shows="python -m measure.curves old.jsonl --out old.jsonl destroys the log it "
+                  "draws"),
 ]

@@ -160,4 +160,10 @@ MISTAKES = [
             "lo, hi = np.percentile(d, [0, 100])",
             tests="tests/test_ppl.py",
             shows="one pair across a sharp change dominates the figure"),
+    Mistake("evaluate.py", "--json checked without the command's inputs",
+            'writable("--json", args.json, named(args, "json", "out"))',
+            'writable("--json", args.json)',
+            tests="tests/test_outputs.py",
+            shows="evaluate.py SAMPLES --json SAMPLES/0001.png writes the figures over a sample "
+                  "it scored"),
 ]

@@ -55,4 +55,16 @@ MISTAKES = [
             "mse = ((a - b) / 2).pow(2)",
             "mse = (a - b).pow(2)",
             shows="every PSNR 6.02 dB too low, out of line with evaluate.py's (predicted)"),
+    Mistake("support/invert.py", "a reconstruction may take the name of the edits or the plot",
+            'stems = names(files, "--invert", taken=("edits", "loss"))',
+            'stems = names(files, "--invert")',
+            tests="tests/test_outputs.py",
+            shows="an image named loss.png in --invert DIR --out OUT/: its reconstruction is "
+                  "written, then replaced by the loss curve"),
+    Mistake("support/invert.py", "--out DIR/'s reconstructions not among the files checked",
+            'destination(out, named(args, "out"), recons + [strip, plot])',
+            'destination(out, named(args, "out"), [strip, plot])',
+            tests="tests/test_outputs.py",
+            shows="sample.py --invert DIR --out DIR/ writes each reconstruction over the image "
+                  "it inverted"),
 ]
