@@ -192,4 +192,10 @@ MISTAKES = [
             "return torch.where(mask > 0, known, x)",
             "return torch.where(mask > 0, x, known)",
             shows="the mask is inverted: the hole is kept, the known part redrawn"),
+    Mistake("ddpm.py", "beta_T's default 0.2, not the paper's 0.02",
+            "beta_T=0.02,",
+            "beta_T=0.2,",
+            tests="tests/test_holes.py",
+            shows="alpha_bar_T collapses to zero hundreds of steps before T: most steps are pure "
+                  "noise, training wastes them and samples lose detail"),
 ]

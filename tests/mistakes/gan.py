@@ -145,4 +145,10 @@ MISTAKES = [
             "0.7 * torch.rand(", tests="tests/test_pix2pix.py",
             shows="with --soft-labels the real and fake targets overlap (0.3 to 1 and 0 to "
                   "0.7): D cannot separate them and gives G a weak, noisy signal"),
+    Mistake("gan.py", "WGAN-GP's lambda defaulting to 1, not the paper's 10",
+            "gp_lambda=10.0,",
+            "gp_lambda=1.0,",
+            tests="tests/test_holes.py",
+            shows="a weaker penalty: the critic's gradient norm strays from 1, WGAN-GP's "
+                  "training less stable"),
 ]

@@ -116,4 +116,14 @@ MISTAKES = [
             "known = (mask > 0).float().amax(1, keepdim=True)",
             shows="a mask that is white in one channel only keeps pixels the user meant to "
                   "redraw"),
+    Mistake("ldm.py", "the latent scale measured again on every batch, not once",
+            "if not self.scale_measured:",
+            "if True:",
+            shows="each batch's latents are scaled to unit std by their own std: the diffusion "
+                  "learns a moving target, and sampling divides by the last batch's scale"),
+    Mistake("ldm.py", "the straight-through estimator written as z_q alone",
+            "self.autoencoder.decode(z_e + (z_q - z_e).detach())",
+            "self.autoencoder.decode(z_q)",
+            shows="the reconstruction's gradient reaches the codes, never the encoder: the "
+                  "encoder learns from the commitment term alone, recon stalls"),
 ]

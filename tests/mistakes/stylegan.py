@@ -142,4 +142,16 @@ MISTAKES = [
             "self.seen += 1",
             shows="(predicted) --fade-images and --stable-images act as step counts: the "
                   "schedule runs batch-size times slower, the run ends at 4x4 or 8x8"),
+    Mistake("stylegan.py", "w_avg_beta's default 1 - beta: 0.005, not 0.995",
+            "w_avg_beta=0.995,",
+            "w_avg_beta=0.005,",
+            tests="tests/test_holes.py",
+            shows="w_avg is the last batch's mean w, not a long average: truncation pulls "
+                  "towards a point that jumps from step to step"),
+    Mistake("stylegan.py", "the mixing probability's default 0.5, not the paper's 0.9",
+            "mixing=0.9,",
+            "mixing=0.5,",
+            tests="tests/test_holes.py",
+            shows="half as many fakes mixed: adjacent styles stay more entangled, the mixing "
+                  "table's columns change less cleanly"),
 ]
