@@ -126,4 +126,9 @@ MISTAKES = [
             "self.autoencoder.decode(z_q)",
             shows="the reconstruction's gradient reaches the codes, never the encoder: the "
                   "encoder learns from the commitment term alone, recon stalls"),
+    Mistake("ldm.py", "a loaded model measures the latent scale again",
+            "self.scale_measured = bool(self.scale > 0)",
+            "self.scale_measured = False",
+            shows="a resumed run rescales the latents by its first batch's std: the diffusion "
+                  "trained so far sees latents of another scale, its loss jumps at the resume"),
 ]
