@@ -44,4 +44,9 @@ MISTAKES = [
             "mse = ((a - b) / 2).pow(2)",
             "mse = (a - b).pow(2)",
             shows="every PSNR 6.02 dB too low, out of line with evaluate.py's (predicted)"),
+    Mistake("support/invert.py", "a StyleGAN inverted in w by default, not the paper's w+",
+            'space = args.space or ("w+" if style else "z")',
+            'space = args.space or ("w" if style else "z")',
+            shows="one w for every layer: reconstructions far worse than the paper's extended "
+                  "space gives, PSNR several dB lower (predicted)"),
 ]
