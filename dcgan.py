@@ -122,7 +122,7 @@ class DCGAN(GAN):
         ngf: G's width: channels of its last hidden layer, doubled per level towards z (paper: 128)
         ndf: D's width: channels of its first layer, doubled per level deeper
         bn_first: BatchNorm after D's first conv too, as the lecture's table (paper: none there)
-        lr: Adam's learning rate
+        lr: Adam's learning rate (paper: 2e-4)
         betas: Adam's beta1, beta2 (the paper's beta1 0.5)
         """
         levels = levels_of(image_size)
@@ -219,8 +219,8 @@ class DCGANLab(DCGAN):
         acgan: D also classifies its input, an auxiliary classifier GAN (Odena et al.)
         y_embed: D reads y as the lab report's learned S x S map, Linear(K, S^2), not K one-hot maps
         loss: bce (Goodfellow et al.'s game), wgan (Arjovsky et al.) or wgan-gp (Gulrajani et al.)
-        gp_lambda: wgan-gp: the weight lambda of the gradient penalty
-        clip: wgan: D's weights are clipped to [-clip, clip] after each D step
+        gp_lambda: wgan-gp: the weight lambda of the gradient penalty (paper: 10)
+        clip: wgan: D's weights clipped to [-clip, clip] after each D step (paper: 0.01)
         n_critic: D steps per G step (default: the loss's paper: 1 for bce, 5 for the WGANs)
         d_repeats: D steps on each batch, all on the same images, before G's (the lab report's)
         g_steps: G steps each time G steps, each on new z (the lab report's G:D ratios above 1)

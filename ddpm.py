@@ -57,12 +57,12 @@ class DDPM(nn.Module):
                  dropout=0.1, p_uncond=0.1, cond="add", min_snr_gamma=None, lr=2e-4):
         """The network eps_theta and the noise schedule; each keyword is a train.py flag.
 
-        T: the number of diffusion steps, t = 1..T
-        beta_1: the noise variance of the first step; beta_t linear from beta_1 to beta_T
-        beta_T: the noise variance of the last step
+        T: the number of diffusion steps, t = 1..T (paper: 1000)
+        beta_1: the first step's noise variance, beta_t linear up to beta_T (paper: 1e-4)
+        beta_T: the noise variance of the last step (paper: 0.02)
         ch: the U-Net's width at full resolution (paper: 128 for CIFAR-10)
         ch_mult: each level's width as a multiple of ch; each level after the first halves
-        num_res_blocks: residual blocks per level
+        num_res_blocks: residual blocks per level (paper: 2)
         attn_res: the resolutions that get self-attention (paper: 16, for 32x32 images)
         dropout: dropout in each residual block (paper: 0.1 on CIFAR-10)
         p_uncond: how often the condition is dropped in training, for guidance

@@ -82,8 +82,8 @@ class GAN(nn.Module):
         hidden: width h of the MLPs: G is z -> h -> 2h -> 4h -> x, D is x -> 4h -> 2h -> h -> 1
         loss: bce (Goodfellow et al.'s game), wgan (Arjovsky et al.) or wgan-gp (Gulrajani et al.)
         g_loss: bce: G's loss, saturating (Eq. 1's log(1 - D)) or non-saturating (-log D)
-        gp_lambda: wgan-gp: the weight lambda of the gradient penalty
-        clip: wgan: D's weights are clipped to [-clip, clip] after each D step
+        gp_lambda: wgan-gp: the weight lambda of the gradient penalty (paper: 10)
+        clip: wgan: D's weights clipped to [-clip, clip] after each D step (paper: 0.01)
         n_critic: D steps per G step (default: the loss's paper: 1 for bce, 5 for the WGANs)
         soft_labels: bce: D's targets ~ U(0.7, 1.0) for real, U(0.0, 0.3) for fake (the lab's)
         flip_labels: bce: the probability that each of D's targets is swapped (the lab's)

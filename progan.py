@@ -199,12 +199,12 @@ class ProGAN(nn.Module):
         max_ch: the most channels of any layer (paper: 512)
         fade_images: images seen while each new resolution fades in (paper: 800,000)
         stable_images: images seen at each resolution once faded in (paper: 800,000)
-        gp_lambda: the weight lambda of WGAN-GP's gradient penalty
-        eps_drift: the weight of eps_drift D(x)^2, which keeps D's scores near 0
+        gp_lambda: the weight lambda of WGAN-GP's gradient penalty (paper: 10)
+        eps_drift: the weight of eps_drift D(x)^2, keeping D's scores near 0 (paper: 0.001)
         mbstd_group: samples per group of the minibatch standard deviation
-        lr: Adam's learning rate
-        beta1: Adam's beta1
-        beta2: Adam's beta2
+        lr: Adam's learning rate (paper: 0.001)
+        beta1: Adam's beta1 (paper: 0)
+        beta2: Adam's beta2 (paper: 0.99)
         """
         super().__init__()
         if num_classes:

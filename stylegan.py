@@ -121,21 +121,21 @@ class StyleGAN(nn.Module):
 
         z_dim: length of the latent z ~ N(0, I) (paper: 512)
         w_dim: length of the intermediate latent w = f(z) (paper: 512)
-        n_mlp: fully connected layers of the mapping network f
+        n_mlp: fully connected layers of the mapping network f (paper: 8)
         ch: channels at the full image size, doubled per halving up to max_ch (paper: 512)
         max_ch: the most channels of any layer (paper: 512)
-        mapping_lr_mul: the learning rate multiplier of the mapping network f
-        mixing: the fraction of fakes drawn with style mixing
+        mapping_lr_mul: the mapping network f's learning rate multiplier (paper: 0.01)
+        mixing: the fraction of fakes drawn with style mixing (paper: 0.9)
         gamma: the weight of R1, gamma/2 E[||grad_x D(x)||^2] (paper: 10, for 1024x1024)
-        w_avg_beta: decay of w_avg, the moving average of w that truncation pulls towards
+        w_avg_beta: decay of w_avg, the mean w truncation pulls to (paper: 0.995, its code)
         mbstd_group: samples per group of the minibatch standard deviation
         demod: StyleGAN2's modulated, demodulated convolutions instead of AdaIN
         progressive: grow from 4x4 with ProGAN's fade-in, as StyleGAN (StyleGAN2: off)
         fade_images: --progressive: images seen while a resolution fades in (paper: 600k)
         stable_images: --progressive: images seen at each resolution once in (paper: 600k)
         lr: Adam's learning rate
-        beta1: Adam's beta1
-        beta2: Adam's beta2
+        beta1: Adam's beta1 (paper: 0)
+        beta2: Adam's beta2 (paper: 0.99)
         """
         super().__init__()
         # 4, ..., S; each one's width

@@ -12,6 +12,7 @@ from conftest import ROOT
 from gan import GAN
 from progan import ProGAN
 from stylegan import StyleGAN
+import support.invert
 from support.cli import build_model, load_checkpoint, save_checkpoint
 from support.invert import Latents, invert, psnr
 from support.pictures import save_png
@@ -185,6 +186,17 @@ def test_command_line(cli, checkpoints, tmp_path, name, extra):
     assert "3 image(s)" in r.out and "mean" in r.out
     assert {p.name for p in folder.iterdir()} == {"im0.png", "im1.png", "im2.png", "edits.png",
                                                   "loss.png"}
+
+
+def test_without_space_a_stylegan_is_inverted_in_the_papers_space(cli, checkpoints, tmp_path):
+    """--space left out: a StyleGAN is searched in the space the module's help names as the
+    paper's (Image2StyleGAN's extended w+), a dcgan in z, its only latent."""
+    papers = re.search(r"(\S+): [^:]*the paper's extended space", support.invert.__doc__)
+    for name, space in (("stylegan", papers.group(1)), ("dcgan", "z")):
+        r = cli("sample.py", checkpoints / name / "ckpt.pt", "--invert",
+                checkpoints / "images" / "im1.png", "--invert-steps", 1, "--out",
+                tmp_path / "inv.png")
+        assert r.returncode == 0 and f" {space} space," in r.out, r.out
 
 
 def test_command_line_recovers_an_image_of_its_generator(cli, checkpoints, tmp_path):

@@ -144,7 +144,8 @@ class Affine(torch.nn.Module):
 
 def test_the_diffusion_sees_latents_of_unit_std_measured_once():
     """2. scale = 1 / std(z), the std of all latents of the first batch (about their mean, 2 here),
-    then fixed: the diffusion's loss is given z * scale, of std 1 on that batch."""
+    then fixed: the diffusion's loss is given z * scale, of std 1 on that batch. A model loaded
+    from a checkpoint keeps the scale it holds."""
     torch.manual_seed(0)
     m = tiny(z_channels=3, ae_steps=0)
     m.autoencoder.encoder = Affine()
@@ -155,9 +156,17 @@ def test_the_diffusion_sees_latents_of_unit_std_measured_once():
     z = 2 + 3 * torch.nn.functional.avg_pool2d(x, 4)
     assert m.scale.item() == pytest.approx(1 / z.std(unbiased=False).item(), rel=1e-3)
     assert seen[0].std(unbiased=False).item() == pytest.approx(1.0, rel=1e-3)
+    first = m.scale.item()
     m.loss(x / 2)                                                    # another batch: the same scale
+    assert m.scale.item() == first
     assert torch.allclose(seen[1], (2 + 1.5 * torch.nn.functional.avg_pool2d(x, 4)) * m.scale,
                           atol=1e-5)
+    resumed = tiny(z_channels=3, ae_steps=0)                  # a checkpoint's: measured, kept
+    resumed.autoencoder.encoder = Affine()
+    resumed.diffusion.loss = m.diffusion.loss
+    resumed.load_state_dict(m.state_dict())
+    resumed.loss(x / 2)
+    assert resumed.scale.item() == first
 
 
 def test_latents_are_the_image_size_over_f():

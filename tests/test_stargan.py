@@ -202,6 +202,23 @@ def test_each_step_reaches_its_own_network():
     assert (d_opt.defaults["lr"], d_opt.defaults["betas"], m.n_critic) == (1e-4, (0.5, 0.999), 5)
 
 
+def test_the_penalty_trains_d_and_the_reconstruction_reaches_g_through_both_passes():
+    """The penalty's gradient is a function of D's weights (create_graph): the gp term alone
+    reaches every weight that D_src's real term reaches (not the biases: grad_x of a piecewise
+    linear D does not depend on them). L_rec = ||x - G(G(x, c), c')||_1 trains
+    G through its first pass too: its gradient reaches G(x, c)."""
+    m = tiny()
+    x, y = batch()
+    d = m.d_loss(x, y)
+    params = [p for p in m.D.parameters() if p.dim() > 1]
+    by_real = torch.autograd.grad(d["real"], params, retain_graph=True, allow_unused=True)
+    by_gp = torch.autograd.grad(d["gp"], params, allow_unused=True)
+    src = [i for i, g in enumerate(by_real) if g is not None and g.abs().sum() > 0]
+    assert src and all(by_gp[i] is not None and by_gp[i].abs().sum() > 0 for i in src)
+    grad, = torch.autograd.grad(m.g_loss(x, y)["rec"], m.fake, allow_unused=True)
+    assert grad is not None and grad.abs().sum() > 0
+
+
 def test_domain_loss_for_classes_and_for_attributes():
     """With zero logits, -log D_cls is log K for one of K classes, and K log 2 for K attributes
     (a binary cross-entropy each, summed), whatever the labels; then one confident logit."""

@@ -82,6 +82,22 @@ def test_resume_continues_exactly(cli, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_the_grids_draw_one_fixed_noise_and_take_none_of_trainings(cli, tmp_path):
+    """Each progress grid samples on its own seed: with the weights held still (--lr 1e-30, a
+    GAN without BatchNorm), every grid is the same picture; and drawing a grid at every step
+    leaves training's random numbers alone: the same weights as a run with no grid between."""
+    gan = ["gan", "--image-size", 8, "--hidden", 16, "--batch-size", 16, "--grid", 4,
+           "--steps", 2]
+    still, every, last = tmp_path / "still", tmp_path / "every", tmp_path / "last"
+    assert cli("train.py", *gan, "--lr", 1e-30, "--sample-every", 1, "--out", still).returncode == 0
+    grids = [np.asarray(Image.open(still / f"samples_{s:06d}.png")) for s in (1, 2)]
+    assert all(np.array_equal(grids[0], g) for g in grids[1:])
+    assert cli("train.py", *gan, "--sample-every", 1, "--out", every).returncode == 0
+    assert cli("train.py", *gan, "--out", last).returncode == 0
+    wa, wb = ckpt(every)["weights"], ckpt(last)["weights"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
 def write_images(folder):
     """Mixed sizes and formats, one grayscale, one RGBA and one corrupt file, in two class
     folders."""

@@ -104,4 +104,15 @@ MISTAKES = [
             "(9 if image_size > 256 else 6)",
             shows="the paper's 256x256 generator one third shallower: less capacity for the "
                   "large changes (horse -> zebra), stripes patchier"),
+    Mistake("cyclegan.py", "lambda_cyc's default 1, not the paper's 10",
+            "lambda_cyc=10.0,",
+            "lambda_cyc=1.0,",
+            tests="tests/test_holes.py",
+            shows="the cycle holds a tenth as hard: G and F drift into translations that do "
+                  "not come back, colours and layouts change"),
+    Mistake("cyclegan.py", "the history's buffer made anew at every call, not once",
+            "if self.images is None:",
+            "if True:",
+            shows="once full, each D sees zeros for the past fakes it is shown: half its fakes "
+                  "are blank images, D learns to spot them and G gets less signal"),
 ]

@@ -203,4 +203,10 @@ MISTAKES = [
             'needs = {"cond":',
             tests="tests/test_flags.py",
             shows="--p-uncond without labels: nothing to drop, accepted in silence"),
+    Mistake("ddpm.py", "beta_T's default 0.2, not the paper's 0.02",
+            "beta_T=0.02,",
+            "beta_T=0.2,",
+            tests="tests/test_holes.py",
+            shows="alpha_bar_T collapses to zero hundreds of steps before T: most steps are pure "
+                  "noise, training wastes them and samples lose detail"),
 ]

@@ -149,4 +149,10 @@ MISTAKES = [
             '"gp_lambda": {"loss": "wgan-gp"}', '"gp_lambda": {"loss": "wgan"}',
             tests="tests/test_flags.py",
             shows="--loss wgan --gp-lambda 5 is accepted and has no effect"),
+    Mistake("gan.py", "WGAN-GP's lambda defaulting to 1, not the paper's 10",
+            "gp_lambda=10.0,",
+            "gp_lambda=1.0,",
+            tests="tests/test_holes.py",
+            shows="a weaker penalty: the critic's gradient norm strays from 1, WGAN-GP's "
+                  "training less stable"),
 ]

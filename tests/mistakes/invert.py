@@ -67,4 +67,9 @@ MISTAKES = [
             tests="tests/test_outputs.py",
             shows="sample.py --invert DIR --out DIR/ writes each reconstruction over the image "
                   "it inverted"),
+    Mistake("support/invert.py", "a StyleGAN inverted in w by default, not the paper's w+",
+            'space = args.space or ("w+" if style else "z")',
+            'space = args.space or ("w" if style else "z")',
+            shows="one w for every layer: reconstructions far worse than the paper's extended "
+                  "space gives, PSNR several dB lower (predicted)"),
 ]

@@ -120,4 +120,19 @@ MISTAKES = [
             '"ae_steps": {"ae": None}', '"ae_steps": {"reg": "kl"}',
             tests="tests/test_flags.py",
             shows="ldm --ae CKPT --ae-steps 1000 trains no autoencoder step"),
+    Mistake("ldm.py", "the latent scale measured again on every batch, not once",
+            "if not self.scale_measured:",
+            "if True:",
+            shows="each batch's latents are scaled to unit std by their own std: the diffusion "
+                  "learns a moving target, and sampling divides by the last batch's scale"),
+    Mistake("ldm.py", "the straight-through estimator written as z_q alone",
+            "self.autoencoder.decode(z_e + (z_q - z_e).detach())",
+            "self.autoencoder.decode(z_q)",
+            shows="the reconstruction's gradient reaches the codes, never the encoder: the "
+                  "encoder learns from the commitment term alone, recon stalls"),
+    Mistake("ldm.py", "a loaded model measures the latent scale again",
+            "self.scale_measured = bool(self.scale > 0)",
+            "self.scale_measured = False",
+            shows="a resumed run rescales the latents by its first batch's std: the diffusion "
+                  "trained so far sees latents of another scale, its loss jumps at the resume"),
 ]

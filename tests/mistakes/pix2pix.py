@@ -93,4 +93,10 @@ MISTAKES = [
             "nn.init.normal_(m.weight, 0.0, 0.02)",
             shows="every normalised feature starts near 0: G's and D's signals vanish, the "
                   "losses sit at their start for hundreds of steps"),
+    Mistake("pix2pix.py", "lambda's default 10, not the paper's 100",
+            "lambda_l1=100.0,",
+            "lambda_l1=10.0,",
+            tests="tests/test_holes.py",
+            shows="the L1 term weighs a tenth of the paper's: outputs sharper but wander from "
+                  "the target, more artefacts (the paper's cGAN-heavy columns)"),
 ]

@@ -80,4 +80,20 @@ MISTAKES = [
             "nn.Conv2d(ngf, channels, 7, 1, 3, bias=False), nn.Tanh())",
             "nn.Conv2d(ngf, channels, 7, 1, 3, bias=False))",
             shows="G's outputs leave [-1, 1]: saved images clip, colours saturate (predicted)"),
+    Mistake("stargan.py", "lambda_rec's default 1, not the paper's 10",
+            "lambda_rec=10.0,",
+            "lambda_rec=1.0,",
+            tests="tests/test_holes.py",
+            shows="the reconstruction weighs as little as the domain term: G changes more than "
+                  "the domain, the person's identity drifts"),
+    Mistake("stargan.py", "create_graph dropped from the penalty's autograd.grad",
+            "x_hat, create_graph=True)",
+            "x_hat)",
+            shows="the penalty is a constant to D: its gp figure is logged but never trains D, "
+                  "which is then an unconstrained critic (WGAN without its Lipschitz term)"),
+    Mistake("stargan.py", "the reconstruction run on a detached G(x, c)",
+            "x_rec = self.G(self.fake, y)",
+            "x_rec = self.G(self.fake.detach(), y)",
+            shows="L_rec trains G's way back only, not the translation it undoes: G(x, c) is "
+                  "free to lose the input's identity"),
 ]

@@ -147,4 +147,16 @@ MISTAKES = [
             'needs = {"stable_images":',
             tests="tests/test_flags.py",
             shows="stylegan --fade-images 1000 trains a network of fixed size as without it"),
+    Mistake("stylegan.py", "w_avg_beta's default 1 - beta: 0.005, not 0.995",
+            "w_avg_beta=0.995,",
+            "w_avg_beta=0.005,",
+            tests="tests/test_holes.py",
+            shows="w_avg is the last batch's mean w, not a long average: truncation pulls "
+                  "towards a point that jumps from step to step"),
+    Mistake("stylegan.py", "the mixing probability's default 0.5, not the paper's 0.9",
+            "mixing=0.9,",
+            "mixing=0.5,",
+            tests="tests/test_holes.py",
+            shows="half as many fakes mixed: adjacent styles stay more entangled, the mixing "
+                  "table's columns change less cleanly"),
 ]
