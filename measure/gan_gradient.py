@@ -19,7 +19,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from gan import bce_terms, critic_loss, gradient_penalty
 from measure.curves import draw
-from support.cli import COUNT, SEED, Parser, command, writable
+from support.cli import COUNT, SEED, Parser, command
+from support.outputs import writable
 
 # the two Gaussians: means and their standard deviation
 REAL = 2.0
