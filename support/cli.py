@@ -265,6 +265,7 @@ def claim(out):
     the process ends (POSIX); a .tmp checkpoint left by a killed run is removed."""
     # a folder no file can be added to (read-only, even with a lock file left in it): said now,
     # not at the first grid
+    from support.outputs import writable
     writable("--out", os.path.join(out, ".lock"))
     try:
         lock = open(os.path.join(out, ".lock"), "w")
