@@ -32,7 +32,7 @@ TINY = {
     "ldm": ["--image-size", 8, "--f", 2, "--z-channels", 2, "--ae-ch", 32, "--T", 10, "--ch", 32,
             "--ch-mult", 1, "--num-res-blocks", 1, "--attn-res", "", "--ae-steps", 1],
     "stargan": ["--image-size", 8, "--ngf", 4, "--ndf", 4, "--n-blocks", 1],
-    "srgan": ["--image-size", 8, "--B", 1, "--ngf", 4, "--ndf", 4, "--content", "mse"],
+    "srgan": ["--image-size", 8, "--B", 1, "--ngf", 4, "--content", "mse"],
 }
 # the models that train on the shapes' classes too (stargan always does)
 CLASSES = ["vae", "gan", "dcgan", "dcgan-lab", "stylegan", "ddpm", "ldm"]
