@@ -98,7 +98,8 @@ def data(name, cls, args, config, ck, proc):
     unpaired = getattr(cls, "unpaired", False)                  # cyclegan: A and B
     text = args.get("captions", False)                          # ldm: captions' token ids
     if unpaired:                                                # labels: the domain ids
-        images, labels, names, size = unpaired_dataset(args["data"], args["image_size"])
+        images, labels, names, size = unpaired_dataset(args["data"], args["image_size"],
+                                                       args["resize"])
     else:
         images, labels, names, size = dataset(
             args["data"], args["image_size"], args["classes"], paired, args["direction"], text,

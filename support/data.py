@@ -89,7 +89,7 @@ def dataset(source, size=None, classes=False, paired=False, direction="AtoB", ca
     return images, labels, names, size
 
 
-def unpaired_dataset(source, size=None):
+def unpaired_dataset(source, size=None, resize="crop"):
     """CycleGAN's --data -> images (N_A + N_B, L, L, C), domain ids (0: A, 1: B), None, S.
     Built in: the shapes' circles (A) <-> squares (B), L = S. A folder: ROOT/A and ROOT/B
     (or the public datasets' trainA and trainB), any names and counts, loaded at L =
@@ -101,11 +101,11 @@ def unpaired_dataset(source, size=None):
         a = images[labels // 4 == 0]
         b = images[labels // 4 == 1]
     else:
-        a, b = load_domains(source, round(size * 286 / 256))
+        a, b = load_domains(source, round(size * 286 / 256), resize)
     return np.concatenate([a, b]), np.repeat([0, 1], [len(a), len(b)]), None, size
 
 
-def load_domains(root, size):
+def load_domains(root, size, resize="crop"):
     """The folders ROOT/A and ROOT/B, or ROOT/trainA and ROOT/trainB -> two uint8 arrays."""
     from support.folders import load_folder
     if not os.path.isdir(root):
@@ -113,8 +113,8 @@ def load_domains(root, size):
     for names in (("A", "B"), ("trainA", "trainB")):
         a, b = (os.path.join(root, n) for n in names)
         if os.path.isdir(a) and os.path.isdir(b):
-            a = load_folder(a, size)[0]
-            b = load_folder(b, size)[0]
+            a = load_folder(a, size, resize=resize)[0]
+            b = load_folder(b, size, resize=resize)[0]
             # one domain grayscale: both RGB
             if a.shape[-1] != b.shape[-1]:
                 a, b = (np.repeat(x, 3, -1) if x.shape[-1] == 1 else x for x in (a, b))

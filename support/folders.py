@@ -54,7 +54,7 @@ def load_image(path, size, resize="crop"):
     return square(im, size, resize), im.mode in ("1", "L", "LA")
 
 
-def load_pair(path, size):
+def load_pair(path, size, resize="crop"):
     """A pair -> (size, size, 6) uint8, A's channels then B's: one side-by-side file A|B,
     or the two files (A, B) of the A/ and B/ folders."""
     if isinstance(path, tuple):
@@ -71,14 +71,14 @@ def load_pair(path, size):
                        "width")
         a = im.crop((0, 0, w // 2, h))
         b = im.crop((w // 2, 0, w, h))
-    return np.concatenate([square(a, size), square(b, size)], -1)
+    return np.concatenate([square(a, size, resize), square(b, size, resize)], -1)
 
 
 def decode(path, size, paired, resize):
     """One file or pair -> (pixels, grayscale), or 'path: why' when it cannot be read."""
     try:
         if paired:
-            return load_pair(path, size), False
+            return load_pair(path, size, resize), False
         return load_image(path, size, resize)
     except Fail:
         # a malformed pair stops the run, naming the file

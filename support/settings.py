@@ -40,10 +40,13 @@ UNLABELLED = {"pix2pix": "its condition is the input image of each pair",
 NEEDS = {"eval_n": {"eval_every": bool}, "eval_features": {"eval_every": bool},
          "lab_evaluator": {"eval_every": bool}, "lab_tests": {"lab_evaluator": bool},
          "objects": {"labels": bool}, "classes": {"labels": None, "captions": False},
-         "captions": {"labels": None}}
+         "captions": {"labels": None}, "resize": {"folder": True}}
 # a need in words; the setting that is no one flag
 SAID = {True: "set", bool: "set", None: "unset", False: "unset"}
-CONDITIONAL = "the model is conditional (--classes, --labels, --data scenes, ldm's --captions)"
+# needs that are no one flag, in words
+WORDS = {"conditional": "the model is conditional (--classes, --labels, --data scenes, "
+                        "ldm's --captions)",
+         "folder": "--data is a folder (the built-in shapes and scenes are drawn square)"}
 
 
 def parse(argv, usage):
@@ -149,7 +152,8 @@ def settings(name, cls, given):
                    f"give --steps above {ck['step']} to train on")
     applies(name, args)
     labelled = args["classes"] or args["labels"] or args["data"] == "scenes"
-    needs(cls, given, {**args, **config, "conditional": bool(labelled or args.get("captions"))})
+    needs(cls, given, {**args, **config, "conditional": bool(labelled or args.get("captions")),
+                       "folder": args["data"] not in BUILT_IN})
     if given.get("preview_steps", 0) > config.get("T", 0):
         raise Fail(f"--preview-steps is more than the model's T = {config['T']}: give at most T")
     for k, p in hp.items():
@@ -199,7 +203,7 @@ def needs(cls, given, setting):
             met = bool(v) if test is bool else v in test if type(test) is tuple else v == test
             if key in given and not met:
                 what = " or ".join(test) if type(test) is tuple else SAID.get(test, test)
-                unless = CONDITIONAL if other == "conditional" else f"{flag(other)} is {what}"
+                unless = WORDS.get(other, f"{flag(other)} is {what}")
                 raise Fail(f"{flag(key)} has no effect unless {unless}: change that, or drop it")
 
 

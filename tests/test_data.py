@@ -189,3 +189,24 @@ def test_captions_with_a_byte_order_mark(tmp_path, monkeypatch):
     (tmp_path / "captions.txt").write_text("a.png\ta red circle\n", encoding="utf-8-sig")
     _, labels, names, _ = dataset(str(tmp_path), 8, captions=True)
     assert names == ["a red circle"] and list(labels) == [0]
+
+
+def test_squash_keeps_the_edges_of_pairs_and_of_cyclegans_domains(tmp_path):
+    """--resize squash reaches every loader: a pair A|B and CycleGAN's A/ and B/ folders keep
+    their white left edge squashed, and lose it to the centre crop."""
+    from support.data import load_domains
+    from support.folders import load_pair
+    side = np.zeros((4, 8, 3), np.uint8)
+    side[:, :2] = 255                                             # a white left edge
+    Image.fromarray(np.concatenate([side, side], 1)).save(tmp_path / "pair.png")
+    for d in ("A", "B"):
+        os.makedirs(tmp_path / "domains" / d)
+        Image.fromarray(side).save(tmp_path / "domains" / d / "x.png")
+    squashed = load_pair(str(tmp_path / "pair.png"), 4, "squash")
+    cropped = load_pair(str(tmp_path / "pair.png"), 4)
+    assert squashed[:, 0].min() > 200 and squashed[:, 0, 3:].min() > 200
+    assert cropped[:, 0].max() == 0
+    a, b = load_domains(str(tmp_path / "domains"), 4, "squash")
+    assert a[0, :, 0].min() > 200 and b[0, :, 0].min() > 200
+    a, _ = load_domains(str(tmp_path / "domains"), 4)
+    assert a[0, :, 0].max() == 0

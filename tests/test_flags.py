@@ -61,7 +61,7 @@ def alt(key, v):
 
 def unmet(name, other, test):
     """Flags that leave a need unmet: the other setting at a value that fails the test."""
-    if other == "conditional":
+    if other in ("conditional", "folder"):
         return []
     cls = model_class(name)
     hp = hyperparameters(cls.__init__)
@@ -81,6 +81,8 @@ def met(other, test):
     """Flags that meet a need."""
     if other == "conditional":
         return ["--classes"]
+    if other == "folder":
+        return ["--data", "photos"]
     if test is None or test is False:
         return []
     if test is True or test is bool:
@@ -123,7 +125,7 @@ def test_a_flag_without_its_need_is_refused(cli, tmp_path, name, key, other, tes
     assert r.returncode == 1 and r.stderr.startswith("error: "), (argv, r.out)
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert f"{flag(key)} has no effect" in r.stderr, (argv, r.stderr)
-    assert other == "conditional" or flag(other) in r.stderr, r.stderr
+    assert other in ("conditional", "folder") or flag(other) in r.stderr, r.stderr
     assert not (tmp_path / "run").exists()
 
 
@@ -270,3 +272,11 @@ def test_every_keyword_acts_unless_its_needs_say_not(name):
                 silent.append((key, {k: w for k, w in config.items()
                                      if w != TINY[name][1].get(k, w)}, classes))
     assert not silent, f"{name}: keywords without effect, not in needs: {silent}"
+
+
+def test_resize_is_refused_on_the_built_in_data(cli, tmp_path):
+    """The shapes and scenes are drawn square: --resize would be ignored there."""
+    for data in ("shapes", "scenes"):
+        r = cli("train.py", "vae", "--data", data, "--resize", "squash", "--steps", 0,
+                "--out", tmp_path / data)
+        assert r.returncode == 1 and "--resize has no effect unless --data is a folder" in r.stderr

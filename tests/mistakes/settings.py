@@ -40,4 +40,9 @@ MISTAKES = [
             tests=FLAGS,
             shows="--preview-steps 10 is refused on a chain of 1000 steps, and --preview-steps "
                   "5000 is cut to T in silence"),
+    Mistake("support/settings.py", "--resize let through on the built-in data",
+            '"resize": {"folder": True}',
+            '"resize": {}',
+            tests="tests/test_flags.py",
+            shows="train.py vae --resize squash on the shapes trains as if it were not given"),
 ]
