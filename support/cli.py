@@ -82,15 +82,19 @@ REAL = Range(float)                         # any finite number
 # The models' numeric keywords (__init__, sample, animate) by name: one range each.
 RANGES = {
     # sizes and counts
-    "T": COUNT, "ch": COUNT, "ae_ch": COUNT, "max_ch": COUNT, "ngf": COUNT, "ndf": COUNT,
+    "ch": COUNT, "ae_ch": COUNT, "max_ch": COUNT, "ngf": COUNT, "ndf": COUNT,
     "hidden": COUNT, "z_dim": COUNT, "w_dim": COUNT, "z_channels": COUNT, "text_dim": COUNT,
-    "codebook_size": COUNT, "n_mlp": COUNT, "n_layers": COUNT, "num_res_blocks": COUNT,
-    "text_layers": COUNT, "max_len": COUNT, "mbstd_group": COUNT, "f": COUNT, "steps": COUNT,
+    "codebook_size": COUNT, "max_len": COUNT, "mbstd_group": COUNT, "f": COUNT, "steps": COUNT,
     "frames": COUNT, "ch_mult": COUNT, "attn_res": COUNT, "ae_steps": COUNT,   # 0: see --ae
+    # the noise schedule's steps: the papers use 1,000 to 4,000
+    "T": Range(int, 1, 100_000),
+    # layers and blocks, a module each: 100,000 take minutes to build, and more memory
+    "n_mlp": Range(int, 1, 100), "n_layers": Range(int, 1, 100),
+    "num_res_blocks": Range(int, 1, 100), "text_layers": Range(int, 1, 100),
     # D and G steps in one step (dcgan's D:G ratios), steps per G step: a step ends (Ctrl-C)
     "d_repeats": Range(int, 1, 100), "g_steps": Range(int, 1, 100), "n_critic": Range(int, 1, 100),
     # counts where 0 means off, none or the paper's choice
-    "n_blocks": COUNT0, "history": COUNT0, "mix": COUNT0,
+    "n_blocks": Range(int, 0, 100), "history": COUNT0, "mix": COUNT0,
     # weights of loss terms
     "beta": WEIGHT, "kl_weight": WEIGHT, "commitment": WEIGHT, "gp_lambda": WEIGHT,
     "lambda_cyc": WEIGHT, "lambda_identity": WEIGHT, "lambda_l1": WEIGHT, "gamma": WEIGHT,
@@ -217,9 +221,10 @@ def add_flags(parser, *fns):
             parser.add_argument(flag(name), type=rng or type(d), **kw)
 
 
-def fits(flag_name, value, nbytes, device="cpu"):
+def fits(flag_name, value, nbytes, device="cpu", fix=None):
     """A size refused before it is allocated: nbytes against the GPU's free memory, or on the
-    CPU the machine's physical memory (POSIX; elsewhere not checked)."""
+    CPU the machine's physical memory (POSIX; elsewhere not checked). fix: what to do, if
+    not a smaller flag_name."""
     if str(device).startswith("cuda"):
         have = torch.cuda.mem_get_info(torch.device(device))[0]
         where = "free on the GPU"
@@ -230,7 +235,7 @@ def fits(flag_name, value, nbytes, device="cpu"):
         return
     if nbytes > have:
         raise Fail(f"{flag_name} {value} needs {nbytes / 2**30:.1f} GiB, more than the "
-                   f"{have / 2**30:.1f} GiB {where}: choose a smaller {flag_name}")
+                   f"{have / 2**30:.1f} GiB {where}: {fix or f'choose a smaller {flag_name}'}")
 
 
 def read_checkpoint(path):

@@ -172,7 +172,7 @@ def settings(name, cls, given):
         device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
     # one batch; a grid, sampled at once
     fits("--image-size", size, args["batch_size"] // world * image, device)
-    network(name, config, size, args["batch_size"] // world, labelled)
+    network(name, config, size, args["batch_size"] // world, labelled, device)
     fits("--grid", args["grid"], args["grid"] * image, device)
     # --out a file, or read-only: said now, not after decoding images
     try:
@@ -207,11 +207,12 @@ def needs(cls, given, setting):
                 raise Fail(f"{flag(key)} has no effect unless {unless}: change that, or drop it")
 
 
-def network(name, config, size, batch, labelled=False):
+def network(name, config, size, batch, labelled=False, device="cpu"):
     """Network shapes that cannot work, refused with the reason before any work
     (GroupNorm's widths, the text encoder's heads, attention at no level, a minibatch-std
     group that does not divide a process's batch); then the model is built on the meta
-    device (no memory), so its own checks run now too. Used by train.py and bench.py."""
+    device (no memory), so its own checks run now too, and its weights, gradients, Adam's
+    moments and EMA copy must fit the device's memory. Used by train.py and bench.py."""
     c = config
     if c.get("mbstd_group") and batch % c["mbstd_group"]:
         raise Fail(f"--mbstd-group {c['mbstd_group']} does not divide the batch of "
@@ -247,4 +248,8 @@ def network(name, config, size, batch, labelled=False):
     classes = 2 if labelled else 0
     config = {"image_size": size, "channels": 3, "num_classes": classes, **config}
     with torch.device("meta"):
-        build_model(name, config)
+        model = build_model(name, config)
+    # float32 weights, their gradients, Adam's two moments, an EMA copy; and the buffers
+    n = sum(p.numel() for p in model.parameters())
+    nbytes = 5 * 4 * n + sum(b.numel() * b.element_size() for b in model.buffers())
+    fits(f"a {name} of", f"{n:,} parameters", nbytes, device, "choose smaller widths")

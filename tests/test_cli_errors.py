@@ -189,7 +189,7 @@ def test_sample_bad_input_gets_one_line(cli, tmp_path, args, message):
 @pytest.mark.parametrize("script, args, message", [
     # bench.py: train.py's ranges and network checks, before any model is timed
     ("measure/bench.py", ["--model", "ddpm", "--ch", 0], "--ch must be at least 1 (got 0)"),
-    ("measure/bench.py", ["--model", "ddpm", "--T", 0], "--T must be at least 1 (got 0)"),
+    ("measure/bench.py", ["--model", "ddpm", "--T", 0], "--T must be in [1, 100000] (got 0)"),
     ("measure/bench.py", ["-n", 0], "-n must be at least 1 (got 0)"),
     ("measure/bench.py", ["--steps", "nan"], "argument --steps: invalid int value: 'nan'"),
     ("measure/bench.py", ["--quick", "--image-size", -8], "--image-size must be at least 1"),

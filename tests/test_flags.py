@@ -280,3 +280,18 @@ def test_resize_is_refused_on_the_built_in_data(cli, tmp_path):
         r = cli("train.py", "vae", "--data", data, "--resize", "squash", "--steps", 0,
                 "--out", tmp_path / data)
         assert r.returncode == 1 and "--resize has no effect unless --data is a folder" in r.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ddpm", "--T", "1000000000"], "argument --T: must be in [1, 100000]"),
+    (["ddpm", "--num-res-blocks", "100000"], "argument --num-res-blocks: must be in [1, 100]"),
+    (["stylegan", "--n-mlp", "1000000"], "argument --n-mlp: must be in [1, 100]"),
+    (["vae", "--z-dim", "1000000000"], "parameters needs"),
+    (["ddpm", "--ch", "3200000"], "choose smaller widths"),
+])
+def test_a_model_no_run_can_build_is_one_line_before_the_data(cli, tmp_path, argv, message):
+    """Sizes a run cannot build (killed for memory, or minutes building modules before the
+    first step) are refused by their range, or by the model's memory, before any image."""
+    r = cli("train.py", *argv, "--steps", 0, "--out", tmp_path / "run")
+    assert r.returncode == 1 and message in r.stderr and "images" not in r.stdout, r.out
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -31,4 +31,16 @@ MISTAKES = [
             tests="tests/test_guidance.py",
             shows="--classifier-scale 1e30 is accepted: the guidance term swamps eps and every "
                   "pixel is drawn at the clip"),
+    Mistake(F, "--num-res-blocks without its upper bound",
+            '"num_res_blocks": Range(int, 1, 100)',
+            '"num_res_blocks": COUNT',
+            tests=ITEM_7,
+            shows="ddpm --num-res-blocks 100000 builds modules for minutes before the first "
+                  "step"),
+    Mistake(F, "the schedule's T without its upper bound",
+            '"T": Range(int, 1, 100_000),',
+            '"T": COUNT,',
+            tests=ITEM_7,
+            shows="ddpm --T 1000000000: the schedule's buffers fill the memory, the run is "
+                  "killed"),
 ]

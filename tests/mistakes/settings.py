@@ -45,4 +45,9 @@ MISTAKES = [
             '"resize": {}',
             tests="tests/test_flags.py",
             shows="train.py vae --resize squash on the shapes trains as if it were not given"),
+    Mistake("support/settings.py", "a model's memory counted from its buffers alone",
+            "nbytes = 5 * 4 * n + sum(b.numel() * b.element_size() for b in model.buffers())",
+            "nbytes = sum(b.numel() * b.element_size() for b in model.buffers())",
+            tests="tests/test_flags.py",
+            shows="vae --z-dim 1000000000 decodes the data, then fails on the allocation"),
 ]
