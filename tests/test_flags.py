@@ -283,9 +283,12 @@ def test_resize_is_refused_on_the_built_in_data(cli, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["ddpm", "--T", "1000000000"], "argument --T: must be in [1, 100000]"),
-    (["ddpm", "--num-res-blocks", "100000"], "argument --num-res-blocks: must be in [1, 100]"),
-    (["stylegan", "--n-mlp", "1000000"], "argument --n-mlp: must be in [1, 100]"),
+    # just past each bound, on small widths: without the bound the run is cheap, and ends
+    (["ddpm", "--T", "100001", "--ch", "32", "--ch-mult", "1"],
+     "argument --T: must be in [1, 100000]"),
+    (["ddpm", "--num-res-blocks", "101", "--ch", "32", "--ch-mult", "1"],
+     "argument --num-res-blocks: must be in [1, 100]"),
+    (["stylegan", "--n-mlp", "101"], "argument --n-mlp: must be in [1, 100]"),
     (["vae", "--z-dim", "1000000000"], "parameters needs"),
     (["ddpm", "--ch", "3200000"], "choose smaller widths"),
 ])
