@@ -14,12 +14,12 @@ import argparse, sys
 from contextlib import nullcontext
 import torch
 from support.cli import COUNT, SEED, Fail, Parser, add_flags, build_model
-from support.cli import compile_sampling, hyperparameters, load_checkpoint, watched
+from support.cli import hyperparameters, load_checkpoint, watched
 from support.guidance import flags as guidance_flags, guide
 from support.invert import invert_flags, inversion
 from support.pictures import finite, grid, numbered, save_animation, save_each, to_folder
-from support.sampling import check, conditions, given_knobs, load_weights, refuse
-from support.sampling import warn_of_a_long_prompt
+from support.sampling import check, compile_sampling, conditions, given_knobs
+from support.sampling import load_weights, refuse, warn_of_a_long_prompt
 from support.translate import kind, translate
 
 

@@ -31,8 +31,9 @@ import torch
 from PIL import Image
 from train import build, data, make_batches, processes, train_step
 from support.cli import COUNT, MODELS, Fail, Parser, add_flags, compile_objectives
-from support.cli import compile_sampling, hyperparameters, model_class
+from support.cli import hyperparameters, model_class
 from support.outputs import named, writable
+from support.sampling import compile_sampling
 from support.settings import TRAIN_DEFAULTS, network
 
 # the peak memory on the CPU (POSIX)

@@ -290,43 +290,6 @@ def claim(out):
     return lock
 
 
-def condition(ck, args, n, device):
-    """sample.py's --label as a (n,) LongTensor, or None (no classes, every class in turn,
-    or --conditions, read by sample.py with the checkpoint's object names)."""
-    names = ck.get("class_names") or []
-    k = ck["config"].get("num_classes", 0)
-    if not k and (args.label is not None or args.conditions):
-        flag = "--label" if args.label is not None else "--conditions"
-        raise Fail(f"{flag} given, but this {ck['model']} was trained without classes")
-    if args.label is None:
-        return None
-    if args.label in names:
-        label = names.index(args.label)
-    else:
-        label = int(args.label) if args.label.isdigit() else -1
-    if not 0 <= label < k:
-        choices = f" or one of: {', '.join(names)}" if names else ""
-        raise Fail(f"unknown label '{args.label}': use 0..{k - 1}" + choices)
-    return torch.full((n,), label, dtype=torch.long, device=device)
-
-
-def compile_sampling(model, cuda):
-    """sample.py --compile: torch.compile, in place, the networks the model names in its
-    `sampling_networks` (dotted paths: "G", "diffusion.net"). On CUDA with CUDA graphs
-    ("reduce-overhead"): a 1,000-step loop of small kernels is bound by their launches."""
-    mode = "reduce-overhead" if cuda else None
-    for path in model.sampling_networks:
-        *parents, name = path.split(".")
-        owner = model
-        for parent in parents:
-            owner = getattr(owner, parent)
-        f = getattr(owner, name)
-        if isinstance(f, torch.nn.Module):
-            f.compile(mode=mode)
-        else:
-            setattr(owner, name, torch.compile(f, mode=mode))
-
-
 def compile_objectives(model):
     """train.py --compile: each objective (networks and loss maths) one graph; a model may
     name its own objectives in `compiled`."""

@@ -28,9 +28,10 @@ import math
 import os
 import torch
 from PIL import Image, ImageDraw
-from support.cli import COUNT, Fail, condition, flag, hyperparameters
+from support.cli import COUNT, Fail, flag, hyperparameters
 from support.outputs import named
 from support.pictures import destination, grid, save_each, to_folder
+from support.sampling import condition
 from support.translate import inputs, names, read
 
 
