@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from support.cli import Fail, build_model, command, load_checkpoint
 from support.classifier import load_classifier, train_classifier
-from support.features import features_and_probs, load_inception, read_folder, read_pairs, reads
+from support.features import as_read, features_and_probs, load_inception, read_folder
+from support.features import read_pairs, reads
 from support.outputs import named, writable
 from support.pictures import to_uint8
 from support.report import parse, table
@@ -251,12 +252,7 @@ def features_of(spec, device):
 def measure(args, device):
     """SAMPLES (and --ref REAL) -> a dict of figures: IS, conditional accuracy, FD, KID,
     P/R."""
-    use = args.features or ("classifier" if args.classifier else "inception")
-    if use == "classifier" and not args.classifier:
-        raise Fail("--features classifier needs --classifier PATH (from --train-classifier DIR)")
-    clf, ck = load_classifier(args.classifier) if args.classifier else (None, None)
-    net = (clf if use == "classifier" else load_inception(args.inception_weights)).to(device)
-    size, C = reads(ck if use == "classifier" else None)
+    use, net, (size, C), clf, ck = feature_network(args, device)
     folder = args.samples
     split = has_classes(folder)
     images, labels, names = read_folder(folder, size, classes=split)
@@ -391,24 +387,29 @@ def path_length(args, device):
             "PPL": trimmed_mean(torch.cat(d).numpy())}
 
 
-def float_features(args, device):
-    """--features' network as a function of images (B, C, H, W) in [-1, 1], not rounded to
-    8 bits: PPL's pairs differ by far less than one level."""
+def feature_network(args, device):
+    """--features' network, a classifier's (--classifier) or Inception's -> its name, the
+    network, the size and channels it reads; and the classifier with its checkpoint, if
+    given (measure's conditional accuracy reads it whatever the features)."""
     use = args.features or ("classifier" if args.classifier else "inception")
     if use == "classifier" and not args.classifier:
         raise Fail("--features classifier needs --classifier PATH (from --train-classifier DIR)")
-    net, ck = (load_classifier(args.classifier) if use == "classifier"
-               else (load_inception(args.inception_weights), None))
-    net.to(device)
-    size, C = reads(ck)
+    clf, ck = load_classifier(args.classifier) if args.classifier else (None, None)
+    net = (clf if use == "classifier" else load_inception(args.inception_weights)).to(device)
+    return use, net, reads(ck if use == "classifier" else None), clf, ck
+
+
+def float_features(args, device):
+    """--features' network as a function of images (B, C, H, W) in [-1, 1], not rounded to
+    8 bits: PPL's pairs differ by far less than one level."""
+    use, net, (size, C), _, _ = feature_network(args, device)
 
     def features(x):
         # [0, 1], at the network's size and channels
         x = (x.float() + 1) / 2
         if size is not None:
             x = F.interpolate(x, size, mode="bilinear", antialias=True)
-        x = x.mean(1, keepdim=True) if C == 1 else x.expand(-1, 3, -1, -1)
-        return net(x)[0].double()
+        return net(as_read(x, C))[0].double()
 
     return use, features
 

@@ -37,6 +37,14 @@ def reads(ck):
     return (None, 3) if ck is None else (ck["image_size"], ck["config"]["channels"])
 
 
+def as_read(x, channels):
+    """Images (B, C, S, S) in [0, 1] -> the channels a network reads: gray for a classifier
+    of gray images, RGB from gray for an RGB one."""
+    if channels == 1:
+        return x.mean(1, keepdim=True)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
 @torch.no_grad()
 def features_and_probs(net, images, channels, device, batch=200):
     """(N, S, S, C) uint8 -> features and softmax probabilities, float64 numpy. float32
@@ -47,13 +55,7 @@ def features_and_probs(net, images, channels, device, batch=200):
         x = torch.from_numpy(images[lo:lo + batch]).to(device)
         # (B, C, S, S) in [0, 1]
         x = x.permute(0, 3, 1, 2).float() / 255
-        if channels == 1:
-            # a classifier of gray images
-            x = x.mean(1, keepdim=True)
-        elif x.shape[1] == 1:
-            # gray images, an RGB network
-            x = x.expand(-1, 3, -1, -1)
-        f, logits = net(x)
+        f, logits = net(as_read(x, channels))
         feats.append(f.double().cpu())
         probs.append(logits.double().softmax(1).cpu())
     return torch.cat(feats).numpy(), torch.cat(probs).numpy()
